@@ -1005,7 +1005,7 @@ func apiKeys() []int16 {
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type ProduceRequest struct {
 	// The transactional ID, or null if the producer is not transactional.
-	TransactionalID *string `kafka:"versions=3+,nullable=3+"`
+	TransactionalID *string `kafka:"versions=3+ nullable=3+"`
 	// The number of acknowledgments the producer requires the leader to have received before
 	// considering a request complete. Allowed values: 0 for no acknowledgments, 1 for only the leader
 	// and -1 for the full ISR.
@@ -1133,7 +1133,7 @@ type ProduceRequestTopicDataPartitionData struct {
 	// The partition index.
 	Index int32 `kafka:"versions=0+"`
 	// The record data to be produced.
-	Records []byte `kafka:"versions=0+,nullable=0+"`
+	Records []byte `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -1172,7 +1172,7 @@ type ProduceResponse struct {
 	ThrottleTimeMs int32 `kafka:"versions=1+"`
 	// Endpoints for all current leaders enumerated in PartitionProduceResponses, with errors
 	// NOT_LEADER_OR_FOLLOWER (KIP-951).
-	NodeEndpoints []ProduceResponseNodeEndpoint `kafka:"versions=10+,tag=0"`
+	NodeEndpoints []ProduceResponseNodeEndpoint `kafka:"versions=10+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -1326,9 +1326,9 @@ type ProduceResponseResponsePartitionResponse struct {
 	RecordErrors []ProduceResponseResponsePartitionResponseRecordError `kafka:"versions=8+"`
 	// The global error message summarizing the common root cause of the records that caused the batch
 	// to be dropped
-	ErrorMessage *string `kafka:"versions=8+,nullable=8+"`
+	ErrorMessage *string `kafka:"versions=8+ nullable=8+"`
 	// The leader broker that the producer should use for future requests (KIP-951).
-	CurrentLeader *ProduceResponseResponsePartitionResponseCurrentLeader `kafka:"versions=10+,tag=0"`
+	CurrentLeader *ProduceResponseResponsePartitionResponseCurrentLeader `kafka:"versions=10+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -1415,7 +1415,7 @@ type ProduceResponseResponsePartitionResponseRecordError struct {
 	// The batch index of the record that cause the batch to be dropped
 	BatchIndex int32 `kafka:"versions=8+"`
 	// The error message of the record that caused the batch to be dropped
-	BatchIndexErrorMessage *string `kafka:"versions=8+,nullable=8+"`
+	BatchIndexErrorMessage *string `kafka:"versions=8+ nullable=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -1482,7 +1482,7 @@ type ProduceResponseNodeEndpoint struct {
 	NodeID int32   `kafka:"versions=10+"`
 	Host   string  `kafka:"versions=10+"`
 	Port   int32   `kafka:"versions=10+"`
-	Rack   *string `kafka:"versions=10+,nullable=10+"`
+	Rack   *string `kafka:"versions=10+ nullable=10+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=10+"`
 }
@@ -1544,9 +1544,9 @@ type FetchRequest struct {
 	// Rack ID of the consumer making this request
 	RackID string `kafka:"versions=11+"`
 	// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
-	ClusterID *string `kafka:"versions=12+,nullable=12+,tag=0"`
+	ClusterID *string `kafka:"versions=12+ nullable=12+ tag=0"`
 	// The state of the replica in the follower (brokers only).
-	ReplicaState *FetchRequestReplicaState `kafka:"versions=15+,tag=1"`
+	ReplicaState *FetchRequestReplicaState `kafka:"versions=15+ tag=1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
@@ -1765,7 +1765,7 @@ type FetchRequestTopicPartition struct {
 	// honored.
 	PartitionMaxBytes int32 `kafka:"versions=0+"`
 	// The directory id of the follower fetching (brokers only).
-	ReplicaDirectoryID *UUID `kafka:"versions=17+,tag=0"`
+	ReplicaDirectoryID *UUID `kafka:"versions=17+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
@@ -1933,7 +1933,7 @@ type FetchResponse struct {
 	Responses []FetchResponseResponse `kafka:"versions=0+"`
 	// Endpoints for all current leaders enumerated in PartitionData, with errors
 	// NOT_LEADER_OR_FOLLOWER (KIP-951).
-	NodeEndpoints []FetchResponseNodeEndpoint `kafka:"versions=16+,tag=0"`
+	NodeEndpoints []FetchResponseNodeEndpoint `kafka:"versions=16+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
@@ -2106,21 +2106,21 @@ type FetchResponseResponsePartition struct {
 	// The current log start offset.
 	LogStartOffset int64 `kafka:"versions=5+"`
 	// The aborted transactions.
-	AbortedTransactions []FetchResponseResponsePartitionAbortedTransaction `kafka:"versions=4+,nullable=4+"`
+	AbortedTransactions []FetchResponseResponsePartitionAbortedTransaction `kafka:"versions=4+ nullable=4+"`
 	// The preferred read replica for the consumer to use on its next fetch request
 	PreferredReadReplica int32 `kafka:"versions=11+"`
 	// The record data.
-	Records []byte `kafka:"versions=0+,nullable=0+"`
+	Records []byte `kafka:"versions=0+ nullable=0+"`
 	// In case divergence is detected based on the LastFetchedEpoch and FetchOffset in the request,
 	// this field indicates the largest epoch and its end offset such that subsequent records are known
 	// to diverge (KIP-320).
-	DivergingEpoch *FetchResponseResponsePartitionDivergingEpoch `kafka:"versions=12+,tag=0"`
+	DivergingEpoch *FetchResponseResponsePartitionDivergingEpoch `kafka:"versions=12+ tag=0"`
 	// The current leader of the partition, when the request failed with NOT_LEADER_OR_FOLLOWER or
 	// FENCED_LEADER_EPOCH (KIP-951).
-	CurrentLeader *FetchResponseResponsePartitionCurrentLeader `kafka:"versions=12+,tag=1"`
+	CurrentLeader *FetchResponseResponsePartitionCurrentLeader `kafka:"versions=12+ tag=1"`
 	// In the case of fetching an offset less than the LogStartOffset, this is the end offset and epoch
 	// that should be used in the FetchSnapshot request.
-	SnapshotID *FetchResponseResponsePartitionSnapshotID `kafka:"versions=12+,tag=2"`
+	SnapshotID *FetchResponseResponsePartitionSnapshotID `kafka:"versions=12+ tag=2"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
@@ -2369,7 +2369,7 @@ type FetchResponseNodeEndpoint struct {
 	NodeID int32   `kafka:"versions=16+"`
 	Host   string  `kafka:"versions=16+"`
 	Port   int32   `kafka:"versions=16+"`
-	Rack   *string `kafka:"versions=16+,nullable=16+"`
+	Rack   *string `kafka:"versions=16+ nullable=16+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=16+"`
 }
@@ -2772,7 +2772,7 @@ func (m *ListOffsetsResponseTopicPartition) decode(d *decoder, v int16, flex boo
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type MetadataRequest struct {
 	// The topics to fetch metadata for.
-	Topics []MetadataRequestTopic `kafka:"versions=0+,nullable=1+"`
+	Topics []MetadataRequestTopic `kafka:"versions=0+ nullable=1+"`
 	// If this is true, the broker may auto-create topics that we requested which do not already exist,
 	// if it is configured to do so.
 	AllowAutoTopicCreation bool `kafka:"versions=4+"`
@@ -2865,7 +2865,7 @@ type MetadataRequestTopic struct {
 	// The topic id.
 	TopicID UUID `kafka:"versions=10+"`
 	// The topic name.
-	Name *string `kafka:"versions=0+,nullable=10+"`
+	Name *string `kafka:"versions=0+ nullable=10+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -2915,7 +2915,7 @@ type MetadataResponse struct {
 	// A list of brokers present in the cluster.
 	Brokers []MetadataResponseBroker `kafka:"versions=0+"`
 	// The cluster ID that responding broker belongs to.
-	ClusterID *string `kafka:"versions=2+,nullable=2+"`
+	ClusterID *string `kafka:"versions=2+ nullable=2+"`
 	// The ID of the controller broker.
 	ControllerID int32 `kafka:"versions=1+"`
 	// Each topic in the response.
@@ -3026,7 +3026,7 @@ type MetadataResponseBroker struct {
 	// The broker port.
 	Port int32 `kafka:"versions=0+"`
 	// The rack of the broker, or null if it has not been assigned to a rack.
-	Rack *string `kafka:"versions=1+,nullable=1+"`
+	Rack *string `kafka:"versions=1+ nullable=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -3069,7 +3069,7 @@ type MetadataResponseTopic struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The topic name. Null for non-existing topics queried by ID. This is never null when ErrorCode is
 	// zero. One of Name and TopicId is always populated.
-	Name *string `kafka:"versions=0+,nullable=12+"`
+	Name *string `kafka:"versions=0+ nullable=12+"`
 	// The topic id. Zero for non-existing topics queried by name. This is never zero when ErrorCode is
 	// zero. One of Name and TopicId is always populated.
 	TopicID UUID `kafka:"versions=10+"`
@@ -4566,7 +4566,7 @@ type UpdateMetadataRequestLiveBroker struct {
 	// The broker endpoints.
 	Endpoints []UpdateMetadataRequestLiveBrokerEndpoint `kafka:"versions=1+"`
 	// The rack which this broker belongs to.
-	Rack *string `kafka:"versions=2+,nullable=2+"`
+	Rack *string `kafka:"versions=2+ nullable=2+"`
 	// The broker hostname.
 	V0Host string `kafka:"versions=0"`
 	// The broker port.
@@ -4917,7 +4917,7 @@ type OffsetCommitRequest struct {
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=1+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=7+,nullable=7+"`
+	GroupInstanceID *string `kafka:"versions=7+ nullable=7+"`
 	// The time period in ms to retain the offset.
 	RetentionTimeMs int64 `kafka:"versions=2-4"`
 	// The topics to commit offsets for.
@@ -5063,7 +5063,7 @@ type OffsetCommitRequestTopicPartition struct {
 	// The timestamp of the commit.
 	CommitTimestamp int64 `kafka:"versions=1"`
 	// Any associated metadata the client wants to keep.
-	CommittedMetadata *string `kafka:"versions=0+,nullable=0+"`
+	CommittedMetadata *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=8+"`
 }
@@ -5265,7 +5265,7 @@ type OffsetFetchRequest struct {
 	// The group to fetch offsets for.
 	GroupID string `kafka:"versions=0-7"`
 	// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
-	Topics []OffsetFetchRequestTopic `kafka:"versions=0-7,nullable=2-7"`
+	Topics []OffsetFetchRequestTopic `kafka:"versions=0-7 nullable=2-7"`
 	// Whether broker should hold on returning unstable offsets but set a retriable error code for the
 	// partitions.
 	RequireStable bool `kafka:"versions=7+"`
@@ -5366,11 +5366,11 @@ type OffsetFetchRequestGroup struct {
 	// The group ID.
 	GroupID string `kafka:"versions=8+"`
 	// The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
-	MemberID *string `kafka:"versions=9+,nullable=9+"`
+	MemberID *string `kafka:"versions=9+ nullable=9+"`
 	// The member epoch if using the new consumer protocol (KIP-848).
 	MemberEpoch int32 `kafka:"versions=9+"`
 	// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
-	Topics []OffsetFetchRequestGroupTopic `kafka:"versions=8+,nullable=8+"`
+	Topics []OffsetFetchRequestGroupTopic `kafka:"versions=8+ nullable=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=8+"`
 }
@@ -5703,7 +5703,7 @@ type OffsetFetchResponseGroupTopicPartition struct {
 	// The leader epoch.
 	CommittedLeaderEpoch int32 `kafka:"versions=8+"`
 	// The partition metadata.
-	Metadata *string `kafka:"versions=8+,nullable=8+"`
+	Metadata *string `kafka:"versions=8+ nullable=8+"`
 	// The partition-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5791,7 +5791,7 @@ type OffsetFetchResponseTopicPartition struct {
 	// The leader epoch.
 	CommittedLeaderEpoch int32 `kafka:"versions=5-7"`
 	// The partition metadata.
-	Metadata *string `kafka:"versions=0-7,nullable=0-7"`
+	Metadata *string `kafka:"versions=0-7 nullable=0-7"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0-7"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5930,7 +5930,7 @@ type FindCoordinatorResponse struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0-3"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=1-3,nullable=1-3"`
+	ErrorMessage *string `kafka:"versions=1-3 nullable=1-3"`
 	// The node id.
 	NodeID int32 `kafka:"versions=0-3"`
 	// The host name.
@@ -6052,7 +6052,7 @@ type FindCoordinatorResponseCoordinator struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=4+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=4+,nullable=4+"`
+	ErrorMessage *string `kafka:"versions=4+ nullable=4+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -6103,13 +6103,13 @@ type JoinGroupRequest struct {
 	// The member id assigned by the group coordinator.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=5+,nullable=5+"`
+	GroupInstanceID *string `kafka:"versions=5+ nullable=5+"`
 	// The unique name the for class of protocols implemented by the group we want to join.
 	ProtocolType string `kafka:"versions=0+"`
 	// The list of protocols that the member supports.
 	Protocols []JoinGroupRequestProtocol `kafka:"versions=0+"`
 	// The reason why the member (re-)joins the group.
-	Reason *string `kafka:"versions=8+,nullable=8+"`
+	Reason *string `kafka:"versions=8+ nullable=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6+"`
 }
@@ -6243,9 +6243,9 @@ type JoinGroupResponse struct {
 	// The generation ID of the group.
 	GenerationID int32 `kafka:"versions=0+"`
 	// The group protocol name.
-	ProtocolType *string `kafka:"versions=7+,nullable=7+"`
+	ProtocolType *string `kafka:"versions=7+ nullable=7+"`
 	// The group protocol selected by the coordinator.
-	ProtocolName *string `kafka:"versions=0+,nullable=7+"`
+	ProtocolName *string `kafka:"versions=0+ nullable=7+"`
 	// The leader of the group.
 	Leader string `kafka:"versions=0+"`
 	// True if the leader must skip running the assignment.
@@ -6355,7 +6355,7 @@ type JoinGroupResponseMember struct {
 	// The group member ID.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=5+,nullable=5+"`
+	GroupInstanceID *string `kafka:"versions=5+ nullable=5+"`
 	// The group member metadata.
 	Metadata []byte `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -6402,7 +6402,7 @@ type HeartbeatRequest struct {
 	// The member ID.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=3+,nullable=3+"`
+	GroupInstanceID *string `kafka:"versions=3+ nullable=3+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -6622,9 +6622,9 @@ type LeaveGroupRequestMember struct {
 	// The member ID to remove from the group.
 	MemberID string `kafka:"versions=3+"`
 	// The group instance ID to remove from the group.
-	GroupInstanceID *string `kafka:"versions=3+,nullable=3+"`
+	GroupInstanceID *string `kafka:"versions=3+ nullable=3+"`
 	// The reason why the member left the group.
-	Reason *string `kafka:"versions=5+,nullable=5+"`
+	Reason *string `kafka:"versions=5+ nullable=5+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -6747,7 +6747,7 @@ type LeaveGroupResponseMember struct {
 	// The member ID to remove from the group.
 	MemberID string `kafka:"versions=3+"`
 	// The group instance ID to remove from the group.
-	GroupInstanceID *string `kafka:"versions=3+,nullable=3+"`
+	GroupInstanceID *string `kafka:"versions=3+ nullable=3+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=3+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -6790,11 +6790,11 @@ type SyncGroupRequest struct {
 	// The member ID assigned by the group.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=3+,nullable=3+"`
+	GroupInstanceID *string `kafka:"versions=3+ nullable=3+"`
 	// The group protocol type.
-	ProtocolType *string `kafka:"versions=5+,nullable=5+"`
+	ProtocolType *string `kafka:"versions=5+ nullable=5+"`
 	// The group protocol name.
-	ProtocolName *string `kafka:"versions=5+,nullable=5+"`
+	ProtocolName *string `kafka:"versions=5+ nullable=5+"`
 	// Each assignment.
 	Assignments []SyncGroupRequestAssignment `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -6926,9 +6926,9 @@ type SyncGroupResponse struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The group protocol type.
-	ProtocolType *string `kafka:"versions=5+,nullable=5+"`
+	ProtocolType *string `kafka:"versions=5+ nullable=5+"`
 	// The group protocol name.
-	ProtocolName *string `kafka:"versions=5+,nullable=5+"`
+	ProtocolName *string `kafka:"versions=5+ nullable=5+"`
 	// The member assignment.
 	Assignment []byte `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -7225,7 +7225,7 @@ type DescribeGroupsResponseGroupMember struct {
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=4+,nullable=4+"`
+	GroupInstanceID *string `kafka:"versions=4+ nullable=4+"`
 	// The client ID used in the member's latest join group request.
 	ClientID string `kafka:"versions=0+"`
 	// The client host.
@@ -7671,15 +7671,15 @@ type ApiVersionsResponse struct {
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=1+"`
 	// Features supported by the broker.
-	SupportedFeatures []ApiVersionsResponseSupportedFeature `kafka:"versions=3+,tag=0"`
+	SupportedFeatures []ApiVersionsResponseSupportedFeature `kafka:"versions=3+ tag=0"`
 	// The monotonically increasing epoch for the finalized features information. Absent means unknown
 	// (-1).
-	FinalizedFeaturesEpoch *int64 `kafka:"versions=3+,tag=1"`
+	FinalizedFeaturesEpoch *int64 `kafka:"versions=3+ tag=1"`
 	// List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch
 	// is set.
-	FinalizedFeatures []ApiVersionsResponseFinalizedFeature `kafka:"versions=3+,tag=2"`
+	FinalizedFeatures []ApiVersionsResponseFinalizedFeature `kafka:"versions=3+ tag=2"`
 	// Set by a KRaft controller if the required configurations for ZK migration are present.
-	ZkMigrationReady *bool `kafka:"versions=3+,tag=3"`
+	ZkMigrationReady *bool `kafka:"versions=3+ tag=3"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -8125,7 +8125,7 @@ type CreateTopicsRequestTopicConfig struct {
 	// The configuration name.
 	Name string `kafka:"versions=0+"`
 	// The configuration value.
-	Value *string `kafka:"versions=0+,nullable=0+"`
+	Value *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=5+"`
 }
@@ -8238,15 +8238,15 @@ type CreateTopicsResponseTopic struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=1+,nullable=1+"`
+	ErrorMessage *string `kafka:"versions=1+ nullable=1+"`
 	// Number of partitions of the topic.
 	NumPartitions int32 `kafka:"versions=5+"`
 	// Replication factor of the topic.
 	ReplicationFactor int16 `kafka:"versions=5+"`
 	// Configuration of the topic.
-	Configs []CreateTopicsResponseTopicConfig `kafka:"versions=5+,nullable=5+"`
+	Configs []CreateTopicsResponseTopicConfig `kafka:"versions=5+ nullable=5+"`
 	// Optional topic config error returned if configs are not returned in the response.
-	TopicConfigErrorCode *int16 `kafka:"versions=5+,tag=0"`
+	TopicConfigErrorCode *int16 `kafka:"versions=5+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=5+"`
 }
@@ -8337,7 +8337,7 @@ type CreateTopicsResponseTopicConfig struct {
 	// The configuration name.
 	Name string `kafka:"versions=5+"`
 	// The configuration value.
-	Value *string `kafka:"versions=5+,nullable=5+"`
+	Value *string `kafka:"versions=5+ nullable=5+"`
 	// True if the configuration is read-only.
 	ReadOnly bool `kafka:"versions=5+"`
 	// The configuration source.
@@ -8472,7 +8472,7 @@ func (m *DeleteTopicsRequest) decode(d *decoder, v int16, flex bool) {
 // DeleteTopicsRequestTopic is a part of DeleteTopicsRequest (the Topics field).
 type DeleteTopicsRequestTopic struct {
 	// The topic name
-	Name *string `kafka:"versions=6+,nullable=6+"`
+	Name *string `kafka:"versions=6+ nullable=6+"`
 	// The unique topic ID
 	TopicID UUID `kafka:"versions=6+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -8581,13 +8581,13 @@ func (m *DeleteTopicsResponse) decode(d *decoder, v int16, flex bool) {
 // DeleteTopicsResponseResponse is a part of DeleteTopicsResponse (the Responses field).
 type DeleteTopicsResponseResponse struct {
 	// The topic name
-	Name *string `kafka:"versions=0+,nullable=6+"`
+	Name *string `kafka:"versions=0+ nullable=6+"`
 	// the unique topic ID
 	TopicID UUID `kafka:"versions=6+"`
 	// The deletion error, or 0 if the deletion succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=5+,nullable=5+"`
+	ErrorMessage *string `kafka:"versions=5+ nullable=5+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -8938,7 +8938,7 @@ func (m *DeleteRecordsResponseTopicPartition) decode(d *decoder, v int16, flex b
 // from version 2. Fields list the versions that carry them in their kafka struct tag.
 type InitProducerIdRequest struct {
 	// The transactional id, or null if the producer is not transactional.
-	TransactionalID *string `kafka:"versions=0+,nullable=0+"`
+	TransactionalID *string `kafka:"versions=0+ nullable=0+"`
 	// The time in ms to wait before aborting idle transactions sent by this producer. This is only
 	// relevant if a TransactionalId has been defined.
 	TransactionTimeoutMs int32 `kafka:"versions=0+"`
@@ -10599,7 +10599,7 @@ type TxnOffsetCommitRequest struct {
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=3+"`
 	// The unique identifier of the consumer instance provided by end user.
-	GroupInstanceID *string `kafka:"versions=3+,nullable=3+"`
+	GroupInstanceID *string `kafka:"versions=3+ nullable=3+"`
 	// Each topic that we want to commit offsets for.
 	Topics []TxnOffsetCommitRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -10741,7 +10741,7 @@ type TxnOffsetCommitRequestTopicPartition struct {
 	// The leader epoch of the last consumed record.
 	CommittedLeaderEpoch int32 `kafka:"versions=2+"`
 	// Any associated metadata the client wants to keep.
-	CommittedMetadata *string `kafka:"versions=0+,nullable=0+"`
+	CommittedMetadata *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -10932,13 +10932,13 @@ type DescribeAclsRequest struct {
 	// The resource type.
 	ResourceTypeFilter int8 `kafka:"versions=0+"`
 	// The resource name, or null to match any resource name.
-	ResourceNameFilter *string `kafka:"versions=0+,nullable=0+"`
+	ResourceNameFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The resource pattern to match.
 	PatternTypeFilter int8 `kafka:"versions=1+"`
 	// The principal to match, or null to match any principal.
-	PrincipalFilter *string `kafka:"versions=0+,nullable=0+"`
+	PrincipalFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The host to match, or null to match any host.
-	HostFilter *string `kafka:"versions=0+,nullable=0+"`
+	HostFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The operation to match.
 	Operation int8 `kafka:"versions=0+"`
 	// The permission type to match.
@@ -11022,7 +11022,7 @@ type DescribeAclsResponse struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// Each Resource that is referenced in an ACL.
 	Resources []DescribeAclsResponseResource `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -11389,7 +11389,7 @@ type CreateAclsResponseResult struct {
 	// The result error, or zero if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The result message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -11490,13 +11490,13 @@ type DeleteAclsRequestFilter struct {
 	// The resource type.
 	ResourceTypeFilter int8 `kafka:"versions=0+"`
 	// The resource name.
-	ResourceNameFilter *string `kafka:"versions=0+,nullable=0+"`
+	ResourceNameFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The pattern type.
 	PatternTypeFilter int8 `kafka:"versions=1+"`
 	// The principal filter, or null to accept all principals.
-	PrincipalFilter *string `kafka:"versions=0+,nullable=0+"`
+	PrincipalFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The host filter, or null to accept all hosts.
-	HostFilter *string `kafka:"versions=0+,nullable=0+"`
+	HostFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The ACL operation.
 	Operation int8 `kafka:"versions=0+"`
 	// The permission type.
@@ -11619,7 +11619,7 @@ type DeleteAclsResponseFilterResult struct {
 	// The error code, or 0 if the filter succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if the filter succeeded.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The ACLs which matched this filter.
 	MatchingAcls []DeleteAclsResponseFilterResultMatchingAcl `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -11666,7 +11666,7 @@ type DeleteAclsResponseFilterResultMatchingAcl struct {
 	// The deletion error code, or 0 if the deletion succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The deletion error message, or null if the deletion succeeded.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The ACL resource type.
 	ResourceType int8 `kafka:"versions=0+"`
 	// The ACL resource name.
@@ -11817,7 +11817,7 @@ type DescribeConfigsRequestResource struct {
 	// The resource name.
 	ResourceName string `kafka:"versions=0+"`
 	// The configuration keys to list, or null to list all configuration keys.
-	ConfigurationKeys []string `kafka:"versions=0+,nullable=0+"`
+	ConfigurationKeys []string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -11932,7 +11932,7 @@ type DescribeConfigsResponseResult struct {
 	// The error code, or 0 if we were able to successfully describe the configurations.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if we were able to successfully describe the configurations.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The resource type.
 	ResourceType int8 `kafka:"versions=0+"`
 	// The resource name.
@@ -11986,7 +11986,7 @@ type DescribeConfigsResponseResultConfig struct {
 	// The configuration name.
 	Name string `kafka:"versions=0+"`
 	// The configuration value.
-	Value *string `kafka:"versions=0+,nullable=0+"`
+	Value *string `kafka:"versions=0+ nullable=0+"`
 	// True if the configuration is read-only.
 	ReadOnly bool `kafka:"versions=0+"`
 	// The configuration source.
@@ -12001,7 +12001,7 @@ type DescribeConfigsResponseResultConfig struct {
 	// SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD
 	ConfigType int8 `kafka:"versions=3+"`
 	// The configuration documentation.
-	Documentation *string `kafka:"versions=3+,nullable=3+"`
+	Documentation *string `kafka:"versions=3+ nullable=3+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -12078,7 +12078,7 @@ type DescribeConfigsResponseResultConfigSynonym struct {
 	// The synonym name.
 	Name string `kafka:"versions=1+"`
 	// The synonym value.
-	Value *string `kafka:"versions=1+,nullable=1+"`
+	Value *string `kafka:"versions=1+ nullable=1+"`
 	// The synonym source.
 	Source int8 `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -12233,7 +12233,7 @@ type AlterConfigsRequestResourceConfig struct {
 	// The configuration key name.
 	Name string `kafka:"versions=0+"`
 	// The value to set for the configuration key.
-	Value *string `kafka:"versions=0+,nullable=0+"`
+	Value *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -12338,7 +12338,7 @@ type AlterConfigsResponseResponse struct {
 	// The resource error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The resource error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The resource type.
 	ResourceType int8 `kafka:"versions=0+"`
 	// The resource name.
@@ -12679,7 +12679,7 @@ func (m *AlterReplicaLogDirsResponseResultPartition) decode(d *decoder, v int16,
 // flexible from version 2. Fields list the versions that carry them in their kafka struct tag.
 type DescribeLogDirsRequest struct {
 	// Each topic that we want to describe log directories for, or null for all topics.
-	Topics []DescribeLogDirsRequestTopic `kafka:"versions=0+,nullable=0+"`
+	Topics []DescribeLogDirsRequestTopic `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -13076,7 +13076,7 @@ type SaslAuthenticateResponse struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The SASL authentication bytes from the server, as defined by the SASL mechanism.
 	AuthBytes []byte `kafka:"versions=0+"`
 	// Number of milliseconds after which only re-authentication over the existing connection to create
@@ -13383,7 +13383,7 @@ type CreatePartitionsResponseResult struct {
 	// The result error, or zero if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The result message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -13420,10 +13420,10 @@ func (m *CreatePartitionsResponseResult) decode(d *decoder, v int16, flex bool) 
 type CreateDelegationTokenRequest struct {
 	// The principal type of the owner of the token. If it's null it defaults to the token request
 	// principal.
-	OwnerPrincipalType *string `kafka:"versions=3+,nullable=3+"`
+	OwnerPrincipalType *string `kafka:"versions=3+ nullable=3+"`
 	// The principal name of the owner of the token. If it's null it defaults to the token request
 	// principal.
-	OwnerPrincipalName *string `kafka:"versions=3+,nullable=3+"`
+	OwnerPrincipalName *string `kafka:"versions=3+ nullable=3+"`
 	// A list of those who are allowed to renew this token before it expires.
 	Renewers []CreateDelegationTokenRequestRenewer `kafka:"versions=0+"`
 	// The maximum lifetime of the token in milliseconds, or -1 to use the server side default.
@@ -13920,7 +13920,7 @@ func (m *ExpireDelegationTokenResponse) decode(d *decoder, v int16, flex bool) {
 // struct tag.
 type DescribeDelegationTokenRequest struct {
 	// Each owner that we want to describe delegation tokens for, or null to describe all tokens.
-	Owners []DescribeDelegationTokenRequestOwner `kafka:"versions=0+,nullable=0+"`
+	Owners []DescribeDelegationTokenRequestOwner `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -14393,7 +14393,7 @@ type ElectLeadersRequest struct {
 	// value of '1' elects the first live replica if there are no in-sync replica.
 	ElectionType int8 `kafka:"versions=1+"`
 	// The topic partitions to elect leaders.
-	TopicPartitions []ElectLeadersRequestTopicPartition `kafka:"versions=0+,nullable=0+"`
+	TopicPartitions []ElectLeadersRequestTopicPartition `kafka:"versions=0+ nullable=0+"`
 	// The time in ms to wait for the election to complete.
 	TimeoutMs int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -14639,7 +14639,7 @@ type ElectLeadersResponseReplicaElectionResultPartitionResult struct {
 	// The result error, or zero if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The result message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -14799,7 +14799,7 @@ type IncrementalAlterConfigsRequestResourceConfig struct {
 	// The type (Set, Delete, Append, Subtract) of operation.
 	ConfigOperation int8 `kafka:"versions=0+"`
 	// The value to set for the configuration key.
-	Value *string `kafka:"versions=0+,nullable=0+"`
+	Value *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -14908,7 +14908,7 @@ type IncrementalAlterConfigsResponseResponse struct {
 	// The resource error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The resource error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The resource type.
 	ResourceType int8 `kafka:"versions=0+"`
 	// The resource name.
@@ -15069,7 +15069,7 @@ type AlterPartitionReassignmentsRequestTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The replicas to place the partitions on, or null to cancel a pending reassignment for this
 	// partition.
-	Replicas []int32 `kafka:"versions=0+,nullable=0+"`
+	Replicas []int32 `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -15116,7 +15116,7 @@ type AlterPartitionReassignmentsResponse struct {
 	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The responses to topics to reassign.
 	Responses []AlterPartitionReassignmentsResponseResponse `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -15237,7 +15237,7 @@ type AlterPartitionReassignmentsResponseResponsePartition struct {
 	// The error code for this partition, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message for this partition, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -15275,7 +15275,7 @@ type ListPartitionReassignmentsRequest struct {
 	// The time in ms to wait for the request to complete.
 	TimeoutMs int32 `kafka:"versions=0+"`
 	// The topics to list partition reassignments for, or null to list everything.
-	Topics []ListPartitionReassignmentsRequestTopic `kafka:"versions=0+,nullable=0+"`
+	Topics []ListPartitionReassignmentsRequestTopic `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -15395,7 +15395,7 @@ type ListPartitionReassignmentsResponse struct {
 	// The top-level error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The ongoing reassignments for each topic.
 	Topics []ListPartitionReassignmentsResponseTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -15859,7 +15859,7 @@ type DescribeClientQuotasRequestComponent struct {
 	// How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}.
 	MatchType int8 `kafka:"versions=0+"`
 	// The string to match against, or null if unused for the match type.
-	Match *string `kafka:"versions=0+,nullable=0+"`
+	Match *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -15900,9 +15900,9 @@ type DescribeClientQuotasResponse struct {
 	// The error code, or `0` if the quota description succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or `null` if the quota description succeeded.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// A result entry.
-	Entries []DescribeClientQuotasResponseEntry `kafka:"versions=0+,nullable=0+"`
+	Entries []DescribeClientQuotasResponseEntry `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -16026,7 +16026,7 @@ type DescribeClientQuotasResponseEntryEntity struct {
 	// The entity type.
 	EntityType string `kafka:"versions=0+"`
 	// The entity name, or null if the default.
-	EntityName *string `kafka:"versions=0+,nullable=0+"`
+	EntityName *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -16216,7 +16216,7 @@ type AlterClientQuotasRequestEntryEntity struct {
 	// The entity type.
 	EntityType string `kafka:"versions=0+"`
 	// The name of the entity, or null if the default.
-	EntityName *string `kafka:"versions=0+,nullable=0+"`
+	EntityName *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -16359,7 +16359,7 @@ type AlterClientQuotasResponseEntry struct {
 	// The error code, or `0` if the quota alteration succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or `null` if the quota alteration succeeded.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The quota entity to alter.
 	Entity []AlterClientQuotasResponseEntryEntity `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -16405,7 +16405,7 @@ type AlterClientQuotasResponseEntryEntity struct {
 	// The entity type.
 	EntityType string `kafka:"versions=0+"`
 	// The name of the entity, or null if the default.
-	EntityName *string `kafka:"versions=0+,nullable=0+"`
+	EntityName *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -16439,7 +16439,7 @@ func (m *AlterClientQuotasResponseEntryEntity) decode(d *decoder, v int16, flex 
 // kafka struct tag.
 type DescribeUserScramCredentialsRequest struct {
 	// The users to describe, or null/empty to describe all users.
-	Users []DescribeUserScramCredentialsRequestUser `kafka:"versions=0+,nullable=0+"`
+	Users []DescribeUserScramCredentialsRequestUser `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -16545,7 +16545,7 @@ type DescribeUserScramCredentialsResponse struct {
 	// The message-level error code, 0 except for user authorization or infrastructure issues.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The message-level error message, if any.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The results for descriptions, one per user.
 	Results []DescribeUserScramCredentialsResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -16623,7 +16623,7 @@ type DescribeUserScramCredentialsResponseResult struct {
 	// The user-level error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The user-level error message, if any.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The mechanism and related information associated with the user's SCRAM credentials.
 	CredentialInfos []DescribeUserScramCredentialsResponseResultCredentialInfo `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -16945,7 +16945,7 @@ type AlterUserScramCredentialsResponseResult struct {
 	// The error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, if any.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -17119,7 +17119,7 @@ type DescribeQuorumResponse struct {
 	// The top level error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string                       `kafka:"versions=2+,nullable=2+"`
+	ErrorMessage *string                       `kafka:"versions=2+ nullable=2+"`
 	Topics       []DescribeQuorumResponseTopic `kafka:"versions=0+"`
 	Nodes        []DescribeQuorumResponseNode  `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -17252,7 +17252,7 @@ type DescribeQuorumResponseTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	ErrorCode      int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=2+,nullable=2+"`
+	ErrorMessage *string `kafka:"versions=2+ nullable=2+"`
 	// The ID of the current leader or -1 if the leader is unknown.
 	LeaderID int32 `kafka:"versions=0+"`
 	// The latest known leader epoch
@@ -18090,7 +18090,7 @@ type UpdateFeaturesResponse struct {
 	// The top-level error code, or `0` if there was no top-level error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or `null` if there was no top-level error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// Results for each feature update.
 	Results []UpdateFeaturesResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -18167,7 +18167,7 @@ type UpdateFeaturesResponseResult struct {
 	// The feature update error code or `0` if the feature update succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The feature update error, or `null` if the feature update succeeded.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18204,7 +18204,7 @@ type EnvelopeRequest struct {
 	// The embedded request header and data.
 	RequestData []byte `kafka:"versions=0+"`
 	// Value of the initial client principal when the request is redirected by a broker.
-	RequestPrincipal []byte `kafka:"versions=0+,nullable=0+"`
+	RequestPrincipal []byte `kafka:"versions=0+ nullable=0+"`
 	// The original client's address in bytes.
 	ClientHostAddress []byte `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -18269,7 +18269,7 @@ func (m *EnvelopeRequest) decode(d *decoder, v int16, flex bool) {
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type EnvelopeResponse struct {
 	// The embedded response header and data.
-	ResponseData []byte `kafka:"versions=0+,nullable=0+"`
+	ResponseData []byte `kafka:"versions=0+ nullable=0+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -18403,7 +18403,7 @@ type DescribeClusterResponse struct {
 	// The top-level error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The endpoint type that was described. 1=brokers, 2=controllers.
 	EndpointType int8 `kafka:"versions=1+"`
 	// The cluster ID that responding broker belongs to.
@@ -18502,7 +18502,7 @@ type DescribeClusterResponseBroker struct {
 	// The broker port.
 	Port int32 `kafka:"versions=0+"`
 	// The rack of the broker, or null if it has not been assigned to a rack.
-	Rack *string `kafka:"versions=0+,nullable=0+"`
+	Rack *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18764,7 +18764,7 @@ type DescribeProducersResponseTopicPartition struct {
 	// The partition error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The partition error message, which may be null if no additional details are available
-	ErrorMessage    *string                                                 `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage    *string                                                 `kafka:"versions=0+ nullable=0+"`
 	ActiveProducers []DescribeProducersResponseTopicPartitionActiveProducer `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -18919,7 +18919,7 @@ type UnregisterBrokerResponse struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or `null` if there was no top-level error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -19579,20 +19579,20 @@ type ConsumerGroupHeartbeatRequest struct {
 	// static member will rejoin.
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// null if not provided or if it didn't change since the last heartbeat; the instance Id otherwise.
-	InstanceID *string `kafka:"versions=0+,nullable=0+"`
+	InstanceID *string `kafka:"versions=0+ nullable=0+"`
 	// null if not provided or if it didn't change since the last heartbeat; the rack ID of consumer
 	// otherwise.
-	RackID *string `kafka:"versions=0+,nullable=0+"`
+	RackID *string `kafka:"versions=0+ nullable=0+"`
 	// -1 if it didn't change since the last heartbeat; the maximum time in milliseconds that the
 	// coordinator will wait on the member to revoke its partitions otherwise.
 	RebalanceTimeoutMs int32 `kafka:"versions=0+"`
 	// null if it didn't change since the last heartbeat; the subscribed topic names otherwise.
-	SubscribedTopicNames []string `kafka:"versions=0+,nullable=0+"`
+	SubscribedTopicNames []string `kafka:"versions=0+ nullable=0+"`
 	// null if not used or if it didn't change since the last heartbeat; the server side assignor to
 	// use otherwise.
-	ServerAssignor *string `kafka:"versions=0+,nullable=0+"`
+	ServerAssignor *string `kafka:"versions=0+ nullable=0+"`
 	// null if it didn't change since the last heartbeat; the partitions owned by the member.
-	TopicPartitions []ConsumerGroupHeartbeatRequestTopicPartition `kafka:"versions=0+,nullable=0+"`
+	TopicPartitions []ConsumerGroupHeartbeatRequestTopicPartition `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -19734,16 +19734,16 @@ type ConsumerGroupHeartbeatResponse struct {
 	// The top-level error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The member id generated by the coordinator. Only provided when the member joins with MemberEpoch
 	// == 0.
-	MemberID *string `kafka:"versions=0+,nullable=0+"`
+	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// The heartbeat interval in milliseconds.
 	HeartbeatIntervalMs int32 `kafka:"versions=0+"`
 	// null if not provided; the assignment otherwise.
-	Assignment *ConsumerGroupHeartbeatResponseAssignment `kafka:"versions=0+,nullable=0+"`
+	Assignment *ConsumerGroupHeartbeatResponseAssignment `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -20051,7 +20051,7 @@ type ConsumerGroupDescribeResponseGroup struct {
 	// The describe error, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The group ID string.
 	GroupID string `kafka:"versions=0+"`
 	// The group state string, or the empty string.
@@ -20122,9 +20122,9 @@ type ConsumerGroupDescribeResponseGroupMember struct {
 	// The member ID.
 	MemberID string `kafka:"versions=0+"`
 	// The member instance ID.
-	InstanceID *string `kafka:"versions=0+,nullable=0+"`
+	InstanceID *string `kafka:"versions=0+ nullable=0+"`
 	// The member rack ID.
-	RackID *string `kafka:"versions=0+,nullable=0+"`
+	RackID *string `kafka:"versions=0+ nullable=0+"`
 	// The current member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// The client ID.
@@ -20134,7 +20134,7 @@ type ConsumerGroupDescribeResponseGroupMember struct {
 	// The subscribed topic names.
 	SubscribedTopicNames []string `kafka:"versions=0+"`
 	// the subscribed topic regex otherwise or null of not provided.
-	SubscribedTopicRegex *string `kafka:"versions=0+,nullable=0+"`
+	SubscribedTopicRegex *string `kafka:"versions=0+ nullable=0+"`
 	// The current assignment.
 	Assignment ConsumerGroupDescribeResponseGroupMemberAssignment `kafka:"versions=0+"`
 	// The target assignment.
@@ -20843,7 +20843,7 @@ type DescribeTopicPartitionsRequest struct {
 	// The maximum number of partitions included in the response.
 	ResponsePartitionLimit int32 `kafka:"versions=0+"`
 	// The first topic and partition index to fetch details for.
-	Cursor *DescribeTopicPartitionsRequestCursor `kafka:"versions=0+,nullable=0+"`
+	Cursor *DescribeTopicPartitionsRequestCursor `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -20996,7 +20996,7 @@ type DescribeTopicPartitionsResponse struct {
 	// Each topic in the response.
 	Topics []DescribeTopicPartitionsResponseTopic `kafka:"versions=0+"`
 	// The next topic and partition index to fetch details for.
-	NextCursor *DescribeTopicPartitionsResponseNextCursor `kafka:"versions=0+,nullable=0+"`
+	NextCursor *DescribeTopicPartitionsResponseNextCursor `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -21076,7 +21076,7 @@ type DescribeTopicPartitionsResponseTopic struct {
 	// The topic error, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The topic name.
-	Name *string `kafka:"versions=0+,nullable=0+"`
+	Name *string `kafka:"versions=0+ nullable=0+"`
 	// The topic id.
 	TopicID UUID `kafka:"versions=0+"`
 	// True if the topic is internal.
@@ -21279,9 +21279,9 @@ type ShareGroupHeartbeatRequest struct {
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// null if not provided or if it didn't change since the last heartbeat; the rack ID of consumer
 	// otherwise.
-	RackID *string `kafka:"versions=0+,nullable=0+"`
+	RackID *string `kafka:"versions=0+ nullable=0+"`
 	// null if it didn't change since the last heartbeat; the subscribed topic names otherwise.
-	SubscribedTopicNames []string `kafka:"versions=0+,nullable=0+"`
+	SubscribedTopicNames []string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -21362,16 +21362,16 @@ type ShareGroupHeartbeatResponse struct {
 	// The top-level error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The member ID generated by the coordinator. Only provided when the member joins with MemberEpoch
 	// == 0.
-	MemberID *string `kafka:"versions=0+,nullable=0+"`
+	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// The heartbeat interval in milliseconds.
 	HeartbeatIntervalMs int32 `kafka:"versions=0+"`
 	// null if not provided; the assignment otherwise.
-	Assignment *ShareGroupHeartbeatResponseAssignment `kafka:"versions=0+,nullable=0+"`
+	Assignment *ShareGroupHeartbeatResponseAssignment `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -21674,7 +21674,7 @@ type ShareGroupDescribeResponseGroup struct {
 	// The describe error, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The group ID string.
 	GroupID string `kafka:"versions=0+"`
 	// The group state string, or the empty string.
@@ -21745,7 +21745,7 @@ type ShareGroupDescribeResponseGroupMember struct {
 	// The member ID.
 	MemberID string `kafka:"versions=0+"`
 	// The member rack ID.
-	RackID *string `kafka:"versions=0+,nullable=0+"`
+	RackID *string `kafka:"versions=0+ nullable=0+"`
 	// The current member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
 	// The client ID.
@@ -21892,9 +21892,9 @@ func (m *ShareGroupDescribeResponseGroupMemberAssignmentTopicPartition) decode(d
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareFetchRequest struct {
 	// The group identifier.
-	GroupID *string `kafka:"versions=0+,nullable=0+"`
+	GroupID *string `kafka:"versions=0+ nullable=0+"`
 	// The member ID.
-	MemberID *string `kafka:"versions=0+,nullable=0+"`
+	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments
 	// for consecutive requests.
 	ShareSessionEpoch int32 `kafka:"versions=0+"`
@@ -22180,7 +22180,7 @@ type ShareFetchResponse struct {
 	// The top-level response error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The response topics.
 	Responses []ShareFetchResponseResponse `kafka:"versions=0+"`
 	// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
@@ -22311,14 +22311,14 @@ type ShareFetchResponseResponsePartition struct {
 	// The fetch error code, or 0 if there was no fetch error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The fetch error message, or null if there was no fetch error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The acknowledge error code, or 0 if there was no acknowledge error.
 	AcknowledgeErrorCode int16 `kafka:"versions=0+"`
 	// The acknowledge error message, or null if there was no acknowledge error.
-	AcknowledgeErrorMessage *string                                          `kafka:"versions=0+,nullable=0+"`
+	AcknowledgeErrorMessage *string                                          `kafka:"versions=0+ nullable=0+"`
 	CurrentLeader           ShareFetchResponseResponsePartitionCurrentLeader `kafka:"versions=0+"`
 	// The record data.
-	Records []byte `kafka:"versions=0+,nullable=0+"`
+	Records []byte `kafka:"versions=0+ nullable=0+"`
 	// The acquired records.
 	AcquiredRecords []ShareFetchResponseResponsePartitionAcquiredRecord `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -22452,7 +22452,7 @@ type ShareFetchResponseNodeEndpoint struct {
 	// The node's port.
 	Port int32 `kafka:"versions=0+"`
 	// The rack of the node, or null if it has not been assigned to a rack.
-	Rack *string `kafka:"versions=0+,nullable=0+"`
+	Rack *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -22489,9 +22489,9 @@ func (m *ShareFetchResponseNodeEndpoint) decode(d *decoder, v int16, flex bool) 
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareAcknowledgeRequest struct {
 	// The group identifier.
-	GroupID *string `kafka:"versions=0+,nullable=0+"`
+	GroupID *string `kafka:"versions=0+ nullable=0+"`
 	// The member ID.
-	MemberID *string `kafka:"versions=0+,nullable=0+"`
+	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments
 	// for consecutive requests.
 	ShareSessionEpoch int32 `kafka:"versions=0+"`
@@ -22706,7 +22706,7 @@ type ShareAcknowledgeResponse struct {
 	// The top level response error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The response topics.
 	Responses []ShareAcknowledgeResponseResponse `kafka:"versions=0+"`
 	// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
@@ -22838,7 +22838,7 @@ type ShareAcknowledgeResponseResponsePartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage  *string                                                `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage  *string                                                `kafka:"versions=0+ nullable=0+"`
 	CurrentLeader ShareAcknowledgeResponseResponsePartitionCurrentLeader `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -22917,7 +22917,7 @@ type ShareAcknowledgeResponseNodeEndpoint struct {
 	// The node's port.
 	Port int32 `kafka:"versions=0+"`
 	// The rack of the node, or null if it has not been assigned to a rack.
-	Rack *string `kafka:"versions=0+,nullable=0+"`
+	Rack *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -22953,7 +22953,7 @@ func (m *ShareAcknowledgeResponseNodeEndpoint) decode(d *decoder, v int16, flex 
 // AddRaftVoterRequest is the request of the AddRaftVoter API (key 80), versions 0-0, flexible from
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type AddRaftVoterRequest struct {
-	ClusterID *string `kafka:"versions=0+,nullable=0+"`
+	ClusterID *string `kafka:"versions=0+ nullable=0+"`
 	TimeoutMs int32   `kafka:"versions=0+"`
 	// The replica id of the voter getting added to the topic partition
 	VoterID int32 `kafka:"versions=0+"`
@@ -23078,7 +23078,7 @@ type AddRaftVoterResponse struct {
 	// The error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -23139,7 +23139,7 @@ func (m *AddRaftVoterResponse) decode(d *decoder, v int16, flex bool) {
 // RemoveRaftVoterRequest is the request of the RemoveRaftVoter API (key 81), versions 0-0,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type RemoveRaftVoterRequest struct {
-	ClusterID *string `kafka:"versions=0+,nullable=0+"`
+	ClusterID *string `kafka:"versions=0+ nullable=0+"`
 	// The replica id of the voter getting removed from the topic partition
 	VoterID int32 `kafka:"versions=0+"`
 	// The directory id of the voter getting removed from the topic partition
@@ -23211,7 +23211,7 @@ type RemoveRaftVoterResponse struct {
 	// The error code, or 0 if there was no error
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -23543,7 +23543,7 @@ type InitializeShareGroupStateResponseResultPartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -23839,7 +23839,7 @@ type ReadShareGroupStateResponseResultPartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The state epoch for this share-partition.
 	StateEpoch int32 `kafka:"versions=0+"`
 	// The share-partition start offset, which can be -1 if it is not yet initialized.
@@ -24261,7 +24261,7 @@ type WriteShareGroupStateResponseResultPartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -24557,7 +24557,7 @@ type DeleteShareGroupStateResponseResultPartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -24858,7 +24858,7 @@ type ReadShareGroupStateSummaryResponseResultPartition struct {
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string `kafka:"versions=0+,nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The state epoch of the share-partition.
 	StateEpoch int32 `kafka:"versions=0+"`
 	// The share-partition start offset.

@@ -294,10 +294,10 @@ func emitStruct(e *emitter, m *message, st *structType, top bool) {
 		}
 		tag := "versions=" + vrange(f.versions, max)
 		if f.nullable != 0 {
-			tag += ",nullable=" + vrange(f.nullable, max)
+			tag += " nullable=" + vrange(f.nullable, max)
 		}
 		if f.tag >= 0 {
-			tag += ",tag=" + strconv.Itoa(f.tag)
+			tag += " tag=" + strconv.Itoa(f.tag)
 		}
 		e.p("\t%s %s `kafka:\"%s\"`", f.goName, goType(f), tag)
 	}
