@@ -1,0 +1,637 @@
+#!/usr/bin/env bash
+# kafka.sh - real Apache Kafka brokers (KRaft mode, 127.0.0.1) for kpax's tests.
+#
+# The broker jars come from Maven Central (through mvn) into a cache outside the repo;
+# every node is one JVM with process.roles=broker,controller. Run with no arguments for usage.
+#
+# Node settings travel in plain variables set in subshells on purpose; the pid trick quotes $$.
+# shellcheck disable=SC2016,SC2030,SC2031
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# Settings (environment)
+# ---------------------------------------------------------------------------------------------
+CACHE_DIR="${KPAX_CACHE:-$HOME/.cache/kpax}"                # jars: $CACHE_DIR/kafka-VERSION/libs
+RUN_ROOT="${KPAX_RUN_DIR:-${TMPDIR:-/tmp}/kpax-kafka}"      # nodes: $RUN_ROOT/NAME[/i]
+CONTROLLER_OFFSET="${KPAX_CONTROLLER_PORT_OFFSET:-1000}"     # controller port = broker port + this
+START_TIMEOUT="${KPAX_START_TIMEOUT:-90}"                    # seconds to wait for a node to answer
+STOP_TIMEOUT="${KPAX_STOP_TIMEOUT:-15}"                      # seconds between SIGTERM and SIGKILL
+JVM_FLAGS="${KPAX_KAFKA_JVM_FLAGS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Xss512k}"
+SINGLE_HEAP="${KPAX_KAFKA_HEAP:--Xmx512m -Xms256m}"
+CLUSTER_HEAP="${KPAX_KAFKA_CLUSTER_HEAP:--Xmx384m -Xms192m}"
+CLUSTER_SIZE=3
+DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+# Logging jars the broker needs but does not depend on (the distribution ships them in libs/).
+LOG4J1_DEPS="org.slf4j:slf4j-reload4j:1.7.36 ch.qos.reload4j:reload4j:1.2.25"
+LOG4J2_VERSION="2.25.5"
+
+usage() {
+	cat <<EOF
+usage: scripts/kafka.sh COMMAND [ARGS]
+
+  fetch VERSION                     broker jars from Maven Central into the cache (idempotent)
+  start NAME VERSION PORT           single KRaft node (broker+controller) on 127.0.0.1:PORT
+  cluster-start NAME VERSION PORT   $CLUSTER_SIZE KRaft nodes on 127.0.0.1:PORT..PORT+$((CLUSTER_SIZE - 1))
+  stop NAME[/i]                     SIGTERM, then SIGKILL after ${STOP_TIMEOUT}s (a cluster: all its nodes)
+  cluster-stop NAME                 same as stop NAME
+  stop-all                          stop every node under $RUN_ROOT
+  signal NAME[/i] SIG               send STOP, CONT, KILL, TERM (or any kill(1) name) to node(s)
+  restart NAME[/i]                  stop node(s) and start them again on the same data; wait until ready
+  wait NAME[/i]                     wait until node(s) answer metadata requests
+  status [NAME]                     pid, state, ports and log of each node
+  bootstrap NAME                    print the node(s)' 127.0.0.1:PORT list, comma-separated
+  log NAME[/i] [LINES]              tail of a node's server log
+
+Cluster nodes are NAME/0, NAME/1, NAME/2 (node.id 1, 2, 3; broker ports PORT, PORT+1, PORT+2).
+A single node has node.id 1. Each node's controller listens on broker port + $CONTROLLER_OFFSET.
+
+Files: jars in \$KPAX_CACHE/kafka-VERSION/libs (KPAX_CACHE=$CACHE_DIR);
+nodes in \$KPAX_RUN_DIR/NAME[/i] (KPAX_RUN_DIR=$RUN_ROOT), wiped at start:
+server.properties, data/, logs/server.log (WARN and up, plus the start line), logs/stdout.log, pid.
+
+Environment: KPAX_CACHE, KPAX_RUN_DIR, KPAX_MAVEN_REPO (local Maven repo, default ~/.m2/repository),
+KPAX_CONTROLLER_PORT_OFFSET, KPAX_START_TIMEOUT, KPAX_STOP_TIMEOUT, KPAX_KAFKA_HEAP,
+KPAX_KAFKA_CLUSTER_HEAP, KPAX_KAFKA_JVM_FLAGS, KPAX_KAFKA_EXTRA_PROPS (newline-separated
+server.properties lines appended to every node's config; later lines win),
+KPAX_KAFKA_EXTRA_PROPS_FILE (a file appended likewise).
+EOF
+}
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+say() { echo "kafka.sh: $*" >&2; }
+now() { echo "${EPOCHREALTIME/,/.}"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+elapsed_over() { awk -v a="$1" -v b="$(now)" -v t="$2" 'BEGIN { exit !(b - a > t) }'; }
+
+check_name() {
+	[[ $1 =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad name '$1' (letters, digits, '_', '.', '-')"
+}
+check_version() {
+	[[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad Kafka version '$1' (want e.g. 3.9.2)"
+}
+check_port() {
+	if ! [[ $1 =~ ^[0-9]+$ ]] || (($1 < 1024 || $1 + CONTROLLER_OFFSET + CLUSTER_SIZE > 65535)); then
+		die "bad port '$1'"
+	fi
+}
+major() { echo "${1%%.*}"; }
+
+# ---------------------------------------------------------------------------------------------
+# fetch
+# ---------------------------------------------------------------------------------------------
+libs_dir() { echo "$CACHE_DIR/kafka-$1/libs"; }
+
+dep_xml() { # group:artifact:version
+	local g a v
+	IFS=: read -r g a v <<<"$1"
+	printf '    <dependency><groupId>%s</groupId><artifactId>%s</artifactId><version>%s</version></dependency>\n' "$g" "$a" "$v"
+}
+
+write_pom() { # VERSION FILE
+	local version=$1 deps d
+	deps=("org.apache.kafka:kafka_2.13:$version")
+	if (($(major "$version") >= 4)); then
+		# Kafka 4 logs through log4j2; pin api/core/binding to one version.
+		deps+=("org.apache.logging.log4j:log4j-api:$LOG4J2_VERSION"
+			"org.apache.logging.log4j:log4j-core:$LOG4J2_VERSION"
+			"org.apache.logging.log4j:log4j-slf4j-impl:$LOG4J2_VERSION")
+	else
+		read -ra d <<<"$LOG4J1_DEPS"
+		deps+=("${d[@]}")
+	fi
+	{
+		cat <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by kpax scripts/kafka.sh: the jars an Apache Kafka $version broker runs with. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>me.h12.kpax</groupId>
+  <artifactId>kafka-broker-libs</artifactId>
+  <version>$version</version>
+  <packaging>pom</packaging>
+  <dependencies>
+EOF
+		for d in "${deps[@]}"; do dep_xml "$d"; done
+		cat <<EOF
+  </dependencies>
+</project>
+EOF
+	} >"$2"
+}
+
+cmd_fetch() {
+	(($# == 1)) || die "usage: fetch VERSION"
+	local version=$1 base libs t0 mvn_args
+	check_version "$version"
+	base="$CACHE_DIR/kafka-$version"
+	libs="$base/libs"
+	[[ -f $libs/.complete ]] && return 0
+	command -v mvn >/dev/null || die "mvn not found: run scripts/deps.sh"
+	mkdir -p "$base"
+	exec 8>"$base/.lock"
+	flock 8 # another fetch of the same version may be running
+	if [[ ! -f $libs/.complete ]]; then
+		t0=$(now)
+		say "fetching Kafka $version jars with Maven into $libs"
+		write_pom "$version" "$base/pom.xml"
+		rm -rf "$libs.tmp"
+		mvn_args=(-B -q -ntp -Dstyle.color=never -f "$base/pom.xml")
+		[[ -n ${KPAX_MAVEN_REPO:-} ]] && mvn_args+=("-Dmaven.repo.local=$KPAX_MAVEN_REPO")
+		if ! mvn "${mvn_args[@]}" "$DEPENDENCY_PLUGIN:copy-dependencies" \
+			-DincludeScope=runtime -DoutputDirectory="$libs.tmp" >"$base/mvn.log" 2>&1; then
+			tail -n 30 "$base/mvn.log" >&2
+			die "mvn failed to fetch Kafka $version (log: $base/mvn.log)"
+		fi
+		[[ -f $libs.tmp/kafka_2.13-$version.jar ]] || die "no kafka_2.13-$version.jar after mvn (log: $base/mvn.log)"
+		rm -rf "$libs"
+		touch "$libs.tmp/.complete"
+		mv "$libs.tmp" "$libs"
+		say "fetched Kafka $version: $(find "$libs" -name '*.jar' | wc -l) jars, $(du -sh "$libs" | cut -f1), in $(since "$t0")s"
+	fi
+	exec 8>&-
+}
+
+# ---------------------------------------------------------------------------------------------
+# Node files
+#
+# A node lives in a directory D ($RUN_ROOT/NAME for a single node, $RUN_ROOT/NAME/i in a
+# cluster) holding node.env (what start/restart need), server.properties, data/, logs/, pid.
+# ---------------------------------------------------------------------------------------------
+
+# write_node_env D: from the variables version port cport node_id voters heap label
+write_node_env() {
+	cat >"$1/node.env" <<EOF
+version=$version
+port=$port
+cport=$cport
+node_id=$node_id
+voters=$voters
+heap="$heap"
+label=$label
+cluster_size=$cluster_size
+EOF
+}
+
+load_node_env() { # D
+	[[ -f $1/node.env ]] || die "no node at $1"
+	# shellcheck disable=SC1091
+	source "$1/node.env"
+}
+
+# write_server_properties D: writes D/server.properties for the node described by the
+# variables of node.env. The place to extend for TLS/SASL listeners: add lines here, or pass
+# them in KPAX_KAFKA_EXTRA_PROPS / KPAX_KAFKA_EXTRA_PROPS_FILE (appended last, so they win).
+write_server_properties() {
+	local dir=$1 rf=1 min_isr=1
+	if ((cluster_size > 1)); then
+		rf=$cluster_size
+		min_isr=2
+	fi
+	{
+		cat <<EOF
+# Generated by kpax scripts/kafka.sh for $label (Kafka $version).
+process.roles=broker,controller
+node.id=$node_id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+# A node that was SIGKILLed and restarted cannot register again until its old session expires
+# (default 9 s); a killed cluster node is fenced only then too. Shorter keeps fault tests quick.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
+EOF
+		# Kafka 4 enables the consumer group protocol (KIP-848) by default; 3.9 keeps its defaults.
+		if [[ -n ${KPAX_KAFKA_EXTRA_PROPS:-} ]]; then
+			echo "# KPAX_KAFKA_EXTRA_PROPS"
+			printf '%s\n' "$KPAX_KAFKA_EXTRA_PROPS"
+		fi
+		if [[ -n ${KPAX_KAFKA_EXTRA_PROPS_FILE:-} ]]; then
+			echo "# KPAX_KAFKA_EXTRA_PROPS_FILE=$KPAX_KAFKA_EXTRA_PROPS_FILE"
+			cat "$KPAX_KAFKA_EXTRA_PROPS_FILE"
+		fi
+	} >"$dir/server.properties"
+}
+
+# write_log_config D: WARN and up to D/logs/server.log, plus the "Kafka Server started" line.
+write_log_config() {
+	local dir=$1
+	cat >"$dir/log4j.properties" <<EOF
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=$dir/logs/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+EOF
+	cat >"$dir/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $dir/logs/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = INFO
+EOF
+}
+
+java_cmd() { # D -> prints nothing; sets the array JAVA
+	local dir=$1 h f
+	read -ra h <<<"$heap"
+	read -ra f <<<"$JVM_FLAGS"
+	JAVA=(java "${h[@]}" "${f[@]}" -Djava.awt.headless=true
+		"-Dkafka.logs.dir=$dir/logs"
+		"-Dlog4j.configuration=file:$dir/log4j.properties"
+		"-Dlog4j2.configurationFile=$dir/log4j2.properties"
+		-cp "$(libs_dir "$version")/*")
+}
+
+random_cluster_id() { # 16 random bytes, URL-safe base64 without padding (Kafka's Uuid form)
+	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+# prepare_node D CLUSTER_ID: wipe D, write config, format storage.
+prepare_node() {
+	local dir=$1 cluster_id=$2
+	rm -rf "$dir"
+	mkdir -p "$dir/data" "$dir/logs"
+	write_node_env "$dir"
+	write_server_properties "$dir"
+	write_log_config "$dir"
+	java_cmd "$dir"
+	if ! "${JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+		--ignore-formatted >"$dir/logs/format.log" 2>&1; then
+		cat "$dir/logs/format.log" >&2
+		die "$label: formatting storage failed (log: $dir/logs/format.log)"
+	fi
+}
+
+# launch D: start the node's JVM in its own session, detached from our stdio.
+launch() {
+	local dir=$1
+	load_node_env "$dir"
+	java_cmd "$dir"
+	rm -f "$dir/pid"
+	# The inner bash writes its own pid and execs java, so the pid file holds java's pid.
+	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$dir/pid" \
+		"${JAVA[@]}" kafka.Kafka "$dir/server.properties" \
+		</dev/null >>"$dir/logs/stdout.log" 2>&1 &
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[[ -s $dir/pid ]] && return 0
+		sleep 0.1
+	done
+	die "$label: no pid file after launch"
+}
+
+# node_pid D: the pid of the node's JVM if it is alive (and really ours), else nothing.
+node_pid() {
+	local dir=$1 pid
+	[[ -s $dir/pid ]] || return 0
+	pid=$(<"$dir/pid")
+	[[ -r /proc/$pid/cmdline ]] || return 0
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/server.properties" || return 0
+	echo "$pid"
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z && $st != X ]]
+}
+
+node_state() { # pid -> running | paused | ...
+	local st
+	st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)
+	case $st in
+	T | t) echo paused ;;
+	Z) echo zombie ;;
+	"") echo dead ;;
+	*) echo running ;;
+	esac
+}
+
+port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# metadata_brokers PORT: number of brokers in a metadata response from 127.0.0.1:PORT.
+metadata_brokers() {
+	kcat -b "127.0.0.1:$1" -L -m 3 2>/dev/null |
+		awk '/^ *[0-9]+ brokers:/ { print $1; exit }' || true
+}
+
+# node_ready D: the node answers metadata and lists itself (KRaft lists only unfenced brokers).
+node_ready() {
+	local dir=$1
+	port_open "$port" || return 1
+	if command -v kcat >/dev/null; then
+		kcat -b "127.0.0.1:$port" -L -m 3 2>/dev/null |
+			grep -qE "broker $node_id at 127\.0\.0\.1:$port( |$)"
+	else
+		grep -q "Kafka Server started" "$dir/logs/server.log" 2>/dev/null
+	fi
+}
+
+show_log_tail() { # D
+	local f
+	for f in "$1/logs/server.log" "$1/logs/stdout.log"; do
+		[[ -s $f ]] || continue
+		echo "---- tail of $f" >&2
+		tail -n 40 "$f" >&2
+	done
+}
+
+# wait_ready D T0: wait until the node answers; fail with the log tail on timeout or death.
+wait_ready() {
+	local dir=$1 t0=$2 pid
+	load_node_env "$dir"
+	while :; do
+		pid=$(node_pid "$dir")
+		if [[ -z $pid ]]; then
+			show_log_tail "$dir"
+			die "$label: the broker process died during start (logs: $dir/logs)"
+		fi
+		if node_ready "$dir"; then
+			say "$label: Kafka $version ready on 127.0.0.1:$port (controller :$cport, node.id $node_id)" \
+				"pid $pid in $(since "$t0")s; log $dir/logs/server.log"
+			return 0
+		fi
+		if elapsed_over "$t0" "$START_TIMEOUT"; then
+			show_log_tail "$dir"
+			die "$label: not ready after ${START_TIMEOUT}s on 127.0.0.1:$port (pid $pid, logs: $dir/logs)"
+		fi
+		sleep 0.25
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Resolving NAME[/i] to node directories
+# ---------------------------------------------------------------------------------------------
+node_dirs() { # NAME[/i] -> prints node directories
+	local target=$1 name idx
+	name=${target%%/*}
+	check_name "$name"
+	if [[ $target == */* ]]; then
+		idx=${target#*/}
+		[[ $idx =~ ^[0-9]+$ ]] || die "bad node index in '$target'"
+		[[ -f $RUN_ROOT/$name/$idx/node.env ]] || die "no node $target under $RUN_ROOT"
+		echo "$RUN_ROOT/$name/$idx"
+	elif [[ -f $RUN_ROOT/$name/node.env ]]; then
+		echo "$RUN_ROOT/$name"
+	elif [[ -d $RUN_ROOT/$name ]] && compgen -G "$RUN_ROOT/$name/*/node.env" >/dev/null; then
+		local f
+		for f in "$RUN_ROOT/$name"/*/node.env; do dirname "$f"; done
+	else
+		die "no node or cluster named '$name' under $RUN_ROOT"
+	fi
+}
+
+all_node_dirs() {
+	[[ -d $RUN_ROOT ]] || return 0
+	find "$RUN_ROOT" -mindepth 2 -maxdepth 3 -name node.env -printf '%h\n' | sort
+}
+
+# stop_dirs D...: SIGTERM all (and SIGCONT, in case they are paused), SIGKILL the stragglers.
+stop_dirs() {
+	local dir pid pids=() labels=() deadline i
+	for dir in "$@"; do
+		pid=$(node_pid "$dir")
+		[[ -n $pid ]] || continue
+		kill -TERM "$pid" 2>/dev/null || true
+		kill -CONT "$pid" 2>/dev/null || true
+		pids+=("$pid")
+		labels+=("$(load_node_env "$dir" && echo "$label")")
+	done
+	((${#pids[@]} > 0)) || return 0
+	deadline=$((SECONDS + STOP_TIMEOUT))
+	for i in "${!pids[@]}"; do
+		while alive "${pids[$i]}" && ((SECONDS < deadline)); do
+			sleep 0.2
+		done
+		if alive "${pids[$i]}"; then
+			say "${labels[$i]}: still running after ${STOP_TIMEOUT}s, SIGKILL pid ${pids[$i]}"
+			kill -KILL "${pids[$i]}" 2>/dev/null || true
+			while alive "${pids[$i]}"; do sleep 0.05; done
+		fi
+		say "${labels[$i]}: stopped (pid ${pids[$i]})"
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------
+# stop_leftovers NAME: stop whatever an earlier run left running under NAME.
+stop_leftovers() {
+	local dirs
+	[[ -d $RUN_ROOT/$1 ]] || return 0
+	mapfile -t dirs < <(find "$RUN_ROOT/$1" -maxdepth 2 -name node.env -printf '%h\n' | sort)
+	((${#dirs[@]} == 0)) || stop_dirs "${dirs[@]}"
+}
+
+check_ports_free() {
+	local p
+	for p in "$@"; do
+		! port_open "$p" || die "port 127.0.0.1:$p is already in use"
+	done
+}
+
+cmd_start() {
+	(($# == 3)) || die "usage: start NAME VERSION PORT"
+	local name=$1 version=$2 port=$3 dir t0
+	check_name "$name"
+	check_version "$version"
+	check_port "$port"
+	dir="$RUN_ROOT/$name"
+	if [[ -d $dir ]]; then
+		# A leftover of an earlier run under this name: stop whatever is there.
+		stop_leftovers "$name"
+	fi
+	t0=$(now)
+	cmd_fetch "$version"
+	local cport=$((port + CONTROLLER_OFFSET)) node_id=1 heap=$SINGLE_HEAP label=$name cluster_size=1
+	check_ports_free "$port" "$cport"
+	local voters="1@127.0.0.1:$cport"
+	rm -rf "$dir"
+	prepare_node "$dir" "$(random_cluster_id)"
+	launch "$dir"
+	wait_ready "$dir" "$t0"
+}
+
+cmd_cluster_start() {
+	(($# == 3)) || die "usage: cluster-start NAME VERSION PORT"
+	local name=$1 version=$2 base=$3 cdir i t0 cluster_id voters="" dirs=() pids=() n
+	check_name "$name"
+	check_version "$version"
+	check_port "$base"
+	cdir="$RUN_ROOT/$name"
+	if [[ -d $cdir ]]; then
+		stop_leftovers "$name"
+	fi
+	t0=$(now)
+	cmd_fetch "$version"
+	for ((i = 0; i < CLUSTER_SIZE; i++)); do
+		check_ports_free $((base + i)) $((base + i + CONTROLLER_OFFSET))
+		voters+="${voters:+,}$((i + 1))@127.0.0.1:$((base + i + CONTROLLER_OFFSET))"
+	done
+	rm -rf "$cdir"
+	mkdir -p "$cdir"
+	cluster_id=$(random_cluster_id)
+	# Format the nodes in parallel (one short JVM each).
+	for ((i = 0; i < CLUSTER_SIZE; i++)); do
+		dirs+=("$cdir/$i")
+		(
+			port=$((base + i)) cport=$((base + i + CONTROLLER_OFFSET)) node_id=$((i + 1))
+			heap=$CLUSTER_HEAP label="$name/$i" cluster_size=$CLUSTER_SIZE
+			prepare_node "$cdir/$i" "$cluster_id"
+		) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || die "$name: formatting a node failed"; done
+	for i in "${dirs[@]}"; do launch "$i"; done
+	for i in "${dirs[@]}"; do wait_ready "$i" "$t0"; done
+	# Every node lists itself; now wait until one sees them all.
+	while n=$(metadata_brokers "$base") && [[ ${n:-0} -lt $CLUSTER_SIZE ]]; do
+		! elapsed_over "$t0" "$START_TIMEOUT" || die "$name: only ${n:-0} of $CLUSTER_SIZE brokers in metadata"
+		sleep 0.25
+	done
+	say "$name: $CLUSTER_SIZE-node Kafka $version cluster ready in $(since "$t0")s; bootstrap $(cmd_bootstrap "$name")"
+}
+
+cmd_stop() {
+	(($# == 1)) || die "usage: stop NAME[/i]"
+	local dirs
+	if [[ ! -d $RUN_ROOT/${1%%/*} ]]; then
+		say "${1}: nothing to stop"
+		return 0
+	fi
+	mapfile -t dirs < <(node_dirs "$1")
+	stop_dirs "${dirs[@]}"
+}
+
+cmd_stop_all() {
+	local dirs
+	mapfile -t dirs < <(all_node_dirs)
+	((${#dirs[@]} == 0)) || stop_dirs "${dirs[@]}"
+}
+
+cmd_signal() {
+	(($# == 2)) || die "usage: signal NAME[/i] STOP|CONT|KILL|TERM"
+	local sig=${2#SIG} dirs dir pid
+	kill -l "$sig" >/dev/null 2>&1 || die "unknown signal '$2'"
+	mapfile -t dirs < <(node_dirs "$1")
+	for dir in "${dirs[@]}"; do
+		load_node_env "$dir"
+		pid=$(node_pid "$dir")
+		if [[ -z $pid ]]; then
+			say "$label: not running"
+			continue
+		fi
+		kill -s "$sig" "$pid"
+		say "$label: sent SIG$sig to pid $pid"
+		if [[ $sig == KILL || $sig == 9 ]]; then
+			while alive "$pid"; do sleep 0.05; done
+		fi
+	done
+}
+
+cmd_restart() {
+	(($# == 1)) || die "usage: restart NAME[/i]"
+	local dirs dir t0
+	mapfile -t dirs < <(node_dirs "$1")
+	stop_dirs "${dirs[@]}"
+	t0=$(now)
+	for dir in "${dirs[@]}"; do launch "$dir"; done
+	for dir in "${dirs[@]}"; do wait_ready "$dir" "$t0"; done
+}
+
+cmd_wait() {
+	(($# == 1)) || die "usage: wait NAME[/i]"
+	local dirs dir t0
+	mapfile -t dirs < <(node_dirs "$1")
+	t0=$(now)
+	for dir in "${dirs[@]}"; do wait_ready "$dir" "$t0"; done
+}
+
+cmd_status() {
+	local dirs dir pid state
+	if (($# == 1)); then
+		mapfile -t dirs < <(node_dirs "$1")
+	else
+		mapfile -t dirs < <(all_node_dirs)
+	fi
+	((${#dirs[@]} > 0)) || { echo "no nodes under $RUN_ROOT"; return 0; }
+	printf '%-12s %-8s %-8s %-7s %-7s %-8s %s\n' NODE VERSION PID STATE PORT CPORT LOG
+	for dir in "${dirs[@]}"; do
+		(
+			load_node_env "$dir"
+			pid=$(node_pid "$dir")
+			if [[ -n $pid ]]; then state=$(node_state "$pid"); else state=stopped; fi
+			printf '%-12s %-8s %-8s %-7s %-7s %-8s %s\n' "$label" "$version" "${pid:--}" "$state" \
+				"$port" "$cport" "$dir/logs/server.log"
+		)
+	done
+}
+
+cmd_bootstrap() {
+	(($# == 1)) || die "usage: bootstrap NAME"
+	local dirs dir out=""
+	mapfile -t dirs < <(node_dirs "$1")
+	for dir in "${dirs[@]}"; do
+		out+="${out:+,}127.0.0.1:$(load_node_env "$dir" && echo "$port")"
+	done
+	echo "$out"
+}
+
+cmd_log() {
+	(($# == 1 || $# == 2)) || die "usage: log NAME[/i] [LINES]"
+	local dirs dir
+	mapfile -t dirs < <(node_dirs "$1")
+	for dir in "${dirs[@]}"; do
+		echo "==> $dir/logs/server.log"
+		tail -n "${2:-40}" "$dir/logs/server.log" 2>/dev/null || true
+	done
+}
+
+main() {
+	(($# >= 1)) || { usage >&2; exit 2; }
+	local cmd=$1
+	shift
+	case $cmd in
+	fetch) cmd_fetch "$@" ;;
+	start) cmd_start "$@" ;;
+	cluster-start) cmd_cluster_start "$@" ;;
+	stop | cluster-stop) cmd_stop "$@" ;;
+	stop-all) cmd_stop_all "$@" ;;
+	signal) cmd_signal "$@" ;;
+	restart) cmd_restart "$@" ;;
+	wait) cmd_wait "$@" ;;
+	status) cmd_status "$@" ;;
+	bootstrap) cmd_bootstrap "$@" ;;
+	log) cmd_log "$@" ;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
