@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -777,4 +778,271 @@ func TestRecordsTruncatedEverywhere(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fuzzDecode decodes data and checks that what it returns is bounded by the
+// bytes it had: the input and the decompressed data.
+func fuzzDecode(t *testing.T, data []byte) {
+	fuzzDecodeOnce(t, data)
+	// Again with correct CRCs, so that mutations reach the record parsing.
+	fuzzDecodeOnce(t, fixCRCs(data))
+}
+
+// fixCRCs returns a copy of data with the CRC of every complete top-level
+// batch or message recomputed.
+func fixCRCs(data []byte) []byte {
+	b := bytes.Clone(data)
+	for p := 0; len(b)-p >= 17; {
+		n := int64(int32(binary.BigEndian.Uint32(b[p+8:])))
+		if n < 9 || n > int64(len(b)-p-12) {
+			break
+		}
+		switch b[p+16] {
+		case 0, 1:
+			setCRCv1(b[p:])
+		case 2:
+			if n >= 49 {
+				setCRCv2(b[p:])
+			}
+		}
+		p += 12 + int(n)
+	}
+	return b
+}
+
+func fuzzDecodeOnce(t *testing.T, data []byte) {
+	for _, keep := range []bool{false, true} {
+		r := RecordReader{MaxDecompressed: 1 << 20, KeepControl: keep}
+		r.Reset(data)
+		var recs []Record
+		batches := 0
+		for {
+			h, out, err := r.Next(recs)
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, ErrCorruptRecords) {
+					t.Fatalf("error %v is not a corrupt-records error", err)
+				}
+				if err == io.EOF && r.Remaining() < 0 {
+					t.Fatal("negative remaining")
+				}
+				break
+			}
+			batches++
+			if n := len(out) - len(recs); h.Magic == 2 && n != int(h.NumRecords) {
+				t.Fatalf("batch claims %d records, returned %d", h.NumRecords, n)
+			}
+			recs = out
+		}
+		avail := len(data) + len(r.scratch)
+		if len(recs) > avail/7 {
+			t.Fatalf("%d records from %d bytes", len(recs), avail)
+		}
+		if len(r.scratch) > r.MaxDecompressed {
+			t.Fatalf("decompressed %d bytes, limit %d", len(r.scratch), r.MaxDecompressed)
+		}
+		payload, headers := 0, 0
+		for _, rec := range recs {
+			payload += len(rec.Key) + len(rec.Value)
+			headers += len(rec.Headers)
+			for _, h := range rec.Headers {
+				payload += len(h.Key) + len(h.Value)
+			}
+		}
+		if payload > avail || headers > avail/2 {
+			t.Fatalf("%d payload bytes, %d headers from %d bytes", payload, headers, avail)
+		}
+		// What decodes must encode and decode back to the same records.
+		if len(recs) == 0 || !keep {
+			continue
+		}
+		enc, err := AppendRecordBatch(nil, NewBatchHeader(), recs, CompressionNone, 0)
+		if err != nil {
+			t.Fatalf("re-encoding: %v", err)
+		}
+		again, err := DecodeRecords(nil, enc)
+		if err != nil || len(again) != len(recs) {
+			t.Fatalf("re-decoding: %d of %d records, %v", len(again), len(recs), err)
+		}
+		for i := range recs {
+			a, b := recs[i], again[i]
+			if !bytes.Equal(a.Key, b.Key) || (a.Key == nil) != (b.Key == nil) ||
+				!bytes.Equal(a.Value, b.Value) || (a.Value == nil) != (b.Value == nil) ||
+				len(a.Headers) != len(b.Headers) || !a.Timestamp.Equal(b.Timestamp) {
+				t.Fatalf("record %d changed in a round trip: %+v, %+v", i, a, b)
+			}
+		}
+	}
+}
+
+func FuzzDecodeRecordBatch(f *testing.F) {
+	recs := testRecords(true)[:4]
+	for _, c := range allCodecs {
+		h := NewBatchHeader()
+		h.BaseOffset = int64(c) * 10
+		f.Add(mustBatch(f, h, recs, c))
+	}
+	f.Add(cat(mustBatch(f, NewBatchHeader(), recs[:1], CompressionNone), controlBatch(f, 1, 5, ControlCommit)))
+	h := NewBatchHeader()
+	h.Attributes = AttrLogAppendTime | AttrTransactional
+	f.Add(mustBatch(f, h, recs[1:3], CompressionSnappy)[:90])
+	f.Add(mustBatch(f, NewBatchHeader(), nil, CompressionNone))
+	f.Fuzz(fuzzDecode)
+}
+
+func FuzzDecodeMessageSet(f *testing.F) {
+	recs := testRecords(false)[:4]
+	for _, magic := range []int8{0, 1} {
+		for _, c := range allCodecs[:4] {
+			f.Add(mustMessageSet(f, magic, 7, recs, c))
+		}
+	}
+	f.Add(cat(mustMessageSet(f, 1, 0, recs, CompressionGzip), mustBatch(f, NewBatchHeader(), recs, CompressionNone)))
+	f.Fuzz(fuzzDecode)
+}
+
+func benchRecords() []Record {
+	recs := make([]Record, 1000)
+	ts := time.UnixMilli(1700000000000)
+	for i := range recs {
+		key := fmt.Appendf(nil, "key-%012d", i) // 16 bytes
+		val := bytes.Repeat([]byte{byte(i)}, 100)
+		copy(val, fmt.Sprintf("value %d of the benchmark, somewhat compressible text", i))
+		recs[i] = Record{Key: key, Value: val, Timestamp: ts.Add(time.Duration(i) * time.Millisecond)}
+	}
+	return recs
+}
+
+// reportPerRecord reports ns/record and allocs/record for n records per op.
+func reportPerRecord(b *testing.B, n int, mallocs uint64) {
+	recs := float64(b.N) * float64(n)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/recs, "ns/record")
+	b.ReportMetric(float64(mallocs)/recs, "allocs/record")
+}
+
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// BenchmarkRecordBatchEncode encodes 1000 records of a 16-byte key and a
+// 100-byte value into one batch. Throughput counts the uncompressed batch.
+func BenchmarkRecordBatchEncode(b *testing.B) {
+	recs := benchRecords()
+	plain := mustBatch(b, NewBatchHeader(), recs, CompressionNone)
+	for _, c := range allCodecs {
+		b.Run(codecName(c), func(b *testing.B) {
+			var e BatchEncoder
+			buf, _ := e.AppendRecordBatch(nil, NewBatchHeader(), recs, c, 0)
+			b.SetBytes(int64(len(plain)))
+			b.ReportAllocs()
+			m := mallocs()
+			for b.Loop() {
+				var err error
+				if buf, err = e.AppendRecordBatch(buf[:0], NewBatchHeader(), recs, c, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportPerRecord(b, len(recs), mallocs()-m)
+		})
+	}
+}
+
+// BenchmarkRecordBatchDecode decodes the batches of BenchmarkRecordBatchEncode
+// into a reused slice with a reused RecordReader.
+func BenchmarkRecordBatchDecode(b *testing.B) {
+	recs := benchRecords()
+	plain := mustBatch(b, NewBatchHeader(), recs, CompressionNone)
+	for _, c := range allCodecs {
+		b.Run(codecName(c), func(b *testing.B) {
+			src := mustBatch(b, NewBatchHeader(), recs, c)
+			var r RecordReader
+			var dec []Record
+			b.SetBytes(int64(len(plain)))
+			b.ReportAllocs()
+			m := mallocs()
+			for b.Loop() {
+				r.Reset(src)
+				var err error
+				if dec, err = r.ReadAll(dec[:0]); err != nil || len(dec) != len(recs) {
+					b.Fatal(len(dec), err)
+				}
+			}
+			reportPerRecord(b, len(recs), mallocs()-m)
+		})
+	}
+}
+
+// TestRecordsSteadyStateAllocs checks that encoding with a reused buffer and
+// decoding with a reused RecordReader and slice allocate nothing per record,
+// headers included.
+func TestRecordsSteadyStateAllocs(t *testing.T) {
+	recs := benchRecords()[:100]
+	for i := range recs {
+		recs[i].Headers = []Header{{Key: "trace-id", Value: []byte("abc")}, {Key: "kind", Value: nil}}
+	}
+	var e BatchEncoder
+	buf, _ := e.AppendRecordBatch(nil, NewBatchHeader(), recs, CompressionNone, 0)
+	if n := testing.AllocsPerRun(20, func() {
+		buf, _ = e.AppendRecordBatch(buf[:0], NewBatchHeader(), recs, CompressionNone, 0)
+	}); n != 0 {
+		t.Errorf("encoding: %v allocations per batch of %d records", n, len(recs))
+	}
+	var r RecordReader
+	var dec []Record
+	if n := testing.AllocsPerRun(20, func() {
+		r.Reset(buf)
+		dec, _ = r.ReadAll(dec[:0])
+	}); n != 0 || len(dec) != len(recs) {
+		t.Errorf("decoding: %v allocations per batch of %d records", n, len(dec))
+	}
+}
+
+func ExampleAppendRecordBatch() {
+	h := NewBatchHeader() // not idempotent: producer ID, epoch and sequence -1
+	recs := []Record{
+		{Key: []byte("user-1"), Value: []byte("signed up"), Timestamp: time.UnixMilli(1700000000000)},
+		{Key: []byte("user-1"), Value: nil, Headers: []Header{{Key: "reason", Value: []byte("gdpr")}}},
+	}
+	var e BatchEncoder // reuse it: it keeps the compression scratch buffer
+	records, err := e.AppendRecordBatch(nil, h, recs, CompressionNone, 0)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(records), "bytes for the Produce request's records field")
+	// Output: 113 bytes for the Produce request's records field
+}
+
+func ExampleRecordReader() {
+	// Two batches as a Fetch response could return them, the second cut
+	// short by the response size limit.
+	h := NewBatchHeader()
+	h.BaseOffset = 40
+	src, _ := AppendRecordBatch(nil, h, []Record{{Value: []byte("a")}, {Value: []byte("b")}}, CompressionNone, 0)
+	h.BaseOffset = 42
+	next, _ := AppendRecordBatch(nil, h, []Record{{Value: []byte("c")}}, CompressionNone, 0)
+	src = append(src, next[:30]...)
+
+	r := RecordReader{Topic: "events", Partition: 0}
+	r.Reset(src)
+	var recs []Record
+	for {
+		h, out, err := r.Next(recs[:0])
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			panic(err)
+		}
+		recs = out
+		for _, rec := range recs {
+			fmt.Printf("%s/%d@%d: %s\n", rec.Topic, rec.Partition, rec.Offset, rec.Value)
+		}
+		fmt.Println("next fetch offset", h.LastOffset()+1)
+	}
+	fmt.Println(r.Remaining(), "bytes of a truncated batch left")
+	// Output:
+	// events/0@40: a
+	// events/0@41: b
+	// next fetch offset 42
+	// 30 bytes of a truncated batch left
 }
