@@ -15,9 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var allCodecs = []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd}
+var allTestCodecs = []Compression{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd}
 
-func codecName(c Compression) string {
+func codecTestName(c Compression) string {
 	return [...]string{"none", "gzip", "snappy", "lz4", "zstd"}[c]
 }
 
@@ -33,11 +33,11 @@ func setCRCv1(b []byte) {
 	binary.BigEndian.PutUint32(b[12:], crc32.ChecksumIEEE(b[16:n]))
 }
 
-func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+func joinBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-func be16(v int16) []byte { return binary.BigEndian.AppendUint16(nil, uint16(v)) }
-func be32(v int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
-func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+func beInt16(v int16) []byte { return binary.BigEndian.AppendUint16(nil, uint16(v)) }
+func beInt32(v int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(v)) }
+func beInt64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 func mustBatch(t testing.TB, h BatchHeader, recs []Record, c Compression) []byte {
 	t.Helper()
@@ -57,7 +57,7 @@ func mustMessageSet(t testing.TB, magic int8, base int64, recs []Record, c Compr
 	return b
 }
 
-func readAll(t testing.TB, src []byte, keepControl bool) ([]Record, []BatchHeader) {
+func readAllBatches(t testing.TB, src []byte, keepControl bool) ([]Record, []BatchHeader) {
 	t.Helper()
 	r := RecordReader{Topic: "t", Partition: 3, KeepControl: keepControl}
 	r.Reset(src)
@@ -118,7 +118,7 @@ func TestRecordBatchGolden(t *testing.T) {
 	}
 	h := BatchHeader{BaseOffset: 16, PartitionLeaderEpoch: 5, ProducerID: 7, ProducerEpoch: 1, BaseSequence: 3}
 
-	records := cat(
+	records := joinBytes(
 		// record 0
 		[]byte{0x1c},      // length 14 (zig-zag varint)
 		[]byte{0x00},      // attributes
@@ -141,22 +141,22 @@ func TestRecordBatchGolden(t *testing.T) {
 		[]byte("v2"), // value
 		[]byte{0x00}, // header count 0
 	)
-	afterCRC := cat(
-		be16(0), // attributes: no compression, create time
-		be32(1), // lastOffsetDelta
+	afterCRC := joinBytes(
+		beInt16(0), // attributes: no compression, create time
+		beInt32(1), // lastOffsetDelta
 		[]byte{0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00}, // baseTimestamp 1700000000000
 		[]byte{0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x05}, // maxTimestamp 1700000000005
-		be64(7), // producerId
-		be16(1), // producerEpoch
-		be32(3), // baseSequence
-		be32(2), // number of records
+		beInt64(7), // producerId
+		beInt16(1), // producerEpoch
+		beInt32(3), // baseSequence
+		beInt32(2), // number of records
 		records,
 	)
-	want := cat(
-		be64(16),                         // baseOffset
-		be32(int32(4+1+4+len(afterCRC))), // batchLength: from partitionLeaderEpoch to the end
-		be32(5),                          // partitionLeaderEpoch
-		[]byte{2},                        // magic
+	want := joinBytes(
+		beInt64(16), // baseOffset
+		beInt32(int32(4+1+4+len(afterCRC))), // batchLength: from partitionLeaderEpoch to the end
+		beInt32(5), // partitionLeaderEpoch
+		[]byte{2},  // magic
 		binary.BigEndian.AppendUint32(nil, crc32.Checksum(afterCRC, crc32.MakeTable(crc32.Castagnoli))),
 		afterCRC,
 	)
@@ -169,7 +169,7 @@ func TestRecordBatchGolden(t *testing.T) {
 		t.Fatalf("AppendRecordBatch:\n got %x\nwant %x", got, want)
 	}
 
-	dec, hs := readAll(t, want, false)
+	dec, hs := readAllBatches(t, want, false)
 	wantH := BatchHeader{BaseOffset: 16, BatchLength: 73, PartitionLeaderEpoch: 5, Magic: 2,
 		CRC: binary.BigEndian.Uint32(want[17:]), LastOffsetDelta: 1, FirstTimestamp: 1700000000000,
 		MaxTimestamp: 1700000000005, ProducerID: 7, ProducerEpoch: 1, BaseSequence: 3, NumRecords: 2}
@@ -185,33 +185,33 @@ func TestMessageSetGolden(t *testing.T) {
 	ts := time.UnixMilli(1700000000000)
 	recs := []Record{{Key: []byte("k"), Value: []byte("v1"), Timestamp: ts}}
 
-	v0msg := cat(
+	v0msg := joinBytes(
 		[]byte{0},    // magic
 		[]byte{0},    // attributes
-		be32(1),      // key length
+		beInt32(1),   // key length
 		[]byte("k"),  // key
-		be32(2),      // value length
+		beInt32(2),   // value length
 		[]byte("v1"), // value
 	)
-	v0 := cat(
-		be64(42),                  // offset
-		be32(int32(4+len(v0msg))), // message size: crc + the rest
-		be32(int32(crc32.ChecksumIEEE(v0msg))),
+	v0 := joinBytes(
+		beInt64(42),                  // offset
+		beInt32(int32(4+len(v0msg))), // message size: crc + the rest
+		beInt32(int32(crc32.ChecksumIEEE(v0msg))),
 		v0msg,
 	)
-	v1msg := cat(
+	v1msg := joinBytes(
 		[]byte{1}, // magic
 		[]byte{0}, // attributes
 		[]byte{0x00, 0x00, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00}, // timestamp 1700000000000
-		be32(1),      // key length
+		beInt32(1),   // key length
 		[]byte("k"),  // key
-		be32(2),      // value length
+		beInt32(2),   // value length
 		[]byte("v1"), // value
 	)
-	v1 := cat(
-		be64(42),
-		be32(int32(4+len(v1msg))),
-		be32(int32(crc32.ChecksumIEEE(v1msg))),
+	v1 := joinBytes(
+		beInt64(42),
+		beInt32(int32(4+len(v1msg))),
+		beInt32(int32(crc32.ChecksumIEEE(v1msg))),
 		v1msg,
 	)
 	if len(v0) != 12+17 || len(v1) != 12+25 {
@@ -225,7 +225,7 @@ func TestMessageSetGolden(t *testing.T) {
 		if !bytes.Equal(got, tc.want) {
 			t.Errorf("v%d:\n got %x\nwant %x", tc.magic, got, tc.want)
 		}
-		dec, hs := readAll(t, tc.want, false)
+		dec, hs := readAllBatches(t, tc.want, false)
 		if diff := cmp.Diff(expectV1(recs, tc.magic, 0, 42), dec); diff != "" {
 			t.Errorf("v%d records (-want +got):\n%s", tc.magic, diff)
 		}
@@ -264,8 +264,8 @@ func testRecords(headers bool) []Record {
 
 func TestRecordBatchRoundTrip(t *testing.T) {
 	recs := testRecords(true)
-	for _, c := range allCodecs {
-		t.Run(codecName(c), func(t *testing.T) {
+	for _, c := range allTestCodecs {
+		t.Run(codecTestName(c), func(t *testing.T) {
 			h := NewBatchHeader()
 			h.BaseOffset = 1000
 			h.PartitionLeaderEpoch = 9
@@ -280,7 +280,7 @@ func TestRecordBatchRoundTrip(t *testing.T) {
 				t.Fatal("dst prefix overwritten")
 			}
 			b = b[6:]
-			dec, hs := readAll(t, b, false)
+			dec, hs := readAllBatches(t, b, false)
 			if len(hs) != 1 {
 				t.Fatalf("%d batches", len(hs))
 			}
@@ -313,10 +313,10 @@ func TestRecordBatchRoundTrip(t *testing.T) {
 func TestMessageSetRoundTrip(t *testing.T) {
 	recs := testRecords(false)
 	for _, magic := range []int8{0, 1} {
-		for _, c := range allCodecs[:4] {
-			t.Run(fmt.Sprintf("v%d/%s", magic, codecName(c)), func(t *testing.T) {
+		for _, c := range allTestCodecs[:4] {
+			t.Run(fmt.Sprintf("v%d/%s", magic, codecTestName(c)), func(t *testing.T) {
 				b := mustMessageSet(t, magic, 500, recs, c)
-				dec, hs := readAll(t, b, false)
+				dec, hs := readAllBatches(t, b, false)
 				if diff := cmp.Diff(expectV1(recs, magic, BatchAttrs(c), 500), dec); diff != "" {
 					t.Errorf("records (-want +got):\n%s", diff)
 				}
@@ -357,28 +357,28 @@ func TestMessageSetV1BrokerOffsets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range allCodecs[1:4] {
+	for _, c := range allTestCodecs[1:4] {
 		val, err := appendCompressed(nil, c, 0, inner, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Wrapper with offset 105 and log-append time 5000.
-		msg := cat([]byte{1, byte(c) | 0x08}, be64(5000), be32(-1), be32(int32(len(val))), val)
-		b := cat(be64(105), be32(int32(4+len(msg))), be32(0), msg)
+		msg := joinBytes([]byte{1, byte(c) | 0x08}, beInt64(5000), beInt32(-1), beInt32(int32(len(val))), val)
+		b := joinBytes(beInt64(105), beInt32(int32(4+len(msg))), beInt32(0), msg)
 		setCRCv1(b)
-		dec, hs := readAll(t, b, false)
+		dec, hs := readAllBatches(t, b, false)
 		var offs []int64
 		for _, r := range dec {
 			offs = append(offs, r.Offset)
 			if r.Timestamp.UnixMilli() != 5000 || !r.Attrs.LogAppendTime() {
-				t.Errorf("%s: timestamp %v attrs %#x, want log-append time 5000", codecName(c), r.Timestamp, r.Attrs)
+				t.Errorf("%s: timestamp %v attrs %#x, want log-append time 5000", codecTestName(c), r.Timestamp, r.Attrs)
 			}
 		}
 		if diff := cmp.Diff([]int64{100, 102, 105}, offs); diff != "" {
-			t.Errorf("%s offsets (-want +got):\n%s", codecName(c), diff)
+			t.Errorf("%s offsets (-want +got):\n%s", codecTestName(c), diff)
 		}
 		if hs[0].BaseOffset != 100 || hs[0].LastOffset() != 105 || hs[0].NumRecords != 3 {
-			t.Errorf("%s header %+v", codecName(c), hs[0])
+			t.Errorf("%s header %+v", codecTestName(c), hs[0])
 		}
 	}
 }
@@ -390,7 +390,7 @@ func TestRecordBatchLogAppendTime(t *testing.T) {
 	b := mustBatch(t, h, recs, CompressionNone)
 	binary.BigEndian.PutUint64(b[35:], 99999) // the broker sets maxTimestamp
 	setCRCv2(b)
-	dec, _ := readAll(t, b, false)
+	dec, _ := readAllBatches(t, b, false)
 	for _, r := range dec {
 		if r.Timestamp.UnixMilli() != 99999 || !r.Attrs.LogAppendTime() {
 			t.Fatalf("timestamp %v attrs %#x", r.Timestamp, r.Attrs)
@@ -402,8 +402,8 @@ func controlBatch(t testing.TB, base int64, pid int64, typ ControlType) []byte {
 	h := NewBatchHeader()
 	h.BaseOffset, h.ProducerID, h.ProducerEpoch = base, pid, 0
 	h.Attributes = AttrTransactional | AttrControl
-	key := cat(be16(0), be16(int16(typ)))
-	val := cat(be16(0), be32(17)) // version, coordinator epoch
+	key := joinBytes(beInt16(0), beInt16(int16(typ)))
+	val := joinBytes(beInt16(0), beInt32(17)) // version, coordinator epoch
 	return mustBatch(t, h, []Record{{Key: key, Value: val, Timestamp: time.UnixMilli(1)}}, CompressionNone)
 }
 
@@ -414,10 +414,10 @@ func TestRecordBatchControlAndTransactions(t *testing.T) {
 	txn := mustBatch(t, h, testRecords(true)[:2], CompressionZstd)
 	h.BaseOffset = 3
 	txn2 := mustBatch(t, h, testRecords(true)[2:3], CompressionNone)
-	src := cat(txn, controlBatch(t, 2, 55, ControlAbort), txn2, controlBatch(t, 4, 55, ControlCommit))
+	src := joinBytes(txn, controlBatch(t, 2, 55, ControlAbort), txn2, controlBatch(t, 4, 55, ControlCommit))
 
 	// By default control batches are skipped.
-	dec, hs := readAll(t, src, false)
+	dec, hs := readAllBatches(t, src, false)
 	if len(dec) != 3 || len(hs) != 2 {
 		t.Fatalf("%d records, %d batches", len(dec), len(hs))
 	}
@@ -434,7 +434,7 @@ func TestRecordBatchControlAndTransactions(t *testing.T) {
 	}
 
 	// KeepControl shows them, with their type.
-	dec, hs = readAll(t, src, true)
+	dec, hs = readAllBatches(t, src, true)
 	if len(dec) != 5 || len(hs) != 4 {
 		t.Fatalf("%d records, %d batches", len(dec), len(hs))
 	}
@@ -465,7 +465,7 @@ func TestRecordBatchEmpty(t *testing.T) {
 	if len(b) != batchHeaderLen {
 		t.Fatalf("empty batch is %d bytes", len(b))
 	}
-	src := cat(b, mustBatch(t, NewBatchHeader(), testRecords(false)[:1], CompressionNone))
+	src := joinBytes(b, mustBatch(t, NewBatchHeader(), testRecords(false)[:1], CompressionNone))
 	var r RecordReader
 	r.Reset(src)
 	got, recs, err := r.Next(nil)
@@ -486,14 +486,14 @@ func TestRecordsMixedFormats(t *testing.T) {
 	recs := testRecords(false)
 	h := NewBatchHeader()
 	h.BaseOffset = 100 + int64(len(recs))
-	src := cat(
+	src := joinBytes(
 		mustMessageSet(t, 0, 0, recs[:2], CompressionNone),
 		mustMessageSet(t, 0, 2, recs[2:4], CompressionGzip),
 		mustMessageSet(t, 1, 4, recs[4:5], CompressionNone),
 		mustMessageSet(t, 1, 5, recs[5:], CompressionLZ4),
 	)
 	h.BaseOffset = int64(len(recs))
-	src = cat(src, mustBatch(t, h, recs, CompressionSnappy))
+	src = joinBytes(src, mustBatch(t, h, recs, CompressionSnappy))
 	dec, err := DecodeRecords(nil, src)
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +517,7 @@ func TestRecordsPartialTrailingBatch(t *testing.T) {
 	two := mustBatch(t, h, recs, CompressionLZ4)
 	for cut := 1; cut < len(two); cut++ {
 		var r RecordReader
-		r.Reset(cat(one, two[:cut]))
+		r.Reset(joinBytes(one, two[:cut]))
 		dec, err := r.ReadAll(nil)
 		if err != nil || len(dec) != len(recs) || r.Remaining() != cut {
 			t.Fatalf("v2 cut at %d: %d records, %d remaining, %v", cut, len(dec), r.Remaining(), err)
@@ -538,7 +538,7 @@ func TestRecordsPartialTrailingBatch(t *testing.T) {
 func TestRecordBatchBadCRC(t *testing.T) {
 	good := mustBatch(t, NewBatchHeader(), testRecords(true), CompressionNone)
 	for _, pos := range []int{17, 21, 30, 61, len(good) - 1} {
-		b := cat(good, good)
+		b := joinBytes(good, good)
 		b[len(good)+pos] ^= 0x40
 		r := RecordReader{}
 		r.Reset(b)
@@ -555,7 +555,7 @@ func TestRecordBatchBadCRC(t *testing.T) {
 		}
 	}
 	// Partition leader epoch is outside the CRC.
-	b := cat(good)
+	b := joinBytes(good)
 	b[12] ^= 1
 	if _, err := DecodeRecords(nil, b); err != nil {
 		t.Errorf("leader epoch change: %v", err)
@@ -565,31 +565,31 @@ func TestRecordBatchBadCRC(t *testing.T) {
 		m := mustMessageSet(t, 1, 0, testRecords(false), c)
 		m[len(m)-1] ^= 1
 		if _, err := DecodeRecords(nil, m); !errors.Is(err, ErrCorruptRecords) {
-			t.Errorf("message set %s: %v", codecName(c), err)
+			t.Errorf("message set %s: %v", codecTestName(c), err)
 		}
 	}
 }
 
 func TestRecordsDecompressLimit(t *testing.T) {
 	recs := []Record{{Value: make([]byte, 1<<20)}}
-	for _, c := range allCodecs[1:] {
-		src := cat(mustBatch(t, NewBatchHeader(), recs, c), mustMessageSet(t, 1, 1, recs, min(c, CompressionLZ4)))
+	for _, c := range allTestCodecs[1:] {
+		src := joinBytes(mustBatch(t, NewBatchHeader(), recs, c), mustMessageSet(t, 1, 1, recs, min(c, CompressionLZ4)))
 		r := RecordReader{MaxDecompressed: 1 << 20}
 		r.Reset(src)
 		_, err := r.ReadAll(nil)
 		if !errors.Is(err, ErrDecompressedTooLarge) || !errors.Is(err, ErrCorruptRecords) {
-			t.Errorf("%s: %v", codecName(c), err)
+			t.Errorf("%s: %v", codecTestName(c), err)
 		}
 		// The budget covers the whole input.
 		r.MaxDecompressed = 1<<20 + 100
 		r.Reset(src)
 		if dec, err := r.ReadAll(nil); !errors.Is(err, ErrDecompressedTooLarge) || len(dec) != 1 {
-			t.Errorf("%s second batch: %d records, %v", codecName(c), len(dec), err)
+			t.Errorf("%s second batch: %d records, %v", codecTestName(c), len(dec), err)
 		}
 		r.MaxDecompressed = 0
 		r.Reset(src)
 		if dec, err := r.ReadAll(nil); err != nil || len(dec) != 2 {
-			t.Errorf("%s default limit: %d records, %v", codecName(c), len(dec), err)
+			t.Errorf("%s default limit: %d records, %v", codecTestName(c), len(dec), err)
 		}
 	}
 }
@@ -640,7 +640,7 @@ func TestRecordsHostile(t *testing.T) {
 	// offsetDelta, keyLen at 65, key, valueLen at 69, value, header count
 	// at 75, header key length at 76.
 	v2 := func(edit func(b []byte) []byte) []byte {
-		b := edit(cat(good))
+		b := edit(joinBytes(good))
 		binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 		setCRCv2(b)
 		return b
@@ -648,7 +648,7 @@ func TestRecordsHostile(t *testing.T) {
 	plain := []Record{{Key: []byte("key"), Value: []byte("value")}}
 	msg := mustMessageSet(t, 1, 0, plain, CompressionNone)
 	v1 := func(edit func(b []byte) []byte) []byte {
-		b := edit(cat(msg))
+		b := edit(joinBytes(msg))
 		binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 		setCRCv1(b)
 		return b
@@ -658,13 +658,13 @@ func TestRecordsHostile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := cat([]byte{1, byte(c)}, be64(0), be32(-1), be32(int32(len(val))), val)
-		b := cat(be64(0), be32(int32(4+len(m))), be32(0), m)
+		m := joinBytes([]byte{1, byte(c)}, beInt64(0), beInt32(-1), beInt32(int32(len(val))), val)
+		b := joinBytes(beInt64(0), beInt32(int32(4+len(m))), beInt32(0), m)
 		setCRCv1(b)
 		return b
 	}
 	zip := func(c Compression, raw []byte) []byte {
-		b := cat(good[:61])
+		b := joinBytes(good[:61])
 		b[22] = byte(c)
 		b, err := appendCompressed(b, c, 0, raw, false)
 		if err != nil {
@@ -678,27 +678,30 @@ func TestRecordsHostile(t *testing.T) {
 		name string
 		src  []byte
 	}{
-		{"unknown magic", func() []byte { b := cat(good); b[16] = 3; return b }()},
-		{"negative batch length", func() []byte { b := cat(good); copy(b[8:], be32(-5)); return b }()},
-		{"batch length below header", func() []byte { b := cat(good); copy(b[8:], be32(20)); return b }()},
-		{"huge numRecords", v2(func(b []byte) []byte { copy(b[57:], be32(math.MaxInt32)); return b })},
-		{"negative numRecords", v2(func(b []byte) []byte { copy(b[57:], be32(-1)); return b })},
-		{"numRecords too big by one", v2(func(b []byte) []byte { copy(b[57:], be32(2)); return b })},
-		{"numRecords too small", v2(func(b []byte) []byte { copy(b[57:], be32(0)); return b })},
+		{"unknown magic", func() []byte { b := joinBytes(good); b[16] = 3; return b }()},
+		{"negative batch length", func() []byte { b := joinBytes(good); copy(b[8:], beInt32(-5)); return b }()},
+		{"batch length below header", func() []byte { b := joinBytes(good); copy(b[8:], beInt32(20)); return b }()},
+		{"huge numRecords", v2(func(b []byte) []byte { copy(b[57:], beInt32(math.MaxInt32)); return b })},
+		{"negative numRecords", v2(func(b []byte) []byte { copy(b[57:], beInt32(-1)); return b })},
+		{"numRecords too big by one", v2(func(b []byte) []byte { copy(b[57:], beInt32(2)); return b })},
+		{"numRecords too small", v2(func(b []byte) []byte { copy(b[57:], beInt32(0)); return b })},
 		{"negative record length", v2(func(b []byte) []byte { b[61] = 0x03; return b })},
 		{"record length past end", v2(func(b []byte) []byte { b[61] += 2; return b })},
 		{"record length short", v2(func(b []byte) []byte { b[61] -= 2; return b })},
 		{"varint overflow", v2(func(b []byte) []byte {
-			return cat(b[:61], bytes.Repeat([]byte{0xff}, 11), b[62:])
+			return joinBytes(b[:61], bytes.Repeat([]byte{0xff}, 11), b[62:])
+		})},
+		{"bad timestamp delta varint", v2(func(b []byte) []byte {
+			return joinBytes(b[:63], bytes.Repeat([]byte{0x88}, 10), b[64:]) // found by FuzzDecodeRecordBatch
 		})},
 		{"key length -2", v2(func(b []byte) []byte { b[65] = 0x03; return b })},
 		{"key length past record", v2(func(b []byte) []byte { b[65] = 0x7e; return b })},
 		{"value length huge", v2(func(b []byte) []byte {
-			return cat(b[:69], []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, b[70:])
+			return joinBytes(b[:69], []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, b[70:])
 		})},
 		{"negative header count", v2(func(b []byte) []byte { b[75] = 0x01; return b })},
 		{"huge header count", v2(func(b []byte) []byte {
-			return cat(b[:75], []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, b[76:])
+			return joinBytes(b[:75], []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, b[76:])
 		})},
 		{"negative header key length", v2(func(b []byte) []byte { b[76] = 0x01; return b })},
 		{"unknown codec", v2(func(b []byte) []byte { b[22] = 6; return b })},
@@ -706,25 +709,25 @@ func TestRecordsHostile(t *testing.T) {
 		{"compressed records short", zip(CompressionZstd, good[61:70])},
 		{"compressed numRecords huge", func() []byte {
 			b := zip(CompressionSnappy, good[61:])
-			copy(b[57:], be32(1<<30))
+			copy(b[57:], beInt32(1<<30))
 			setCRCv2(b)
 			return b
 		}()},
-		{"message key length -2", v1(func(b []byte) []byte { copy(b[26:], be32(-2)); return b })},
-		{"message key length huge", v1(func(b []byte) []byte { copy(b[26:], be32(math.MaxInt32)); return b })},
-		{"message value past end", v1(func(b []byte) []byte { copy(b[33:], be32(6)); return b })},
+		{"message key length -2", v1(func(b []byte) []byte { copy(b[26:], beInt32(-2)); return b })},
+		{"message key length huge", v1(func(b []byte) []byte { copy(b[26:], beInt32(math.MaxInt32)); return b })},
+		{"message value past end", v1(func(b []byte) []byte { copy(b[33:], beInt32(6)); return b })},
 		{"message trailing bytes", v1(func(b []byte) []byte { return append(b, 0) })},
-		{"message crc", func() []byte { b := cat(msg); b[len(b)-1]++; return b }()},
-		{"message length below minimum", func() []byte { b := cat(msg); copy(b[8:], be32(21)); return b }()},
-		{"wrapper null value", v1(func(b []byte) []byte { b[17] = 1; return cat(b[:33], be32(-1)) })},
+		{"message crc", func() []byte { b := joinBytes(msg); b[len(b)-1]++; return b }()},
+		{"message length below minimum", func() []byte { b := joinBytes(msg); copy(b[8:], beInt32(21)); return b }()},
+		{"wrapper null value", v1(func(b []byte) []byte { b[17] = 1; return joinBytes(b[:33], beInt32(-1)) })},
 		{"wrapper codec 4 in v1", v1(func(b []byte) []byte { b[17] = 4; return b })},
 		{"wrapper not decompressable", v1(func(b []byte) []byte { b[17] = 1; return b })},
 		{"inner truncated", wrap(CompressionGzip, msg[:len(msg)-1])},
 		{"inner short header", wrap(CompressionGzip, msg[:10])},
-		{"inner negative size", wrap(CompressionGzip, func() []byte { b := cat(msg); copy(b[8:], be32(-1)); return b }())},
+		{"inner negative size", wrap(CompressionGzip, func() []byte { b := joinBytes(msg); copy(b[8:], beInt32(-1)); return b }())},
 		{"inner magic differs", wrap(CompressionGzip, mustMessageSet(t, 0, 0, plain, CompressionNone))},
 		{"inner compressed", wrap(CompressionGzip, wrap(CompressionGzip, msg))},
-		{"inner bad crc", wrap(CompressionSnappy, func() []byte { b := cat(msg); b[20]++; return b }())},
+		{"inner bad crc", wrap(CompressionSnappy, func() []byte { b := joinBytes(msg); b[20]++; return b }())},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -749,11 +752,11 @@ func TestRecordsHostile(t *testing.T) {
 func TestRecordsTruncatedEverywhere(t *testing.T) {
 	recs := testRecords(true)
 	srcs := map[string][]byte{"v2": mustBatch(t, NewBatchHeader(), recs[:4], CompressionNone)}
-	for _, c := range allCodecs {
-		srcs["v2 "+codecName(c)] = mustBatch(t, NewBatchHeader(), recs[:4], c)
+	for _, c := range allTestCodecs {
+		srcs["v2 "+codecTestName(c)] = mustBatch(t, NewBatchHeader(), recs[:4], c)
 		if c != CompressionZstd {
-			srcs["v0 "+codecName(c)] = mustMessageSet(t, 0, 0, testRecords(false)[:4], c)
-			srcs["v1 "+codecName(c)] = mustMessageSet(t, 1, 0, testRecords(false)[:4], c)
+			srcs["v0 "+codecTestName(c)] = mustMessageSet(t, 0, 0, testRecords(false)[:4], c)
+			srcs["v1 "+codecTestName(c)] = mustMessageSet(t, 1, 0, testRecords(false)[:4], c)
 		}
 	}
 	for name, src := range srcs {
@@ -769,7 +772,7 @@ func TestRecordsTruncatedEverywhere(t *testing.T) {
 			// The length field also cut short: lengths now point inside
 			// the data, which must be an error or a clean decode.
 			if cut > 12 {
-				c := cat(b)
+				c := joinBytes(b)
 				binary.BigEndian.PutUint32(c[8:], uint32(cut-12))
 				_, err := DecodeRecords(nil, c)
 				if err != nil && !errors.Is(err, ErrCorruptRecords) {
@@ -876,12 +879,12 @@ func fuzzDecodeOnce(t *testing.T, data []byte) {
 
 func FuzzDecodeRecordBatch(f *testing.F) {
 	recs := testRecords(true)[:4]
-	for _, c := range allCodecs {
+	for _, c := range allTestCodecs {
 		h := NewBatchHeader()
 		h.BaseOffset = int64(c) * 10
 		f.Add(mustBatch(f, h, recs, c))
 	}
-	f.Add(cat(mustBatch(f, NewBatchHeader(), recs[:1], CompressionNone), controlBatch(f, 1, 5, ControlCommit)))
+	f.Add(joinBytes(mustBatch(f, NewBatchHeader(), recs[:1], CompressionNone), controlBatch(f, 1, 5, ControlCommit)))
 	h := NewBatchHeader()
 	h.Attributes = AttrLogAppendTime | AttrTransactional
 	f.Add(mustBatch(f, h, recs[1:3], CompressionSnappy)[:90])
@@ -892,11 +895,11 @@ func FuzzDecodeRecordBatch(f *testing.F) {
 func FuzzDecodeMessageSet(f *testing.F) {
 	recs := testRecords(false)[:4]
 	for _, magic := range []int8{0, 1} {
-		for _, c := range allCodecs[:4] {
+		for _, c := range allTestCodecs[:4] {
 			f.Add(mustMessageSet(f, magic, 7, recs, c))
 		}
 	}
-	f.Add(cat(mustMessageSet(f, 1, 0, recs, CompressionGzip), mustBatch(f, NewBatchHeader(), recs, CompressionNone)))
+	f.Add(joinBytes(mustMessageSet(f, 1, 0, recs, CompressionGzip), mustBatch(f, NewBatchHeader(), recs, CompressionNone)))
 	f.Fuzz(fuzzDecode)
 }
 
@@ -919,7 +922,7 @@ func reportPerRecord(b *testing.B, n int, mallocs uint64) {
 	b.ReportMetric(float64(mallocs)/recs, "allocs/record")
 }
 
-func mallocs() uint64 {
+func mallocCount() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.Mallocs
@@ -930,20 +933,20 @@ func mallocs() uint64 {
 func BenchmarkRecordBatchEncode(b *testing.B) {
 	recs := benchRecords()
 	plain := mustBatch(b, NewBatchHeader(), recs, CompressionNone)
-	for _, c := range allCodecs {
-		b.Run(codecName(c), func(b *testing.B) {
+	for _, c := range allTestCodecs {
+		b.Run(codecTestName(c), func(b *testing.B) {
 			var e BatchEncoder
 			buf, _ := e.AppendRecordBatch(nil, NewBatchHeader(), recs, c, 0)
 			b.SetBytes(int64(len(plain)))
 			b.ReportAllocs()
-			m := mallocs()
+			m := mallocCount()
 			for b.Loop() {
 				var err error
 				if buf, err = e.AppendRecordBatch(buf[:0], NewBatchHeader(), recs, c, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportPerRecord(b, len(recs), mallocs()-m)
+			reportPerRecord(b, len(recs), mallocCount()-m)
 		})
 	}
 }
@@ -953,14 +956,14 @@ func BenchmarkRecordBatchEncode(b *testing.B) {
 func BenchmarkRecordBatchDecode(b *testing.B) {
 	recs := benchRecords()
 	plain := mustBatch(b, NewBatchHeader(), recs, CompressionNone)
-	for _, c := range allCodecs {
-		b.Run(codecName(c), func(b *testing.B) {
+	for _, c := range allTestCodecs {
+		b.Run(codecTestName(c), func(b *testing.B) {
 			src := mustBatch(b, NewBatchHeader(), recs, c)
 			var r RecordReader
 			var dec []Record
 			b.SetBytes(int64(len(plain)))
 			b.ReportAllocs()
-			m := mallocs()
+			m := mallocCount()
 			for b.Loop() {
 				r.Reset(src)
 				var err error
@@ -968,7 +971,7 @@ func BenchmarkRecordBatchDecode(b *testing.B) {
 					b.Fatal(len(dec), err)
 				}
 			}
-			reportPerRecord(b, len(recs), mallocs()-m)
+			reportPerRecord(b, len(recs), mallocCount()-m)
 		})
 	}
 }

@@ -241,7 +241,7 @@ func (r *RecordReader) readBatch(dst []Record, b []byte) (BatchHeader, []Record,
 		return h, dst, r.corrupt(b, fmt.Sprintf("batch CRC-32C is %#08x, computed %#08x", h.CRC, crc), nil)
 	}
 	data := b[batchHeaderLen:]
-	if c := h.Attributes.Compression(); c != CompressionNone {
+	if c := h.Attributes.Compression(); c != CompressionNone && (len(data) > 0 || h.NumRecords != 0) {
 		if c > CompressionZstd {
 			return h, dst, r.corrupt(b, fmt.Sprintf("unknown compression codec %d", c), nil)
 		}
@@ -263,7 +263,7 @@ func (r *RecordReader) readBatch(dst []Record, b []byte) (BatchHeader, []Record,
 // readVarint reads the zig-zag varint at b[p:] and returns it with the
 // position after it, or a negative position if it is truncated or overflows.
 func readVarint(b []byte, p int) (int64, int) {
-	if p < len(b) {
+	if uint(p) < uint(len(b)) { // also false for a negative p from a failed read
 		if c := b[p]; c < 0x80 {
 			return int64(c>>1) ^ -int64(c&1), p + 1
 		}
@@ -404,8 +404,8 @@ func (r *RecordReader) intern(b []byte) string {
 	return s
 }
 
-// message is a decoded v0 or v1 message.
-type message struct {
+// legacyMessage is a decoded v0 or v1 message.
+type legacyMessage struct {
 	offset int64
 	crc    uint32
 	magic  int8
@@ -417,7 +417,7 @@ type message struct {
 
 // parseMessage decodes the v0/v1 message entry b (offset, size, message; the
 // caller cut b to the size). It returns a non-empty reason if it is malformed.
-func parseMessage(b []byte) (m message, reason string) {
+func parseMessage(b []byte) (m legacyMessage, reason string) {
 	if len(b) < entryHeaderLen+messageOverhead {
 		return m, "message shorter than its fixed fields"
 	}
@@ -458,7 +458,7 @@ func parseMessage(b []byte) (m message, reason string) {
 // readBytes32 reads a nullable byte field with an int32 length at b[p:], or
 // returns a negative position.
 func readBytes32(b []byte, p int) ([]byte, int) {
-	if len(b)-p < 4 {
+	if p < 0 || len(b)-p < 4 {
 		return nil, -1
 	}
 	n := int64(int32(binary.BigEndian.Uint32(b[p:])))
