@@ -54,3 +54,48 @@ func IsRetriable(err error) bool {
 	var ke *Error
 	return errors.As(err, &ke) && ke.retriable
 }
+
+// Errors of the client itself, as opposed to Kafka error codes.
+var (
+	// ErrClientClosed is returned by calls on a closed Client, and fails the
+	// requests that were waiting when it closed.
+	ErrClientClosed = errors.New("kpax: client closed")
+	// ErrResponseTimeout means a broker sent no response within the request
+	// timeout; the connection was closed.
+	ErrResponseTimeout = errors.New("kpax: no response within the request timeout")
+	// ErrNoBroker means no broker could be reached for a request.
+	ErrNoBroker = errors.New("kpax: no broker reachable")
+)
+
+// BrokerError is a failure to talk to one broker: a dial, TLS, SASL or
+// network error, or a malformed response. It says which broker and wraps the
+// cause.
+type BrokerError struct {
+	NodeID int32  // the broker's node ID, or -1 for a seed broker
+	Addr   string // host:port
+	Err    error
+}
+
+func (e *BrokerError) Error() string {
+	if e.NodeID < 0 {
+		return fmt.Sprintf("kpax: broker %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("kpax: broker %d (%s): %v", e.NodeID, e.Addr, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *BrokerError) Unwrap() error { return e.Err }
+
+// PartitionError is a Kafka error code returned for one partition.
+type PartitionError struct {
+	Topic     string
+	Partition int32
+	Err       error // usually an *Error
+}
+
+func (e *PartitionError) Error() string {
+	return fmt.Sprintf("kpax: %s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *PartitionError) Unwrap() error { return e.Err }

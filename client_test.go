@@ -1,0 +1,155 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain fails the run if any kpax goroutine is still alive after all
+// tests: every Client must leave nothing behind after Close.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to d for the package's goroutines to end and
+// returns the stacks of those that did not.
+func leakedGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "h12.me/kpax.") && !strings.Contains(g, "TestMain") &&
+				!strings.Contains(g, "leakedGoroutines") && !strings.Contains(g, "testing.tRunner") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func newTestClient(t *testing.T, addr string, opts ...Option) *Client {
+	t.Helper()
+	cl, err := New(append([]Option{WithSeedBrokers(addr), WithRequestTimeout(10 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"no seeds", nil, "no seed brokers"},
+		{"bad seed", []Option{WithSeedBrokers("nohostport")}, "want host:port"},
+		{"bad port", []Option{WithSeedBrokers("h:99999")}, "bad port"},
+		{"zero timeout", []Option{WithSeedBrokers("h:1"), WithRequestTimeout(0)}, "request timeout must be positive"},
+		{"nil logger", []Option{WithSeedBrokers("h:1"), WithLogger(nil)}, "nil logger"},
+		{"backoff order", []Option{WithSeedBrokers("h:1"), WithRetryBackoff(time.Second, time.Millisecond)}, "max retry backoff"},
+		{"unknown key cap", []Option{WithSeedBrokers("h:1"), WithMaxVersion(999, 1)}, "unknown API key 999"},
+		{"nil option", []Option{nil}, "nil Option"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl, err := New(tt.opts...)
+			if err == nil {
+				cl.Close()
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if _, err := cl.Request(context.Background(), &MetadataRequest{}); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("request after Close: %v, want ErrClientClosed", err)
+	}
+}
+
+func TestIntegrationClientBasics(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var requests, bytesRead int
+			cl := newTestClient(t, addr, WithHooks(Hooks{OnRequest: func(ri RequestInfo) {
+				mu.Lock()
+				requests++
+				bytesRead += ri.BytesRead
+				mu.Unlock()
+			}}))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			md, err := cl.Metadata(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(md.Brokers) != 1 {
+				t.Fatalf("brokers %+v", md.Brokers)
+			}
+			topic := fmt.Sprintf("kpax-client-%d", time.Now().UnixNano())
+			r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 10000, Topics: []CreateTopicsRequestTopic{{
+				Name: topic, NumPartitions: 2, ReplicationFactor: 1}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+				t.Fatal(err)
+			}
+			// Routed to the partition leader; metadata is loaded on demand.
+			lo := &ListOffsetsRequest{ReplicaID: -1, Topics: []ListOffsetsRequestTopic{{Name: topic,
+				Partitions: []ListOffsetsRequestTopicPartition{{PartitionIndex: 1, Timestamp: -1, CurrentLeaderEpoch: -1}}}}}
+			var offErr error
+			for i := 0; i < 50; i++ {
+				r, err = cl.Request(ctx, lo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if offErr = ErrorForCode(r.(*ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode); offErr == nil || !IsRetriable(offErr) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if offErr != nil {
+				t.Fatal(offErr)
+			}
+			// Group requests go to the coordinator.
+			r, err = cl.Request(ctx, &OffsetFetchRequest{GroupID: "kpax-g", Topics: []OffsetFetchRequestTopic{{Name: topic, PartitionIndexes: []int32{0}}},
+				Groups: []OffsetFetchRequestGroup{{GroupID: "kpax-g", Topics: []OffsetFetchRequestGroupTopic{{Name: topic, PartitionIndexes: []int32{0}}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if requests < 4 || bytesRead == 0 {
+				t.Fatalf("hooks saw %d requests, %d bytes", requests, bytesRead)
+			}
+		})
+	}
+}

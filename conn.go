@@ -1,0 +1,485 @@
+package kpax
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A conn is one connection to a broker, used as an asynchronous, pipelined
+// round tripper: many requests may be in flight at once. Callers hand their
+// request to the writer goroutine, which encodes everything queued into one
+// buffer and writes it with one system call (writes coalesce under load);
+// one reader goroutine reads the responses, which Kafka sends in request
+// order, and matches each with the oldest request in flight by correlation
+// ID. The caller decodes its own response, so decoding runs in parallel.
+//
+// Any error closes the connection: requests in flight and queued fail at
+// once with that error (wrapped in a *BrokerError), both goroutines end, and
+// the pool dials a new connection for the next request. A caller whose
+// context ends stops waiting without harming the connection (the response,
+// when it comes, is dropped); a caller whose request times out closes the
+// connection, since the broker is not answering it.
+type conn struct {
+	addr   string
+	nodeID int32
+	nc     net.Conn
+	cfg    *config
+
+	versions apiVersions // what the broker supports, from ApiVersions
+
+	queue  chan *call // to the writer
+	done   chan struct{}
+	wg     sync.WaitGroup
+	parent *sync.WaitGroup // the client's, to wait for every connection on Close
+
+	mu       sync.Mutex
+	inflight []*call // written, waiting for a response, in write order
+	corr     int32
+	err      error // why the connection closed
+}
+
+// call is one request on a connection.
+type call struct {
+	req      Request
+	version  int16
+	noResp   bool // Produce with acks 0: the broker sends nothing back
+	corr     int32
+	frame    []byte // the response, without its size
+	err      error
+	done     chan struct{}
+	written  int
+	received int
+}
+
+// apiVersions holds a broker's version range per API key; a missing key has
+// max -1.
+type apiVersions struct {
+	min, max [128]int16
+	legacy   bool // the broker predates ApiVersions (Kafka 0.8.2 - 0.9)
+}
+
+func newAPIVersions() apiVersions {
+	var v apiVersions
+	for i := range v.max {
+		v.max[i] = -1
+	}
+	return v
+}
+
+// legacyAPIVersions is what a broker that predates ApiVersions (0.8.2 - 0.9)
+// is assumed to support: v0 of the APIs that existed then.
+func legacyAPIVersions() apiVersions {
+	v := newAPIVersions()
+	v.legacy = true
+	for key := 0; key <= 16; key++ {
+		v.min[key], v.max[key] = 0, 0
+	}
+	return v
+}
+
+// pick returns the version to send req at: the highest that the broker,
+// this package and the configured cap all allow.
+func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
+	key := req.APIKey()
+	if key < 0 || int(key) >= len(v.max) || v.max[key] < 0 {
+		return 0, fmt.Errorf("%w: the broker does not support %s", ErrUnsupportedVersion, APIName(key))
+	}
+	hi := min(v.max[key], req.MaxVersion())
+	if c, ok := caps[key]; ok {
+		hi = min(hi, c)
+	}
+	lo := max(v.min[key], req.MinVersion())
+	if hi < lo {
+		return 0, fmt.Errorf("%w: %s: the broker supports v%d-%d, the client v%d-%d (capped at %d)",
+			ErrUnsupportedVersion, APIName(key), v.min[key], v.max[key], req.MinVersion(), req.MaxVersion(), hi)
+	}
+	return hi, nil
+}
+
+// maxResponseSize bounds a response frame. Brokers cap fetch responses with
+// the request's MaxBytes; anything claiming more than this is not Kafka.
+const maxResponseSize = 1 << 30
+
+// readChunk is how much of a frame is read (and allocated) at a time, so a
+// huge size prefix costs only what actually arrives.
+const readChunk = 1 << 20
+
+// dialConn connects to a broker and negotiates versions and security. The
+// connection is ready for requests when it returns.
+func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legacy bool, parent *sync.WaitGroup) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	defer cancel()
+	dial := cfg.dialer
+	if dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.tls != nil {
+		tc := cfg.tls.Clone()
+		if tc.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			tc.ServerName = host
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tlsConn
+	}
+	c := &conn{addr: addr, nodeID: nodeID, nc: nc, cfg: cfg, queue: make(chan *call, 64), done: make(chan struct{}), parent: parent}
+	c.wg.Add(2)
+	if parent != nil {
+		parent.Add(2)
+	}
+	go c.writeLoop()
+	go c.readLoop()
+	if legacy {
+		c.versions = legacyAPIVersions()
+	} else if err := c.negotiate(ctx); err != nil {
+		c.close(err)
+		c.wait()
+		return nil, err
+	}
+	if cfg.sasl != nil {
+		if err := c.authenticate(ctx); err != nil {
+			c.close(err)
+			c.wait()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// errLegacyBroker reports a broker that closed the connection on
+// ApiVersions: one older than Kafka 0.10.
+var errLegacyBroker = errors.New("the broker closed the connection on ApiVersions: it predates Kafka 0.10")
+
+// negotiate asks the broker which versions it supports. A broker that does
+// not know our ApiVersions version answers v0 with UNSUPPORTED_VERSION and
+// its own range, and we ask again at its newest version.
+func (c *conn) negotiate(ctx context.Context) error {
+	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer}
+	v := req.MaxVersion()
+	if capV, ok := c.cfg.maxVersions[apiKeyApiVersions]; ok {
+		v = max(min(v, capV), 0)
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		cl, err := c.send(ctx, req, v, false)
+		if err == nil {
+			err = c.wait1(ctx, cl, c.cfg.requestTimeout)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				return fmt.Errorf("%w: %v", errLegacyBroker, err)
+			}
+			return fmt.Errorf("ApiVersions v%d: %w", v, err)
+		}
+		resp := &ApiVersionsResponse{}
+		derr := decodeResponse(cl.frame, req, v, resp)
+		if derr != nil || resp.ErrorCode == ErrUnsupportedVersion.code {
+			// The answer to an unsupported version is v0.
+			if err := decodeResponse(cl.frame, req, 0, resp); err != nil {
+				return fmt.Errorf("ApiVersions: %w", err)
+			}
+		}
+		if resp.ErrorCode == ErrUnsupportedVersion.code {
+			next := int16(0)
+			for _, k := range resp.ApiKeys {
+				if k.ApiKey == apiKeyApiVersions {
+					next = min(k.MaxVersion, v-1)
+				}
+			}
+			v = max(next, 0)
+			continue
+		}
+		if err := ErrorForCode(resp.ErrorCode); err != nil {
+			return fmt.Errorf("ApiVersions v%d: %w", v, err)
+		}
+		vs := newAPIVersions()
+		for _, k := range resp.ApiKeys {
+			if k.ApiKey >= 0 && int(k.ApiKey) < len(vs.max) && k.MinVersion <= k.MaxVersion {
+				vs.min[k.ApiKey], vs.max[k.ApiKey] = k.MinVersion, k.MaxVersion
+			}
+		}
+		c.versions = vs
+		return nil
+	}
+	return fmt.Errorf("ApiVersions: the broker rejected v%d and older", v)
+}
+
+// send queues a request for writing.
+func (c *conn) send(ctx context.Context, req Request, version int16, noResp bool) (*call, error) {
+	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{})}
+	select {
+	case c.queue <- cl:
+		return cl, nil
+	case <-c.done:
+		return nil, c.closedErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// wait1 waits for a call's response. On timeout it closes the connection.
+func (c *conn) wait1(ctx context.Context, cl *call, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+		return cl.err
+	case <-c.done:
+		select {
+		case <-cl.done:
+			return cl.err
+		default:
+			return c.closedErr()
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		err := fmt.Errorf("%w: no response to %s v%d within %v", ErrResponseTimeout, APIName(cl.req.APIKey()), cl.version, timeout)
+		c.close(err)
+		return err
+	}
+}
+
+// roundTrip sends req at the version and returns its decoded response (nil
+// for a request without one). A malformed response closes the connection.
+func (c *conn) roundTrip(ctx context.Context, req Request, version int16, timeout time.Duration) (Response, *call, error) {
+	noResp := false
+	if p, ok := req.(*ProduceRequest); ok && p.Acks == 0 {
+		noResp = true
+	}
+	cl, err := c.send(ctx, req, version, noResp)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.wait1(ctx, cl, timeout); err != nil {
+		return nil, cl, err
+	}
+	if noResp {
+		return nil, cl, nil
+	}
+	resp := req.NewResponse()
+	if err := decodeResponse(cl.frame, req, version, resp); err != nil {
+		c.close(err)
+		return nil, cl, err
+	}
+	return resp, cl, nil
+}
+
+// exit marks the end of one of the connection's goroutines.
+func (c *conn) exit() {
+	c.wg.Done()
+	if c.parent != nil {
+		c.parent.Done()
+	}
+}
+
+func (c *conn) writeLoop() {
+	defer c.exit()
+	var buf []byte
+	batch := make([]*call, 0, 64)
+	for {
+		var first *call
+		select {
+		case first = <-c.queue:
+		case <-c.done:
+			return
+		}
+		batch = append(batch[:0], first)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case cl := <-c.queue:
+				batch = append(batch, cl)
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			for _, cl := range batch {
+				cl.finish(err)
+			}
+			return
+		}
+		for _, cl := range batch {
+			c.corr++
+			cl.corr = c.corr
+			start := len(buf)
+			buf = appendRequest(buf, cl.req, cl.version, cl.corr, c.cfg.clientID)
+			cl.written = len(buf) - start
+			if !cl.noResp {
+				c.inflight = append(c.inflight, cl)
+			}
+		}
+		c.mu.Unlock()
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.requestTimeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			for _, cl := range batch {
+				if cl.noResp {
+					cl.finish(c.closedErr())
+				}
+			}
+			return
+		}
+		for _, cl := range batch {
+			if cl.noResp {
+				cl.finish(nil)
+			}
+		}
+		if cap(buf) > 4*readChunk {
+			buf = nil // do not pin a huge buffer after one big request
+		}
+	}
+}
+
+func (c *conn) readLoop() {
+	defer c.exit()
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			c.close(readErr(err))
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 4 || n > maxResponseSize {
+			c.close(fmt.Errorf("%w: response size %d", ErrMalformed, n))
+			return
+		}
+		frame, err := readFrame(c.nc, int(n))
+		if err != nil {
+			c.close(readErr(err))
+			return
+		}
+		corr := int32(binary.BigEndian.Uint32(frame))
+		c.mu.Lock()
+		if len(c.inflight) == 0 {
+			c.mu.Unlock()
+			c.close(fmt.Errorf("%w: response with correlation ID %d to no request", ErrMalformed, corr))
+			return
+		}
+		cl := c.inflight[0]
+		c.inflight[0] = nil
+		c.inflight = c.inflight[1:]
+		c.mu.Unlock()
+		if cl.corr != corr {
+			err := fmt.Errorf("%w: correlation ID %d, want %d", ErrMalformed, corr, cl.corr)
+			cl.finish(err)
+			c.close(err)
+			return
+		}
+		cl.frame = frame
+		cl.received = int(n) + 4
+		cl.finish(nil)
+	}
+}
+
+// readFrame reads n bytes, growing the buffer as bytes arrive, so that a
+// lying size prefix cannot make us allocate memory the peer never sends.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, readChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, min(n-len(buf), len(buf)))...)[:len(buf)]
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("response cut short after %d of %d bytes: %w", len(buf), n, err)
+		}
+	}
+	return buf, nil
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the broker closed the connection", io.EOF)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+func (cl *call) finish(err error) {
+	cl.err = err
+	close(cl.done)
+}
+
+// close closes the connection for the reason err, once, and fails every
+// request in flight.
+func (c *conn) close(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	pending := c.inflight
+	c.inflight = nil
+	c.mu.Unlock()
+	close(c.done)
+	c.nc.Close()
+	berr := c.closedErr()
+	for _, cl := range pending {
+		cl.finish(berr)
+	}
+	// Calls still queued are failed by the writer or seen through c.done by
+	// their callers; drain what is there now.
+	for {
+		select {
+		case cl := <-c.queue:
+			cl.finish(berr)
+		default:
+			return
+		}
+	}
+}
+
+// wait waits for the connection's goroutines to end after close.
+func (c *conn) wait() { c.wg.Wait() }
+
+func (c *conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) closedErr() error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err == nil {
+		err = net.ErrClosed
+	}
+	return &BrokerError{NodeID: c.nodeID, Addr: c.addr, Err: err}
+}
+
+// numInflight returns the requests waiting for a response.
+func (c *conn) numInflight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight)
+}
