@@ -57,15 +57,15 @@ type Hooks struct {
 
 // RequestInfo describes one request for Hooks.OnRequest.
 type RequestInfo struct {
-	NodeID        int32
-	Addr          string
-	APIKey        int16
-	Version       int16
-	BytesWritten  int
-	BytesRead     int
-	Latency       time.Duration
-	Err           error    // the connection or decoding error, if any
-	Response      Response // nil on error; responses carry ThrottleTimeMs where the API has it
+	NodeID       int32
+	Addr         string
+	APIKey       int16
+	Version      int16
+	BytesWritten int
+	BytesRead    int
+	Latency      time.Duration
+	Err          error    // the connection or decoding error, if any
+	Response     Response // nil on error; responses carry ThrottleTimeMs where the API has it
 }
 
 // New returns a Client configured by the options. It does not connect:

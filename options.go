@@ -20,24 +20,24 @@ type Option func(*config)
 // defaultConfig, changed by Options and checked by validate; after New it is
 // never written again.
 type config struct {
-	seeds          []string
-	clientID       string
-	dialTimeout    time.Duration
-	requestTimeout time.Duration
-	dialer         func(ctx context.Context, network, addr string) (net.Conn, error)
-	tls            *tls.Config
-	sasl           SASLMechanism
-	logger         *slog.Logger
-	maxVersions    map[int16]int16
-	rack           string
-	metadataMaxAge time.Duration
-	metadataMinAge time.Duration
-	retryBackoff   time.Duration
+	seeds           []string
+	clientID        string
+	dialTimeout     time.Duration
+	requestTimeout  time.Duration
+	dialer          func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls             *tls.Config
+	sasl            SASLMechanism
+	logger          *slog.Logger
+	maxVersions     map[int16]int16
+	rack            string
+	metadataMaxAge  time.Duration
+	metadataMinAge  time.Duration
+	retryBackoff    time.Duration
 	retryBackoffMax time.Duration
-	connsPerBroker int
-	hooks          Hooks
-	softwareName   string
-	softwareVer    string
+	connsPerBroker  int
+	hooks           Hooks
+	softwareName    string
+	softwareVer     string
 }
 
 func defaultConfig() config {

@@ -29,7 +29,9 @@ var ErrSASL = errors.New("kpax: SASL authentication failed")
 
 // SASLPlain returns the PLAIN mechanism (RFC 4616) with the user and
 // password. Use it only over TLS: PLAIN sends the password as it is.
-func SASLPlain(user, password string) SASLMechanism { return plainMechanism{user: user, pass: password} }
+func SASLPlain(user, password string) SASLMechanism {
+	return plainMechanism{user: user, pass: password}
+}
 
 type plainMechanism struct{ user, pass string }
 

@@ -16,7 +16,7 @@ RUN_ROOT="${KPAX_RUN_DIR:-${TMPDIR:-/tmp}/kpax-kafka}"      # nodes: $RUN_ROOT/N
 CONTROLLER_OFFSET="${KPAX_CONTROLLER_PORT_OFFSET:-1000}"     # controller port = broker port + this
 START_TIMEOUT="${KPAX_START_TIMEOUT:-90}"                    # seconds to wait for a node to answer
 STOP_TIMEOUT="${KPAX_STOP_TIMEOUT:-15}"                      # seconds between SIGTERM and SIGKILL
-JVM_FLAGS="${KPAX_KAFKA_JVM_FLAGS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Xss512k}"
+JVM_FLAGS="${KPAX_KAFKA_JVM_FLAGS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData}"
 SINGLE_HEAP="${KPAX_KAFKA_HEAP:--Xmx512m -Xms256m}"
 CLUSTER_HEAP="${KPAX_KAFKA_CLUSTER_HEAP:--Xmx384m -Xms192m}"
 CLUSTER_SIZE=3
@@ -212,8 +212,9 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 # A node that was SIGKILLed and restarted cannot register again until its old session expires
-# (default 9 s); a killed cluster node is fenced only then too. Shorter keeps fault tests quick.
-broker.session.timeout.ms=4000
+# (default 9 s), and a killed cluster node is fenced only then. Shorter keeps fault tests quick;
+# not much shorter: on a loaded 2-core machine the controller can stall for seconds.
+broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
 EOF
 		# Kafka 4 enables the consumer group protocol (KIP-848) by default; 3.9 keeps its defaults.
@@ -284,10 +285,14 @@ prepare_node() {
 	fi
 }
 
+# Nodes this invocation launched: stopped again if the command fails (see main).
+STARTED_DIRS=()
+
 # launch D: start the node's JVM in its own session, detached from our stdio.
 launch() {
 	local dir=$1
 	load_node_env "$dir"
+	STARTED_DIRS+=("$dir")
 	java_cmd "$dir"
 	rm -f "$dir/pid"
 	# The inner bash writes its own pid and execs java, so the pid file holds java's pid.
@@ -610,8 +615,18 @@ cmd_log() {
 	done
 }
 
+on_exit() {
+	local rc=$?
+	if ((rc != 0 && ${#STARTED_DIRS[@]} > 0)); then
+		say "failed: stopping the node(s) this command started"
+		stop_dirs "${STARTED_DIRS[@]}" || true
+	fi
+	exit "$rc"
+}
+
 main() {
 	(($# >= 1)) || { usage >&2; exit 2; }
+	trap on_exit EXIT
 	local cmd=$1
 	shift
 	case $cmd in
