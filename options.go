@@ -34,10 +34,12 @@ type config struct {
 	metadataMinAge  time.Duration
 	retryBackoff    time.Duration
 	retryBackoffMax time.Duration
-	connsPerBroker  int
 	hooks           Hooks
 	softwareName    string
 	softwareVer     string
+
+	producer producerConfig // produce.go
+	consumer consumerConfig // consume.go
 }
 
 func defaultConfig() config {
@@ -52,6 +54,8 @@ func defaultConfig() config {
 		retryBackoffMax: 5 * time.Second,
 		softwareName:    "kpax",
 		softwareVer:     "0.1.0",
+		producer:        defaultProducerConfig(),
+		consumer:        defaultConsumerConfig(),
 	}
 }
 
@@ -98,6 +102,8 @@ func (c *config) validate() error {
 			errs = append(errs, fmt.Errorf("max version %d for %s is negative", v, APIName(key)))
 		}
 	}
+	errs = append(errs, c.producer.validate()...)
+	errs = append(errs, c.consumer.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kpax: bad options: %w", err)
 	}
