@@ -75,6 +75,17 @@ const (
 	ControlCommit ControlType = 1 // the transaction was committed
 )
 
+// String returns "abort", "commit" or "ControlType(N)".
+func (t ControlType) String() string {
+	switch t {
+	case ControlAbort:
+		return "abort"
+	case ControlCommit:
+		return "commit"
+	}
+	return fmt.Sprintf("ControlType(%d)", int16(t))
+}
+
 // ControlType reports whether r is a control record (a record of a control
 // batch) and, if so, its type. Control records carry no user data; a consumer
 // uses them to tell committed transactions from aborted ones.

@@ -444,6 +444,9 @@ func TestRecordBatchControlAndTransactions(t *testing.T) {
 			t.Errorf("record %d: control %v %v offset %d", i, typ, ok, dec[i].Offset)
 		}
 	}
+	if ControlAbort.String() != "abort" || ControlCommit.String() != "commit" || ControlType(7).String() != "ControlType(7)" {
+		t.Error("ControlType.String")
+	}
 	if !hs[1].Attributes.Control() || hs[1].ProducerID != 55 || hs[1].BaseOffset != 2 {
 		t.Errorf("control header %+v", hs[1])
 	}

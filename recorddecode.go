@@ -31,6 +31,7 @@ type CorruptRecordsError struct {
 	Err    error  // underlying cause, or nil
 }
 
+// Error describes the corruption, where it is, and its cause.
 func (e *CorruptRecordsError) Error() string {
 	s := fmt.Sprintf("kpax: corrupt record data at byte %d (offset %d): %s", e.Pos, e.Offset, e.Reason)
 	if e.Err != nil {
