@@ -147,9 +147,10 @@ func appendCompressed(dst []byte, c Compression, level int, src []byte, legacyLZ
 }
 
 // appendDecompressed appends the decompressed src to dst. It fails with an error wrapping
-// ErrDecompressedTooLarge (exported sentinel in compress.go) once more than limit bytes would be produced
-// (a compression bomb gives an error, never an OOM), and with a clear error for corrupt input.
-// For LZ4 it accepts both the correct and the legacy (magic 0) header checksum.
+// ErrDecompressedTooLarge once more than limit bytes would be produced (a compression bomb gives
+// an error, never an OOM), and with one wrapping ErrCorruptCompressed for corrupt input.
+// For LZ4 it accepts both the correct and the legacy (magic 0) header checksum, whatever
+// legacyLZ4 says, as Kafka does.
 //
 // On error it returns dst unchanged (bytes past its length may have been written). Memory
 // allocated is bounded by limit and len(src), never by sizes that the input declares.
@@ -446,7 +447,9 @@ func lz4Compress(dst []byte, level int, src []byte, legacy bool) ([]byte, error)
 		if hc == nil {
 			hc = new(lz4.CompressorHC)
 		}
-		hc.Level = lz4.CompressionLevel(1) << (level - 1) // Search depth, as LZ4HC's 1<<(level-1).
+		// Search depth: 4 at level 2, which already compresses better than the fast compressor,
+		// up to the whole 64 KiB window at levels 16 and 17.
+		hc.Level = lz4.CompressionLevel(1) << min(level, 16)
 		defer lz4HC.Put(hc)
 	}
 	for len(src) > 0 {
@@ -531,19 +534,10 @@ func lz4Frame(dst, src []byte, limit int) (_, rest []byte, _ error) {
 	if flg&lz4FlagDictID != 0 {
 		return dst, nil, corruptInput(c, "frame needs a dictionary")
 	}
-	blockMax := 0
-	switch bd >> 4 {
-	case 4:
-		blockMax = 64 << 10
-	case 5:
-		blockMax = 256 << 10
-	case 6:
-		blockMax = 1 << 20
-	case 7:
-		blockMax = 4 << 20
-	default:
+	if bd>>4 < 4 {
 		return dst, nil, corruptInput(c, fmt.Sprintf("bad block maximum size code %d", bd>>4))
 	}
+	blockMax := 1 << (2*int(bd>>4) + 8) // 4: 64 KiB, 5: 256 KiB, 6: 1 MiB, 7: 4 MiB.
 	hlen := 7
 	if flg&lz4FlagSize != 0 {
 		hlen += 8
