@@ -259,26 +259,34 @@ func (c *conn) wait1(ctx context.Context, cl *call, timeout time.Duration) error
 // roundTrip sends req at the version and returns its decoded response (nil
 // for a request without one). A malformed response closes the connection.
 func (c *conn) roundTrip(ctx context.Context, req Request, version int16, timeout time.Duration) (Response, *call, error) {
-	noResp := false
-	if p, ok := req.(*ProduceRequest); ok && p.Acks == 0 {
-		noResp = true
-	}
-	cl, err := c.send(ctx, req, version, noResp)
+	cl, err := c.send(ctx, req, version, expectsNoResponse(req))
 	if err != nil {
 		return nil, nil, err
 	}
+	resp, err := c.await(ctx, cl, timeout)
+	return resp, cl, err
+}
+
+// expectsNoResponse reports a Produce with acks 0.
+func expectsNoResponse(req Request) bool {
+	p, ok := req.(*ProduceRequest)
+	return ok && p.Acks == 0
+}
+
+// await waits for a call sent with send and decodes its response.
+func (c *conn) await(ctx context.Context, cl *call, timeout time.Duration) (Response, error) {
 	if err := c.wait1(ctx, cl, timeout); err != nil {
-		return nil, cl, err
+		return nil, err
 	}
-	if noResp {
-		return nil, cl, nil
+	if cl.noResp {
+		return nil, nil
 	}
-	resp := req.NewResponse()
-	if err := decodeResponse(cl.frame, req, version, resp); err != nil {
+	resp := cl.req.NewResponse()
+	if err := decodeResponse(cl.frame, cl.req, cl.version, resp); err != nil {
 		c.close(err)
-		return nil, cl, err
+		return nil, err
 	}
-	return resp, cl, nil
+	return resp, nil
 }
 
 // exit marks the end of one of the connection's goroutines.

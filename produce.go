@@ -1,9 +1,570 @@
 package kpax
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrMaybePersisted wraps the error of a record whose request reached the
+// broker (or may have) without an acknowledgement coming back: the record
+// may or may not be in the log. It is never reported as a plain failure.
+var ErrMaybePersisted = errors.New("kpax: the record may have been persisted")
+
+// ErrProducerClosed is the error of records given to a closed producer, and
+// of records still buffered when Close gave up.
+var ErrProducerClosed = errors.New("kpax: producer closed")
+
+// Producer sends records to Kafka in batches: per partition, many
+// partitions' batches in one Produce request per broker, several requests in
+// flight per broker. Every record given to Produce gets exactly one outcome,
+// through its callback. A Producer is safe for concurrent use.
+//
+// By default the producer is idempotent (where the broker supports it, with
+// acks=all): retries never duplicate or reorder records within a partition.
+type Producer struct {
+	cl   *Client
+	cfg  producerConfig
+	part Partitioner
+
+	mu         sync.Mutex
+	parts      map[topicPartition]*partState
+	topics     map[string]*topicState
+	brokers    map[int32]*sink
+	bufRecords int
+	bufBytes   int
+	space      chan struct{} // closed and replaced when buffer space frees
+	flushing   int           // Flush calls in progress: linger is ignored
+	closing    bool
+	pid        producerID
+	resetPID   bool // get a new producer ID once nothing is in flight
+
+	wake   chan struct{}   // wakes the sender
+	quit   chan struct{}   // closed by Close when everything is done or abandoned
+	ctx    context.Context // canceled by Close, after the flush
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+type producerID struct {
+	id    int64
+	epoch int16
+}
+
+// topicState is what the producer knows of a topic's partitions.
+type topicState struct {
+	n       int     // partition count, 0 while unknown
+	avail   []int32 // partitions not being avoided
+	err     error   // a metadata error, for records waiting on the topic
+	loading bool
+}
+
+// partState is one partition's records: not yet batched, waiting for a
+// retry, and in flight.
+type partState struct {
+	tp          topicPartition
+	pending     []pending // not yet in a batch, in Produce order
+	pendBytes   int
+	firstAt     time.Time // when the oldest pending record arrived
+	retry       []*batch  // failed batches, in sequence order
+	inflight    int
+	leader      int32 // -1 while unknown
+	seq         int32 // next sequence number (idempotent)
+	backoff     time.Duration
+	retryAt     time.Time
+	avoidUntil  time.Time
+	failures    int
+	leaderEpoch int32
+}
+
+type pending struct {
+	rec      *Record
+	cb       func(*Record, error)
+	size     int
+	deadline time.Time
+}
+
+// batch is records sent together to one partition.
+type batch struct {
+	ps        *partState
+	recs      []pending
+	bytes     int
+	seq       int32 // base sequence, -1 until first sent
+	pid       producerID
+	attempts  int
+	maybeSent bool // a request holding it may have reached the broker
+	lastErr   error
+}
+
+// NewProducer returns a producer that uses the client's producer options,
+// overridden by opts (which are validated the same way: a bad one is an
+// error). Close it to send what is buffered and release its goroutines.
+func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
+	cfg := cl.cfg
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("kpax: bad options: nil Option")
+		}
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cl.isClosed() {
+		return nil, ErrClientClosed
+	}
+	p := &Producer{
+		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner,
+		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
+		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		pid: producerID{id: -1, epoch: -1},
+	}
+	if p.part == nil {
+		p.part = StickyPartitioner()
+	}
+	p.ctx, p.cancel = context.WithCancel(cl.ctx)
+	p.wg.Add(1)
+	go p.sender()
+	return p, nil
+}
+
+// recordSize is what a record counts against the buffer limits.
+func recordSize(r *Record) int {
+	n := len(r.Key) + len(r.Value) + 24
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
+// Produce queues r for sending and returns; cb (which may be nil) is called
+// exactly once with r (its Partition and Offset set) and the outcome, from a
+// producer goroutine. r must not be changed until then. r.Partition is used
+// only with ManualPartitioner.
+//
+// When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
+// Produce blocks until there is room or ctx ends, and then returns ctx's
+// error without queueing r (cb is not called). It returns an error without
+// queueing for a closed producer or a record larger than the max batch size.
+func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, error)) error {
+	if r.Topic == "" {
+		return errors.New("kpax: record without a topic")
+	}
+	size := recordSize(r)
+	if size > p.cfg.maxBatchBytes {
+		return fmt.Errorf("%w: record of %d bytes, max batch size %d", ErrMessageTooLarge, size, p.cfg.maxBatchBytes)
+	}
+	p.mu.Lock()
+	for {
+		if p.closing {
+			p.mu.Unlock()
+			return ErrProducerClosed
+		}
+		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
+			break
+		}
+		space := p.space
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+	p.bufRecords++
+	p.bufBytes += size
+	pr := pending{rec: r, cb: cb, size: size, deadline: time.Now().Add(p.cfg.deliveryTimeout)}
+	ts := p.topics[r.Topic]
+	if ts == nil || ts.n == 0 {
+		// The topic is not known yet: park the record on partition -1 of
+		// the topic until metadata comes.
+		p.addPending(topicPartition{r.Topic, -1}, pr)
+		p.loadTopic(r.Topic)
+		p.mu.Unlock()
+		return nil
+	}
+	p.route(ts, pr)
+	p.mu.Unlock()
+	return nil
+}
+
+// route picks the partition of a record of a known topic and queues it.
+// p.mu is held.
+func (p *Producer) route(ts *topicState, pr pending) {
+	part := p.part.Partition(pr.rec, ts.n, ts.avail)
+	if part < 0 || int(part) >= ts.n {
+		p.finish(pr, &PartitionError{Topic: pr.rec.Topic, Partition: part, Err: ErrUnknownTopicOrPartition})
+		return
+	}
+	pr.rec.Partition = part
+	p.addPending(topicPartition{pr.rec.Topic, part}, pr)
+}
+
+func (p *Producer) addPending(tp topicPartition, pr pending) {
+	ps := p.parts[tp]
+	if ps == nil {
+		ps = &partState{tp: tp, leader: -1, backoff: p.cl.cfg.retryBackoff}
+		p.parts[tp] = ps
+	}
+	if len(ps.pending) == 0 {
+		ps.firstAt = time.Now()
+	}
+	ps.pending = append(ps.pending, pr)
+	ps.pendBytes += pr.size
+	if ps.pendBytes >= p.cfg.maxBatchBytes || p.cfg.linger == 0 || len(ps.pending) == 1 {
+		p.poke()
+	}
+}
+
+func (p *Producer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ProduceSync sends the records and waits for all of them; it returns the
+// first error (records already queued are still sent when ctx ends first).
+func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, r := range rs {
+		wg.Add(1)
+		err := p.Produce(ctx, r, func(_ *Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+		if err != nil {
+			wg.Done()
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			break
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return first
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush sends every buffered record without waiting for the linger and
+// returns when all of them have their outcome, or ctx's error when it ends
+// first.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushing++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.flushing--
+		p.mu.Unlock()
+	}()
+	p.poke()
+	for {
+		p.mu.Lock()
+		n, space := p.bufRecords, p.space
+		p.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops accepting records, sends what is buffered, and waits for every
+// outcome until ctx ends; records still without one then fail with
+// ErrProducerClosed (wrapped in ErrMaybePersisted where they may have been
+// sent). All of the producer's goroutines have ended when it returns.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		<-p.quit
+		return nil
+	}
+	p.closing = true
+	p.mu.Unlock()
+	err := p.Flush(ctx)
+	p.mu.Lock()
+	// Fail what is left, in flight included: its responses are ignored.
+	for _, ps := range p.parts {
+		for _, pr := range ps.pending {
+			p.finish(pr, ErrProducerClosed)
+		}
+		ps.pending = nil
+		for _, b := range ps.retry {
+			p.failBatch(b, ErrProducerClosed)
+		}
+		ps.retry = nil
+	}
+	sinks := p.brokers
+	p.mu.Unlock()
+	close(p.quit)
+	p.cancel()
+	for _, s := range sinks {
+		s.stop()
+	}
+	p.wg.Wait()
+	p.mu.Lock()
+	for _, s := range sinks {
+		for _, f := range s.abandoned {
+			for _, b := range f.batches {
+				p.failBatch(b, ErrProducerClosed)
+			}
+		}
+	}
+	p.mu.Unlock()
+	return err
+}
+
+// finish gives a record its outcome and frees its buffer space. p.mu is held.
+func (p *Producer) finish(pr pending, err error) {
+	p.bufRecords--
+	p.bufBytes -= pr.size
+	close(p.space)
+	p.space = make(chan struct{})
+	if pr.cb != nil {
+		pr.cb(pr.rec, err)
+	}
+}
+
+// failBatch fails every record of a batch; one that may have been sent is
+// reported as maybe persisted. p.mu is held.
+func (p *Producer) failBatch(b *batch, err error) {
+	if b.maybeSent && !errors.Is(err, ErrMaybePersisted) {
+		err = fmt.Errorf("%w: %w", ErrMaybePersisted, err)
+	}
+	for _, pr := range b.recs {
+		p.finish(pr, err)
+	}
+	b.recs = nil
+}
+
+// loadTopic loads a topic's partitions in the background. p.mu is held.
+func (p *Producer) loadTopic(topic string) {
+	ts := p.topics[topic]
+	if ts == nil {
+		ts = &topicState{}
+		p.topics[topic] = ts
+	}
+	if ts.loading {
+		return
+	}
+	ts.loading = true
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.requestTimeout)
+		defer cancel()
+		tm, err := p.cl.meta.topic(ctx, topic)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		ts.loading = false
+		p.applyTopic(topic, tm, err)
+		p.poke()
+	}()
+}
+
+// applyTopic takes new metadata of a topic: partition count (expansion
+// included), leaders, and records parked until the topic was known.
+// p.mu is held.
+func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
+	ts := p.topics[topic]
+	if err != nil {
+		ts.err = err
+		return
+	}
+	ts.err = nil
+	ts.n = len(tm.Partitions)
+	now := time.Now()
+	ts.avail = ts.avail[:0]
+	for _, pm := range tm.Partitions {
+		tp := topicPartition{topic, pm.Partition}
+		ps := p.parts[tp]
+		if ps != nil {
+			if pm.Leader >= 0 && (ps.leader < 0 || pm.LeaderEpoch >= ps.leaderEpoch) {
+				ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
+			}
+		}
+		if pm.Leader >= 0 && (ps == nil || now.After(ps.avoidUntil)) {
+			ts.avail = append(ts.avail, pm.Partition)
+		}
+	}
+	if len(ts.avail) == ts.n {
+		ts.avail = ts.avail[:0] // all available: no restriction
+	}
+	if parked := p.parts[topicPartition{topic, -1}]; parked != nil && ts.n > 0 {
+		recs := parked.pending
+		parked.pending, parked.pendBytes = nil, 0
+		for _, pr := range recs {
+			p.route(ts, pr)
+		}
+	}
+}
+
+// partitionLimit is how many batches of one partition may be in flight:
+// ordering needs one at a time without idempotence unless the user allows
+// more; with idempotence the broker keeps order for up to 5.
+func (p *Producer) partitionLimit() int {
+	if p.cfg.idempotent {
+		return p.cfg.maxInFlight
+	}
+	return p.cfg.maxInFlight
+}
+
 // producerConfig holds the producer's options; its defaults are part of
 // defaultConfig and its checks part of validate.
-type producerConfig struct{}
+type producerConfig struct {
+	acks               int16
+	linger             time.Duration
+	maxBatchBytes      int
+	maxInFlight        int
+	compression        Compression
+	compressionLevel   int
+	produceTimeout     time.Duration
+	deliveryTimeout    time.Duration
+	maxBufferedRecords int
+	maxBufferedBytes   int
+	idempotent         bool
+	idempotenceSet     bool
+	partitioner        Partitioner
+	avoidPeriod        time.Duration
+}
 
-func defaultProducerConfig() producerConfig { return producerConfig{} }
+func defaultProducerConfig() producerConfig {
+	return producerConfig{
+		acks:               -1,
+		linger:             5 * time.Millisecond,
+		maxBatchBytes:      1000000,
+		maxInFlight:        5,
+		produceTimeout:     30 * time.Second,
+		deliveryTimeout:    2 * time.Minute,
+		maxBufferedRecords: 100000,
+		maxBufferedBytes:   64 << 20,
+		idempotent:         true,
+		avoidPeriod:        10 * time.Second,
+	}
+}
 
-func (c *producerConfig) validate() []error { return nil }
+func (c *producerConfig) validate() []error {
+	var errs []error
+	if c.acks != 0 && c.acks != 1 && c.acks != -1 {
+		errs = append(errs, fmt.Errorf("acks %d: want 0, 1 or -1 (all)", c.acks))
+	}
+	if c.idempotent && c.acks != -1 {
+		if c.idempotenceSet {
+			errs = append(errs, fmt.Errorf("idempotence needs acks=-1 (all), not %d", c.acks))
+		} else {
+			c.idempotent = false // the default follows acks, as in the Java client
+		}
+	}
+	if c.linger < 0 {
+		errs = append(errs, fmt.Errorf("negative linger %v", c.linger))
+	}
+	if c.maxBatchBytes < 512 || c.maxBatchBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max batch bytes %d: want 512 to 1 GiB", c.maxBatchBytes))
+	}
+	if c.maxInFlight < 1 || (c.idempotent && c.maxInFlight > 5) {
+		errs = append(errs, fmt.Errorf("max in-flight requests %d: want 1 to 5 with idempotence, at least 1 without", c.maxInFlight))
+	}
+	if err := validCompressionLevel(c.compression, c.compressionLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.produceTimeout <= 0 || c.produceTimeout > time.Duration(1<<31-1)*time.Millisecond {
+		errs = append(errs, fmt.Errorf("produce timeout %v out of range", c.produceTimeout))
+	}
+	if c.deliveryTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("delivery timeout %v must be positive", c.deliveryTimeout))
+	}
+	if c.maxBufferedRecords < 1 || c.maxBufferedBytes < c.maxBatchBytes {
+		errs = append(errs, fmt.Errorf("buffer limits %d records, %d bytes: want ≥1 record and at least the max batch bytes", c.maxBufferedRecords, c.maxBufferedBytes))
+	}
+	if c.avoidPeriod < 0 {
+		errs = append(errs, fmt.Errorf("negative partition avoidance period %v", c.avoidPeriod))
+	}
+	return errs
+}
+
+// WithAcks sets how many replicas must have a record before the broker
+// acknowledges it: 0 (none: no response, offsets unknown), 1 (the leader) or
+// -1 (all in-sync replicas). Default: -1.
+func WithAcks(acks int) Option { return func(c *config) { c.producer.acks = int16(acks) } }
+
+// WithLinger sets how long a partition's first record waits for more to
+// fill its batch. Default: 5ms.
+func WithLinger(d time.Duration) Option { return func(c *config) { c.producer.linger = d } }
+
+// WithMaxBatchBytes caps a batch's size (records before compression); it must
+// stay under the broker's message.max.bytes. Default: 1,000,000.
+func WithMaxBatchBytes(n int) Option { return func(c *config) { c.producer.maxBatchBytes = n } }
+
+// WithMaxInFlight sets how many Produce requests may wait for a response per
+// broker (and batches per partition); at most 5 with idempotence. Default: 5.
+func WithMaxInFlight(n int) Option { return func(c *config) { c.producer.maxInFlight = n } }
+
+// WithCompression compresses batches with the codec at the level (0: the
+// codec's default). Default: CompressionNone.
+func WithCompression(codec Compression, level int) Option {
+	return func(c *config) { c.producer.compression, c.producer.compressionLevel = codec, level }
+}
+
+// WithProduceTimeout sets the time the broker may take to get the acks
+// (a Produce request's TimeoutMs). Default: 30s.
+func WithProduceTimeout(d time.Duration) Option { return func(c *config) { c.producer.produceTimeout = d } }
+
+// WithDeliveryTimeout bounds the time from Produce to a record's outcome,
+// retries included. Default: 2m.
+func WithDeliveryTimeout(d time.Duration) Option {
+	return func(c *config) { c.producer.deliveryTimeout = d }
+}
+
+// WithMaxBufferedRecords caps the records waiting for their outcome; Produce
+// blocks when it is reached (backpressure). Default: 100,000.
+func WithMaxBufferedRecords(n int) Option { return func(c *config) { c.producer.maxBufferedRecords = n } }
+
+// WithMaxBufferedBytes caps the bytes (keys, values, headers) waiting for
+// their outcome; Produce blocks when it is reached. Default: 64 MiB.
+func WithMaxBufferedBytes(n int) Option { return func(c *config) { c.producer.maxBufferedBytes = n } }
+
+// WithIdempotence turns the idempotent producer on or off. On, retries
+// never duplicate or reorder records in a partition; it needs acks=-1.
+// Default: on when acks is -1 and the broker supports it (Kafka 0.11+).
+func WithIdempotence(on bool) Option {
+	return func(c *config) { c.producer.idempotent, c.producer.idempotenceSet = on, true }
+}
+
+// WithPartitioner sets how records are spread over partitions. Default:
+// StickyPartitioner (murmur2 for keyed records, sticky for the others).
+func WithPartitioner(p Partitioner) Option { return func(c *config) { c.producer.partitioner = p } }
+
+// WithPartitionAvoidance sets how long unkeyed records avoid a partition
+// whose produce failed, before trying it again. Default: 10s.
+func WithPartitionAvoidance(d time.Duration) Option {
+	return func(c *config) { c.producer.avoidPeriod = d }
+}

@@ -1,0 +1,515 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The producer's sending side. One sender goroutine cuts batches (full, or
+// lingered long enough) and groups them into one Produce request per broker;
+// per broker, a sink goroutine dials, encodes and writes requests in order
+// (so sequence numbers reach the broker in order), and a completion
+// goroutine handles the responses in the same order.
+
+// sink sends one broker's Produce requests.
+type sink struct {
+	p        *Producer
+	node     int32
+	queue    chan []*batch // requests to send
+	flights  chan *flight  // sent, waiting for a response
+	stopc    chan struct{}
+	inflight int // requests queued or in flight; p.mu
+
+	abandoned []*flight // left when the producer closed; p.mu
+}
+
+type flight struct {
+	batches []*batch
+	c       *conn
+	call    *call
+}
+
+func (p *Producer) sinkFor(node int32) *sink {
+	s := p.brokers[node]
+	if s == nil {
+		s = &sink{p: p, node: node, queue: make(chan []*batch, p.cfg.maxInFlight+1),
+			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{})}
+		p.brokers[node] = s
+		p.wg.Add(2)
+		go s.run()
+		go s.complete()
+	}
+	return s
+}
+
+func (s *sink) stop() { close(s.stopc) }
+
+// sender cuts and dispatches batches whenever woken or a linger, backoff or
+// delivery deadline passes.
+func (p *Producer) sender() {
+	defer p.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		wait := p.collect()
+		t.Reset(wait)
+		select {
+		case <-p.wake:
+		case <-t.C:
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// collect dispatches every ready batch and returns how long to sleep.
+func (p *Producer) collect() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	wait := 100 * time.Millisecond
+	if p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
+		if p.totalInflight() == 0 {
+			p.initProducerID()
+		}
+		return wait
+	}
+	requests := map[*sink][]*batch{}
+	again := false
+	for _, ps := range p.parts {
+		p.expire(ps, now)
+		if ps.tp.partition < 0 {
+			if len(ps.pending) > 0 {
+				p.loadTopic(ps.tp.topic)
+			}
+			continue
+		}
+		if len(ps.pending) == 0 && len(ps.retry) == 0 {
+			continue
+		}
+		if ps.leader < 0 {
+			p.loadTopic(ps.tp.topic)
+			continue
+		}
+		if now.Before(ps.retryAt) {
+			wait = min(wait, ps.retryAt.Sub(now))
+			continue
+		}
+		s := p.sinkFor(ps.leader)
+		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit() {
+			continue
+		}
+		var b *batch
+		switch {
+		case len(ps.retry) > 0:
+			if ps.inflight > 0 {
+				continue // retries go one at a time, in order, after what is in flight
+			}
+			b = ps.retry[0]
+			ps.retry = ps.retry[1:]
+		default:
+			if ps.pendBytes < p.cfg.maxBatchBytes && p.flushing == 0 && !p.closing {
+				if due := ps.firstAt.Add(p.cfg.linger); now.Before(due) {
+					wait = min(wait, due.Sub(now))
+					continue
+				}
+			}
+			b = p.cutBatch(ps)
+		}
+		ps.inflight++
+		requests[s] = append(requests[s], b)
+		if len(ps.pending) > 0 || len(ps.retry) > 0 {
+			again = true
+		}
+	}
+	for s, bs := range requests {
+		s.inflight++
+		s.queue <- bs // never blocks: inflight < maxInFlight < cap
+	}
+	if again {
+		p.poke()
+	}
+	return max(wait, time.Millisecond)
+}
+
+// cutBatch takes a batch's worth of pending records. p.mu is held.
+func (p *Producer) cutBatch(ps *partState) *batch {
+	n, bytes := 0, 0
+	for n < len(ps.pending) && (n == 0 || bytes+ps.pending[n].size <= p.cfg.maxBatchBytes) {
+		bytes += ps.pending[n].size
+		n++
+	}
+	b := &batch{ps: ps, recs: slices.Clone(ps.pending[:n]), bytes: bytes, seq: -1}
+	clear(ps.pending[:n])
+	ps.pending = ps.pending[n:]
+	ps.pendBytes -= bytes
+	if len(ps.pending) > 0 {
+		ps.firstAt = time.Now()
+	} else {
+		ps.pending = ps.pending[:0:0]
+	}
+	if sp, ok := p.part.(*stickyPartitioner); ok {
+		sp.batchSent(ps.tp.topic, ps.tp.partition)
+	}
+	return b
+}
+
+// expire fails records past their delivery timeout. p.mu is held.
+func (p *Producer) expire(ps *partState, now time.Time) {
+	for len(ps.pending) > 0 && now.After(ps.pending[0].deadline) {
+		pr := ps.pending[0]
+		ps.pending = ps.pending[1:]
+		ps.pendBytes -= pr.size
+		p.finish(pr, fmt.Errorf("%w: no leader or no room to send %s/%d within the delivery timeout", ErrRequestTimedOut, ps.tp.topic, ps.tp.partition))
+	}
+	for len(ps.retry) > 0 && len(ps.retry[0].recs) > 0 && now.After(ps.retry[0].recs[0].deadline) {
+		b := ps.retry[0]
+		ps.retry = ps.retry[1:]
+		p.failBatch(b, fmt.Errorf("delivery timeout after %d attempts: %w", b.attempts, b.lastErr))
+	}
+}
+
+func (p *Producer) totalInflight() int {
+	n := 0
+	for _, s := range p.brokers {
+		n += s.inflight
+	}
+	return n
+}
+
+// initProducerID gets a producer ID and epoch in the background; until it
+// has one, the idempotent producer sends nothing. p.mu is held.
+func (p *Producer) initProducerID() {
+	if p.resetPID && p.pid.id == -2 {
+		return // already asking
+	}
+	p.pid.id = -2 // asking
+	p.resetPID = false
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		backoff := p.cl.cfg.retryBackoff
+		for {
+			ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.requestTimeout)
+			r, err := p.cl.Request(ctx, &InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerID: -1, ProducerEpoch: -1})
+			cancel()
+			if err == nil {
+				resp := r.(*InitProducerIdResponse)
+				err = ErrorForCode(resp.ErrorCode)
+				if err == nil {
+					p.mu.Lock()
+					p.pid = producerID{resp.ProducerID, resp.ProducerEpoch}
+					for _, ps := range p.parts {
+						ps.seq = 0
+						for _, b := range ps.retry {
+							b.seq = -1 // renumbered under the new ID when sent
+						}
+					}
+					p.mu.Unlock()
+					p.poke()
+					return
+				}
+			}
+			if errors.Is(err, ErrUnsupportedVersion) {
+				p.mu.Lock()
+				p.cfg.idempotent = false
+				p.mu.Unlock()
+				p.cl.cfg.logger.Warn("kpax: the broker has no idempotent producer; continuing without", "err", err)
+				p.poke()
+				return
+			}
+			p.cl.cfg.logger.Warn("kpax: InitProducerId", "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-p.quit:
+				return
+			}
+			backoff = min(2*backoff, p.cl.cfg.retryBackoffMax)
+		}
+	}()
+}
+
+// run dials, encodes and writes the sink's requests in order.
+func (s *sink) run() {
+	defer s.p.wg.Done()
+	defer close(s.flights)
+	p := s.p
+	for {
+		var bs []*batch
+		select {
+		case bs = <-s.queue:
+		case <-s.stopc:
+			p.mu.Lock()
+			for {
+				select {
+				case bs := <-s.queue:
+					s.abandoned = append(s.abandoned, &flight{batches: bs})
+				default:
+					p.mu.Unlock()
+					return
+				}
+			}
+		}
+		f := &flight{batches: bs}
+		if err := s.send(f); err != nil {
+			p.mu.Lock()
+			p.handle(s, f, nil, err, false)
+			p.mu.Unlock()
+			continue
+		}
+		s.flights <- f
+	}
+}
+
+// send encodes a request for the broker's Produce version and writes it.
+func (s *sink) send(f *flight) error {
+	p := s.p
+	ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.dialTimeout)
+	defer cancel()
+	pool, err := p.cl.pool(s.node)
+	if err != nil {
+		return err
+	}
+	c, err := pool.get(ctx, laneDefault)
+	if err != nil {
+		return err
+	}
+	req := &ProduceRequest{Acks: p.cfg.acks, TimeoutMs: int32(p.cfg.produceTimeout / time.Millisecond)}
+	v, err := c.versions.pick(req, p.cl.cfg.maxVersions)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	idempotent := p.cfg.idempotent && v >= 3
+	for _, b := range f.batches {
+		if idempotent && b.seq < 0 {
+			b.seq, b.pid = b.ps.seq, p.pid
+			b.ps.seq += int32(len(b.recs))
+		}
+	}
+	p.mu.Unlock()
+	var enc BatchEncoder
+	recs := make([]Record, 0, 64)
+	for _, b := range f.batches {
+		recs = recs[:0]
+		for _, pr := range b.recs {
+			recs = append(recs, *pr.rec)
+		}
+		var data []byte
+		var err error
+		if v >= 3 {
+			h := NewBatchHeader()
+			if idempotent {
+				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
+			}
+			data, err = enc.AppendRecordBatch(nil, h, recs, p.cfg.compression, p.cfg.compressionLevel)
+		} else {
+			magic := int8(1)
+			if v < 2 {
+				magic = 0
+			}
+			data, err = enc.AppendMessageSet(nil, magic, 0, recs, p.cfg.compression, p.cfg.compressionLevel)
+		}
+		if err != nil {
+			return err
+		}
+		addToProduce(req, b.ps.tp, data)
+	}
+	call, err := c.send(ctx, req, v, expectsNoResponse(req))
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	for _, b := range f.batches {
+		b.maybeSent = true
+	}
+	p.mu.Unlock()
+	f.c, f.call = c, call
+	return nil
+}
+
+func addToProduce(req *ProduceRequest, tp topicPartition, data []byte) {
+	i := slices.IndexFunc(req.TopicData, func(t ProduceRequestTopicData) bool { return t.Name == tp.topic })
+	if i < 0 {
+		req.TopicData = append(req.TopicData, ProduceRequestTopicData{Name: tp.topic})
+		i = len(req.TopicData) - 1
+	}
+	req.TopicData[i].PartitionData = append(req.TopicData[i].PartitionData,
+		ProduceRequestTopicDataPartitionData{Index: tp.partition, Records: data})
+}
+
+// complete waits for the responses of the sink's requests, in order.
+func (s *sink) complete() {
+	defer s.p.wg.Done()
+	p := s.p
+	for f := range s.flights {
+		resp, err := f.c.await(p.ctx, f.call, p.cl.cfg.requestTimeout+p.cfg.produceTimeout)
+		p.mu.Lock()
+		if p.closing && errors.Is(err, context.Canceled) {
+			s.abandoned = append(s.abandoned, f)
+			s.inflight--
+		} else {
+			p.handle(s, f, resp, err, true)
+		}
+		p.mu.Unlock()
+		p.poke()
+	}
+}
+
+// handle takes the outcome of a request. p.mu is held.
+func (p *Producer) handle(s *sink, f *flight, r Response, err error, written bool) {
+	s.inflight--
+	for _, b := range f.batches {
+		b.ps.inflight--
+	}
+	if err != nil {
+		p.cl.meta.invalidate()
+		for _, b := range f.batches {
+			p.retryBatch(b, err, true)
+		}
+		return
+	}
+	if r == nil { // acks=0
+		for _, b := range f.batches {
+			p.succeed(b, -1)
+		}
+		return
+	}
+	resp := r.(*ProduceResponse)
+	for _, b := range f.batches {
+		pr := findPartitionResponse(resp, b.ps.tp)
+		if pr == nil {
+			p.retryBatch(b, fmt.Errorf("%w: no response for %s/%d", ErrMalformed, b.ps.tp.topic, b.ps.tp.partition), true)
+			continue
+		}
+		if pr.CurrentLeader != nil && pr.CurrentLeader.LeaderID >= 0 {
+			var eps []Broker
+			for _, e := range resp.NodeEndpoints {
+				eps = append(eps, Broker{NodeID: e.NodeID, Host: e.Host, Port: e.Port, Rack: deref(e.Rack)})
+			}
+			p.cl.meta.updateLeader(b.ps.tp.topic, b.ps.tp.partition, pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch, eps)
+		}
+		kerr := ErrorForCode(pr.ErrorCode)
+		switch {
+		case kerr == nil:
+			p.succeed(b, pr.BaseOffset)
+		case errors.Is(kerr, ErrDuplicateSequenceNumber):
+			p.succeed(b, -1) // written before: the broker deduplicated it
+		case errors.Is(kerr, ErrUnknownProducerId), errors.Is(kerr, ErrInvalidProducerEpoch):
+			p.resetPID = true
+			p.retryBatch(b, kerr, false)
+		case errors.Is(kerr, ErrOutOfOrderSequenceNumber):
+			if b.attempts >= 3 {
+				p.resetPID = true // the broker lost batches: start over with a new producer ID
+			}
+			p.retryBatch(b, kerr, false)
+		case IsRetriable(kerr):
+			p.retryBatch(b, kerr, isLeaderError(kerr))
+		default:
+			p.failBatch(b, &PartitionError{Topic: b.ps.tp.topic, Partition: b.ps.tp.partition,
+				Err: fmt.Errorf("%w (%s)", kerr, deref(pr.ErrorMessage))})
+		}
+	}
+}
+
+func isLeaderError(err error) bool {
+	return errors.Is(err, ErrNotLeaderOrFollower) || errors.Is(err, ErrLeaderNotAvailable) ||
+		errors.Is(err, ErrUnknownTopicOrPartition) || errors.Is(err, ErrFencedLeaderEpoch) ||
+		errors.Is(err, ErrKafkaStorageError) || errors.Is(err, ErrNotEnoughReplicas)
+}
+
+func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseResponsePartitionResponse {
+	for i := range resp.Responses {
+		if resp.Responses[i].Name != tp.topic {
+			continue
+		}
+		for j := range resp.Responses[i].PartitionResponses {
+			if pr := &resp.Responses[i].PartitionResponses[j]; pr.Index == tp.partition {
+				return pr
+			}
+		}
+	}
+	return nil
+}
+
+// succeed completes a batch written at base. p.mu is held.
+func (p *Producer) succeed(b *batch, base int64) {
+	ps := b.ps
+	ps.failures = 0
+	ps.backoff = p.cl.cfg.retryBackoff
+	for i, pr := range b.recs {
+		pr.rec.Partition = ps.tp.partition
+		if base >= 0 {
+			pr.rec.Offset = base + int64(i)
+		} else {
+			pr.rec.Offset = -1
+		}
+		p.finish(pr, nil)
+	}
+	b.recs = nil
+}
+
+// retryBatch puts a failed batch back for another try after a backoff. A
+// batch that never reached a broker and holds only unkeyed records fails
+// over to another partition instead. p.mu is held.
+func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
+	ps := b.ps
+	b.attempts++
+	b.lastErr = err
+	now := time.Now()
+	ps.failures++
+	ps.retryAt = now.Add(ps.backoff)
+	ps.backoff = min(2*ps.backoff, p.cl.cfg.retryBackoffMax)
+	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
+	if leaderGone {
+		ps.leader = -1
+		p.cl.meta.invalidate()
+	}
+	if len(b.recs) > 0 && now.After(b.recs[0].deadline) {
+		p.failBatch(b, fmt.Errorf("delivery timeout after %d attempts: %w", b.attempts, err))
+		return
+	}
+	if !b.maybeSent && b.seq < 0 && p.canFailOver(b) {
+		ts := p.topics[ps.tp.topic]
+		avail := slices.DeleteFunc(slices.Clone(ts.avail), func(x int32) bool { return x == ps.tp.partition })
+		if len(avail) == 0 && ts.n > 1 {
+			for i := 0; i < ts.n; i++ {
+				if int32(i) != ps.tp.partition {
+					avail = append(avail, int32(i))
+				}
+			}
+		}
+		if len(avail) > 0 {
+			ts.avail = avail
+			for _, pr := range b.recs {
+				p.route(ts, pr)
+			}
+			b.recs = nil
+			return
+		}
+	}
+	i, _ := slices.BinarySearchFunc(ps.retry, b, func(x, y *batch) int {
+		if x.seq < 0 || y.seq < 0 {
+			return 0
+		}
+		return int(x.seq - y.seq)
+	})
+	ps.retry = slices.Insert(ps.retry, i, b)
+}
+
+// canFailOver reports whether a batch may move to another partition: every
+// record is unkeyed and the partitioner is not manual.
+func (p *Producer) canFailOver(b *batch) bool {
+	if _, manual := p.part.(manualPartitioner); manual {
+		return false
+	}
+	for _, pr := range b.recs {
+		if pr.rec.Key != nil {
+			return false
+		}
+	}
+	return true
+}
