@@ -536,7 +536,9 @@ func WithCompression(codec Compression, level int) Option {
 
 // WithProduceTimeout sets the time the broker may take to get the acks
 // (a Produce request's TimeoutMs). Default: 30s.
-func WithProduceTimeout(d time.Duration) Option { return func(c *config) { c.producer.produceTimeout = d } }
+func WithProduceTimeout(d time.Duration) Option {
+	return func(c *config) { c.producer.produceTimeout = d }
+}
 
 // WithDeliveryTimeout bounds the time from Produce to a record's outcome,
 // retries included. Default: 2m.
@@ -546,7 +548,9 @@ func WithDeliveryTimeout(d time.Duration) Option {
 
 // WithMaxBufferedRecords caps the records waiting for their outcome; Produce
 // blocks when it is reached (backpressure). Default: 100,000.
-func WithMaxBufferedRecords(n int) Option { return func(c *config) { c.producer.maxBufferedRecords = n } }
+func WithMaxBufferedRecords(n int) Option {
+	return func(c *config) { c.producer.maxBufferedRecords = n }
+}
 
 // WithMaxBufferedBytes caps the bytes (keys, values, headers) waiting for
 // their outcome; Produce blocks when it is reached. Default: 64 MiB.
