@@ -43,6 +43,24 @@ type Client struct {
 	pools   map[int32]*brokerPool // by node ID
 	seeds   []*brokerPool         // node IDs -1, -2, ...
 	retired []*brokerPool         // closed pools whose connections may still be ending
+	legacy  map[string]bool       // addresses of brokers that predate ApiVersions
+}
+
+// isLegacy reports whether the broker at addr is known to predate
+// ApiVersions, whichever pool (seed or node ID) found out.
+func (cl *Client) isLegacy(addr string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.legacy[addr]
+}
+
+func (cl *Client) setLegacy(addr string) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.legacy == nil {
+		cl.legacy = make(map[string]bool)
+	}
+	cl.legacy[addr] = true
 }
 
 // Hooks are functions the client calls on events, e.g. to count requests,
@@ -437,7 +455,6 @@ type brokerPool struct {
 	failures int
 	retryAt  time.Time
 	eofs     int // ApiVersions answered by a closed connection, in a row
-	legacy   bool
 	closed   bool
 }
 
@@ -465,8 +482,8 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		ch := make(chan struct{})
 		p.dialing[lane] = ch
 		wait := time.Until(p.retryAt)
-		legacy := p.legacy
 		p.mu.Unlock()
+		legacy := p.cl.isLegacy(p.addr)
 
 		c, err := p.dial(ctx, wait, legacy)
 
@@ -505,17 +522,21 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 	if h := cfg.hooks.OnConnect; h != nil {
 		h(p.nodeID, p.addr, err)
 	}
+	if err != nil && errors.Is(err, errLegacyBroker) {
+		p.mu.Lock()
+		p.eofs++
+		legacy := p.eofs >= 2
+		p.mu.Unlock()
+		if legacy {
+			// Twice in a row: a broker older than 0.10, which closes the
+			// connection on ApiVersions. Talk v0 to it from now on.
+			p.cl.setLegacy(p.addr)
+			cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr)
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, errLegacyBroker) {
-			// Twice in a row: a broker older than 0.10, which closes the
-			// connection on ApiVersions. Talk v0 to it from now on.
-			if p.eofs++; p.eofs >= 2 {
-				p.legacy = true
-				cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr)
-			}
-		}
 		p.failures++
 		backoff := cfg.retryBackoff << min(p.failures-1, 16)
 		p.retryAt = time.Now().Add(min(backoff, cfg.retryBackoffMax))

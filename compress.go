@@ -251,14 +251,16 @@ func gzipDecompress(dst, src []byte, limit int) ([]byte, error) {
 	if r == nil {
 		r = new(gzipReader)
 	}
-	defer gzipReaders.Put(r)
+	defer func() {
+		r.br.Reset(nil) // Keep no reference to src in the pool.
+		gzipReaders.Put(r)
+	}()
 	r.br.Reset(src)
 	if err := r.zr.Reset(&r.br); err != nil {
 		return dst, corruptInputErr(CompressionGzip, err)
 	}
 	r.zr.Multistream(true) // Concatenated members, as Java's GZIPInputStream reads them.
 	out, err := readDecompressed(dst, &r.zr, limit, 3*len(src))
-	r.br.Reset(nil)
 	if err == errOverLimit {
 		return dst, overLimit(CompressionGzip, limit)
 	}
@@ -347,7 +349,11 @@ func xerialCompress(dst, src []byte) []byte {
 
 func snappyDecompress(dst, src []byte, limit int) ([]byte, error) {
 	if !isXerial(src) {
-		return snappyBlock(dst, src, limit)
+		out, err := snappyBlock(dst, src, limit)
+		if err == errOverLimit {
+			return dst, overLimit(CompressionSnappy, limit)
+		}
+		return out, err
 	}
 	out := dst
 	for len(src) > 0 {
@@ -355,8 +361,8 @@ func snappyDecompress(dst, src []byte, limit int) ([]byte, error) {
 			if len(src) < len(xerialHeader) {
 				return dst, corruptInput(CompressionSnappy, "truncated xerial header")
 			}
-			if v := binary.BigEndian.Uint32(src[12:16]); v < 1 || v > 1<<30 {
-				return dst, corruptInput(CompressionSnappy, "bad xerial compatible version "+strconv.FormatUint(uint64(v), 10))
+			if v := int32(binary.BigEndian.Uint32(src[12:16])); v < 1 { // As snappy-java checks.
+				return dst, corruptInput(CompressionSnappy, "bad xerial compatible version "+strconv.Itoa(int(v)))
 			}
 			src = src[len(xerialHeader):]
 			continue
@@ -383,14 +389,14 @@ func snappyDecompress(dst, src []byte, limit int) ([]byte, error) {
 }
 
 // snappyBlock appends the decoding of one raw Snappy block to dst, checking its declared length
-// against limit before allocating.
+// against limit before allocating: if it is larger, it fails with errOverLimit.
 func snappyBlock(dst, src []byte, limit int) ([]byte, error) {
 	n, err := s2.DecodedLen(src)
 	if err != nil {
 		return dst, corruptInputErr(CompressionSnappy, err)
 	}
 	if n > limit {
-		return dst, overLimit(CompressionSnappy, limit)
+		return dst, errOverLimit
 	}
 	dst = growOutput(dst, n, satAdd(len(dst), limit))
 	at := len(dst)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,6 +177,9 @@ func TestCompressRoundTrip(t *testing.T) {
 						_, err := appendDecompressed(nil, c, comp, len(in.data)-1, false)
 						if !errors.Is(err, ErrDecompressedTooLarge) {
 							t.Fatalf("decompress with limit %d: err = %v, want ErrDecompressedTooLarge", len(in.data)-1, err)
+						}
+						if want := fmt.Sprintf("%v output exceeds the limit of %d bytes", c, len(in.data)-1); !strings.Contains(err.Error(), want) {
+							t.Errorf("error %q does not say %q", err, want)
 						}
 					}
 					if in.name == "1MiB-records" {

@@ -183,7 +183,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-				return fmt.Errorf("%w: %v", errLegacyBroker, err)
+				return fmt.Errorf("%w: %w", errLegacyBroker, err)
 			}
 			return fmt.Errorf("ApiVersions v%d: %w", v, err)
 		}

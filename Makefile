@@ -1,0 +1,135 @@
+# kpax developer targets. `make help` lists them; DEVELOPERS.md says why they exist.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO            ?= go
+KAFKA         := scripts/kafka.sh
+
+# Brokers for the integration tests (single KRaft nodes on 127.0.0.1).
+K39_VERSION   ?= 3.9.2
+K39_NAME      ?= k39
+K39_PORT      ?= 19092
+K4_VERSION    ?= 4.4.0
+K4_NAME       ?= k4
+K4_PORT       ?= 29092
+# 3-node cluster for failover work: broker ports CLUSTER_PORT..CLUSTER_PORT+2.
+CLUSTER_VERSION ?= $(K4_VERSION)
+CLUSTER_NAME  ?= kc
+CLUSTER_PORT  ?= 39092
+
+SPEC          ?= ../shared/spec/kafka-protocol-3.9.html
+TEST_TIMEOUT  ?= 25m
+GOTESTFLAGS   ?= -race -count=1 -timeout $(TEST_TIMEOUT) -v
+GOTEST_LOG    ?= $(or $(TMPDIR),/tmp)/kpax-gotest.log
+FUZZTIME      ?= 30s
+
+# What the tests read to find the brokers and the script that controls them.
+TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
+	KPAX_TEST_KAFKA4=127.0.0.1:$(K4_PORT) \
+	KPAX_KAFKA_SH=$(CURDIR)/$(KAFKA)
+
+.PHONY: help deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down \
+	vet gencheck gotest test fuzz bench
+
+help:
+	@echo 'make deps         install kcat & co (scripts/deps.sh), fetch Kafka $(K39_VERSION) and $(K4_VERSION) jars'
+	@echo 'make kafka-up     start $(K39_NAME) (Kafka $(K39_VERSION), 127.0.0.1:$(K39_PORT)) and $(K4_NAME) (Kafka $(K4_VERSION), 127.0.0.1:$(K4_PORT))'
+	@echo 'make kafka-down   stop them'
+	@echo 'make kafka-status pids, ports, logs of all local brokers'
+	@echo 'make cluster-up   3-node Kafka $(CLUSTER_VERSION) cluster $(CLUSTER_NAME) on 127.0.0.1:$(CLUSTER_PORT)-$(shell echo $$(($(CLUSTER_PORT)+2)))'
+	@echo 'make cluster-down stop it'
+	@echo 'make kafka-stop-all  stop every node under $$KPAX_RUN_DIR (also ones others started)'
+	@echo 'make vet          go vet ./...'
+	@echo 'make gencheck     protocol_gen.go matches `go run ./gen -spec $(SPEC)`'
+	@echo 'make gotest       go test $(GOTESTFLAGS) ./... against running brokers'
+	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, kafka-down (always), summary'
+	@echo 'make fuzz         each Fuzz target for FUZZTIME=$(FUZZTIME)'
+	@echo 'make bench        benchmarks with -benchmem'
+
+deps:
+	@scripts/deps.sh
+	@$(KAFKA) fetch $(K39_VERSION)
+	@$(KAFKA) fetch $(K4_VERSION)
+
+fetch:
+	@$(KAFKA) fetch $(K39_VERSION)
+	@$(KAFKA) fetch $(K4_VERSION)
+
+# Both brokers start in parallel; if either fails, both are stopped.
+kafka-up: fetch
+	@$(KAFKA) start $(K39_NAME) $(K39_VERSION) $(K39_PORT) & p1=$$!; \
+	$(KAFKA) start $(K4_NAME) $(K4_VERSION) $(K4_PORT) & p2=$$!; \
+	rc=0; wait $$p1 || rc=1; wait $$p2 || rc=1; \
+	if [ $$rc -ne 0 ]; then $(KAFKA) stop $(K39_NAME); $(KAFKA) stop $(K4_NAME); fi; \
+	exit $$rc
+
+kafka-down:
+	@$(KAFKA) stop $(K39_NAME); $(KAFKA) stop $(K4_NAME)
+
+kafka-status:
+	@$(KAFKA) status
+
+# Every node under KPAX_RUN_DIR, including other people's on a shared machine.
+kafka-stop-all:
+	@$(KAFKA) stop-all
+
+cluster-up:
+	@$(KAFKA) fetch $(CLUSTER_VERSION)
+	@$(KAFKA) cluster-start $(CLUSTER_NAME) $(CLUSTER_VERSION) $(CLUSTER_PORT)
+
+cluster-down:
+	@$(KAFKA) cluster-stop $(CLUSTER_NAME)
+
+vet:
+	$(GO) vet ./...
+
+gencheck:
+	@if [ ! -d gen ]; then echo "gencheck: no gen/ yet, skipped"; exit 0; fi; \
+	if [ ! -f "$(SPEC)" ]; then echo "gencheck: spec $(SPEC) not found (set SPEC=...)" >&2; exit 1; fi; \
+	tmp=$$(mktemp "$${TMPDIR:-/tmp}/kpax-protocol_gen.XXXXXX"); trap 'rm -f "$$tmp"' EXIT; \
+	$(GO) run ./gen -spec "$(SPEC)" -o "$$tmp"; \
+	if cmp -s "$$tmp" protocol_gen.go; then echo "gencheck: protocol_gen.go is up to date"; \
+	else echo "gencheck: protocol_gen.go is stale: run go run ./gen -spec $(SPEC) -o protocol_gen.go" >&2; \
+		diff -u protocol_gen.go "$$tmp" | head -n 40 >&2 || true; exit 1; fi
+
+# go test against brokers that are already up (make kafka-up); output also in GOTEST_LOG.
+GOTEST_CMD = echo "go test $(GOTESTFLAGS) ./...  (log: $(GOTEST_LOG))"; \
+	$(TEST_ENV) $(GO) test $(GOTESTFLAGS) ./... 2>&1 | tee "$(GOTEST_LOG)"
+
+gotest:
+	@$(GOTEST_CMD)
+
+# The whole check, as CI runs it. Its brokers (and a cluster the tests may have started as
+# CLUSTER_NAME) are stopped however it ends; the exit code is the
+# first failure's. Integration tests find the brokers in KPAX_TEST_KAFKA39 / KPAX_TEST_KAFKA4.
+test: deps
+	@t0=$$SECONDS; up=FAIL; vet=-; gen=-; gt=-; rc=0; \
+	trap '$(MAKE) --no-print-directory kafka-down cluster-down || true' EXIT; \
+	ts=$$SECONDS; if $(MAKE) --no-print-directory kafka-up; then up="ok ($$((SECONDS - ts))s)"; else rc=1; fi; \
+	if [ $$rc -eq 0 ]; then \
+		if $(MAKE) --no-print-directory vet; then vet=ok; else vet=FAIL; rc=1; fi; \
+		if $(MAKE) --no-print-directory gencheck; then gen=ok; else gen=FAIL; [ $$rc -ne 0 ] || rc=1; fi; \
+		ts=$$SECONDS; r=0; ( $(GOTEST_CMD) ) || r=$$?; \
+		if [ $$r -eq 0 ]; then gt="ok ($$((SECONDS - ts))s)"; else gt="FAIL ($$((SECONDS - ts))s)"; [ $$rc -ne 0 ] || rc=$$r; fi; \
+	fi; \
+	$(MAKE) --no-print-directory kafka-down cluster-down || true; trap - EXIT; \
+	passed=$$(grep -cE '^ *--- PASS:' "$(GOTEST_LOG)" 2>/dev/null || true); \
+	failed=$$(grep -cE '^ *--- FAIL:' "$(GOTEST_LOG)" 2>/dev/null || true); \
+	skipped=$$(grep -cE '^ *--- SKIP:' "$(GOTEST_LOG)" 2>/dev/null || true); \
+	[ "$$gt" != - ] || { passed=0; failed=0; skipped=0; }; \
+	echo; echo "== make test summary: Kafka $(K39_VERSION) @127.0.0.1:$(K39_PORT), $(K4_VERSION) @127.0.0.1:$(K4_PORT)"; \
+	echo "kafka-up $$up; vet $$vet; gencheck $$gen; go test $$gt; total $$((SECONDS - t0))s; exit $$rc"; \
+	echo "tests: $${passed:-0} passed, $${failed:-0} failed, $${skipped:-0} skipped"; \
+	exit $$rc
+
+fuzz:
+	@fuzzes=$$($(GO) test -list '^Fuzz' . | grep '^Fuzz' || true); \
+	if [ -z "$$fuzzes" ]; then echo "fuzz: no Fuzz targets yet"; exit 0; fi; \
+	for f in $$fuzzes; do \
+		echo "fuzz: $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem .

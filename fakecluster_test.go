@@ -1,0 +1,190 @@
+package kpax
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// fakeCluster is a one-broker Kafka stand-in for what a real broker cannot
+// do on demand: answering Produce without storing (to measure the client's
+// own CPU), or answering exactly as a test needs. It serves ApiVersions,
+// Metadata (every asked topic with its partitions) and InitProducerId
+// itself and hands other requests to handle.
+type fakeCluster struct {
+	t          *testing.T
+	ln         net.Listener
+	partitions int32
+	handle     func(req Request, version int16) Response // nil: only the built-ins
+	produced   atomic.Int64                              // records acknowledged
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	conns      []net.Conn
+}
+
+func newFakeCluster(t testing.TB, partitions int32, handle func(Request, int16) Response) *fakeCluster {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeCluster{ln: ln, partitions: partitions, handle: handle}
+	f.wg.Add(1)
+	go f.accept()
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *fakeCluster) addr() string { return f.ln.Addr().String() }
+
+func (f *fakeCluster) close() {
+	f.ln.Close()
+	f.mu.Lock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+func (f *fakeCluster) accept() {
+	defer f.wg.Done()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns = append(f.conns, c)
+		f.mu.Unlock()
+		f.wg.Add(1)
+		go f.serve(c)
+	}
+}
+
+// readRequest reads one request frame and decodes its header and body.
+func readRequest(r io.Reader, buf []byte) (req Request, version int16, corr int32, rest []byte, err error) {
+	var size [4]byte
+	if _, err = io.ReadFull(r, size[:]); err != nil {
+		return
+	}
+	n := int(binary.BigEndian.Uint32(size[:]))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err = io.ReadFull(r, buf); err != nil {
+		return
+	}
+	d := decoder{b: buf}
+	key, version, corr := d.int16(), d.int16(), d.int32()
+	req = NewRequest(key)
+	if req == nil {
+		return nil, version, corr, buf, io.ErrUnexpectedEOF
+	}
+	if requestHeaderVersion(req, version) >= 1 {
+		d.nullableString(false)
+	}
+	if requestHeaderVersion(req, version) >= 2 {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			d.tag()
+		}
+	}
+	if d.err != nil {
+		return nil, version, corr, buf, d.err
+	}
+	err = req.Decode(buf[d.off:], version)
+	return req, version, corr, buf, err
+}
+
+// appendResponse appends a response frame to req at the version.
+func appendResponse(dst []byte, req Request, version int16, corr int32, resp Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = appendInt32(dst, corr)
+	if responseHeaderVersion(req, version) >= 1 {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst, version)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+func (f *fakeCluster) serve(c net.Conn) {
+	defer f.wg.Done()
+	defer c.Close()
+	var in, out []byte
+	for {
+		req, v, corr, buf, err := readRequest(c, in)
+		in = buf
+		if err != nil {
+			return
+		}
+		resp := f.respond(req, v)
+		if resp == nil {
+			if p, ok := req.(*ProduceRequest); ok && p.Acks == 0 {
+				continue
+			}
+			return // no answer: drop the connection
+		}
+		out = appendResponse(out[:0], req, v, corr, resp)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func (f *fakeCluster) respond(req Request, v int16) Response {
+	if f.handle != nil {
+		if r := f.handle(req, v); r != nil {
+			return r
+		}
+	}
+	host, port, _ := net.SplitHostPort(f.addr())
+	portN, _ := strconv.Atoi(port)
+	switch r := req.(type) {
+	case *ApiVersionsRequest:
+		resp := &ApiVersionsResponse{}
+		for _, key := range apiKeys() {
+			m := NewRequest(key)
+			resp.ApiKeys = append(resp.ApiKeys, ApiVersionsResponseApiKey{ApiKey: key, MinVersion: m.MinVersion(), MaxVersion: m.MaxVersion()})
+		}
+		return resp
+	case *MetadataRequest:
+		resp := &MetadataResponse{ControllerID: 1, Brokers: []MetadataResponseBroker{{NodeID: 1, Host: host, Port: int32(portN)}}}
+		for _, t := range r.Topics {
+			mt := MetadataResponseTopic{Name: t.Name, TopicID: UUID{1}}
+			for p := int32(0); p < f.partitions; p++ {
+				mt.Partitions = append(mt.Partitions, MetadataResponseTopicPartition{PartitionIndex: p, LeaderID: 1,
+					ReplicaNodes: []int32{1}, ISRNodes: []int32{1}})
+			}
+			resp.Topics = append(resp.Topics, mt)
+		}
+		return resp
+	case *InitProducerIdRequest:
+		return &InitProducerIdResponse{ProducerID: 7, ProducerEpoch: 0}
+	case *ProduceRequest:
+		if r.Acks == 0 {
+			return nil
+		}
+		resp := &ProduceResponse{}
+		for _, td := range r.TopicData {
+			rt := ProduceResponseResponse{Name: td.Name}
+			for _, pd := range td.PartitionData {
+				n := int64(0)
+				if len(pd.Records) >= 61 {
+					n = int64(binary.BigEndian.Uint32(pd.Records[57:61]))
+				}
+				base := f.produced.Add(n) - n
+				rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseResponsePartitionResponse{
+					Index: pd.Index, BaseOffset: base, LogAppendTimeMs: -1})
+			}
+			resp.Responses = append(resp.Responses, rt)
+		}
+		return resp
+	}
+	return nil
+}
