@@ -660,4 +660,3 @@ func TestFakeApiVersionsUnsupported(t *testing.T) {
 		t.Fatalf("requests (key, version, conn) %v, want %v", got, want)
 	}
 }
-
