@@ -18,6 +18,11 @@ CLUSTER_VERSION ?= $(K4_VERSION)
 CLUSTER_NAME  ?= kc
 CLUSTER_PORT  ?= 39092
 
+# Nodes the tests start themselves (kafka_test.go): a 3-node cluster on TEST_PORT_BASE..+2 and
+# private nodes on TEST_PORT_BASE+10, +20, ...; kept under their own run directory.
+TEST_PORT_BASE ?= 39092
+TEST_RUN_DIR  ?= $(or $(TMPDIR),/tmp)/kpax-kafka-tests-$(TEST_PORT_BASE)
+
 SPEC          ?= ../shared/spec/kafka-protocol-3.9.html
 TEST_TIMEOUT  ?= 25m
 GOTESTFLAGS   ?= -race -count=1 -timeout $(TEST_TIMEOUT) -v
@@ -27,9 +32,12 @@ FUZZTIME      ?= 30s
 # What the tests read to find the brokers and the script that controls them.
 TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_TEST_KAFKA4=127.0.0.1:$(K4_PORT) \
-	KPAX_KAFKA_SH=$(CURDIR)/$(KAFKA)
+	KPAX_KAFKA_SH=$(CURDIR)/$(KAFKA) \
+	KPAX_TEST_PORT_BASE=$(TEST_PORT_BASE) \
+	KPAX_RUN_DIR=$(TEST_RUN_DIR) \
+	KPAX_TEST_NODE_VERSION=$(K4_VERSION)
 
-.PHONY: help deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down \
+.PHONY: help deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
 	vet gencheck gotest test fuzz bench
 
 help:
@@ -81,6 +89,10 @@ cluster-up:
 cluster-down:
 	@$(KAFKA) cluster-stop $(CLUSTER_NAME)
 
+# Whatever nodes the tests started and left (a test binary that died before its TestMain cleanup).
+test-nodes-down:
+	@KPAX_RUN_DIR=$(TEST_RUN_DIR) $(KAFKA) stop-all
+
 vet:
 	$(GO) vet ./...
 
@@ -105,7 +117,7 @@ gotest:
 # first failure's. Integration tests find the brokers in KPAX_TEST_KAFKA39 / KPAX_TEST_KAFKA4.
 test: deps
 	@t0=$$SECONDS; up=FAIL; vet=-; gen=-; gt=-; rc=0; \
-	trap '$(MAKE) --no-print-directory kafka-down cluster-down || true' EXIT; \
+	trap '$(MAKE) --no-print-directory kafka-down test-nodes-down || true' EXIT; \
 	ts=$$SECONDS; if $(MAKE) --no-print-directory kafka-up; then up="ok ($$((SECONDS - ts))s)"; else rc=1; fi; \
 	if [ $$rc -eq 0 ]; then \
 		if $(MAKE) --no-print-directory vet; then vet=ok; else vet=FAIL; rc=1; fi; \
@@ -113,7 +125,7 @@ test: deps
 		ts=$$SECONDS; r=0; ( $(GOTEST_CMD) ) || r=$$?; \
 		if [ $$r -eq 0 ]; then gt="ok ($$((SECONDS - ts))s)"; else gt="FAIL ($$((SECONDS - ts))s)"; [ $$rc -ne 0 ] || rc=$$r; fi; \
 	fi; \
-	$(MAKE) --no-print-directory kafka-down cluster-down || true; trap - EXIT; \
+	$(MAKE) --no-print-directory kafka-down test-nodes-down || true; trap - EXIT; \
 	passed=$$(grep -cE '^ *--- PASS:' "$(GOTEST_LOG)" 2>/dev/null || true); \
 	failed=$$(grep -cE '^ *--- FAIL:' "$(GOTEST_LOG)" 2>/dev/null || true); \
 	skipped=$$(grep -cE '^ *--- SKIP:' "$(GOTEST_LOG)" 2>/dev/null || true); \

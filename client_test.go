@@ -16,6 +16,7 @@ import (
 // tests: every Client must leave nothing behind after Close.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopAllTestNodes()
 	if code == 0 {
 		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
