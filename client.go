@@ -89,14 +89,8 @@ type RequestInfo struct {
 // New returns a Client configured by the options. It does not connect:
 // connections are dialed on first use. A bad option is an error.
 func New(opts ...Option) (*Client, error) {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("kpax: bad options: nil Option")
-		}
-		o(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := applyOptions(defaultConfig(), opts)
+	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())

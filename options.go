@@ -59,6 +59,22 @@ func defaultConfig() config {
 	}
 }
 
+// applyOptions returns base changed by opts, validated. Producers and
+// consumers start from their client's config and apply their own options
+// the same way.
+func applyOptions(base config, opts []Option) (config, error) {
+	for _, o := range opts {
+		if o == nil {
+			return base, errors.New("kpax: bad options: nil Option")
+		}
+		o(&base)
+	}
+	if err := base.validate(); err != nil {
+		return base, err
+	}
+	return base, nil
+}
+
 func (c *config) validate() error {
 	var errs []error
 	if len(c.seeds) == 0 {

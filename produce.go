@@ -107,14 +107,8 @@ type batch struct {
 // overridden by opts (which are validated the same way: a bad one is an
 // error). Close it to send what is buffered and release its goroutines.
 func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
-	cfg := cl.cfg
-	for _, o := range opts {
-		if o == nil {
-			return nil, errors.New("kpax: bad options: nil Option")
-		}
-		o(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := applyOptions(cl.cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	if cl.isClosed() {
