@@ -1,12 +1,16 @@
 package kpax
 
-// CONTRACT SKELETON (to be filled by the consumer work; group.go builds on
-// the internal methods at the end, whose signatures are fixed).
-
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"time"
 )
+
+// This file holds the Consumer's API, options and bookkeeping; the fetching
+// itself (one Fetch loop per broker, ListOffsets, leader epochs, decoding)
+// lives in fetch.go.
 
 // Offset is where consumption of a partition starts: Earliest(), Latest(),
 // AtOffset(n) or AtTime(t).
@@ -38,6 +42,57 @@ func AtOffset(n int64) Offset { return Offset{kind: offsetExact, at: n, epoch: -
 // (ListOffsets); if there is none, at the end of the log.
 func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, ts: t, epoch: -1} }
 
+// String describes the start point, e.g. "earliest" or "offset 42".
+func (o Offset) String() string {
+	switch o.kind {
+	case offsetEarliest:
+		return "earliest"
+	case offsetLatest:
+		return "latest"
+	case offsetExact:
+		return fmt.Sprintf("offset %d", o.at)
+	default:
+		return "time " + o.ts.Format(time.RFC3339Nano)
+	}
+}
+
+// ErrLogTruncated is matched (errors.Is) by the *PartitionError the consumer
+// reports when a partition's log lost records it had already returned: after
+// a leader change the new leader's log ends before the consumer's position
+// (an unclean leader election, KIP-320). The consumer goes on from where the
+// new log diverges, so the lost offsets will hold different records.
+var ErrLogTruncated = errors.New("kpax: log truncated below the consumer's position")
+
+// ErrConsumerClosed is returned by Poll on a closed Consumer.
+var ErrConsumerClosed = errors.New("kpax: consumer closed")
+
+// IsolationLevel says which transactional records a consumer sees.
+type IsolationLevel int8
+
+const (
+	// ReadUncommitted returns every record, including those of transactions
+	// that are still open or were aborted. It is the default.
+	ReadUncommitted IsolationLevel = 0
+	// ReadCommitted returns only records of committed transactions (and
+	// non-transactional ones), up to the last stable offset.
+	ReadCommitted IsolationLevel = 1
+)
+
+// OffsetReset says what the consumer does when its position is not in the
+// partition's log (OFFSET_OUT_OF_RANGE), e.g. after retention deleted it.
+type OffsetReset int8
+
+const (
+	// ResetEarliest goes on from the first offset still in the log (the
+	// default).
+	ResetEarliest OffsetReset = iota
+	// ResetLatest goes on from the end of the log.
+	ResetLatest
+	// ResetNone stops consuming the partition and reports a *PartitionError
+	// wrapping ErrOffsetOutOfRange in Fetch.Errors; Assign it again to go on.
+	ResetNone
+)
+
 // Fetch is what one Poll returns: records, in order per partition, and the
 // problems met since the previous Poll.
 type Fetch struct {
@@ -50,36 +105,322 @@ type Fetch struct {
 	Errors []error
 }
 
-// Consumer reads records from chosen topic partitions.
+// Consumer reads records from chosen topic partitions. Fetching runs in the
+// background, one Fetch request per broker for all the partitions it leads,
+// ahead of the application within a memory budget (WithFetchBufferBytes);
+// Poll hands over what arrived. Poll is meant to be called from one
+// goroutine; the other methods are safe for concurrent use.
 type Consumer struct {
 	cl  *Client
 	cfg consumerConfig
+
+	mu       sync.Mutex
+	parts    map[topicPartition]*fetchPart
+	fetchers map[int32]*fetcher
+	ready    []*fetchChunk // decoded responses, oldest first
+	cur      *fetchChunk   // returned by the last Poll, released by the next
+	free     []*fetchChunk
+	errs     []error
+	buffered int           // bytes held by ready and cur
+	space    chan struct{} // closed and replaced when buffered shrinks
+	wake     chan struct{} // cap 1: wakes Poll
+	kick     chan struct{} // cap 1: wakes the manager (fetch.go)
+	closed   bool
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // consumerConfig holds the consumer's options; its defaults are part of
 // defaultConfig and its checks part of validate.
-type consumerConfig struct{}
+type consumerConfig struct {
+	maxWait           time.Duration
+	minBytes          int32
+	maxBytes          int32
+	maxPartitionBytes int32
+	bufferBytes       int
+	isolation         IsolationLevel
+	reset             OffsetReset
+}
 
-func defaultConsumerConfig() consumerConfig { return consumerConfig{} }
+func defaultConsumerConfig() consumerConfig {
+	return consumerConfig{
+		maxWait:           500 * time.Millisecond,
+		minBytes:          1,
+		maxBytes:          50 << 20,
+		maxPartitionBytes: 1 << 20,
+		bufferBytes:       100 << 20,
+		isolation:         ReadUncommitted,
+		reset:             ResetEarliest,
+	}
+}
 
-func (c *consumerConfig) validate() []error { return nil }
+func (c *consumerConfig) validate() []error {
+	var errs []error
+	if c.maxWait < 0 || c.maxWait > time.Duration(1<<31-1)*time.Millisecond {
+		errs = append(errs, fmt.Errorf("fetch max wait %v out of range", c.maxWait))
+	}
+	if c.minBytes < 0 {
+		errs = append(errs, fmt.Errorf("negative fetch min bytes %d", c.minBytes))
+	}
+	if c.maxBytes < 1024 {
+		errs = append(errs, fmt.Errorf("fetch max bytes %d: want at least 1 KiB", c.maxBytes))
+	}
+	if c.maxPartitionBytes < 1024 || c.maxPartitionBytes > c.maxBytes {
+		errs = append(errs, fmt.Errorf("fetch max partition bytes %d: want 1 KiB to the fetch max bytes (%d)", c.maxPartitionBytes, c.maxBytes))
+	}
+	if c.bufferBytes < 1024 {
+		errs = append(errs, fmt.Errorf("fetch buffer bytes %d: want at least 1 KiB", c.bufferBytes))
+	}
+	if c.isolation != ReadUncommitted && c.isolation != ReadCommitted {
+		errs = append(errs, fmt.Errorf("unknown isolation level %d", c.isolation))
+	}
+	if c.reset != ResetEarliest && c.reset != ResetLatest && c.reset != ResetNone {
+		errs = append(errs, fmt.Errorf("unknown offset reset policy %d", c.reset))
+	}
+	return errs
+}
+
+// WithFetchMaxWait sets how long a broker may hold a Fetch request while it
+// has less than the min bytes to return (Fetch MaxWaitMs). Default: 500ms.
+func WithFetchMaxWait(d time.Duration) Option { return func(c *config) { c.consumer.maxWait = d } }
+
+// WithFetchMinBytes sets how many bytes a broker waits for (up to the max
+// wait) before answering a Fetch. Default: 1.
+func WithFetchMinBytes(n int32) Option { return func(c *config) { c.consumer.minBytes = n } }
+
+// WithFetchMaxBytes caps the record bytes of one Fetch response; a broker
+// still returns a first batch larger than that (KIP-74). Default: 50 MiB.
+func WithFetchMaxBytes(n int32) Option { return func(c *config) { c.consumer.maxBytes = n } }
+
+// WithFetchMaxPartitionBytes caps the record bytes one partition adds to a
+// Fetch response. Default: 1 MiB.
+func WithFetchMaxPartitionBytes(n int32) Option {
+	return func(c *config) { c.consumer.maxPartitionBytes = n }
+}
+
+// WithFetchBufferBytes bounds the memory of fetched records that Poll has
+// not yet handed over or whose Fetch is still in use, compressed and
+// decompressed bytes together: fetching pauses while it is reached. A
+// Fetch request asks for no more than what is left of it. Default: 100 MiB.
+func WithFetchBufferBytes(n int) Option { return func(c *config) { c.consumer.bufferBytes = n } }
+
+// WithIsolationLevel sets which transactional records the consumer returns.
+// Default: ReadUncommitted.
+func WithIsolationLevel(l IsolationLevel) Option { return func(c *config) { c.consumer.isolation = l } }
+
+// WithOffsetReset sets what happens when a partition's position is out of
+// its log's range. Default: ResetEarliest.
+func WithOffsetReset(r OffsetReset) Option { return func(c *config) { c.consumer.reset = r } }
 
 // NewConsumer returns a consumer that uses the client's consumer options,
-// overridden by opts. It consumes nothing until Assign.
+// overridden by opts. It consumes nothing until Assign. Close it to stop its
+// goroutines.
 func (cl *Client) NewConsumer(opts ...Option) (*Consumer, error) {
-	return &Consumer{cl: cl}, nil
+	cfg, err := applyOptions(cl.cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if cl.isClosed() {
+		return nil, ErrClientClosed
+	}
+	ctx, cancel := context.WithCancel(cl.ctx)
+	c := &Consumer{
+		cl: cl, cfg: cfg.consumer,
+		parts: map[topicPartition]*fetchPart{}, fetchers: map[int32]*fetcher{},
+		space: make(chan struct{}), wake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	c.wg.Add(1)
+	go c.manage()
+	return c, nil
 }
 
 // Assign adds partitions to consume, each from its start point:
-// parts[topic][partition].
-func (c *Consumer) Assign(parts map[string]map[int32]Offset) {}
+// parts[topic][partition]. A partition already assigned restarts from the
+// new start point.
+func (c *Consumer) Assign(parts map[string]map[int32]Offset) {
+	tps := make(map[topicPartition]Offset)
+	for t, ps := range parts {
+		for p, o := range ps {
+			tps[topicPartition{t, p}] = o
+		}
+	}
+	c.assign(tps)
+}
+
+// Unassign stops consuming the partitions; Poll returns no more of their
+// records.
+func (c *Consumer) Unassign(topic string, partitions ...int32) {
+	tps := make([]topicPartition, len(partitions))
+	for i, p := range partitions {
+		tps[i] = topicPartition{topic, p}
+	}
+	c.unassign(tps)
+}
+
+// Pause stops fetching the partitions (all assigned partitions of the topic
+// when none is given) and drops what was fetched of them and not yet
+// returned: Poll returns none of their records until Resume, which goes on
+// from the record after the last one returned.
+func (c *Consumer) Pause(topic string, partitions ...int32) { c.setPaused(topic, partitions, true) }
+
+// Resume fetches paused partitions again (all of the topic when none is
+// given).
+func (c *Consumer) Resume(topic string, partitions ...int32) { c.setPaused(topic, partitions, false) }
+
+func (c *Consumer) setPaused(topic string, partitions []int32, paused bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, fp := range c.parts {
+		if tp.topic != topic || (len(partitions) > 0 && !containsInt32(partitions, tp.partition)) || fp.paused == paused {
+			continue
+		}
+		fp.paused = paused
+		fp.restart()
+	}
+	c.kickAll()
+}
+
+func containsInt32(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Position returns the next offset Poll will return of a partition (the
+// offset after the last record returned), and false if the partition is not
+// assigned or its start point is not resolved yet.
+func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fp := c.parts[topicPartition{topic, partition}]
+	if fp == nil || fp.state == partNeedOffset {
+		return 0, false
+	}
+	return fp.pos.offset, true
+}
 
 // Poll waits until records or errors are ready, or ctx ends, and returns
-// them.
-func (c *Consumer) Poll(ctx context.Context) (Fetch, error) { return Fetch{}, nil }
+// them. Each call releases the records of the previous one.
+func (c *Consumer) Poll(ctx context.Context) (Fetch, error) {
+	c.mu.Lock()
+	c.releaseCur()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return Fetch{}, ErrConsumerClosed
+		}
+		for len(c.ready) > 0 {
+			ch := c.ready[0]
+			c.ready[0] = nil
+			c.ready = c.ready[1:]
+			if recs := c.take(ch); len(recs) > 0 {
+				c.cur = ch
+				f := Fetch{Records: recs, Errors: c.errs}
+				c.errs = nil
+				c.mu.Unlock()
+				return f, nil
+			}
+			c.release(ch)
+		}
+		if len(c.errs) > 0 {
+			f := Fetch{Errors: c.errs}
+			c.errs = nil
+			c.mu.Unlock()
+			return f, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return Fetch{}, ctx.Err()
+		case <-c.done:
+		case <-c.cl.closed:
+			return Fetch{}, ErrClientClosed
+		}
+		c.mu.Lock()
+	}
+}
 
-// Close stops fetching and releases the consumer's goroutines.
-func (c *Consumer) Close(ctx context.Context) error { return nil }
+// take returns the records of ch that Poll may return, moving the positions
+// of their partitions past them; c.mu is held.
+func (c *Consumer) take(ch *fetchChunk) []Record {
+	n := 0
+	for i := range ch.ranges {
+		r := &ch.ranges[i]
+		fp := c.parts[r.part.tp]
+		if fp != r.part || fp.gen != r.gen || fp.paused {
+			continue
+		}
+		fp.pos = position{offset: r.next, epoch: r.epoch}
+		if r.end > r.start {
+			fp.returned = true
+		}
+		if r.start != n {
+			copy(ch.recs[n:], ch.recs[r.start:r.end])
+		}
+		n += r.end - r.start
+	}
+	clear(ch.recs[n:])
+	ch.recs = ch.recs[:n]
+	return ch.recs
+}
+
+// releaseCur releases the chunk of the last Poll; c.mu is held.
+func (c *Consumer) releaseCur() {
+	if c.cur != nil {
+		c.release(c.cur)
+		c.cur = nil
+	}
+}
+
+// release returns a chunk's bytes to the budget and the chunk to the free
+// list; c.mu is held.
+func (c *Consumer) release(ch *fetchChunk) {
+	c.buffered -= ch.bytes
+	ch.reset()
+	if len(c.free) < 4 {
+		c.free = append(c.free, ch)
+	}
+	close(c.space)
+	c.space = make(chan struct{})
+}
+
+// Close stops fetching and releases the consumer's goroutines, waiting for
+// them until ctx ends. Records of the last Poll are invalid afterwards.
+func (c *Consumer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.cancel()
+		close(c.done)
+	}
+	c.mu.Unlock()
+	ended := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.releaseCur()
+	for _, ch := range c.ready {
+		c.release(ch)
+	}
+	c.ready = nil
+	return nil
+}
 
 // --- internal hooks used by group.go ---
 
@@ -92,13 +433,90 @@ type position struct {
 
 // assign starts fetching the given partitions from their start points
 // (already-assigned partitions keep their position unless listed).
-func (c *Consumer) assign(tps map[topicPartition]Offset) {}
+func (c *Consumer) assign(tps map[topicPartition]Offset) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for tp, o := range tps {
+		fp := c.parts[tp]
+		if fp == nil {
+			fp = &fetchPart{tp: tp, leader: -1, leaderEpoch: -1}
+			c.parts[tp] = fp
+		}
+		fp.start(o)
+	}
+	c.kickManager()
+}
 
 // unassign stops fetching tps and drops what is buffered for them; after it
 // returns, Poll returns no record of tps. It returns the positions of tps
-// (after the records Poll already returned), for a commit on revoke.
-func (c *Consumer) unassign(tps []topicPartition) map[topicPartition]position { return nil }
+// (after the records Poll already returned), for a commit on revoke: those
+// that positions would return.
+func (c *Consumer) unassign(tps []topicPartition) map[topicPartition]position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[topicPartition]position, len(tps))
+	for _, tp := range tps {
+		fp := c.parts[tp]
+		if fp == nil {
+			continue
+		}
+		if fp.hasPosition() {
+			out[tp] = fp.pos
+		}
+		fp.gen++
+		delete(c.parts, tp)
+	}
+	// Records of the last Poll stay valid; only later ones are filtered
+	// (take checks that the partition is still the same).
+	return out
+}
 
 // positions returns the current position of every assigned partition that
 // has returned at least one record or was started at an exact offset.
-func (c *Consumer) positions() map[topicPartition]position { return nil }
+func (c *Consumer) positions() map[topicPartition]position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[topicPartition]position, len(c.parts))
+	for tp, fp := range c.parts {
+		if fp.hasPosition() {
+			out[tp] = fp.pos
+		}
+	}
+	return out
+}
+
+// kickManager wakes the manager goroutine; c.mu need not be held.
+func (c *Consumer) kickManager() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// kickAll wakes the manager and every fetcher; c.mu is held.
+func (c *Consumer) kickAll() {
+	c.kickManager()
+	for _, f := range c.fetchers {
+		f.wakeUp()
+	}
+}
+
+// wakePoll wakes a waiting Poll.
+func (c *Consumer) wakePoll() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// report queues a problem for the next Poll; c.mu is held.
+func (c *Consumer) report(err error) {
+	const maxQueued = 1000 // a Poll-less application must not grow this forever
+	if len(c.errs) < maxQueued {
+		c.errs = append(c.errs, err)
+	}
+	c.wakePoll()
+}
