@@ -27,18 +27,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: gen -spec kafka-protocol.html [-o protocol_gen.go]")
 		os.Exit(2)
 	}
-	if err := run(*specPath, *out); err != nil {
+	if err := run(*specPath, *out, defaultOverlay()); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(specPath, out string) error {
+// run generates from the guide at specPath with the overlay ov and writes
+// the result to out, through a temporary file renamed into place, so that out
+// is left as it was when anything fails.
+func run(specPath, out string, ov *overlay) error {
 	doc, err := os.ReadFile(specPath)
 	if err != nil {
 		return err
 	}
-	src, err := generate(string(doc))
+	src, err := generate(string(doc), ov)
 	if err != nil {
 		return err
 	}
@@ -61,13 +64,14 @@ func run(specPath, out string) error {
 	return os.Rename(tmp.Name(), out)
 }
 
-// generate turns the guide's HTML into the Go source of protocol_gen.go.
-func generate(doc string) ([]byte, error) {
+// generate turns the guide's HTML, completed by the overlay ov, into the Go
+// source of protocol_gen.go.
+func generate(doc string, ov *overlay) ([]byte, error) {
 	sp, err := parseSpec(doc)
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := buildMessages(sp, defaultOverlay())
+	msgs, err := buildMessages(sp, ov)
 	if err != nil {
 		return nil, err
 	}

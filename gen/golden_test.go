@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
+
+// fullSpecPath is the Kafka 3.9 protocol guide, kept outside the repository
+// (see ../protocol.go), relative to this directory.
+const fullSpecPath = "../../shared/spec/kafka-protocol-3.9.html"
+
+// goldenFile is the code generated from the fixture guide with fixtureOverlay.
+const goldenFile = "testdata/fixture_gen.go.golden"
+
+func fullSpec(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(fullSpecPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("the Kafka protocol guide is not at gen/%s: put kafka-protocol-3.9.html there to run this test", fullSpecPath)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestGolden generates the fixture APIs and compares the code with the
+// golden file; go test -run Golden -update rewrites it.
+func TestGolden(t *testing.T) {
+	got, err := generate(fixtureSpec(t), fixtureOverlay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(goldenFile, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", goldenFile)
+		return
+	}
+	want, err := os.ReadFile(goldenFile)
+	if err != nil {
+		t.Fatalf("%v (go test -run Golden -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("generated code differs from %s (go test -run Golden -update rewrites it) %s", goldenFile, firstDiff(want, got))
+	}
+}
+
+// firstDiff shows the first differing line of two texts with some context.
+func firstDiff(want, got []byte) string {
+	w, g := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		if i < len(w) && i < len(g) && w[i] == g[i] {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "at line %d:\n", i+1)
+		for j := max(0, i-2); j <= i+2; j++ {
+			if j < len(w) {
+				fmt.Fprintf(&b, "-%s\n", w[j])
+			}
+			if j < len(g) {
+				fmt.Fprintf(&b, "+%s\n", g[j])
+			}
+		}
+		return b.String()
+	}
+	return "(same lines, different bytes)"
+}
+
+// TestFullSpec generates from the whole 3.9 guide: 79 APIs, and exactly the
+// bytes of ../protocol_gen.go.
+func TestFullSpec(t *testing.T) {
+	doc := fullSpec(t)
+	sp, err := parseSpec(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := buildMessages(sp, defaultOverlay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := 0
+	for _, m := range msgs {
+		versions += m.versions.max() - m.versions.min() + 1
+	}
+	t.Logf("%d APIs, %d error codes, %d messages, %d message versions", len(sp.apis), len(sp.errors), len(msgs), versions)
+	if len(sp.apis) != 79 || len(msgs) != 2*79 {
+		t.Errorf("%d APIs and %d messages, want 79 and 158", len(sp.apis), len(msgs))
+	}
+	got, err := generate(doc, defaultOverlay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../protocol_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("../protocol_gen.go is not what the generator writes; run go generate in the repository root %s", firstDiff(want, got))
+	}
+}
+
+// TestDefaultOverlayApplies checks, on the whole guide, that every overlay
+// entry lands: nullable versions set where it says, tagged fields present
+// with their tags from their first version.
+func TestDefaultOverlayApplies(t *testing.T) {
+	sp, err := parseSpec(fullSpec(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := defaultOverlay()
+	msgs, err := buildMessages(sp, ov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*message{}
+	for _, m := range msgs {
+		byName[m.api+" "+m.kind] = m
+	}
+	for _, n := range ov.nullable {
+		m := byName[n.msg]
+		f, err := findField(m.root, n.path)
+		if err != nil {
+			t.Errorf("%s %s: %v", n.msg, n.path, err)
+			continue
+		}
+		to := n.to
+		if to < 0 {
+			to = m.versions.max()
+		}
+		if want := versionsFrom(n.from, to) & f.versions; want == 0 || f.nullable&want != want {
+			t.Errorf("%s %s: nullable in %s, want %s", n.msg, n.path, vrange(f.nullable, m.versions.max()), vrange(want, m.versions.max()))
+		}
+	}
+	for _, tf := range ov.tagged {
+		m := byName[tf.msg]
+		st := m.root
+		if tf.path != "" {
+			f, err := findField(m.root, tf.path)
+			if err != nil {
+				t.Errorf("%s %s: %v", tf.msg, tf.path, err)
+				continue
+			}
+			st = f.st
+		}
+		name, _, _ := strings.Cut(tf.bnf, " =>")
+		i := slices.IndexFunc(st.fields, func(f *field) bool { return f.name == name })
+		if i < 0 {
+			t.Errorf("%s %s: no tagged field %s", tf.msg, tf.path, name)
+			continue
+		}
+		f := st.fields[i]
+		if f.tag != tf.tag || f.versions != versionsFrom(tf.from, m.versions.max()) || (f.kind == kindArray) != tf.array || f.doc != tf.doc {
+			t.Errorf("%s %s.%s: tag %d versions %s array %v; want tag %d versions %d+ array %v", tf.msg, tf.path, name,
+				f.tag, vrange(f.versions, m.versions.max()), f.kind == kindArray, tf.tag, tf.from, tf.array)
+		}
+	}
+}
+
+// TestOverlayErrors: an overlay entry that does not fit the guide is an
+// error, never silently ignored.
+func TestOverlayErrors(t *testing.T) {
+	const flag8 = "flag => INT8"
+	tests := []struct {
+		name string
+		ov   overlay
+		want string
+	}{
+		{"nullable: no message", overlay{nullable: []nullableField{{"Nope Request", "x", 0, -1}}},
+			`overlay: no message "Nope Request"`},
+		{"nullable: no field", overlay{nullable: []nullableField{{"DescribeGroups Request", "groupz", 0, -1}}},
+			`overlay: DescribeGroups Request groupz: no field "groupz"`},
+		{"nullable: no nested field", overlay{nullable: []nullableField{{"DescribeGroups Response", "groups.memberz", 0, -1}}},
+			`no field "memberz"`},
+		{"nullable: path through a primitive", overlay{nullable: []nullableField{{"DescribeGroups Response", "throttle_time_ms.x", 0, -1}}},
+			`no field "x"`},
+		{"nullable: a primitive", overlay{nullable: []nullableField{{"DescribeGroups Response", "throttle_time_ms", 1, -1}}},
+			"is neither an array nor a structure"},
+		{"tagged: no message", overlay{tagged: []taggedField{{msg: "Nope Response", tag: 0, from: 0, bnf: flag8}}},
+			`overlay: no message "Nope Response"`},
+		{"tagged: no structure", overlay{tagged: []taggedField{{msg: "DescribeGroups Response", path: "groups.nope", tag: 0, from: 5, bnf: flag8}}},
+			`no structure at "groups.nope"`},
+		{"tagged: path to a primitive", overlay{tagged: []taggedField{{msg: "DescribeGroups Response", path: "throttle_time_ms", tag: 0, from: 5, bnf: flag8}}},
+			`no structure at "throttle_time_ms"`},
+		{"tagged: before the flexible versions", overlay{tagged: []taggedField{{msg: "ApiVersions Response", tag: 0, from: 2, bnf: flag8}}},
+			"version 2 is not a flexible version"},
+		{"tagged: never flexible", overlay{tagged: []taggedField{{msg: "SaslHandshake Response", tag: 0, from: 1, bnf: flag8}}},
+			"version 1 is not a flexible version"},
+		{"tagged: tag twice", overlay{tagged: []taggedField{
+			{msg: "ApiVersions Response", tag: 0, from: 3, bnf: flag8},
+			{msg: "ApiVersions Response", tag: 0, from: 4, bnf: "other => INT8"}}},
+			"tag 0 used twice"},
+		{"tagged: broken definition", overlay{tagged: []taggedField{{msg: "ApiVersions Response", tag: 0, from: 3, bnf: "x => y z"}}},
+			`field "y" has no definition line`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp, err := parseSpec(fixtureSpec(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs, err := buildMessages(sp, &tt.ov)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if msgs != nil {
+				t.Errorf("messages came with the error")
+			}
+		})
+	}
+}
+
+// TestRunWritesOnlyOnSuccess: when generation fails, the output file is
+// neither created nor changed and no temporary file is left; when it
+// succeeds, the output holds the generated code.
+func TestRunWritesOnlyOnSuccess(t *testing.T) {
+	fixture := fixtureSpec(t)
+	tests := []struct {
+		name string
+		spec *string // nil: no spec file
+		old  string  // the output file's content before, "" for none
+		ov   *overlay
+		want string
+	}{
+		{"no spec file", nil, "", fixtureOverlay(), "no such file"},
+		{"not the guide", ptr("<html><body>Kafka</body></html>"), "", fixtureOverlay(), "no section"},
+		{"broken BNF", ptr(strings.Replace(fixture, "  mechanism => STRING\n", "", 1)), "", fixtureOverlay(), `field "mechanism" has no definition line`},
+		{"broken BNF, old output kept", ptr(strings.Replace(fixture, "  mechanism => STRING\n", "", 1)), "// old\n", fixtureOverlay(), `field "mechanism" has no definition line`},
+		{"overlay does not fit", &fixture, "// old\n", defaultOverlay(), "overlay: no message"},
+		{"success", &fixture, "", fixtureOverlay(), ""},
+		{"success over an old output", &fixture, "// old\n", fixtureOverlay(), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			specPath := filepath.Join(dir, "spec.html")
+			out := filepath.Join(dir, "protocol_gen.go")
+			want := []string{}
+			if tt.spec != nil {
+				if err := os.WriteFile(specPath, []byte(*tt.spec), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, "spec.html")
+			}
+			if tt.old != "" || tt.want == "" {
+				want = append(want, "protocol_gen.go")
+			}
+			if tt.old != "" {
+				if err := os.WriteFile(out, []byte(tt.old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := run(specPath, out, tt.ov)
+			if tt.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			slices.Sort(names)
+			slices.Sort(want)
+			if !slices.Equal(names, want) {
+				t.Errorf("files %q, want %q", names, want)
+			}
+			got, _ := os.ReadFile(out)
+			switch {
+			case tt.want != "" && string(got) != tt.old:
+				t.Errorf("output changed on failure: %.40q", got)
+			case tt.want == "" && !bytes.HasPrefix(got, []byte("// Code generated by gen from the Kafka protocol spec. DO NOT EDIT.\n")):
+				t.Errorf("output %.60q is not the generated code", got)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
