@@ -35,11 +35,19 @@ type Producer struct {
 	brokers    map[int32]*sink
 	bufRecords int
 	bufBytes   int
-	space      chan struct{} // closed and replaced when buffer space frees
+	space      chan struct{} // closed and replaced when buffer space frees, if spaceWait
+	spaceWait  bool          // someone waits on space: finish must signal it
 	flushing   int           // Flush calls in progress: linger is ignored
 	closing    bool
 	pid        producerID
 	resetPID   bool // get a new producer ID once nothing is in flight
+
+	// Hot-path caches, under mu: the partition last queued to (parts never
+	// loses an entry), and pending slices of completed batches for reuse
+	// (freeRecsCap is their total capacity; see putRecs).
+	lastPS      *partState
+	freeRecs    [][]pending
+	freeRecsCap int
 
 	wake   chan struct{}   // wakes the sender
 	quit   chan struct{}   // closed by Close when everything is done or abandoned
@@ -71,6 +79,7 @@ type topicState struct {
 type partState struct {
 	tp          topicPartition
 	pending     []pending // not yet in a batch, in Produce order
+	pendArr     []pending // the whole array under pending, for reuse of its front
 	pendBytes   int
 	firstAt     time.Time // when the oldest pending record arrived
 	retry       []*batch  // failed batches, in sequence order
@@ -164,6 +173,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
 			break
 		}
+		p.spaceWait = true
 		space := p.space
 		p.mu.Unlock()
 		select {
@@ -203,19 +213,80 @@ func (p *Producer) route(ts *topicState, pr pending) {
 }
 
 func (p *Producer) addPending(tp topicPartition, pr pending) {
-	ps := p.parts[tp]
-	if ps == nil {
-		ps = &partState{tp: tp, leader: -1, backoff: p.cl.cfg.retryBackoff}
-		p.parts[tp] = ps
+	ps := p.lastPS
+	if ps == nil || ps.tp != tp {
+		ps = p.parts[tp]
+		if ps == nil {
+			ps = &partState{tp: tp, leader: -1, backoff: p.cl.cfg.retryBackoff}
+			p.parts[tp] = ps
+		}
+		p.lastPS = ps
 	}
 	if len(ps.pending) == 0 {
 		ps.firstAt = time.Now()
+	}
+	if len(ps.pending) == cap(ps.pending) {
+		p.roomPending(ps)
 	}
 	ps.pending = append(ps.pending, pr)
 	ps.pendBytes += pr.size
 	if ps.pendBytes >= p.cfg.maxBatchBytes || p.cfg.linger == 0 || len(ps.pending) == 1 {
 		p.poke()
 	}
+}
+
+// roomPending makes room to append to a full pending slice: cutBatch takes
+// records from its front, so when at least half of the array under it is
+// free the records move back to the start; otherwise they move to a larger
+// (reused if possible) array. p.mu is held.
+func (p *Producer) roomPending(ps *partState) {
+	n, arr := len(ps.pending), ps.pendArr
+	ours := n > 0 && len(arr) > 0 && &arr[len(arr)-1] == &ps.pending[:cap(ps.pending)][cap(ps.pending)-1]
+	if ours && len(arr) >= 2*n {
+		copy(arr, ps.pending)
+		clear(arr[n:])
+		ps.pending = arr[:n]
+		return
+	}
+	grown := append(p.takeRecs(2*n), ps.pending...)
+	if ours {
+		p.putRecs(arr)
+	}
+	ps.pending, ps.pendArr = grown, grown[:cap(grown)]
+}
+
+// takeRecs returns an empty pending slice with room for at least n records:
+// the smallest such free one (from a completed batch), or a new one.
+// p.mu is held.
+func (p *Producer) takeRecs(n int) []pending {
+	best := -1
+	for i, s := range p.freeRecs {
+		if cap(s) >= n && (best < 0 || cap(s) < cap(p.freeRecs[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return make([]pending, 0, max(n, 256))
+	}
+	s := p.freeRecs[best]
+	last := len(p.freeRecs) - 1
+	p.freeRecs[best] = p.freeRecs[last]
+	p.freeRecs[last] = nil
+	p.freeRecs = p.freeRecs[:last]
+	p.freeRecsCap -= cap(s)
+	return s
+}
+
+// putRecs keeps the pending slice of a completed batch for reuse, cleared so
+// that it holds no record. What it keeps is bounded: at most 64 slices of
+// twice maxBufferedRecords records in all. p.mu is held.
+func (p *Producer) putRecs(s []pending) {
+	if cap(s) == 0 || len(p.freeRecs) >= 64 || p.freeRecsCap+cap(s) > 2*p.cfg.maxBufferedRecords {
+		return
+	}
+	clear(s)
+	p.freeRecs = append(p.freeRecs, s[:0])
+	p.freeRecsCap += cap(s)
 }
 
 func (p *Producer) poke() {
@@ -279,6 +350,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 	for {
 		p.mu.Lock()
 		n, space := p.bufRecords, p.space
+		if n > 0 {
+			p.spaceWait = true
+		}
 		p.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -341,8 +415,11 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
-	close(p.space)
-	p.space = make(chan struct{})
+	if p.spaceWait {
+		close(p.space)
+		p.space = make(chan struct{})
+		p.spaceWait = false
+	}
 	if pr.cb != nil {
 		pr.cb(pr.rec, err)
 	}

@@ -223,11 +223,25 @@ func appendBytesV2(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
+// recordList is what the encoders read records from: a []Record
+// (recordSlice), or the producer's pending records, which it encodes in
+// place instead of copying each Record into a slice first.
+type recordList interface {
+	Len() int
+	At(i int) *Record
+}
+
+// recordSlice is a []Record as a recordList.
+type recordSlice []Record
+
+func (s recordSlice) Len() int         { return len(s) }
+func (s recordSlice) At(i int) *Record { return &s[i] }
+
 // appendRecordsV2 appends the records of a v2 batch (without the batch
 // header), given the batch's first timestamp.
-func appendRecordsV2(dst []byte, recs []Record, firstTs int64) []byte {
-	for i := range recs {
-		r := &recs[i]
+func appendRecordsV2[L recordList](dst []byte, recs L, firstTs int64) []byte {
+	for i := range recs.Len() {
+		r := recs.At(i)
 		tsDelta := timestampMs(r.Timestamp) - firstTs
 		dst = binary.AppendVarint(dst, int64(recordBodyLenV2(r, int64(i), tsDelta)))
 		dst = append(dst, 0) // record attributes: unused
@@ -284,24 +298,30 @@ func AppendMessageSet(dst []byte, magic int8, baseOffset int64, recs []Record, c
 // are taken from h. Record fields other than Key, Value, Headers and
 // Timestamp are ignored. On error dst is returned unchanged.
 func (e *BatchEncoder) AppendRecordBatch(dst []byte, h BatchHeader, recs []Record, c Compression, level int) ([]byte, error) {
+	return appendRecordBatch(e, dst, h, recordSlice(recs), c, level)
+}
+
+// appendRecordBatch is AppendRecordBatch for any recordList.
+func appendRecordBatch[L recordList](e *BatchEncoder, dst []byte, h BatchHeader, recs L, c Compression, level int) ([]byte, error) {
 	if c < CompressionNone || c > CompressionZstd {
 		return dst, fmt.Errorf("kpax: encode record batch: unknown compression codec %d", c)
 	}
-	if len(recs) > math.MaxInt32 {
+	nrecs := recs.Len()
+	if nrecs > math.MaxInt32 {
 		return dst, errors.New("kpax: encode record batch: too many records")
 	}
 	h.Magic = 2
 	h.Attributes = h.Attributes&^attrCompressionMask | BatchAttrs(c)
-	h.NumRecords = int32(len(recs))
-	if len(recs) > 0 {
-		h.LastOffsetDelta = int32(len(recs) - 1)
-		h.FirstTimestamp = timestampMs(recs[0].Timestamp)
+	h.NumRecords = int32(nrecs)
+	if nrecs > 0 {
+		h.LastOffsetDelta = int32(nrecs - 1)
+		h.FirstTimestamp = timestampMs(recs.At(0).Timestamp)
 		h.MaxTimestamp = h.FirstTimestamp
 	}
 	// Size pass: lengths, and the max timestamp.
 	size := 0
-	for i := range recs {
-		r := &recs[i]
+	for i := range nrecs {
+		r := recs.At(i)
 		ts := timestampMs(r.Timestamp)
 		h.MaxTimestamp = max(h.MaxTimestamp, ts)
 		n := recordBodyLenV2(r, int64(i), ts-h.FirstTimestamp)
@@ -366,35 +386,41 @@ func appendBatchHeader(dst []byte, h *BatchHeader) []byte {
 // than Key, Value and Timestamp (v1 only) are ignored. On error dst is
 // returned unchanged.
 func (e *BatchEncoder) AppendMessageSet(dst []byte, magic int8, baseOffset int64, recs []Record, c Compression, level int) ([]byte, error) {
+	return appendMessageSet(e, dst, magic, baseOffset, recordSlice(recs), c, level)
+}
+
+// appendMessageSet is AppendMessageSet for any recordList.
+func appendMessageSet[L recordList](e *BatchEncoder, dst []byte, magic int8, baseOffset int64, recs L, c Compression, level int) ([]byte, error) {
 	if magic != 0 && magic != 1 {
 		return dst, fmt.Errorf("kpax: encode message set: magic %d is not 0 or 1", magic)
 	}
 	if c < CompressionNone || c > CompressionLZ4 {
 		return dst, fmt.Errorf("kpax: encode message set: compression codec %d needs message format v2", c)
 	}
-	for i := range recs {
-		if len(recs[i].Headers) > 0 {
+	nrecs := recs.Len()
+	for i := range nrecs {
+		if len(recs.At(i).Headers) > 0 {
 			return dst, fmt.Errorf("kpax: encode message set: record headers need message format v2 (magic 2), not %d", magic)
 		}
 	}
 	dst0, start := dst, len(dst)
 	if c == CompressionNone {
 		var err error
-		for i := range recs {
-			r := &recs[i]
+		for i := range nrecs {
+			r := recs.At(i)
 			if dst, err = appendMessage(dst, magic, baseOffset+int64(i), 0, timestampMs(r.Timestamp), r.Key, r.Value); err != nil {
 				return dst0, err
 			}
 		}
 		return dst, nil
 	}
-	if len(recs) == 0 {
+	if nrecs == 0 {
 		return dst, nil
 	}
 	inner := e.buf[:0]
 	maxTs := int64(-1)
-	for i := range recs {
-		r := &recs[i]
+	for i := range nrecs {
+		r := recs.At(i)
 		off := int64(i)
 		if magic == 0 {
 			off += baseOffset
@@ -411,7 +437,7 @@ func (e *BatchEncoder) AppendMessageSet(dst []byte, magic int8, baseOffset int64
 	// The wrapper: offset, size, crc, magic, attributes, [timestamp], null
 	// key, then the compressed value with its length filled in afterwards.
 	be := binary.BigEndian
-	dst = be.AppendUint64(dst, uint64(baseOffset+int64(len(recs))-1))
+	dst = be.AppendUint64(dst, uint64(baseOffset+int64(nrecs)-1))
 	dst = be.AppendUint32(dst, 0) // size
 	dst = be.AppendUint32(dst, 0) // crc
 	dst = append(dst, byte(magic), byte(c))

@@ -24,19 +24,47 @@ type sink struct {
 	inflight int // requests queued or in flight; p.mu
 
 	abandoned []*flight // left when the producer closed; p.mu
+
+	enc  BatchEncoder // run's encoder, with its compression scratch
+	ends []int        // run's scratch: where each batch's records end in buf
+	bufs chan []byte  // request buffers free for reuse
 }
 
 type flight struct {
 	batches []*batch
 	c       *conn
 	call    *call
+	buf     []byte // the encoded batches, reused once the call is done
+}
+
+// releaseBuf keeps a flight's buffer for another request, once nothing can
+// read it any more: the request was never queued, or its call finished (the
+// connection writes a request before it finishes the call). Buffers much
+// larger than a batch are left to the garbage collector.
+func (s *sink) releaseBuf(f *flight) {
+	if f.buf == nil || cap(f.buf) > 4*s.p.cfg.maxBatchBytes {
+		return
+	}
+	if f.call != nil {
+		select {
+		case <-f.call.done:
+		default:
+			return
+		}
+	}
+	select {
+	case s.bufs <- f.buf[:0]:
+	default:
+	}
+	f.buf = nil
 }
 
 func (p *Producer) sinkFor(node int32) *sink {
 	s := p.brokers[node]
 	if s == nil {
 		s = &sink{p: p, node: node, queue: make(chan []*batch, p.cfg.maxInFlight+1),
-			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{})}
+			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{}),
+			bufs: make(chan []byte, p.cfg.maxInFlight+1)}
 		p.brokers[node] = s
 		p.wg.Add(2)
 		go s.run()
@@ -142,15 +170,20 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 		bytes += ps.pending[n].size
 		n++
 	}
-	b := &batch{ps: ps, recs: slices.Clone(ps.pending[:n]), bytes: bytes, seq: -1}
-	clear(ps.pending[:n])
-	ps.pending = ps.pending[n:]
-	ps.pendBytes -= bytes
-	if len(ps.pending) > 0 {
+	// The batch takes the pending slice when it takes every record, a copy
+	// otherwise (in a slice reused by putRecs when a batch completes; the
+	// front of the pending array is reused by roomPending).
+	b := &batch{ps: ps, bytes: bytes, seq: -1}
+	if rest := ps.pending[n:]; len(rest) > 0 {
+		b.recs = append(p.takeRecs(n), ps.pending[:n]...)
+		clear(ps.pending[:n])
+		ps.pending = rest
 		ps.firstAt = time.Now()
 	} else {
-		ps.pending = ps.pending[:0:0]
+		b.recs = ps.pending
+		ps.pending, ps.pendArr = nil, nil
 	}
+	ps.pendBytes -= bytes
 	if sp, ok := p.part.(*stickyPartitioner); ok {
 		sp.batchSent(ps.tp.topic, ps.tp.partition)
 	}
@@ -258,6 +291,7 @@ func (s *sink) run() {
 			p.mu.Lock()
 			p.handle(s, f, nil, err, false)
 			p.mu.Unlock()
+			s.releaseBuf(f)
 			continue
 		}
 		s.flights <- f
@@ -291,32 +325,38 @@ func (s *sink) send(f *flight) error {
 		}
 	}
 	p.mu.Unlock()
-	var enc BatchEncoder
-	recs := make([]Record, 0, 64)
+	// Every batch goes into one buffer, read in place from the pending
+	// records; the request's Records slices are cut from it at the end,
+	// once appending can no longer move it.
+	select {
+	case f.buf = <-s.bufs:
+	default:
+	}
+	s.ends = s.ends[:0]
 	for _, b := range f.batches {
-		recs = recs[:0]
-		for _, pr := range b.recs {
-			recs = append(recs, *pr.rec)
-		}
-		var data []byte
 		var err error
 		if v >= 3 {
 			h := NewBatchHeader()
 			if idempotent {
 				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
 			}
-			data, err = enc.AppendRecordBatch(nil, h, recs, p.cfg.compression, p.cfg.compressionLevel)
+			f.buf, err = appendRecordBatch(&s.enc, f.buf, h, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
 		} else {
 			magic := int8(1)
 			if v < 2 {
 				magic = 0
 			}
-			data, err = enc.AppendMessageSet(nil, magic, 0, recs, p.cfg.compression, p.cfg.compressionLevel)
+			f.buf, err = appendMessageSet(&s.enc, f.buf, magic, 0, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
 		}
 		if err != nil {
 			return err
 		}
-		addToProduce(req, b.ps.tp, data)
+		s.ends = append(s.ends, len(f.buf))
+	}
+	start := 0
+	for i, b := range f.batches {
+		addToProduce(req, b.ps.tp, f.buf[start:s.ends[i]:s.ends[i]])
+		start = s.ends[i]
 	}
 	call, err := c.send(ctx, req, v, expectsNoResponse(req))
 	if err != nil {
@@ -330,6 +370,12 @@ func (s *sink) send(f *flight) error {
 	f.c, f.call = c, call
 	return nil
 }
+
+// batchRecords is a batch's records as the encoders' recordList.
+type batchRecords []pending
+
+func (s batchRecords) Len() int         { return len(s) }
+func (s batchRecords) At(i int) *Record { return s[i].rec }
 
 func addToProduce(req *ProduceRequest, tp topicPartition, data []byte) {
 	i := slices.IndexFunc(req.TopicData, func(t ProduceRequestTopicData) bool { return t.Name == tp.topic })
@@ -355,6 +401,7 @@ func (s *sink) complete() {
 			p.handle(s, f, resp, err, true)
 		}
 		p.mu.Unlock()
+		s.releaseBuf(f)
 		p.poke()
 	}
 }
@@ -449,6 +496,7 @@ func (p *Producer) succeed(b *batch, base int64) {
 		}
 		p.finish(pr, nil)
 	}
+	p.putRecs(b.recs)
 	b.recs = nil
 }
 
