@@ -45,9 +45,17 @@ type Producer struct {
 	// Hot-path caches, under mu: the partition last queued to (parts never
 	// loses an entry), and pending slices of completed batches for reuse
 	// (freeRecsCap is their total capacity; see putRecs).
-	lastPS      *partState
+	lastPS *partState
+	lastTS *topicState // the topic last produced to (topics never loses one)
+
 	freeRecs    [][]pending
 	freeRecsCap int
+
+	// clock is a recent time.Now for record deadlines (reading the clock
+	// costs a fair share of a record's budget): it is read when a
+	// partition's pending run starts and by collect, so it is at most one
+	// sender pass (≤100ms) old.
+	clock time.Time
 
 	wake   chan struct{}   // wakes the sender
 	quit   chan struct{}   // closed by Close when everything is done or abandoned
@@ -68,6 +76,7 @@ type producerID struct {
 
 // topicState is what the producer knows of a topic's partitions.
 type topicState struct {
+	name    string
 	n       int     // partition count, 0 while unknown
 	avail   []int32 // partitions not being avoided
 	err     error   // a metadata error, for records waiting on the topic
@@ -97,7 +106,7 @@ type pending struct {
 	rec      *Record
 	cb       func(*Record, error)
 	size     int
-	deadline time.Time
+	deadline time.Time // delivery deadline, from p.clock (see addPending)
 }
 
 // batch is records sent together to one partition.
@@ -127,7 +136,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner,
 		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
 		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
-		pid: producerID{id: -1, epoch: -1},
+		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
 	}
 	if p.part == nil {
 		p.part = StickyPartitioner()
@@ -185,8 +194,13 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	}
 	p.bufRecords++
 	p.bufBytes += size
-	pr := pending{rec: r, cb: cb, size: size, deadline: time.Now().Add(p.cfg.deliveryTimeout)}
-	ts := p.topics[r.Topic]
+	pr := pending{rec: r, cb: cb, size: size} // addPending sets the deadline
+	ts := p.lastTS
+	if ts == nil || ts.name != r.Topic {
+		if ts = p.topics[r.Topic]; ts != nil {
+			p.lastTS = ts
+		}
+	}
 	if ts == nil || ts.n == 0 {
 		// The topic is not known yet: park the record on partition -1 of
 		// the topic until metadata comes.
@@ -224,6 +238,12 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 	}
 	if len(ps.pending) == 0 {
 		ps.firstAt = time.Now()
+		p.clock = ps.firstAt
+	}
+	if pr.deadline.IsZero() { // from Produce
+		// A new run above reads the clock; in a run, p.clock may be one
+		// sender pass old, so a record may expire that much early.
+		pr.deadline = p.clock.Add(p.cfg.deliveryTimeout)
 	}
 	if len(ps.pending) == cap(ps.pending) {
 		p.roomPending(ps)
@@ -256,21 +276,27 @@ func (p *Producer) roomPending(ps *partState) {
 }
 
 // takeRecs returns an empty pending slice with room for at least n records:
-// the smallest such free one (from a completed batch), or a new one.
-// p.mu is held.
+// the smallest such free one (from a completed batch), or a new one. For
+// n == 0 (a partition's new pending run) it returns the largest free one,
+// since that one will grow. p.mu is held.
 func (p *Producer) takeRecs(n int) []pending {
 	best := -1
 	for i, s := range p.freeRecs {
-		if cap(s) >= n && (best < 0 || cap(s) < cap(p.freeRecs[best])) {
+		if cap(s) >= n && (best < 0 || (n == 0) == (cap(s) > cap(p.freeRecs[best]))) {
 			best = i
 		}
 	}
 	if best < 0 {
 		return make([]pending, 0, max(n, 256))
 	}
-	s := p.freeRecs[best]
+	return p.dropFreeRecs(best)
+}
+
+// dropFreeRecs removes the i-th free pending slice and returns it.
+func (p *Producer) dropFreeRecs(i int) []pending {
+	s := p.freeRecs[i]
 	last := len(p.freeRecs) - 1
-	p.freeRecs[best] = p.freeRecs[last]
+	p.freeRecs[i] = p.freeRecs[last]
 	p.freeRecs[last] = nil
 	p.freeRecs = p.freeRecs[:last]
 	p.freeRecsCap -= cap(s)
@@ -279,10 +305,24 @@ func (p *Producer) takeRecs(n int) []pending {
 
 // putRecs keeps the pending slice of a completed batch for reuse, cleared so
 // that it holds no record. What it keeps is bounded: at most 64 slices of
-// twice maxBufferedRecords records in all. p.mu is held.
+// twice maxBufferedRecords records in all, the larger ones first (they
+// are the partitions' pending arrays). p.mu is held.
 func (p *Producer) putRecs(s []pending) {
-	if cap(s) == 0 || len(p.freeRecs) >= 64 || p.freeRecsCap+cap(s) > 2*p.cfg.maxBufferedRecords {
+	limit := 2 * p.cfg.maxBufferedRecords
+	if cap(s) == 0 || cap(s) > limit {
 		return
+	}
+	for len(p.freeRecs) >= 64 || p.freeRecsCap+cap(s) > limit {
+		small := 0
+		for i, f := range p.freeRecs {
+			if cap(f) < cap(p.freeRecs[small]) {
+				small = i
+			}
+		}
+		if len(p.freeRecs) == 0 || cap(p.freeRecs[small]) >= cap(s) {
+			return
+		}
+		p.dropFreeRecs(small)
 	}
 	clear(s)
 	p.freeRecs = append(p.freeRecs, s[:0])
@@ -441,7 +481,7 @@ func (p *Producer) failBatch(b *batch, err error) {
 func (p *Producer) loadTopic(topic string) {
 	ts := p.topics[topic]
 	if ts == nil {
-		ts = &topicState{}
+		ts = &topicState{name: topic}
 		p.topics[topic] = ts
 	}
 	if ts.loading {

@@ -98,6 +98,7 @@ func (p *Producer) collect() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
+	p.clock = now
 	wait := 100 * time.Millisecond
 	if p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
 		if p.totalInflight() == 0 {
@@ -179,6 +180,13 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 		clear(ps.pending[:n])
 		ps.pending = rest
 		ps.firstAt = time.Now()
+	} else if arr := ps.pendArr; cap(ps.pending) > 2*n+256 && len(arr) > 0 &&
+		&arr[len(arr)-1] == &ps.pending[:cap(ps.pending)][cap(ps.pending)-1] {
+		// A large pending array goes back to the free list for the next
+		// run (of any partition) rather than with a small batch.
+		b.recs = append(p.takeRecs(n), ps.pending...)
+		p.putRecs(arr)
+		ps.pending, ps.pendArr = nil, nil
 	} else {
 		b.recs = ps.pending
 		ps.pending, ps.pendArr = nil, nil
