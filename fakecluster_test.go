@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,8 @@ type fakeCluster struct {
 	partitions int32
 	handle     func(req Request, version int16) Response // nil: only the built-ins
 	produced   atomic.Int64                              // records acknowledged
+	measureCPU atomic.Bool                               // set before dialing: account serveCPU
+	serveCPU   atomic.Int64                              // CPU ns of the connections' goroutines, if measured
 	wg         sync.WaitGroup
 	mu         sync.Mutex
 	conns      []net.Conn
@@ -113,15 +116,31 @@ func appendResponse(dst []byte, req Request, version int16, corr int32, resp Res
 	return dst
 }
 
+// serve answers one connection's requests in order. With measureCPU, the
+// goroutine keeps its OS thread to itself, so the thread's CPU time (read
+// after each request) is the fake broker's cost, system calls included;
+// benchmarks subtract it.
 func (f *fakeCluster) serve(c net.Conn) {
 	defer f.wg.Done()
 	defer c.Close()
+	var lastCPU int64
+	measure := f.measureCPU.Load()
+	if measure {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		lastCPU = threadCPU()
+	}
 	var in, out []byte
 	for {
 		req, v, corr, buf, err := readRequest(c, in)
 		in = buf
 		if err != nil {
 			return
+		}
+		if measure {
+			now := threadCPU()
+			f.serveCPU.Add(now - lastCPU)
+			lastCPU = now
 		}
 		resp := f.respond(req, v)
 		if resp == nil {
@@ -134,6 +153,11 @@ func (f *fakeCluster) serve(c net.Conn) {
 		if _, err := c.Write(out); err != nil {
 			return
 		}
+		if measure {
+			now := threadCPU()
+			f.serveCPU.Add(now - lastCPU)
+			lastCPU = now
+		}
 	}
 }
 
@@ -143,8 +167,6 @@ func (f *fakeCluster) respond(req Request, v int16) Response {
 			return r
 		}
 	}
-	host, port, _ := net.SplitHostPort(f.addr())
-	portN, _ := strconv.Atoi(port)
 	switch r := req.(type) {
 	case *ApiVersionsRequest:
 		resp := &ApiVersionsResponse{}
@@ -154,6 +176,8 @@ func (f *fakeCluster) respond(req Request, v int16) Response {
 		}
 		return resp
 	case *MetadataRequest:
+		host, port, _ := net.SplitHostPort(f.addr())
+		portN, _ := strconv.Atoi(port)
 		resp := &MetadataResponse{ControllerID: 1, Brokers: []MetadataResponseBroker{{NodeID: 1, Host: host, Port: int32(portN)}}}
 		for _, t := range r.Topics {
 			mt := MetadataResponseTopic{Name: t.Name, TopicID: UUID{1}}
