@@ -652,7 +652,9 @@ func WithProduceTimeout(d time.Duration) Option {
 }
 
 // WithDeliveryTimeout bounds the time from Produce to a record's outcome,
-// retries included. Default: 2m.
+// retries included. The producer reads the clock once per batch rather than
+// per record, so a record may expire up to one sender pass early: at most
+// the linger while its partition sends, 100ms while it cannot. Default: 2m.
 func WithDeliveryTimeout(d time.Duration) Option {
 	return func(c *config) { c.producer.deliveryTimeout = d }
 }
