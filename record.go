@@ -238,11 +238,17 @@ func (s recordSlice) Len() int         { return len(s) }
 func (s recordSlice) At(i int) *Record { return &s[i] }
 
 // appendRecordsV2 appends the records of a v2 batch (without the batch
-// header), given the batch's first timestamp.
-func appendRecordsV2[L recordList](dst []byte, recs L, firstTs int64) []byte {
+// header), given the batch's first timestamp, and returns the greatest
+// timestamp. It reads each record once (records the producer encodes are
+// rarely still in the CPU cache) and stops with errBatchTooLarge once the
+// batch passes 2 GiB.
+func appendRecordsV2[L recordList](dst []byte, recs L, firstTs int64) ([]byte, int64, error) {
+	start, maxTs := len(dst), firstTs
 	for i := range recs.Len() {
 		r := recs.At(i)
-		tsDelta := timestampMs(r.Timestamp) - firstTs
+		ts := timestampMs(r.Timestamp)
+		maxTs = max(maxTs, ts)
+		tsDelta := ts - firstTs
 		dst = binary.AppendVarint(dst, int64(recordBodyLenV2(r, int64(i), tsDelta)))
 		dst = append(dst, 0) // record attributes: unused
 		dst = binary.AppendVarint(dst, tsDelta)
@@ -256,9 +262,14 @@ func appendRecordsV2[L recordList](dst []byte, recs L, firstTs int64) []byte {
 			dst = append(dst, h.Key...)
 			dst = appendBytesV2(dst, h.Value)
 		}
+		if len(dst)-start > math.MaxInt32-batchHeaderLen {
+			return dst, 0, errBatchTooLarge
+		}
 	}
-	return dst
+	return dst, maxTs, nil
 }
+
+var errBatchTooLarge = errors.New("kpax: encode record batch: batch larger than 2 GiB")
 
 // BatchEncoder encodes record batches and message sets. It keeps a scratch
 // buffer for compression between calls, so that encoding in a loop does not
@@ -318,32 +329,31 @@ func appendRecordBatch[L recordList](e *BatchEncoder, dst []byte, h BatchHeader,
 		h.FirstTimestamp = timestampMs(recs.At(0).Timestamp)
 		h.MaxTimestamp = h.FirstTimestamp
 	}
-	// Size pass: lengths, and the max timestamp.
-	size := 0
-	for i := range nrecs {
-		r := recs.At(i)
-		ts := timestampMs(r.Timestamp)
-		h.MaxTimestamp = max(h.MaxTimestamp, ts)
-		n := recordBodyLenV2(r, int64(i), ts-h.FirstTimestamp)
-		size += varintLen(int64(n)) + n
-	}
-	if size > math.MaxInt32-batchHeaderLen {
-		return dst, errors.New("kpax: encode record batch: batch larger than 2 GiB")
-	}
+	// One pass over the records; the header's MaxTimestamp is filled in
+	// after it.
 	dst0, start := dst, len(dst)
+	var err error
 	if c == CompressionNone {
-		dst = slices.Grow(dst, batchHeaderLen+size)
+		if nrecs > 0 && cap(dst)-len(dst) < batchHeaderLen+nrecs*16 {
+			// A fresh buffer: size it from the first record, not by doubling.
+			r := recs.At(0)
+			dst = slices.Grow(dst, batchHeaderLen+nrecs*(recordBodyLenV2(r, 0, 0)+2))
+		}
 		dst = appendBatchHeader(dst, &h)
-		dst = appendRecordsV2(dst, recs, h.FirstTimestamp)
+		if dst, h.MaxTimestamp, err = appendRecordsV2(dst, recs, h.FirstTimestamp); err != nil {
+			return dst0, err
+		}
+		binary.BigEndian.PutUint64(dst[start+35:], uint64(h.MaxTimestamp))
 	} else {
-		e.buf = appendRecordsV2(slices.Grow(e.buf[:0], size), recs, h.FirstTimestamp)
+		if e.buf, h.MaxTimestamp, err = appendRecordsV2(e.buf[:0], recs, h.FirstTimestamp); err != nil {
+			return dst0, err
+		}
 		dst = appendBatchHeader(dst, &h)
-		var err error
 		if dst, err = appendCompressed(dst, c, level, e.buf, false); err != nil {
 			return dst0, fmt.Errorf("kpax: encode record batch: %w", err)
 		}
 		if len(dst)-start > math.MaxInt32 {
-			return dst0, errors.New("kpax: encode record batch: batch larger than 2 GiB")
+			return dst0, errBatchTooLarge
 		}
 	}
 	b := dst[start:]
