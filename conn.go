@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,6 +45,10 @@ type conn struct {
 	inflight []*call // written, waiting for a response, in write order
 	corr     int32
 	err      error // why the connection closed
+
+	// rawTokens is set while SASL runs with SaslHandshake v0: tokens go
+	// with only a size prefix, and responses (even empty) have no header.
+	rawTokens atomic.Bool
 }
 
 // call is one request on a connection.
@@ -57,6 +62,8 @@ type call struct {
 	done     chan struct{}
 	written  int
 	received int
+	raw      bool // a SASL token framed by its size alone (sasl.go)
+	token    []byte
 }
 
 // apiVersions holds a broker's version range per API key; a missing key has
@@ -329,10 +336,15 @@ func (c *conn) writeLoop() {
 			return
 		}
 		for _, cl := range batch {
-			c.corr++
-			cl.corr = c.corr
 			start := len(buf)
-			buf = appendRequest(buf, cl.req, cl.version, cl.corr, c.cfg.clientID)
+			if cl.raw {
+				buf = appendInt32(buf, int32(len(cl.token)))
+				buf = append(buf, cl.token...)
+			} else {
+				c.corr++
+				cl.corr = c.corr
+				buf = appendRequest(buf, cl.req, cl.version, cl.corr, c.cfg.clientID)
+			}
 			cl.written = len(buf) - start
 			if !cl.noResp {
 				c.inflight = append(c.inflight, cl)
@@ -369,7 +381,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 4 || n > maxResponseSize {
+		if (n < 4 && !(n >= 0 && c.rawTokens.Load())) || n > maxResponseSize {
 			c.close(fmt.Errorf("%w: response size %d", ErrMalformed, n))
 			return
 		}
@@ -378,7 +390,10 @@ func (c *conn) readLoop() {
 			c.close(readErr(err))
 			return
 		}
-		corr := int32(binary.BigEndian.Uint32(frame))
+		var corr int32
+		if len(frame) >= 4 {
+			corr = int32(binary.BigEndian.Uint32(frame))
+		}
 		c.mu.Lock()
 		if len(c.inflight) == 0 {
 			c.mu.Unlock()
@@ -389,7 +404,13 @@ func (c *conn) readLoop() {
 		c.inflight[0] = nil
 		c.inflight = c.inflight[1:]
 		c.mu.Unlock()
-		if cl.corr != corr {
+		if cl.raw {
+			cl.frame = frame
+			cl.received = int(n) + 4
+			cl.finish(nil)
+			continue
+		}
+		if cl.corr != corr || len(frame) < 4 {
 			err := fmt.Errorf("%w: correlation ID %d, want %d", ErrMalformed, corr, cl.corr)
 			cl.finish(err)
 			c.close(err)
