@@ -108,6 +108,11 @@ func (c *config) validate() error {
 	if c.logger == nil {
 		errs = append(errs, errors.New("nil logger"))
 	}
+	if m, ok := c.sasl.(interface{ validate() error }); ok {
+		if err := m.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(c.clientID) > 32767 {
 		errs = append(errs, errors.New("client ID longer than 32767 bytes"))
 	}
@@ -166,7 +171,9 @@ func WithTLS(cfg *tls.Config) Option {
 }
 
 // WithSASL authenticates every connection with the mechanism (SASLPlain,
-// SASLScram256, SASLScram512), after TLS when TLS is configured. Default: none.
+// SASLScramSHA256, SASLScramSHA512), after TLS when TLS is configured: no
+// credential goes out before the TLS handshake has verified the broker.
+// Default: none.
 func WithSASL(m SASLMechanism) Option { return func(c *config) { c.sasl = m } }
 
 // WithLogger sets the logger for connection, metadata and retry events.
