@@ -31,6 +31,8 @@ usage: scripts/kafka.sh COMMAND [ARGS]
 
   fetch VERSION                     broker jars from Maven Central into the cache (idempotent)
   start NAME VERSION PORT           single KRaft node (broker+controller) on 127.0.0.1:PORT
+  secure-start NAME VERSION PORT    single node with PLAINTEXT on PORT (as start) plus SASL_PLAINTEXT
+                                    on PORT+1, SSL on PORT+2, SASL_SSL on PORT+3 (see Secure nodes)
   cluster-start NAME VERSION PORT   $CLUSTER_SIZE KRaft nodes on 127.0.0.1:PORT..PORT+$((CLUSTER_SIZE - 1))
   stop NAME[/i]                     SIGTERM, then SIGKILL after ${STOP_TIMEOUT}s (a cluster: all its nodes)
   cluster-stop NAME                 same as stop NAME
@@ -44,6 +46,13 @@ usage: scripts/kafka.sh COMMAND [ARGS]
 
 Cluster nodes are NAME/0, NAME/1, NAME/2 (node.id 1, 2, 3; broker ports PORT, PORT+1, PORT+2).
 A single node has node.id 1. Each node's controller listens on broker port + $CONTROLLER_OFFSET.
+
+Secure nodes (secure-start): SASL mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 with the
+users $SECURE_USERS_DOC (PLAIN users in the listeners' JAAS config, SCRAM credentials
+written at format time); TLS from a test CA generated with openssl in NODE/tls (ca.pem is what
+clients trust; the server certificate is for IP 127.0.0.1 and DNS localhost). Brokers talk to
+each other over PLAINTEXT. secure-start prints the addresses and the CA file on stdout as
+KEY=VALUE lines (plaintext, sasl_plaintext, ssl, sasl_ssl, ca_file).
 
 Files: jars in \$KPAX_CACHE/kafka-VERSION/libs (KPAX_CACHE=$CACHE_DIR);
 nodes in \$KPAX_RUN_DIR/NAME[/i] (KPAX_RUN_DIR=$RUN_ROOT), wiped at start:
@@ -75,6 +84,11 @@ check_port() {
 	fi
 }
 major() { echo "${1%%.*}"; }
+
+# Users of secure nodes: name:password, for PLAIN and both SCRAM mechanisms.
+SECURE_USERS=(alice:alice-secret bob:bob-secret)
+SECURE_USERS_DOC="alice (password alice-secret) and bob (bob-secret)"
+SECURE_PORTS=3 # listeners above the PLAINTEXT port: SASL_PLAINTEXT, SSL, SASL_SSL
 
 # ---------------------------------------------------------------------------------------------
 # fetch
@@ -169,6 +183,7 @@ voters=$voters
 heap="$heap"
 label=$label
 cluster_size=$cluster_size
+secure=${secure:-0}
 EOF
 }
 
@@ -218,6 +233,7 @@ broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
 EOF
 		# Kafka 4 enables the consumer group protocol (KIP-848) by default; 3.9 keeps its defaults.
+		if ((${secure:-0})); then secure_properties "$dir"; fi
 		if [[ -n ${KPAX_KAFKA_EXTRA_PROPS:-} ]]; then
 			echo "# KPAX_KAFKA_EXTRA_PROPS"
 			printf '%s\n' "$KPAX_KAFKA_EXTRA_PROPS"
@@ -227,6 +243,48 @@ EOF
 			cat "$KPAX_KAFKA_EXTRA_PROPS_FILE"
 		fi
 	} >"$dir/server.properties"
+}
+
+# secure_properties D: the listeners of a secure node (these lines override the ones above).
+secure_properties() {
+	local dir=$1 l m u users="" sasl_port=$((port + 1)) ssl_port=$((port + 2)) sasl_ssl_port=$((port + 3))
+	for u in "${SECURE_USERS[@]}"; do users+=" user_${u%%:*}=\"${u#*:}\""; done
+	cat <<EOF
+# Secure node (kafka.sh secure-start): SASL_PLAINTEXT, SSL and SASL_SSL listeners.
+listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,SSL://127.0.0.1:$ssl_port,SASL_SSL://127.0.0.1:$sasl_ssl_port
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/server.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+ssl.client.auth=none
+EOF
+	for l in sasl_plaintext sasl_ssl; do
+		echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$users;"
+		for m in scram-sha-256 scram-sha-512; do
+			echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+		done
+	done
+}
+
+# make_certs D: a test CA (D/ca.pem) and a server key and certificate signed by it, for
+# 127.0.0.1 and localhost, in one PEM keystore (D/server.pem: PKCS#8 key, then the chain).
+make_certs() {
+	local d=$1
+	command -v openssl >/dev/null || die "openssl not found: secure nodes need it for their certificates"
+	mkdir -p "$d"
+	{
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 30 \
+			-subj "/CN=kpax test CA $label" \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+			openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=127.0.0.1" &&
+			printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth" \
+				"keyUsage=critical,digitalSignature,keyEncipherment" >"$d/server.ext" &&
+			openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+				-out "$d/server.crt" -days 30 -extfile "$d/server.ext"
+	} >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "$label: making the test certificates failed"; }
+	cat "$d/server.key" "$d/server.crt" "$d/ca.pem" >"$d/server.pem"
 }
 
 # write_log_config D: WARN and up to D/logs/server.log, plus the "Kafka Server started" line.
@@ -275,11 +333,20 @@ prepare_node() {
 	rm -rf "$dir"
 	mkdir -p "$dir/data" "$dir/logs"
 	write_node_env "$dir"
+	local format_args=() u m
+	if ((${secure:-0})); then
+		make_certs "$dir/tls"
+		for u in "${SECURE_USERS[@]}"; do
+			for m in SCRAM-SHA-256 SCRAM-SHA-512; do
+				format_args+=(--add-scram "$m=[name=${u%%:*},password=${u#*:}]")
+			done
+		done
+	fi
 	write_server_properties "$dir"
 	write_log_config "$dir"
 	java_cmd "$dir"
 	if ! "${JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
-		--ignore-formatted >"$dir/logs/format.log" 2>&1; then
+		--ignore-formatted "${format_args[@]}" >"$dir/logs/format.log" 2>&1; then
 		cat "$dir/logs/format.log" >&2
 		die "$label: formatting storage failed (log: $dir/logs/format.log)"
 	fi
@@ -460,7 +527,7 @@ check_ports_free() {
 
 cmd_start() {
 	(($# == 3)) || die "usage: start NAME VERSION PORT"
-	local name=$1 version=$2 port=$3 dir t0
+	local name=$1 version=$2 port=$3 dir t0 secure=${secure:-0} extra_ports=()
 	check_name "$name"
 	check_version "$version"
 	check_port "$port"
@@ -471,13 +538,36 @@ cmd_start() {
 	fi
 	t0=$(now)
 	cmd_fetch "$version"
-	local cport=$((port + CONTROLLER_OFFSET)) node_id=1 heap=$SINGLE_HEAP label=$name cluster_size=1
-	check_ports_free "$port" "$cport"
+	local cport=$((port + CONTROLLER_OFFSET)) node_id=1 heap=$SINGLE_HEAP label=$name cluster_size=1 i
+	if ((secure)); then
+		for ((i = 1; i <= SECURE_PORTS; i++)); do extra_ports+=($((port + i))); done
+	fi
+	check_ports_free "$port" "$cport" "${extra_ports[@]}"
 	local voters="1@127.0.0.1:$cport"
 	rm -rf "$dir"
 	prepare_node "$dir" "$(random_cluster_id)"
 	launch "$dir"
 	wait_ready "$dir" "$t0"
+}
+
+# secure-start: start with SASL and TLS listeners; what clients need goes to stdout.
+cmd_secure_start() {
+	(($# == 3)) || die "usage: secure-start NAME VERSION PORT"
+	local secure=1 port=$3 dir="$RUN_ROOT/$1" i p
+	cmd_start "$@"
+	# wait_ready saw the PLAINTEXT listener; the others open in the same start-up.
+	for ((i = 1; i <= SECURE_PORTS; i++)); do
+		p=$((port + i))
+		until port_open "$p"; do
+			[[ -n $(node_pid "$dir") ]] || die "$1: the broker died before port $p opened"
+			sleep 0.1
+		done
+	done
+	echo "plaintext=127.0.0.1:$port"
+	echo "sasl_plaintext=127.0.0.1:$((port + 1))"
+	echo "ssl=127.0.0.1:$((port + 2))"
+	echo "sasl_ssl=127.0.0.1:$((port + 3))"
+	echo "ca_file=$dir/tls/ca.pem"
 }
 
 cmd_cluster_start() {
@@ -632,6 +722,7 @@ main() {
 	case $cmd in
 	fetch) cmd_fetch "$@" ;;
 	start) cmd_start "$@" ;;
+	secure-start) cmd_secure_start "$@" ;;
 	cluster-start) cmd_cluster_start "$@" ;;
 	stop | cluster-stop) cmd_stop "$@" ;;
 	stop-all) cmd_stop_all "$@" ;;
