@@ -1,13 +1,37 @@
-// Command kpax is a command-line tool for Kafka built on the kpax package.
+// Command kpax is a command-line tool for Kafka built on the kpax package, in
+// the spirit of kcat: produce lines from stdin, consume records to stdout
+// (alone or in a consumer group), and look at and change topics, groups and
+// offsets.
 //
-//	kpax [-brokers host:port,...] COMMAND [flags]
+//	kpax [-brokers host:port,...] COMMAND [flags] [args]
 //
 // Commands:
 //
-//	apiversions   the API versions each broker supports, and the ones kpax would use
+//	produce       send the lines of stdin to a topic
+//	consume       print the records of topics or partitions
+//	topic         create, delete, describe or list topics
+//	group         list, describe consumer groups, their committed offsets and lag
+//	offsets       earliest and latest offsets of each partition
 //	metadata      brokers, topics, partitions, leaders and in-sync replicas
+//	apiversions   the API versions each broker supports, and the ones kpax would use
 //
-// The brokers default to $KPAX_BROKERS, then 127.0.0.1:9092.
+// Every command takes -brokers (a comma-separated list of seed brokers), which
+// defaults to $KPAX_BROKERS, then to 127.0.0.1:9092; -timeout, how long the
+// command may take (default 30s, none for produce and consume); -v, which logs
+// the client's debug messages to stderr; and -h, its help.
+//
+// Errors are one line on stderr. The exit code is 0 on success, 1 on an
+// error, 2 on a usage error (a bad flag or argument). Ctrl-C (or SIGTERM)
+// stops produce and consume cleanly: what was read is sent, a group member
+// commits its offsets and leaves the group.
+//
+// Examples:
+//
+//	kpax topic create -partitions 3 events
+//	printf 'k1:hello\nk2:world\n' | kpax produce -K : events
+//	kpax consume -o earliest -e -f '%p/%o %k=%v\n' events
+//	kpax consume -group g1 -c 10 events
+//	kpax group lag g1
 package main
 
 import (
@@ -16,35 +40,69 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
-	"text/tabwriter"
+	"syscall"
 	"time"
 
 	"h12.me/kpax"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "kpax:", strings.TrimPrefix(err.Error(), "kpax: "))
-		}
-		os.Exit(exitCode(err))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one kills the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	e := &env{
+		stdin:     os.Stdin,
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		stderrTTY: isTerminal(os.Stderr),
 	}
+	err := e.run(ctx, os.Args[1:])
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, errorLine(err))
+	}
+	os.Exit(exitCode(err))
 }
 
+// errorLine formats err as the one line kpax prints: "kpax: ...".
+func errorLine(err error) string {
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	for strings.HasPrefix(msg, "kpax: ") {
+		msg = strings.TrimPrefix(msg, "kpax: ")
+	}
+	return "kpax: " + msg
+}
+
+// usageError is a bad command line: exit code 2.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
 		return 2
 	}
 	return 1
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func defaultBrokers() string {
@@ -54,114 +112,196 @@ func defaultBrokers() string {
 	return "127.0.0.1:9092"
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kpax", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", defaultBrokers(), "comma-separated seed brokers (default $KPAX_BROKERS or 127.0.0.1:9092)")
-	timeout := fs.Duration("timeout", 30*time.Second, "how long a command may take")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kpax [-brokers host:port,...] COMMAND [flags]\n\ncommands:\n  apiversions  API versions of each broker\n  metadata     brokers, topics, partitions, leaders, ISR\n\nflags:")
-		fs.PrintDefaults()
+// env is what a command runs with: its streams and the flags every command
+// shares.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stderrTTY      bool // progress lines go to stderr only when it is a terminal
+
+	brokers    string
+	timeout    time.Duration
+	timeoutSet bool
+	verbose    bool
+}
+
+// timeoutFlag is -timeout: it remembers whether it was given, since the
+// default depends on the command.
+type timeoutFlag struct{ e *env }
+
+func (f timeoutFlag) String() string {
+	if f.e == nil || !f.e.timeoutSet {
+		return ""
 	}
-	if err := fs.Parse(args); err != nil {
+	return f.e.timeout.String()
+}
+
+func (f timeoutFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration such as 30s or 2m")
+	}
+	if d < 0 {
+		return errors.New("must not be negative")
+	}
+	f.e.timeout, f.e.timeoutSet = d, true
+	return nil
+}
+
+// common registers the flags every command takes.
+func (e *env) common(fs *flag.FlagSet) {
+	fs.StringVar(&e.brokers, "brokers", e.brokers, "comma-separated seed brokers, host:port (default $KPAX_BROKERS, then 127.0.0.1:9092)")
+	fs.Var(timeoutFlag{e}, "timeout", "how long the command may take, 0 for no limit (default 30s; none for produce and consume)")
+	fs.BoolVar(&e.verbose, "v", e.verbose, "log the client's debug messages to stderr")
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // the synopsis after the flags
+	summary string
+	// stream commands (produce, consume) have no default timeout.
+	stream bool
+	run    func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"produce", "TOPIC", "send the lines of stdin to a topic", true, runProduce},
+		{"consume", "TOPIC[:PARTITION,...]...", "print the records of topics or partitions", true, runConsume},
+		{"topic", "create|delete|describe|list ...", "create, delete, describe or list topics", false, runTopic},
+		{"group", "list|describe|offsets|lag ...", "consumer groups, their committed offsets and lag", false, runGroup},
+		{"offsets", "TOPIC[:PARTITION,...]...", "earliest and latest offsets of each partition", false, runOffsets},
+		{"metadata", "[TOPIC...]", "brokers, topics, partitions, leaders and in-sync replicas", false, runMetadata},
+		{"apiversions", "", "API versions of each broker, and the ones kpax would use", false, runAPIVersions},
+	}
+}
+
+func (e *env) run(ctx context.Context, args []string) error {
+	e.brokers = defaultBrokers()
+	fs := flag.NewFlagSet("kpax", flag.ContinueOnError)
+	e.common(fs)
+	fs.Usage = func() {
+		w := e.stderr
+		fmt.Fprintf(w, "usage: kpax [-brokers host:port,...] COMMAND [flags] [args]\n\nCommands:\n")
+		for _, c := range commands() {
+			fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintf(w, "\nRun kpax COMMAND -h for a command's flags. Flags of every command:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if _, err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return usageError{errors.New("no command")}
+		return usagef("no command (try kpax -h)")
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	cl, err := kpax.New(kpax.WithSeedBrokers(strings.Split(*brokers, ",")...), kpax.WithClientID("kpax-cli"))
-	if err != nil {
-		return usageError{err}
-	}
-	defer cl.Close()
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "apiversions":
-		return apiVersions(ctx, cl, rest, stdout, stderr)
-	case "metadata":
-		return metadata(ctx, cl, rest, stdout, stderr)
-	}
-	return usageError{fmt.Errorf("unknown command %q (try -h)", cmd)}
-}
-
-func apiVersions(ctx context.Context, cl *kpax.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("apiversions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	md, err := cl.Metadata(ctx, []string{}...)
-	if err != nil {
-		return err
-	}
-	for _, b := range md.Brokers {
-		r, err := cl.RequestBroker(ctx, b.NodeID, &kpax.ApiVersionsRequest{ClientSoftwareName: "kpax-cli", ClientSoftwareVersion: "0.1.0"})
-		if err != nil {
-			return err
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	if name == "help" {
+		if len(rest) == 0 {
+			fs.Usage()
+			return flag.ErrHelp
 		}
-		resp := r.(*kpax.ApiVersionsResponse)
-		if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
-			return fmt.Errorf("broker %d: %w", b.NodeID, err)
-		}
-		fmt.Fprintf(stdout, "broker %d (%s):\n", b.NodeID, b.Addr())
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  KEY\tAPI\tBROKER\tKPAX")
-		for _, k := range resp.ApiKeys {
-			ours := "-"
-			if req := kpax.NewRequest(k.ApiKey); req != nil {
-				ours = fmt.Sprintf("v%d-%d", req.MinVersion(), req.MaxVersion())
-			}
-			name := kpax.APIName(k.ApiKey)
-			if name == "" {
-				name = "?"
-			}
-			fmt.Fprintf(tw, "  %d\t%s\tv%d-%d\t%s\n", k.ApiKey, name, k.MinVersion, k.MaxVersion, ours)
-		}
-		tw.Flush()
+		name, rest = rest[0], []string{"-h"}
 	}
-	return nil
-}
-
-func metadata(ctx context.Context, cl *kpax.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("metadata", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	topics := fs.String("topics", "", "comma-separated topics (default: all)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var names []string
-	if *topics != "" {
-		names = strings.Split(*topics, ",")
-	}
-	md, err := cl.Metadata(ctx, names...)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "cluster %s, controller %d\n", md.ClusterID, md.Controller)
-	for _, b := range md.Brokers {
-		rack := ""
-		if b.Rack != "" {
-			rack = " rack " + b.Rack
-		}
-		fmt.Fprintf(stdout, "broker %d at %s%s\n", b.NodeID, b.Addr(), rack)
-	}
-	sort.Slice(md.Topics, func(i, j int) bool { return md.Topics[i].Name < md.Topics[j].Name })
-	for _, t := range md.Topics {
-		if t.Err != nil {
-			fmt.Fprintf(stdout, "topic %q: %v\n", t.Name, t.Err)
+	for _, c := range commands() {
+		if c.name != name {
 			continue
 		}
-		fmt.Fprintf(stdout, "topic %q with %d partitions (id %s)\n", t.Name, len(t.Partitions), t.ID)
-		for _, p := range t.Partitions {
-			fmt.Fprintf(stdout, "  partition %d: leader %d epoch %d replicas %v isr %v", p.Partition, p.Leader, p.LeaderEpoch, p.Replicas, p.ISR)
-			if p.Err != nil {
-				fmt.Fprintf(stdout, " error %v", p.Err)
+		return c.run(ctx, e, rest)
+	}
+	return usagef("unknown command %q (try kpax -h)", name)
+}
+
+// flags returns the flag set of a command, with the common flags.
+func (e *env) flags(name, synopsis, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet("kpax "+name, flag.ContinueOnError)
+	e.common(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: kpax %s [flags] %s\n\n%s\n\nFlags:\n", name, synopsis, summary)
+		fs.SetOutput(e.stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args with fs and returns the positional arguments. With
+// interleaved, flags may also follow positional arguments (kpax consume t1
+// -c 5), up to a "--".
+func parseFlags(fs *flag.FlagSet, args []string, interleaved bool) ([]string, error) {
+	fs.SetOutput(io.Discard) // errors are reported by main, in one line
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return nil, err
 			}
-			fmt.Fprintln(stdout)
+			return nil, usagef("%s: %v (try %s -h)", fs.Name(), err, fs.Name())
+		}
+		rest := fs.Args()
+		if !interleaved {
+			return rest, nil
+		}
+		used := len(args) - len(rest)
+		if len(rest) == 0 || (used > 0 && args[used-1] == "--") {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parseCmd parses the flags of a command, with flags allowed after the
+// positional arguments.
+func parseCmd(fs *flag.FlagSet, args []string) ([]string, error) {
+	return parseFlags(fs, args, true)
+}
+
+// deadline applies -timeout to ctx (def when -timeout was not given).
+func (e *env) deadline(ctx context.Context, def time.Duration) (context.Context, context.CancelFunc) {
+	d := def
+	if e.timeoutSet {
+		d = e.timeout
+	}
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// client returns a client for -brokers.
+func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
+	var seeds []string
+	for _, s := range strings.Split(e.brokers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			seeds = append(seeds, s)
 		}
 	}
-	return nil
+	if len(seeds) == 0 {
+		return nil, usagef("no brokers: set -brokers or $KPAX_BROKERS")
+	}
+	base := []kpax.Option{kpax.WithSeedBrokers(seeds...), kpax.WithClientID("kpax-cli")}
+	if e.verbose {
+		base = append(base, kpax.WithLogger(slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	cl, err := kpax.New(append(base, opts...)...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("-brokers %q: %w", e.brokers, err)}
+	}
+	return cl, nil
+}
+
+// adminTimeout is the default -timeout of the commands that are not streams.
+const adminTimeout = 30 * time.Second
+
+// timeoutErr points at -timeout when err comes from ctx's deadline.
+func timeoutErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (raise -timeout?)", err)
+	}
+	return err
 }

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"h12.me/kpax"
+)
+
+func runGroup(ctx context.Context, e *env, args []string) error {
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "list":
+		return groupList(ctx, e, args)
+	case "describe":
+		return groupDescribe(ctx, e, args)
+	case "offsets":
+		return groupOffsets(ctx, e, args, false)
+	case "lag":
+		return groupOffsets(ctx, e, args, true)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(e.stderr, groupUsage)
+		return flag.ErrHelp
+	case "":
+		return usagef("group: want list, describe, offsets or lag (try kpax group -h)")
+	}
+	return usagef("group: unknown subcommand %q: want list, describe, offsets or lag", sub)
+}
+
+const groupUsage = `usage: kpax group list|describe|offsets|lag [flags] [GROUP...]
+
+  list      the groups of the cluster, their state and type
+  describe  the members of groups and the partitions assigned to each
+  offsets   the offsets a group committed
+  lag       how far a group is behind the end of each partition it committed
+
+Run kpax group SUBCOMMAND -h for its flags.
+`
+
+// retryGroup calls f until it returns nil or an error that is not
+// retriable (a coordinator that is loading or moving), a few times at most.
+func retryGroup(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if err = f(); err == nil || !kpax.IsRetriable(err) || ctx.Err() != nil {
+			return timeoutErr(ctx, err)
+		}
+		select {
+		case <-ctx.Done():
+			return timeoutErr(ctx, err)
+		case <-time.After(time.Duration(50<<min(attempt, 4)) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func groupList(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group list", "", "Lists the groups of the cluster (from every broker), with their state and type.")
+	pos, err := parseCmd(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("group list takes no arguments, not %q", pos)
+	}
+	ctx, cancel := e.deadline(ctx, adminTimeout)
+	defer cancel()
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	md, err := cl.Metadata(ctx, []string{}...)
+	if err != nil {
+		return timeoutErr(ctx, err)
+	}
+	var groups []kpax.ListGroupsResponseGroup
+	for _, b := range md.Brokers {
+		err := retryGroup(ctx, func() error {
+			r, err := cl.RequestBroker(ctx, b.NodeID, &kpax.ListGroupsRequest{})
+			if err != nil {
+				return err
+			}
+			resp, ok := r.(*kpax.ListGroupsResponse)
+			if !ok {
+				return fmt.Errorf("unexpected response %T to ListGroups", r)
+			}
+			if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
+				return err
+			}
+			groups = append(groups, resp.Groups...)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("groups of broker %d: %w", b.NodeID, err)
+		}
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].GroupID < groups[j].GroupID })
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tSTATE\tTYPE\tPROTOCOL")
+	for _, g := range groups {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.GroupID, dash(g.GroupState), dash(g.GroupType), dash(g.ProtocolType))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// describeGroup asks the group's coordinator about it.
+func describeGroup(ctx context.Context, cl *kpax.Client, group string) (kpax.DescribeGroupsResponseGroup, error) {
+	var g kpax.DescribeGroupsResponseGroup
+	err := retryGroup(ctx, func() error {
+		r, err := cl.Request(ctx, &kpax.DescribeGroupsRequest{Groups: []string{group}})
+		if err != nil {
+			return err
+		}
+		resp, ok := r.(*kpax.DescribeGroupsResponse)
+		if !ok {
+			return fmt.Errorf("unexpected response %T to DescribeGroups", r)
+		}
+		if len(resp.Groups) != 1 {
+			return fmt.Errorf("DescribeGroups answered with %d groups, not 1", len(resp.Groups))
+		}
+		g = resp.Groups[0]
+		return kpax.ErrorForCode(g.ErrorCode)
+	})
+	if err != nil {
+		return g, fmt.Errorf("group %q: %w", group, err)
+	}
+	return g, nil
+}
+
+func groupDescribe(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group describe", "GROUP...", "Shows the state of groups, their members and the partitions assigned to each.")
+	pos, err := parseCmd(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("group describe: name at least one group")
+	}
+	ctx, cancel := e.deadline(ctx, adminTimeout)
+	defer cancel()
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, name := range pos {
+		g, err := describeGroup(ctx, cl, name)
+		if err != nil {
+			return err
+		}
+		if g.GroupState == "Dead" && len(g.Members) == 0 {
+			fmt.Fprintf(e.stdout, "group %q: no such group (state Dead)\n", name)
+			continue
+		}
+		fmt.Fprintf(e.stdout, "group %q: state %s, protocol type %s, protocol %s, %d members\n",
+			g.GroupID, g.GroupState, dash(g.ProtocolType), dash(g.ProtocolData), len(g.Members))
+		if len(g.Members) == 0 {
+			continue
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  MEMBER\tCLIENT\tHOST\tASSIGNMENT")
+		for _, m := range g.Members {
+			assigned := "-"
+			if g.ProtocolType == "consumer" {
+				a, err := decodeAssignment(m.MemberAssignment)
+				if err != nil {
+					assigned = "(" + err.Error() + ")"
+				} else {
+					assigned = formatAssignment(a)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.ClientHost, assigned)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeAssignment decodes a member's ConsumerProtocolAssignment (versions
+// 0-3 share the fields kpax reads): the partitions it was given.
+func decodeAssignment(b []byte) (map[string][]int32, error) {
+	bad := errors.New("malformed assignment")
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if len(b) < 6 {
+		return nil, bad
+	}
+	b = b[2:] // version
+	n := int32(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if n < 0 || int(n) > len(b)/6 {
+		return nil, bad
+	}
+	out := make(map[string][]int32, n)
+	for range n {
+		if len(b) < 2 {
+			return nil, bad
+		}
+		l := int(int16(binary.BigEndian.Uint16(b)))
+		b = b[2:]
+		if l < 0 || l > len(b) {
+			return nil, bad
+		}
+		topic := string(b[:l])
+		b = b[l:]
+		if len(b) < 4 {
+			return nil, bad
+		}
+		np := int32(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if np < 0 || int(np) > len(b)/4 {
+			return nil, bad
+		}
+		for range np {
+			out[topic] = append(out[topic], int32(binary.BigEndian.Uint32(b)))
+			b = b[4:]
+		}
+	}
+	return out, nil
+}
+
+func formatAssignment(a map[string][]int32) string {
+	if len(a) == 0 {
+		return "-"
+	}
+	topics := make([]string, 0, len(a))
+	for t := range a {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	var sb strings.Builder
+	for i, t := range topics {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		ps := a[t]
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		fmt.Fprintf(&sb, "%s:", t)
+		for j, p := range ps {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, "%d", p)
+		}
+	}
+	return sb.String()
+}
+
+// committedOffsets returns the offsets the group committed, of every topic.
+func committedOffsets(ctx context.Context, cl *kpax.Client, group string) (map[tp]int64, error) {
+	out := make(map[tp]int64)
+	err := retryGroup(ctx, func() error {
+		clear(out)
+		// GroupID up to v7, Groups from v8: the encoder picks. Null topics:
+		// every topic.
+		r, err := cl.Request(ctx, &kpax.OffsetFetchRequest{
+			GroupID: group,
+			Groups:  []kpax.OffsetFetchRequestGroup{{GroupID: group, MemberEpoch: -1}},
+		})
+		if err != nil {
+			return err
+		}
+		resp, ok := r.(*kpax.OffsetFetchResponse)
+		if !ok {
+			return fmt.Errorf("unexpected response %T to OffsetFetch", r)
+		}
+		add := func(topic string, part int32, off int64, code int16) error {
+			if err := kpax.ErrorForCode(code); err != nil {
+				return fmt.Errorf("%s:%d: %w", topic, part, err)
+			}
+			if off >= 0 {
+				out[tp{topic, part}] = off
+			}
+			return nil
+		}
+		if len(resp.Groups) > 0 { // v8+
+			g := resp.Groups[0]
+			if err := kpax.ErrorForCode(g.ErrorCode); err != nil {
+				return err
+			}
+			for _, t := range g.Topics {
+				for _, p := range t.Partitions {
+					if err := add(t.Name, p.PartitionIndex, p.CommittedOffset, p.ErrorCode); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
+			return err
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := add(t.Name, p.PartitionIndex, p.CommittedOffset, p.ErrorCode); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("offsets of group %q: %w", group, err)
+	}
+	return out, nil
+}
+
+func sortedTPs(m map[tp]int64) []tp {
+	tps := make([]tp, 0, len(m))
+	for p := range m {
+		tps = append(tps, p)
+	}
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].topic != tps[j].topic {
+			return tps[i].topic < tps[j].topic
+		}
+		return tps[i].partition < tps[j].partition
+	})
+	return tps
+}
+
+// groupOffsets is group offsets and, with lag, group lag.
+func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
+	name, summary := "group offsets", "Shows the offsets a group committed, per partition."
+	if lag {
+		name, summary = "group lag", "Shows, per partition a group committed an offset of, the committed offset, the end of the\npartition, the lag between them and the member the partition is assigned to."
+	}
+	fs := e.flags(name, "GROUP", summary)
+	pos, err := parseCmd(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("%s: want one GROUP, not %d arguments", name, len(pos))
+	}
+	group := pos[0]
+	ctx, cancel := e.deadline(ctx, adminTimeout)
+	defer cancel()
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	committed, err := committedOffsets(ctx, cl, group)
+	if err != nil {
+		return err
+	}
+	if len(committed) == 0 {
+		fmt.Fprintf(e.stdout, "group %q has no committed offsets\n", group)
+		return nil
+	}
+	tps := sortedTPs(committed)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	if !lag {
+		fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSET")
+		for _, p := range tps {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", p.topic, p.partition, committed[p])
+		}
+		return tw.Flush()
+	}
+	md, err := cl.Metadata(ctx, topicsOf(tps)...)
+	if err != nil {
+		return timeoutErr(ctx, err)
+	}
+	var live []tp // partitions of topics that still exist
+	exists := make(map[tp]bool)
+	for _, t := range md.Topics {
+		if t.Err != nil {
+			continue
+		}
+		for _, p := range t.Partitions {
+			exists[tp{t.Name, p.Partition}] = true
+		}
+	}
+	for _, p := range tps {
+		if exists[p] {
+			live = append(live, p)
+		}
+	}
+	ends, err := listOffsets(ctx, cl, md, live, tsLatest)
+	if err != nil {
+		return err
+	}
+	owners := make(map[tp]string)
+	if g, err := describeGroup(ctx, cl, group); err == nil && g.ProtocolType == "consumer" {
+		for _, m := range g.Members {
+			a, err := decodeAssignment(m.MemberAssignment)
+			if err != nil {
+				continue
+			}
+			for t, ps := range a {
+				for _, p := range ps {
+					owners[tp{t, p}] = m.ClientID + " " + m.MemberID
+				}
+			}
+		}
+	}
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
+	var total int64
+	for _, p := range tps {
+		end, ok := ends[p]
+		if !ok {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t(topic gone)\n", p.topic, p.partition, committed[p])
+			continue
+		}
+		l := max(end-committed[p], 0)
+		total += l
+		owner := owners[p]
+		if owner == "" {
+			owner = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", p.topic, p.partition, committed[p], end, l, owner)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "total lag %d\n", total)
+	return nil
+}
