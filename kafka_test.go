@@ -31,6 +31,9 @@ type testNodes struct {
 	next    int // private node counter
 	cluster *testCluster
 	err     error // why the cluster failed to start
+
+	secure    *secureTestNode
+	secureErr error // why the secure node failed to start
 }
 
 // started is the test binary's node registry. Test-only state: it lives in
@@ -121,6 +124,59 @@ func startTestNode(t testing.TB, extraProps ...string) *testNode {
 	t.Logf("node %s (Kafka %s) on 127.0.0.1:%d up in %v", name, testKafkaVersion(), port, time.Since(t0).Round(time.Millisecond))
 	n := &testNode{sh: sh, name: name, Addr: "127.0.0.1:" + strconv.Itoa(port), ID: 1}
 	t.Cleanup(func() { runKafkaScript(sh, "stop", name) })
+	return n
+}
+
+// secureTestNode is a node with SASL and TLS listeners (kafka.sh
+// secure-start), shared by the tests of one binary and stopped by TestMain.
+// Its users (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512) are alice with
+// password alice-secret and bob with bob-secret.
+type secureTestNode struct {
+	*testNode            // Addr: the PLAINTEXT listener
+	SASLPlaintext string // SASL_PLAINTEXT listener
+	SSL           string // SSL listener
+	SASLSSL       string // SASL_SSL listener
+	CAFile        string // PEM of the CA that signed the broker's certificate
+}
+
+// startSecureTestNode returns the secure node, starting it on first use.
+// Tests must not hurt it (restart, pause): it is shared.
+func startSecureTestNode(t testing.TB) *secureTestNode {
+	t.Helper()
+	sh := kafkaScript(t)
+	started.mu.Lock()
+	defer started.mu.Unlock()
+	if started.secureErr != nil {
+		t.Fatalf("the secure node failed to start earlier: %v", started.secureErr)
+	}
+	if started.secure != nil {
+		return started.secure
+	}
+	started.next++
+	port := testPortBase() + 10*started.next
+	name := "s" + strconv.Itoa(port)
+	started.names = append(started.names, name)
+	t0 := time.Now()
+	out, err := runKafkaScript(sh, "secure-start", name, testKafkaVersion(), strconv.Itoa(port))
+	if err != nil {
+		started.secureErr = err
+		t.Fatal(err)
+	}
+	kv := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.Contains(k, " ") {
+			kv[k] = v
+		}
+	}
+	n := &secureTestNode{testNode: &testNode{sh: sh, name: name, Addr: kv["plaintext"], ID: 1},
+		SASLPlaintext: kv["sasl_plaintext"], SSL: kv["ssl"], SASLSSL: kv["sasl_ssl"], CAFile: kv["ca_file"]}
+	if n.Addr == "" || n.SASLPlaintext == "" || n.SSL == "" || n.SASLSSL == "" || n.CAFile == "" {
+		started.secureErr = fmt.Errorf("kafka.sh secure-start printed no addresses:\n%s", out)
+		t.Fatal(started.secureErr)
+	}
+	t.Logf("secure node %s (Kafka %s) up in %v: SASL_PLAINTEXT %s, SSL %s, SASL_SSL %s", name, testKafkaVersion(),
+		time.Since(t0).Round(time.Millisecond), n.SASLPlaintext, n.SSL, n.SASLSSL)
+	started.secure = n
 	return n
 }
 
