@@ -81,6 +81,10 @@ type topicState struct {
 	avail   []int32 // partitions not being avoided
 	err     error   // a metadata error, for records waiting on the topic
 	loading bool
+	// reloadAt is when the producer next takes the topic's metadata again:
+	// the metadata max age after the last load (partition expansion,
+	// leader moves), or sooner when a partition's avoidance period ends.
+	reloadAt time.Time
 }
 
 // partState is one partition's records: not yet batched, waiting for a
@@ -514,6 +518,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	ts.err = nil
 	ts.n = len(tm.Partitions)
 	now := time.Now()
+	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
 	ts.avail = ts.avail[:0]
 	for _, pm := range tm.Partitions {
 		tp := topicPartition{topic, pm.Partition}
@@ -523,8 +528,12 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 				ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
 			}
 		}
-		if pm.Leader >= 0 && (ps == nil || now.After(ps.avoidUntil)) {
+		switch {
+		case pm.Leader < 0:
+		case ps == nil || now.After(ps.avoidUntil):
 			ts.avail = append(ts.avail, pm.Partition)
+		default: // avoided: available again when the period ends
+			ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
 		}
 	}
 	if len(ts.avail) == ts.n {
@@ -535,6 +544,25 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		parked.pending, parked.pendBytes = nil, 0
 		for _, pr := range recs {
 			p.route(ts, pr)
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// reloadTopics takes again the metadata of topics whose reload time has
+// come (see topicState.reloadAt): from the client's cache, which refreshes
+// itself every metadata max age, so this costs no request in the steady
+// state. p.mu is held.
+func (p *Producer) reloadTopics(now time.Time) {
+	for name, ts := range p.topics {
+		if ts.n > 0 && !ts.loading && now.After(ts.reloadAt) {
+			p.loadTopic(name)
 		}
 	}
 }

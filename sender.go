@@ -106,6 +106,7 @@ func (p *Producer) collect() time.Duration {
 		}
 		return wait
 	}
+	p.reloadTopics(now)
 	requests := map[*sink][]*batch{}
 	again := false
 	for _, ps := range p.parts {
@@ -520,6 +521,9 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps.retryAt = now.Add(ps.backoff)
 	ps.backoff = min(2*ps.backoff, p.cl.cfg.retryBackoffMax)
 	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
+	if ts := p.topics[ps.tp.topic]; ts != nil {
+		ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
+	}
 	if leaderGone {
 		ps.leader = -1
 		p.cl.meta.invalidate()
