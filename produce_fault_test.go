@@ -1,0 +1,830 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The producer's fault tolerance against real Kafka: a SIGKILLed leader in
+// a 3-node cluster, connections killed and responses dropped by the TCP
+// fault proxy, an unreachable leader, partitions added while producing, and
+// backpressure with every broker down. Each test logs a figure line:
+// acked, lost, duplicates, reorders, recovery time.
+
+// ledger records what the producer reported for each record of a test run:
+// records are numbered in Produce order and carry the number in their value
+// ("seq-N"), so the log can be checked against the outcomes.
+type ledger struct {
+	mu       sync.Mutex
+	recs     []*Record
+	sentAt   []time.Time
+	outcomes []int   // callbacks per record: must end at exactly 1
+	errs     []error // the outcome's error
+	ackAt    []time.Time
+	started  time.Time
+	multi    int // records with more than one outcome
+}
+
+func newLedger() *ledger { return &ledger{started: time.Now()} }
+
+// produce queues record number len(recs) with the key (nil for none).
+func (l *ledger) produce(ctx context.Context, p *Producer, topic string, key []byte, pad int) error {
+	l.mu.Lock()
+	i := len(l.recs)
+	r := &Record{Topic: topic, Key: key, Value: []byte(fmt.Sprintf("seq-%d-%s", i, strings.Repeat("x", pad)))}
+	l.recs = append(l.recs, r)
+	l.sentAt = append(l.sentAt, time.Now())
+	l.outcomes = append(l.outcomes, 0)
+	l.errs = append(l.errs, nil)
+	l.ackAt = append(l.ackAt, time.Time{})
+	l.mu.Unlock()
+	err := p.Produce(ctx, r, func(_ *Record, err error) {
+		now := time.Now()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.outcomes[i]++
+		if l.outcomes[i] > 1 {
+			l.multi++
+			return
+		}
+		l.errs[i] = err
+		l.ackAt[i] = now
+	})
+	if err != nil {
+		l.mu.Lock()
+		l.outcomes[i] = -1 // not queued: no outcome expected
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// seqOf parses the record number from a value written by produce.
+func seqOf(v []byte) int {
+	s, ok := strings.CutPrefix(string(v), "seq-")
+	if !ok {
+		return -1
+	}
+	s, _, _ = strings.Cut(s, "-")
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// faultFigures is what a check of the log against the ledger found.
+type faultFigures struct {
+	produced, queued, acked   int
+	maybe, failed, noOutcome  int // failures: maybe persisted, plain; records without an outcome
+	lost, dups, reorders      int
+	plainButPersisted         int // plain failures found in the log: must be 0
+	wrongOffset               int // acked records not at the offset they were acked with
+	persistedMaybe, strangers int // maybe-persisted records in the log; values not from the ledger
+}
+
+func (f faultFigures) String() string {
+	return fmt.Sprintf("produced %d, acked %d, maybe-persisted %d (%d in the log), failed %d, no outcome %d; lost %d, dups %d, reorders %d, plain failures in the log %d, wrong offsets %d",
+		f.queued, f.acked, f.maybe, f.persistedMaybe, f.failed, f.noOutcome, f.lost, f.dups, f.reorders, f.plainButPersisted, f.wrongOffset)
+}
+
+// check compares the log (log order per partition) with the ledger.
+// Reorders count, per key (per partition for unkeyed records), each record
+// of the log that follows a record produced after it.
+func (l *ledger) check(log map[int32][]Record) faultFigures {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := faultFigures{produced: len(l.recs)}
+	seen := make([]int, len(l.recs))
+	at := map[[2]int64]int{} // partition, offset: record number
+	for part, rs := range log {
+		last := map[string]int{}
+		for _, r := range rs {
+			n := seqOf(r.Value)
+			if n < 0 || n >= len(l.recs) {
+				f.strangers++
+				continue
+			}
+			seen[n]++
+			k := string(r.Key)
+			if r.Key == nil {
+				k = "\x00nil" + strconv.Itoa(int(part))
+			}
+			if prev, ok := last[k]; ok && n < prev {
+				f.reorders++
+			}
+			last[k] = max(last[k], n)
+			at[[2]int64{int64(part), r.Offset}] = n
+		}
+	}
+	for i := range l.recs {
+		if l.outcomes[i] < 0 {
+			continue
+		}
+		f.queued++
+		if seen[i] > 1 {
+			f.dups += seen[i] - 1
+		}
+		switch {
+		case l.outcomes[i] == 0:
+			f.noOutcome++
+		case l.errs[i] == nil:
+			f.acked++
+			if seen[i] == 0 {
+				f.lost++
+			} else if r := l.recs[i]; r.Offset >= 0 {
+				if n, ok := at[[2]int64{int64(r.Partition), r.Offset}]; !ok || n != i {
+					f.wrongOffset++
+				}
+			}
+		case errors.Is(l.errs[i], ErrMaybePersisted):
+			f.maybe++
+			if seen[i] > 0 {
+				f.persistedMaybe++
+			}
+		default:
+			f.failed++
+			if seen[i] > 0 {
+				f.plainButPersisted++
+			}
+		}
+	}
+	return f
+}
+
+// firstErr returns an example failure, for messages.
+func (l *ledger) firstErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// createFaultTopic creates a topic with the replication factor and waits
+// until every partition has a leader.
+func createFaultTopic(t *testing.T, cl *Client, partitions int32, rf int16) string {
+	t.Helper()
+	if rf == 1 {
+		return createTestTopic(t, cl, partitions)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := fmt.Sprintf("kpax-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 20000, Topics: []CreateTopicsRequestTopic{{
+		Name: topic, NumPartitions: partitions, ReplicationFactor: rf}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		md, err := cl.Metadata(ctx, topic)
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Err == nil && len(md.Topics[0].Partitions) == int(partitions) {
+			ok := true
+			for _, p := range md.Topics[0].Partitions {
+				ok = ok && p.Leader >= 0 && len(p.ISR) == int(rf)
+			}
+			if ok {
+				return topic
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s not ready: %v", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leaders returns the leader of each partition of a topic.
+func leaders(t *testing.T, cl *Client, topic string) map[int32]int32 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	md, err := cl.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int32{}
+	for _, p := range md.Topics[0].Partitions {
+		out[p.Partition] = p.Leader
+	}
+	return out
+}
+
+// paced calls f about rate times a second until d has passed or stop is
+// closed, and returns how many calls were made.
+func paced(rate int, d time.Duration, stop <-chan struct{}, f func(i int)) int {
+	start := time.Now()
+	i := 0
+	for time.Since(start) < d {
+		select {
+		case <-stop:
+			return i
+		default:
+		}
+		want := int(time.Since(start).Seconds() * float64(rate))
+		for ; i < want; i++ {
+			f(i)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return i
+}
+
+// faultLoop injects a fault on every broker every lo-hi: a kill of all
+// connections, or responses dropped for lo-hi and then the connections
+// killed (so no response is left half-sent). stop ends it and heals.
+func faultLoop(fn *faultNet, lo, hi time.Duration) (stop func() (kills, drops int)) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var nk, nd int
+	rnd := func() time.Duration { return lo + time.Duration(rand.Int64N(int64(hi-lo)+1)) }
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(rnd()):
+			}
+			if rand.IntN(2) == 0 {
+				fn.Kill("")
+				nk++
+				continue
+			}
+			fn.DropResponses("", true)
+			nd++
+			select {
+			case <-done:
+			case <-time.After(rnd()):
+			}
+			fn.Kill("")
+			fn.DropResponses("", false)
+		}
+	}()
+	return func() (int, int) {
+		close(done)
+		wg.Wait()
+		fn.DropResponses("", false)
+		return nk, nd
+	}
+}
+
+// TestProduceFaultProxyChaos produces keyed records for a few seconds while
+// the proxy kills connections and drops responses every 50-300ms. With
+// idempotence: nothing acked is lost, nothing is duplicated or reordered,
+// nothing fails. The control run, without idempotence, must show
+// duplicates: the faults bite.
+func TestProduceFaultProxyChaos(t *testing.T) {
+	addr := testBrokers(t)["4.x"]
+	if addr == "" {
+		t.Skip("no 4.x broker")
+	}
+	plain := newTestClient(t, addr)
+	for _, idem := range []bool{true, false} {
+		name := "idempotent"
+		if !idem {
+			name = "control"
+		}
+		t.Run(name, func(t *testing.T) {
+			const parts = 4
+			topic := createTestTopic(t, plain, parts)
+			fn := newFaultNet(t)
+			cl := newTestClient(t, addr, fn.Option(), WithRequestTimeout(700*time.Millisecond),
+				WithDialTimeout(time.Second), WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond))
+			p, err := cl.NewProducer(WithIdempotence(idem), WithProduceTimeout(500*time.Millisecond),
+				WithLinger(2*time.Millisecond), WithDeliveryTimeout(60*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := newLedger()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			stop := faultLoop(fn, 50*time.Millisecond, 300*time.Millisecond)
+			n := paced(3000, 4*time.Second, nil, func(i int) {
+				if err := l.produce(ctx, p, topic, []byte(fmt.Sprintf("k%02d", i%16)), 20); err != nil {
+					t.Errorf("Produce: %v", err)
+				}
+			})
+			kills, drops := stop()
+			flushStart := time.Now()
+			if err := p.Flush(ctx); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+			flushed := time.Since(flushStart)
+			p.Close(ctx)
+			f := l.check(consumeAll(t, plain, topic, parts))
+			t.Logf("figures (%s): %d records in 4s, %d kills + %d response drops (%d connections killed, %d dials): %v; flush after the faults %v",
+				name, n, kills, drops, fn.Kills.Load(), fn.Dials.Load(), f, flushed.Round(time.Millisecond))
+			if l.multi > 0 || f.noOutcome > 0 || f.strangers > 0 {
+				t.Fatalf("%d records with several outcomes, %d with none, %d unknown values in the log", l.multi, f.noOutcome, f.strangers)
+			}
+			if f.lost > 0 || f.plainButPersisted > 0 || f.wrongOffset > 0 {
+				t.Fatalf("lost %d acked records, %d plain failures were persisted, %d acked at a wrong offset", f.lost, f.plainButPersisted, f.wrongOffset)
+			}
+			if idem {
+				if f.dups > 0 || f.reorders > 0 || f.maybe+f.failed > 0 {
+					t.Fatalf("idempotent producer: %d duplicates, %d reorders, %d failures (first: %v)", f.dups, f.reorders, f.maybe+f.failed, l.firstErr())
+				}
+			} else if f.dups == 0 {
+				t.Fatalf("control run without idempotence shows no duplicates: the faults did not bite")
+			}
+		})
+	}
+}
+
+// TestProduceFaultMaybePersisted drops every response: the records reach the
+// log but no ack comes back, and each must fail as ErrMaybePersisted when
+// its delivery timeout passes, never as a plain failure.
+func TestProduceFaultMaybePersisted(t *testing.T) {
+	addr := testBrokers(t)["4.x"]
+	if addr == "" {
+		t.Skip("no 4.x broker")
+	}
+	plain := newTestClient(t, addr)
+	topic := createTestTopic(t, plain, 2)
+	fn := newFaultNet(t)
+	cl := newTestClient(t, addr, fn.Option(), WithRequestTimeout(300*time.Millisecond),
+		WithDialTimeout(300*time.Millisecond), WithRetryBackoff(20*time.Millisecond, 100*time.Millisecond))
+	p, err := cl.NewProducer(WithProduceTimeout(200*time.Millisecond), WithDeliveryTimeout(2*time.Second), WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := newLedger()
+	if err := l.produce(ctx, p, topic, []byte("k"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil || l.firstErr() != nil {
+		t.Fatalf("first record: %v %v", err, l.firstErr())
+	}
+	fn.DropResponses("", true)
+	for i := 0; i < 50; i++ {
+		if err := l.produce(ctx, p, topic, []byte(fmt.Sprintf("k%d", i%4)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	fn.DropResponses("", false)
+	f := l.check(consumeAll(t, plain, topic, 2))
+	t.Logf("figures: %v; outcomes after %v; example: %v", f, took.Round(time.Millisecond), l.firstErr())
+	if f.persistedMaybe == 0 {
+		t.Fatalf("no record reached the log with its response dropped: the fault did not bite")
+	}
+	if f.plainButPersisted > 0 || f.acked != 1 || f.noOutcome > 0 || l.multi > 0 {
+		t.Fatalf("%d plain failures are in the log; %d acked (want 1); %d without, %d with several outcomes",
+			f.plainButPersisted, f.acked, f.noOutcome, l.multi)
+	}
+	if err := l.firstErr(); !errors.Is(err, ErrMaybePersisted) || !errors.Is(err, ErrRequestTimedOut) && !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("failure %v: want ErrMaybePersisted wrapping the cause", err)
+	}
+}
+
+// TestProduceFaultLeaderKill: a 3-node cluster, acks=all, idempotence on;
+// the leader of partition 0 is SIGKILLed mid-stream. A clean read finds
+// every acknowledged record exactly once and in order. Recovery time is
+// from the kill to the first ack of a record of a partition it led.
+func TestProduceFaultLeaderKill(t *testing.T) {
+	c := sharedCluster(t)
+	defer c.Heal(t)
+	cl := newTestClient(t, c.Bootstrap()[0], WithSeedBrokers(c.Bootstrap()...), WithRequestTimeout(3*time.Second),
+		WithDialTimeout(time.Second), WithRetryBackoff(20*time.Millisecond, 250*time.Millisecond))
+	const parts = 3
+	topic := createFaultTopic(t, cl, parts, 3)
+	lead := leaders(t, cl, topic)
+	victim := lead[0]
+	var victimParts []int32
+	for part, id := range lead {
+		if id == victim {
+			victimParts = append(victimParts, part)
+		}
+	}
+	p, err := cl.NewProducer(WithAcks(-1), WithIdempotence(true), WithLinger(2*time.Millisecond),
+		WithProduceTimeout(2*time.Second), WithDeliveryTimeout(60*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	l := newLedger()
+	var killedAt time.Time
+	var killOnce sync.Once
+	n := paced(1000, 10*time.Second, nil, func(i int) {
+		if i == 2000 {
+			killOnce.Do(func() {
+				killedAt = time.Now()
+				c.Node(victim).Signal(t, "KILL")
+			})
+		}
+		if err := l.produce(ctx, p, topic, []byte(fmt.Sprintf("k%02d", i%24)), 50); err != nil {
+			t.Errorf("Produce: %v", err)
+		}
+	})
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	p.Close(ctx)
+	f := l.check(consumeAll(t, cl, topic, parts))
+
+	// Recovery: from the kill to the first ack of a victim partition's
+	// record produced before the kill but not acked by then.
+	l.mu.Lock()
+	var recovered time.Time
+	maxGap := time.Duration(0)
+	var lastAck time.Time
+	for i, r := range l.recs {
+		if l.errs[i] != nil || l.ackAt[i].IsZero() || !containsInt32(victimParts, r.Partition) {
+			continue
+		}
+		if l.ackAt[i].After(killedAt) && (recovered.IsZero() || l.ackAt[i].Before(recovered)) {
+			recovered = l.ackAt[i]
+		}
+	}
+	acks := make([]time.Time, 0, len(l.recs))
+	for i := range l.recs {
+		if l.errs[i] == nil && !l.ackAt[i].IsZero() {
+			acks = append(acks, l.ackAt[i])
+		}
+	}
+	l.mu.Unlock()
+	slicesSortTimes(acks)
+	for _, a := range acks {
+		if !lastAck.IsZero() && a.Sub(lastAck) > maxGap {
+			maxGap = a.Sub(lastAck)
+		}
+		lastAck = a
+	}
+	t.Logf("figures: killed node %d (leader of %v) at record 2000 of %d; %v; recovery %v (longest gap between acks %v)",
+		victim, victimParts, n, f, recovered.Sub(killedAt).Round(time.Millisecond), maxGap.Round(time.Millisecond))
+	if f.lost > 0 || f.dups > 0 || f.reorders > 0 || f.wrongOffset > 0 || f.plainButPersisted > 0 || f.noOutcome > 0 || l.multi > 0 {
+		t.Fatalf("after the leader's death: %v, %d with several outcomes", f, l.multi)
+	}
+	if f.maybe+f.failed > 0 {
+		t.Fatalf("%d records failed (first: %v)", f.maybe+f.failed, l.firstErr())
+	}
+	if recovered.IsZero() {
+		t.Fatalf("no record of partitions %v was acked after the kill", victimParts)
+	}
+}
+
+func slicesSortTimes(ts []time.Time) {
+	for i := 1; i < len(ts); i++ {
+		for j := i; j > 0 && ts[j].Before(ts[j-1]); j-- {
+			ts[j], ts[j-1] = ts[j-1], ts[j]
+		}
+	}
+}
+
+// TestProduceFaultUnreachableLeader refuses connections to one broker of the
+// 3-node cluster: unkeyed records move to the partitions of the others, and
+// come back to the broker's partitions once it is reachable and the
+// avoidance period has passed.
+func TestProduceFaultUnreachableLeader(t *testing.T) {
+	c := sharedCluster(t)
+	fn := newFaultNet(t)
+	cl := newTestClient(t, c.Bootstrap()[0], WithSeedBrokers(c.Bootstrap()...), fn.Option(),
+		WithRequestTimeout(time.Second), WithDialTimeout(300*time.Millisecond),
+		WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond), WithMetadataMaxAge(time.Second))
+	const parts = 6
+	topic := createFaultTopic(t, cl, parts, 1)
+	lead := leaders(t, cl, topic)
+	victim := lead[0]
+	victimAddr := c.Node(victim).Addr
+	isVictim := func(part int32) bool { return lead[part] == victim }
+	const avoid = time.Second
+	p, err := cl.NewProducer(WithPartitionAvoidance(avoid), WithLinger(time.Millisecond), WithDeliveryTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l := newLedger()
+	produce := func(i int) {
+		if err := l.produce(ctx, p, topic, nil, 20); err != nil {
+			t.Errorf("Produce: %v", err)
+		}
+	}
+	paced(1000, time.Second, nil, produce)
+	fn.Refuse(victimAddr, true)
+	fn.Kill(victimAddr)
+	faultAt := time.Now()
+	paced(1000, 3*time.Second, nil, produce)
+	fn.Refuse(victimAddr, false)
+	healedAt := time.Now()
+	paced(1000, 4*time.Second, nil, produce)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	p.Close(ctx)
+
+	// Where records produced in each phase landed.
+	var before, during, after [2]int // [other, victim] partitions
+	var back time.Time
+	l.mu.Lock()
+	for i, r := range l.recs {
+		if l.errs[i] != nil || l.outcomes[i] != 1 {
+			continue
+		}
+		v := 0
+		if isVictim(r.Partition) {
+			v = 1
+		}
+		switch at := l.sentAt[i]; {
+		case at.Before(faultAt):
+			before[v]++
+		case at.After(faultAt.Add(500*time.Millisecond)) && at.Before(healedAt):
+			during[v]++
+		case at.After(healedAt):
+			after[v]++
+			if v == 1 && (back.IsZero() || l.ackAt[i].Before(back)) {
+				back = l.ackAt[i]
+			}
+		}
+	}
+	l.mu.Unlock()
+	f := l.check(consumeAll(t, cl, topic, parts))
+	backIn := "never"
+	if !back.IsZero() {
+		backIn = back.Sub(healedAt).Round(time.Millisecond).String()
+	}
+	t.Logf("figures: node %d (partitions led %v) unreachable for 3s; records on its partitions/others: before %d/%d, during %d/%d, after %d/%d; back %s after the heal (avoidance %v); %v",
+		victim, lead, before[1], before[0], during[1], during[0], after[1], after[0], backIn, avoid, f)
+	if f.lost > 0 || f.dups > 0 || f.failed+f.maybe > 0 || f.noOutcome > 0 {
+		t.Fatalf("unreachable leader: %v (first error %v)", f, l.firstErr())
+	}
+	if before[1] == 0 {
+		t.Fatalf("no record went to node %d's partitions before the fault", victim)
+	}
+	if during[1] > 0 || during[0] == 0 {
+		t.Fatalf("while node %d was unreachable, %d records still went to its partitions, %d to others", victim, during[1], during[0])
+	}
+	if after[1] == 0 {
+		t.Fatalf("no record went back to node %d's partitions after it came back", victim)
+	}
+}
+
+// TestProduceFaultPartitionExpansion adds partitions to a topic while
+// producing: the producer picks them up (metadata max age) and unkeyed and
+// keyed records reach them.
+func TestProduceFaultPartitionExpansion(t *testing.T) {
+	addr := testBrokers(t)["4.x"]
+	if addr == "" {
+		t.Skip("no 4.x broker")
+	}
+	const maxAge = 500 * time.Millisecond
+	cl := newTestClient(t, addr, WithMetadataMaxAge(maxAge))
+	topic := createTestTopic(t, cl, 2)
+	lead := leaders(t, cl, topic)
+	p, err := cl.NewProducer(WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := newLedger()
+	produce := func(i int) {
+		var key []byte
+		if i%2 == 0 {
+			key = []byte(fmt.Sprintf("k%d", i%50))
+		}
+		if err := l.produce(ctx, p, topic, key, 10); err != nil {
+			t.Errorf("Produce: %v", err)
+		}
+	}
+	paced(500, time.Second, nil, produce)
+	// The assignment is explicit: this package encodes a nil Assignments as
+	// an empty array, which brokers refuse (the field is nullable in Kafka's
+	// JSON schema, not in the protocol guide).
+	asg := []CreatePartitionsRequestTopicAssignment{{BrokerIDs: []int32{lead[0]}}, {BrokerIDs: []int32{lead[1]}}}
+	r, err := cl.Request(ctx, &CreatePartitionsRequest{TimeoutMs: 10000, Topics: []CreatePartitionsRequestTopic{{Name: topic, Count: 4, Assignments: asg}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.(*CreatePartitionsResponse).Results[0]; ErrorForCode(e.ErrorCode) != nil {
+		t.Fatalf("CreatePartitions: %v", ErrorForCode(e.ErrorCode))
+	}
+	expandedAt := time.Now()
+	paced(500, 3*time.Second, nil, produce)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close(ctx)
+	var first time.Time
+	newKeyed, newUnkeyed := 0, 0
+	l.mu.Lock()
+	for i, r := range l.recs {
+		if l.errs[i] != nil || r.Partition < 2 {
+			continue
+		}
+		if r.Key != nil {
+			newKeyed++
+		} else {
+			newUnkeyed++
+		}
+		if first.IsZero() || l.ackAt[i].Before(first) {
+			first = l.ackAt[i]
+		}
+	}
+	l.mu.Unlock()
+	f := l.check(consumeAll(t, cl, topic, 4))
+	firstIn := "never"
+	if !first.IsZero() {
+		firstIn = first.Sub(expandedAt).Round(time.Millisecond).String()
+	}
+	t.Logf("figures: 2 -> 4 partitions; records on the new ones: %d keyed, %d unkeyed; first %s after CreatePartitions (metadata max age %v); %v",
+		newKeyed, newUnkeyed, firstIn, maxAge, f)
+	if f.lost > 0 || f.dups > 0 || f.failed+f.maybe > 0 || f.noOutcome > 0 || f.reorders > 0 {
+		t.Fatalf("expansion: %v (first error %v)", f, l.firstErr())
+	}
+	if newKeyed == 0 || newUnkeyed == 0 {
+		t.Fatalf("the new partitions got %d keyed and %d unkeyed records", newKeyed, newUnkeyed)
+	}
+}
+
+// TestProduceFaultBackpressure takes the broker away (the proxy refuses and
+// kills every connection) while producing: the buffer stays within its
+// limit, Produce blocks until its context ends, Close with a deadline
+// returns in time, every queued record gets exactly one outcome, and no
+// goroutine is left.
+func TestProduceFaultBackpressure(t *testing.T) {
+	addr := testBrokers(t)["4.x"]
+	if addr == "" {
+		t.Skip("no 4.x broker")
+	}
+	before := kpaxGoroutines()
+	plain := newTestClient(t, addr)
+	topic := createTestTopic(t, plain, 3)
+	fn := newFaultNet(t)
+	cl, err := New(WithSeedBrokers(addr), fn.Option(), WithDialTimeout(200*time.Millisecond),
+		WithRequestTimeout(500*time.Millisecond), WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const maxBytes, maxRecords, valueSize = 256 << 10, 5000, 1000
+	p, err := cl.NewProducer(WithMaxBatchBytes(64<<10), WithMaxBufferedBytes(maxBytes), WithMaxBufferedRecords(maxRecords),
+		WithDeliveryTimeout(time.Minute), WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := newLedger()
+	for i := 0; i < 100; i++ {
+		l.produce(ctx, p, topic, nil, valueSize)
+	}
+	if err := p.Flush(ctx); err != nil || l.firstErr() != nil {
+		t.Fatalf("before the fault: %v %v", err, l.firstErr())
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
+
+	fn.Refuse("", true)
+	fn.Kill("")
+	var queued, blocked atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				err := l.produce(pctx, p, topic, nil, valueSize)
+				pcancel()
+				switch {
+				case err == nil:
+					queued.Add(1)
+				case errors.Is(err, context.DeadlineExceeded):
+					blocked.Add(1)
+				default:
+					t.Errorf("Produce: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	peakBytes, peakRecords := 0, 0
+	var peakHeap uint64
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		p.mu.Lock()
+		peakBytes, peakRecords = max(peakBytes, p.bufBytes), max(peakRecords, p.bufRecords)
+		p.mu.Unlock()
+		runtime.ReadMemStats(&ms)
+		peakHeap = max(peakHeap, ms.HeapAlloc)
+	}
+	close(stop)
+	wg.Wait()
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer ccancel()
+	start := time.Now()
+	closeErr := p.Close(cctx)
+	closeTook := time.Since(start)
+	cl.Close()
+	fn.close()
+	plain.Close()
+
+	f := l.check(nil)
+	l.mu.Lock()
+	closed, maybe, other := 0, 0, 0
+	var otherErr, maybeErr error
+	for i, e := range l.errs {
+		switch {
+		case l.outcomes[i] != 1 || e == nil:
+		case errors.Is(e, ErrMaybePersisted):
+			maybe++
+			maybeErr = e
+		case errors.Is(e, ErrProducerClosed):
+			closed++
+		default:
+			other++
+			otherErr = e
+		}
+	}
+	l.mu.Unlock()
+	t.Logf("figures: broker down for 1.5s: %d queued, %d Produce calls blocked until their deadline; peak buffer %d records, %d bytes (limit %d); heap +%d KiB; Close(500ms) took %v (%v): %d closed, %d maybe persisted (%v), %d other (%v); %d without an outcome, %d with several",
+		queued.Load(), blocked.Load(), peakRecords, peakBytes, maxBytes, (int64(peakHeap)-int64(heap0))>>10,
+		closeTook.Round(time.Millisecond), closeErr, closed, maybe, maybeErr, other, otherErr, f.noOutcome, l.multi)
+	if peakBytes > maxBytes || peakRecords > maxRecords {
+		t.Fatalf("buffer reached %d bytes, %d records; limits %d, %d", peakBytes, peakRecords, maxBytes, maxRecords)
+	}
+	if blocked.Load() == 0 {
+		t.Fatal("Produce never blocked with the broker down")
+	}
+	if heapGrowth := int64(peakHeap) - int64(heap0); heapGrowth > 32<<20 {
+		t.Fatalf("heap grew by %d MiB with a %d KiB buffer limit", heapGrowth>>20, maxBytes>>10)
+	}
+	if closeTook > 2*time.Second {
+		t.Fatalf("Close with a 500ms deadline took %v", closeTook)
+	}
+	if f.noOutcome > 0 || l.multi > 0 {
+		t.Fatalf("%d records without an outcome, %d with several", f.noOutcome, l.multi)
+	}
+	if closed+maybe == 0 || other > 0 {
+		t.Fatalf("Close: %d records failed as closed, %d as maybe persisted, %d otherwise (%v)", closed, maybe, other, otherErr)
+	}
+	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
+		t.Fatalf("goroutines left after Close:\n%s", leaked)
+	}
+}
+
+// kpaxGoroutines returns the stacks of the package's goroutines by ID.
+func kpaxGoroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if id, _, ok := strings.Cut(strings.TrimPrefix(g, "goroutine "), " "); ok &&
+			strings.Contains(g, "h12.me/kpax.") && !strings.Contains(g, "testing.tRunner") {
+			out[id] = g
+		}
+	}
+	return out
+}
+
+// newGoroutines waits up to d for the package's goroutines that were not in
+// before to end, and returns the stacks of those left.
+func newGoroutines(before map[string]string, d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		var left []string
+		for id, g := range kpaxGoroutines() {
+			if _, old := before[id]; !old {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return strings.Join(left, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
