@@ -40,6 +40,7 @@ type config struct {
 
 	producer producerConfig // produce.go
 	consumer consumerConfig // consume.go
+	group    groupConfig    // group.go
 }
 
 func defaultConfig() config {
@@ -56,6 +57,7 @@ func defaultConfig() config {
 		softwareVer:     "0.1.0",
 		producer:        defaultProducerConfig(),
 		consumer:        defaultConsumerConfig(),
+		group:           defaultGroupConfig(),
 	}
 }
 
@@ -125,6 +127,7 @@ func (c *config) validate() error {
 	}
 	errs = append(errs, c.producer.validate()...)
 	errs = append(errs, c.consumer.validate()...)
+	errs = append(errs, c.group.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kpax: bad options: %w", err)
 	}
