@@ -39,6 +39,7 @@ func newKpaxProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 		kpax.WithCompression(codec, 0),
 		kpax.WithMaxBufferedRecords(s.MaxBuffered),
 		kpax.WithPartitioner(kpax.RoundRobinPartitioner()),
+		kpax.WithMaxInFlight(maxInFlight),
 	}
 	p, err := cl.NewProducer(opts...)
 	if err != nil {
@@ -50,9 +51,9 @@ func newKpaxProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 	kp.opts = fmt.Sprintf("kpax.New(WithSeedBrokers(%q)).NewProducer(\n"+
 		"  WithAcks(%d), WithIdempotence(%v), WithLinger(%v), WithMaxBatchBytes(%d),\n"+
 		"  WithCompression(%v, 0 /* codec default level */), WithMaxBufferedRecords(%d),\n"+
-		"  WithPartitioner(RoundRobinPartitioner()))\n"+
-		"  other settings: kpax defaults (max in flight 5 per broker, max buffered bytes 64 MiB, delivery timeout 2m)",
-		s.Addr, s.Acks, s.Idempotent, s.Linger, s.MaxBatchBytes, codec, s.MaxBuffered)
+		"  WithPartitioner(RoundRobinPartitioner()), WithMaxInFlight(%d))\n"+
+		"  other settings: kpax defaults (max buffered bytes 64 MiB, delivery timeout 2m, produce timeout and retries as documented)",
+		s.Addr, s.Acks, s.Idempotent, s.Linger, s.MaxBatchBytes, codec, s.MaxBuffered, maxInFlight)
 	return kp, nil
 }
 

@@ -111,13 +111,21 @@ func orchestrate(args []string) error {
 	for _, broker := range o.brokers {
 		addr := o.kafka
 		var stopSink func()
+		stamp := time.Now().UTC().Format("150405")
 		if broker == "sink" {
-			addr, stopSink, err = startSink(exe, logf)
+			// The sink knows the topics up front: some clients ask for the
+			// metadata of all topics before they name one.
+			var topics []string
+			for _, w := range workloads(broker, &o) {
+				w.fill(broker, "", &o, stamp)
+				topics = append(topics, w.spec.Topic)
+			}
+			addr, stopSink, err = startSink(exe, logf, topics)
 			if err != nil {
 				return err
 			}
 		}
-		rs, err := runBroker(exe, broker, addr, &o, logf)
+		rs, err := runBroker(exe, broker, addr, stamp, &o, logf)
 		results = append(results, rs...)
 		if stopSink != nil {
 			stopSink()
@@ -149,8 +157,8 @@ func envStr(name, def string) string {
 }
 
 // startSink starts the sink broker in a child process; stop closes its stdin.
-func startSink(exe string, logf *os.File) (string, func(), error) {
-	cmd := exec.Command(exe, "sink")
+func startSink(exe string, logf *os.File, topics []string) (string, func(), error) {
+	cmd := exec.Command(exe, "sink", "-topics", strings.Join(topics, ","))
 	cmd.Stderr = logf
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -19,6 +19,7 @@ const (
 	lingerLatency    = 1 * time.Millisecond
 	maxBatchBytes    = 1_000_000
 	maxBuffered      = 100_000
+	maxInFlight      = 5 // produce requests in flight per broker (sarama: 1 with idempotence, its limit)
 	producers        = 4 // producing goroutines
 	fetchMaxBytes    = 50 << 20
 	fetchPartMax     = 1 << 20
@@ -92,9 +93,8 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 	}
 }
 
-func runBroker(exe, broker, addr string, o *options, logf *os.File) ([]Result, error) {
+func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Result, error) {
 	ws := workloads(broker, o)
-	stamp := time.Now().UTC().Format("150405")
 	total := len(ws) * o.reps * len(o.clients)
 	fmt.Printf("== %s broker at %s: %d workloads x %d reps x %d clients = %d runs (N=%d)\n",
 		broker, addr, len(ws), o.reps, len(o.clients), total, o.n)

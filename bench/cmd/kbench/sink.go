@@ -18,6 +18,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,7 @@ func (s *sink) topic(name string) *sinkTopic {
 func runSink(args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	topics := fs.String("topics", "", "topics to create up front, comma-separated (partitions from -pN in the name)")
 	fs.Parse(args)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -119,6 +121,11 @@ func runSink(args []string) error {
 		port:   int32(tcp.Port),
 		topics: map[string]*sinkTopic{},
 		byID:   map[kpax.UUID]*sinkTopic{},
+	}
+	for _, t := range strings.Split(*topics, ",") {
+		if t != "" {
+			s.topic(t)
+		}
 	}
 	recs := make([]kpax.Record, sinkBatchRecords)
 	vals := payloads()
