@@ -150,8 +150,8 @@ func (f timeoutFlag) Set(s string) error {
 
 // common registers the flags every command takes.
 func (e *env) common(fs *flag.FlagSet) {
-	fs.StringVar(&e.brokers, "brokers", e.brokers, "comma-separated seed brokers, host:port (default $KPAX_BROKERS, then 127.0.0.1:9092)")
-	fs.Var(timeoutFlag{e}, "timeout", "how long the command may take, 0 for no limit (default 30s; none for produce and consume)")
+	fs.StringVar(&e.brokers, "brokers", e.brokers, "comma-separated seed brokers, host:port (from $KPAX_BROKERS, else 127.0.0.1:9092)")
+	fs.Var(timeoutFlag{e}, "timeout", "how long the command may take, a `duration` such as 10s; 0: no limit (default 30s; none for produce and consume)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "log the client's debug messages to stderr")
 }
 
@@ -232,15 +232,20 @@ func (e *env) flags(name, synopsis, summary string) *flag.FlagSet {
 // interleaved, flags may also follow positional arguments (kpax consume t1
 // -c 5), up to a "--".
 func parseFlags(fs *flag.FlagSet, args []string, interleaved bool) ([]string, error) {
-	fs.SetOutput(io.Discard) // errors are reported by main, in one line
+	// Errors are reported by main, in one line; the usage only for -h.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
+	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				usage()
 				return nil, err
 			}
-			return nil, usagef("%s: %v (try %s -h)", fs.Name(), err, fs.Name())
+			name := strings.TrimPrefix(fs.Name(), "kpax ")
+			return nil, usagef("%s: %v (try %s -h)", name, err, fs.Name())
 		}
 		rest := fs.Args()
 		if !interleaved {
@@ -290,7 +295,7 @@ func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
 	}
 	cl, err := kpax.New(append(base, opts...)...)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("-brokers %q: %w", e.brokers, err)}
+		return nil, usagef("-brokers %q: %s", e.brokers, strings.TrimPrefix(err.Error(), "kpax: "))
 	}
 	return cl, nil
 }

@@ -61,7 +61,7 @@ must exist (kpax topic create).`)
 	keyDelim := fs.String("K", "", "key delimiter: each line is KEY<delim>VALUE, split at the first delimiter (a line without one has a null key)")
 	var headers headerFlag
 	fs.Var(&headers, "H", "header `name=value` of every record (repeatable)")
-	partition := fs.Int("p", -1, "partition to send to (default: by key with murmur2 as the Java client does, or sticky for null keys)")
+	partition := fs.Int("p", -1, "partition to send to; -1: by key with murmur2 as the Java client does, sticky for null keys")
 	compression := fs.String("z", "none", "compression: none, gzip, snappy, lz4 or zstd")
 	acksFlag := fs.String("acks", "all", "acknowledgements: all (-1, idempotent), 1 (the leader) or 0 (none)")
 	linger := fs.Duration("linger", 5*time.Millisecond, "how long a batch waits for more records")

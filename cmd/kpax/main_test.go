@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kpaxBin is the command built once by TestMain.
+var kpaxBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "kpax-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	kpaxBin = filepath.Join(dir, "kpax")
+	out, err := exec.Command("go", "build", "-o", kpaxBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// testBroker returns the Kafka 4 broker of the tests, or skips the test.
+func testBroker(t *testing.T) string {
+	t.Helper()
+	b := os.Getenv("KPAX_TEST_KAFKA4")
+	if b == "" {
+		t.Skip("KPAX_TEST_KAFKA4 not set: no broker to test against")
+	}
+	return b
+}
+
+// result is what a run of the command gave.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+}
+
+// runKpax runs the command with KPAX_BROKERS=brokers, stdin and args.
+func runKpax(t *testing.T, brokers, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kpaxBin, args...)
+	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+brokers)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("kpax %q: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("kpax %q: timed out: %v", args, r)
+	}
+	return r
+}
+
+// mustKpax runs the command and fails the test unless it succeeds.
+func mustKpax(t *testing.T, brokers, stdin string, args ...string) string {
+	t.Helper()
+	r := runKpax(t, brokers, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("kpax %q: %v", args, r)
+	}
+	return r.stdout
+}
+
+// newTopic creates a topic for the test and deletes it at the end.
+func newTopic(t *testing.T, brokers string, partitions int) string {
+	t.Helper()
+	name := fmt.Sprintf("kpax-cli-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), rand.Uint32())
+	mustKpax(t, brokers, "", "topic", "create", "-partitions", fmt.Sprint(partitions), name)
+	t.Cleanup(func() { runKpax(t, brokers, "", "topic", "delete", "-if-exists", name) })
+	return name
+}
+
+func lines(s string) []string {
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	sort.Strings(s)
+	return s
+}
+
+func equal(a, b []string) bool {
+	return strings.Join(a, "\n") == strings.Join(b, "\n") && len(a) == len(b)
+}
+
+// testLines returns n keyed lines, KEY:VALUE, some with odd bytes.
+func testLines(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("k%d:value %d ünïcode\ttab %s", i%7, i, strings.Repeat("x", i%13))
+	}
+	return out
+}
+
+func TestCLIRoundTrip(t *testing.T) {
+	b := testBroker(t)
+	topic := newTopic(t, b, 1)
+	in := testLines(200)
+	in = append(in, "no key at all", "empty:", ":empty key")
+	mustKpax(t, b, strings.Join(in, "\n")+"\n", "produce", "-K", ":", "-z", "zstd", topic)
+	out := mustKpax(t, b, "", "consume", "-e", "-K", ":", topic)
+	want := append([]string(nil), in...)
+	want[len(want)-3] = ":no key at all" // a null key prints as nothing before the delimiter
+	if got := lines(out); !equal(got, want) {
+		t.Fatalf("consumed %d lines, want %d:\n%q\nwant\n%q", len(got), len(want), got, want)
+	}
+
+	t.Run("format", func(t *testing.T) {
+		out := mustKpax(t, b, "", "consume", "-o", "2", "-c", "2", "-f", `%t|%p|%o|%k|%v|%K|%V|%h\n`, topic)
+		want := []string{
+			fmt.Sprintf("%s|0|2|k2|value 2 ünïcode\ttab xx|2|%d|", topic, len("value 2 ünïcode\ttab xx")),
+			fmt.Sprintf("%s|0|3|k3|value 3 ünïcode\ttab xxx|2|%d|", topic, len("value 3 ünïcode\ttab xxx")),
+		}
+		if got := lines(out); !equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("relative", func(t *testing.T) {
+		out := mustKpax(t, b, "", "consume", "-o", "-2", "-e", topic)
+		if got, want := lines(out), []string{"", "empty key"}; !equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("offsets", func(t *testing.T) {
+		out := mustKpax(t, b, "", "offsets", topic)
+		want := fmt.Sprintf("%s  0          0         %d", topic, len(in))
+		if !strings.Contains(out, want) {
+			t.Fatalf("offsets: got %q, want a line %q", out, want)
+		}
+	})
+}
+
+func TestCLIPartitionsHeadersJSON(t *testing.T) {
+	b := testBroker(t)
+	topic := newTopic(t, b, 3)
+	mustKpax(t, b, "a\nb\n", "produce", "-p", "2", "-H", "h1=v1", "-H", "h2=", topic)
+	mustKpax(t, b, "c\n", "produce", "-p", "0", "-acks", "1", "-z", "gzip", topic)
+	start := time.Now().Add(-time.Minute).UnixMilli()
+	out := mustKpax(t, b, "", "consume", "-e", "-o", fmt.Sprintf("@%d", start), "-f", `%p %o %v [%h]\n`, topic)
+	if got, want := sorted(lines(out)), []string{"0 0 c []", "2 0 a [h1=v1,h2=]", "2 1 b [h1=v1,h2=]"}; !equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	out = mustKpax(t, b, "", "consume", "-e", "-json", topic+":2")
+	want := fmt.Sprintf(`{"topic":%q,"partition":2,"offset":0,"timestamp":`, topic)
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, `"key":null,"value":"a","headers":[{"key":"h1","value":"v1"},{"key":"h2","value":""}]}`) {
+		t.Fatalf("json: got %q", out)
+	}
+	if n := len(lines(out)); n != 2 {
+		t.Fatalf("json: %d lines, want 2: %q", n, out)
+	}
+	desc := mustKpax(t, b, "", "topic", "describe", topic)
+	if !strings.Contains(desc, fmt.Sprintf("topic %q with 3 partitions", topic)) {
+		t.Fatalf("describe: %q", desc)
+	}
+	if list := mustKpax(t, b, "", "topic", "list"); !strings.Contains(list, topic+"\n") {
+		t.Fatalf("topic list lacks %s: %q", topic, list)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	b := os.Getenv("KPAX_TEST_KAFKA4")
+	tests := []struct {
+		name    string
+		brokers string
+		args    []string
+		code    int
+		stderr  string
+		broker  bool // needs the test broker
+	}{
+		{"refused", "127.0.0.1:1", []string{"metadata"}, 1, "connection refused", false},
+		{"no such host", "nosuchhost.invalid:9092", []string{"consume", "t"}, 1, "nosuchhost.invalid", false},
+		{"bad address", "nohostport", []string{"metadata"}, 2, `seed broker "nohostport": want host:port`, false},
+		{"no brokers", ",", []string{"metadata"}, 2, "no brokers", false},
+		{"no command", "x:1", nil, 2, "no command", false},
+		{"unknown command", "x:1", []string{"frobnicate"}, 2, `unknown command "frobnicate"`, false},
+		{"bad flag", "x:1", []string{"consume", "-nope", "t"}, 2, "flag provided but not defined: -nope", false},
+		{"bad flag value", "x:1", []string{"consume", "-c", "many", "t"}, 2, `invalid value "many" for flag -c`, false},
+		{"bad start", "x:1", []string{"consume", "-o", "soon", "t"}, 2, `bad start "soon"`, false},
+		{"bad format", "x:1", []string{"consume", "-f", "%q", "t"}, 2, "unknown verb %q", false},
+		{"bad partition", "x:1", []string{"consume", "t:x"}, 2, `bad partition "x"`, false},
+		{"no topic", "x:1", []string{"consume"}, 2, "name at least one topic", false},
+		{"bad compression", "x:1", []string{"produce", "-z", "rar", "t"}, 2, "-z", false},
+		{"bad acks", "x:1", []string{"produce", "-acks", "2", "t"}, 2, "-acks", false},
+		{"bad header", "x:1", []string{"produce", "-H", "nohdr", "t"}, 2, "want name=value", false},
+		{"two topics", "x:1", []string{"produce", "a", "b"}, 2, "want one TOPIC", false},
+		{"bad topic name", "x:1", []string{"topic", "create", "a/b"}, 2, "bad topic name", false},
+		{"group -e", "x:1", []string{"consume", "-group", "g", "-e", "t"}, 2, "-e does not go with -group", false},
+		{"unknown topic consume", b, []string{"consume", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
+		{"unknown topic produce", b, []string{"produce", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
+		{"unknown topic offsets", b, []string{"offsets", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
+		{"unknown topic delete", b, []string{"topic", "delete", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
+		{"unknown partition", b, []string{"consume", "__consumer_offsets:9999"}, 1, "no partition 9999", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.broker && b == "" {
+				t.Skip("KPAX_TEST_KAFKA4 not set")
+			}
+			r := runKpax(t, tt.brokers, "", tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) {
+				t.Fatalf("got %v, want exit %d and stderr with %q", r, tt.code, tt.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			if !strings.HasPrefix(r.stderr, "kpax: ") || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("stderr %q, want one line starting with kpax:", r.stderr)
+			}
+		})
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"produce", "-h"}, {"consume", "-h"}, {"topic", "-h"}, {"topic", "create", "-h"}, {"group", "lag", "-h"}, {"help", "offsets"}} {
+		r := runKpax(t, "x:1", "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stderr, "usage: kpax") || r.stdout != "" {
+			t.Errorf("kpax %q: %v, want exit 0 and usage on stderr", args, r)
+		}
+	}
+}
+
+func kcatPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat not found: install it with scripts/deps.sh")
+	}
+	return p
+}
+
+func runKcat(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcatPath(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kcat %q: %v: %s", args, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+func TestCLIKcatInterop(t *testing.T) {
+	b := testBroker(t)
+	kcatPath(t)
+	t.Run("kpax to kcat", func(t *testing.T) {
+		topic := newTopic(t, b, 3)
+		in := testLines(100)
+		mustKpax(t, b, strings.Join(in, "\n")+"\n", "produce", "-K", ":", "-z", "lz4", "-H", "src=kpax", topic)
+		out := runKcat(t, "", "-b", b, "-C", "-t", topic, "-e", "-q", "-f", `%k:%s|%h\n`)
+		want := make([]string, len(in))
+		for i, l := range in {
+			want[i] = l + "|src=kpax"
+		}
+		if got := sorted(lines(out)); !equal(got, sorted(want)) {
+			t.Fatalf("kcat read %d lines, want %d:\n%q", len(lines(out)), len(want), got)
+		}
+		// kpax and kcat see the same partitions, and every key in one.
+		kp := mustKpax(t, b, "", "consume", "-e", "-f", `%k %p\n`, topic)
+		kc := runKcat(t, "", "-b", b, "-C", "-t", topic, "-e", "-q", "-f", `%k %p\n`)
+		if !equal(sorted(lines(kp)), sorted(lines(kc))) {
+			t.Fatalf("kpax and kcat disagree on partitions")
+		}
+		partOf := make(map[string]string)
+		for _, l := range lines(kp) {
+			k, p, _ := strings.Cut(l, " ")
+			if q, ok := partOf[k]; ok && q != p {
+				t.Fatalf("key %s in partitions %s and %s", k, p, q)
+			}
+			partOf[k] = p
+		}
+	})
+	t.Run("kcat to kpax", func(t *testing.T) {
+		topic := newTopic(t, b, 2)
+		in := testLines(100)
+		runKcat(t, strings.Join(in, "\n")+"\n", "-b", b, "-P", "-t", topic, "-K", ":", "-z", "snappy", "-H", "src=kcat")
+		out := mustKpax(t, b, "", "consume", "-e", "-f", `%k:%v|%h\n`, topic)
+		want := make([]string, len(in))
+		for i, l := range in {
+			want[i] = l + "|src=kcat"
+		}
+		if got := sorted(lines(out)); !equal(got, sorted(want)) {
+			t.Fatalf("kpax read %d lines, want %d:\n%q", len(lines(out)), len(want), got)
+		}
+	})
+}
