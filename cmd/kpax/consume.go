@@ -117,6 +117,9 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 		if o.exitAtEnd {
 			return usagef("-e does not go with -group (use -c or -timeout)")
 		}
+		if o.start.kind == 'r' {
+			return usagef("-o %s does not go with -group: use earliest, latest, an offset or @TIME", *startFlag)
+		}
 		for _, s := range specs {
 			if s.partitions != nil {
 				return usagef("-group consumes whole topics, not %s:%v (the group assigns the partitions)", s.topic, s.partitions)

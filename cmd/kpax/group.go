@@ -121,8 +121,24 @@ func dash(s string) string {
 	return s
 }
 
-// describeGroup asks the group's coordinator about it.
-func describeGroup(ctx context.Context, cl *kpax.Client, group string) (kpax.DescribeGroupsResponseGroup, error) {
+// groupInfo describes a group, whichever protocol it follows.
+type groupInfo struct {
+	id, state    string
+	protocolType string // "consumer" for consumer groups
+	protocol     string // the assignor
+	members      []memberInfo
+}
+
+type memberInfo struct {
+	id, clientID, host string
+	assigned           map[string][]int32 // nil if unknown
+	err                error              // a malformed assignment
+}
+
+// describeGroup asks the group's coordinator about it: DescribeGroups, and
+// for a group of the consumer protocol (KIP-848), which DescribeGroups does
+// not know, ConsumerGroupDescribe.
+func describeGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
 	var g kpax.DescribeGroupsResponseGroup
 	err := retryGroup(ctx, func() error {
 		r, err := cl.Request(ctx, &kpax.DescribeGroupsRequest{Groups: []string{group}})
@@ -139,10 +155,59 @@ func describeGroup(ctx context.Context, cl *kpax.Client, group string) (kpax.Des
 		g = resp.Groups[0]
 		return kpax.ErrorForCode(g.ErrorCode)
 	})
-	if err != nil {
-		return g, fmt.Errorf("group %q: %w", group, err)
+	if errors.Is(err, kpax.ErrGroupIdNotFound) || (err == nil && g.GroupState == "Dead") {
+		if info, cerr := describeConsumerGroup(ctx, cl, group); cerr == nil {
+			return info, nil
+		}
 	}
-	return g, nil
+	if err != nil {
+		return groupInfo{}, fmt.Errorf("group %q: %w", group, err)
+	}
+	info := groupInfo{id: g.GroupID, state: g.GroupState, protocolType: g.ProtocolType, protocol: g.ProtocolData}
+	for _, m := range g.Members {
+		mi := memberInfo{id: m.MemberID, clientID: m.ClientID, host: m.ClientHost}
+		if g.ProtocolType == "consumer" {
+			mi.assigned, mi.err = decodeAssignment(m.MemberAssignment)
+		}
+		info.members = append(info.members, mi)
+	}
+	return info, nil
+}
+
+// describeConsumerGroup describes a group of the consumer protocol.
+func describeConsumerGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
+	var g kpax.ConsumerGroupDescribeResponseGroup
+	err := retryGroup(ctx, func() error {
+		r, err := cl.Request(ctx, &kpax.ConsumerGroupDescribeRequest{GroupIDs: []string{group}})
+		if err != nil {
+			return err
+		}
+		resp, ok := r.(*kpax.ConsumerGroupDescribeResponse)
+		if !ok {
+			return fmt.Errorf("unexpected response %T to ConsumerGroupDescribe", r)
+		}
+		if len(resp.Groups) != 1 {
+			return fmt.Errorf("ConsumerGroupDescribe answered with %d groups, not 1", len(resp.Groups))
+		}
+		g = resp.Groups[0]
+		return kpax.ErrorForCode(g.ErrorCode)
+	})
+	if err != nil {
+		return groupInfo{}, err
+	}
+	info := groupInfo{id: g.GroupID, state: g.GroupState, protocolType: "consumer", protocol: g.AssignorName}
+	for _, m := range g.Members {
+		mi := memberInfo{id: m.MemberID, clientID: m.ClientID, host: m.ClientHost, assigned: map[string][]int32{}}
+		for _, tp := range m.Assignment.TopicPartitions {
+			name := tp.TopicName
+			if name == "" {
+				name = tp.TopicID.String()
+			}
+			mi.assigned[name] = append(mi.assigned[name], tp.Partitions...)
+		}
+		info.members = append(info.members, mi)
+	}
+	return info, nil
 }
 
 func groupDescribe(ctx context.Context, e *env, args []string) error {
@@ -166,28 +231,23 @@ func groupDescribe(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if g.GroupState == "Dead" && len(g.Members) == 0 {
+		if g.state == "Dead" && len(g.members) == 0 {
 			fmt.Fprintf(e.stdout, "group %q: no such group (state Dead)\n", name)
 			continue
 		}
 		fmt.Fprintf(e.stdout, "group %q: state %s, protocol type %s, protocol %s, %d members\n",
-			g.GroupID, g.GroupState, dash(g.ProtocolType), dash(g.ProtocolData), len(g.Members))
-		if len(g.Members) == 0 {
+			g.id, g.state, dash(g.protocolType), dash(g.protocol), len(g.members))
+		if len(g.members) == 0 {
 			continue
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  MEMBER\tCLIENT\tHOST\tASSIGNMENT")
-		for _, m := range g.Members {
-			assigned := "-"
-			if g.ProtocolType == "consumer" {
-				a, err := decodeAssignment(m.MemberAssignment)
-				if err != nil {
-					assigned = "(" + err.Error() + ")"
-				} else {
-					assigned = formatAssignment(a)
-				}
+		for _, m := range g.members {
+			assigned := formatAssignment(m.assigned)
+			if m.err != nil {
+				assigned = "(" + m.err.Error() + ")"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.ClientHost, assigned)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.id, m.clientID, m.host, assigned)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -403,15 +463,11 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 		return err
 	}
 	owners := make(map[tp]string)
-	if g, err := describeGroup(ctx, cl, group); err == nil && g.ProtocolType == "consumer" {
-		for _, m := range g.Members {
-			a, err := decodeAssignment(m.MemberAssignment)
-			if err != nil {
-				continue
-			}
-			for t, ps := range a {
+	if g, err := describeGroup(ctx, cl, group); err == nil {
+		for _, m := range g.members {
+			for t, ps := range m.assigned {
 				for _, p := range ps {
-					owners[tp{t, p}] = m.ClientID + " " + m.MemberID
+					owners[tp{t, p}] = m.clientID + " " + m.id
 				}
 			}
 		}

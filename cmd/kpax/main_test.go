@@ -320,3 +320,96 @@ func TestCLIKcatInterop(t *testing.T) {
 		}
 	})
 }
+
+func TestCLIGroup(t *testing.T) {
+	b := testBroker(t)
+	topic := newTopic(t, b, 3)
+	group := "g-" + topic
+	var in []string
+	for i := range 20 {
+		in = append(in, fmt.Sprintf("line %02d", i))
+	}
+	mustKpax(t, b, strings.Join(in, "\n")+"\n", "produce", topic)
+
+	// -c stops in the middle of what a Poll returned: the group commits only
+	// what was printed.
+	first := lines(mustKpax(t, b, "", "consume", "-group", group, "-c", "7", "-timeout", "30s", topic))
+	if len(first) != 7 {
+		t.Fatalf("consumed %d lines, want 7: %q", len(first), first)
+	}
+	if lag := mustKpax(t, b, "", "group", "lag", group); !strings.Contains(lag, "total lag 13\n") {
+		t.Fatalf("group lag after 7 of 20:\n%s", lag)
+	}
+	rest := lines(mustKpax(t, b, "", "consume", "-group", group, "-c", "13", "-timeout", "30s", topic))
+	if got := sorted(append(first, rest...)); !equal(got, in) {
+		t.Fatalf("two runs in the group consumed %q, want %q", got, in)
+	}
+	lag := mustKpax(t, b, "", "group", "lag", group)
+	if !strings.Contains(lag, "total lag 0\n") || !strings.Contains(lag, topic) {
+		t.Fatalf("group lag at the end:\n%s", lag)
+	}
+	offs := mustKpax(t, b, "", "group", "offsets", group)
+	if !strings.HasPrefix(offs, "TOPIC") || strings.Count(offs, topic) == 0 {
+		t.Fatalf("group offsets:\n%s", offs)
+	}
+	if list := mustKpax(t, b, "", "group", "list"); !strings.Contains(list, group+" ") {
+		t.Fatalf("group list lacks %s:\n%s", group, list)
+	}
+	desc := mustKpax(t, b, "", "group", "describe", group)
+	if !strings.Contains(desc, fmt.Sprintf("group %q: state Empty", group)) {
+		t.Fatalf("group describe after the member left:\n%s", desc)
+	}
+	if r := runKpax(t, b, "", "consume", "-group", group, "-c", "1", "-timeout", "1s", topic); r.code != 1 || !strings.Contains(r.stderr, "got 0 of 1 records before -timeout") {
+		t.Fatalf("consume past the end with -timeout: %v", r)
+	}
+	if r := runKpax(t, b, "", "consume", "-group", group, "kpax-cli-no-such-topic"); r.code != 1 || !strings.Contains(r.stderr, "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Fatalf("consume -group of an unknown topic: %v", r)
+	}
+}
+
+// TestCLIGroupInterrupt stops a group member with SIGINT: it exits 0, and it
+// committed what it printed and left the group.
+func TestCLIGroupInterrupt(t *testing.T) {
+	b := testBroker(t)
+	topic := newTopic(t, b, 2)
+	group := "g-" + topic
+	mustKpax(t, b, "a\nb\nc\n", "produce", topic)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kpaxBin, "consume", "-group", group, topic)
+	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+b)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, 6)
+	buf := make([]byte, 64)
+	for len(got) < 6 { // "a\nb\nc\n" in any order
+		n, err := out.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the output: %v (got %q, stderr %q)", err, got, stderr.String())
+		}
+		got = append(got, buf[:n]...)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
+	}
+	if g := sorted(lines(string(got))); !equal(g, []string{"a", "b", "c"}) {
+		t.Fatalf("consumed %q", g)
+	}
+	if lag := mustKpax(t, b, "", "group", "lag", group); !strings.Contains(lag, "total lag 0\n") {
+		t.Fatalf("group lag after SIGINT:\n%s", lag)
+	}
+	if desc := mustKpax(t, b, "", "group", "describe", group); !strings.Contains(desc, "state Empty") {
+		t.Fatalf("the member did not leave the group:\n%s", desc)
+	}
+}
