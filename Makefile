@@ -37,10 +37,12 @@ TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_RUN_DIR=$(TEST_RUN_DIR) \
 	KPAX_TEST_NODE_VERSION=$(K4_VERSION)
 
-.PHONY: help deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
+.PHONY: help demo demo-down deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
 	vet gencheck gotest test fuzz bench
 
 help:
+	@echo 'make demo         install what is missing, start Kafka $(DEMO_VERSION) on 127.0.0.1:$(DEMO_PORT), a round trip with cmd/kpax'
+	@echo 'make demo-down    stop the demo broker'
 	@echo 'make deps         install kcat & co (scripts/deps.sh), fetch Kafka $(K39_VERSION) and $(K4_VERSION) jars'
 	@echo 'make kafka-up     start $(K39_NAME) (Kafka $(K39_VERSION), 127.0.0.1:$(K39_PORT)) and $(K4_NAME) (Kafka $(K4_VERSION), 127.0.0.1:$(K4_PORT))'
 	@echo 'make kafka-down   stop them'
@@ -54,6 +56,17 @@ help:
 	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, kafka-down (always), summary'
 	@echo 'make fuzz         each Fuzz target for FUZZTIME=$(FUZZTIME)'
 	@echo 'make bench        benchmarks with -benchmem'
+
+# The README's main command (scripts/demo.sh): it leaves its broker running; demo-down stops it.
+DEMO_PORT     ?= 9092
+DEMO_VERSION  ?= $(K4_VERSION)
+DEMO_ENV      := DEMO_PORT=$(DEMO_PORT) DEMO_VERSION=$(DEMO_VERSION)
+
+demo:
+	@$(DEMO_ENV) scripts/demo.sh
+
+demo-down:
+	@$(DEMO_ENV) scripts/demo.sh down
 
 deps:
 	@scripts/deps.sh
