@@ -128,6 +128,18 @@ func testLines(n int) []string {
 
 func TestCLIRoundTrip(t *testing.T) {
 	b := testBroker(t)
+	roundTrip(t, b)
+	t.Run("kafka3.9", func(t *testing.T) {
+		b := os.Getenv("KPAX_TEST_KAFKA39")
+		if b == "" {
+			t.Skip("KPAX_TEST_KAFKA39 not set")
+		}
+		roundTrip(t, b)
+	})
+}
+
+// roundTrip produces lines and consumes them back, in several formats.
+func roundTrip(t *testing.T, b string) {
 	topic := newTopic(t, b, 1)
 	in := testLines(200)
 	in = append(in, "no key at all", "empty:", ":empty key")
@@ -162,6 +174,78 @@ func TestCLIRoundTrip(t *testing.T) {
 			t.Fatalf("offsets: got %q, want a line %q", out, want)
 		}
 	})
+}
+
+// TestCLIInProcess runs commands inside the test, with stderr taken for a
+// terminal: the progress line, and topic settings.
+func TestCLIInProcess(t *testing.T) {
+	b := testBroker(t)
+	run := func(stdin string, args ...string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(stdin), stdout: &stdout, stderr: &stderr, stderrTTY: true}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.run(ctx, append([]string{"-brokers", b}, args...)); err != nil {
+			t.Fatalf("kpax %q: %v (stderr %q)", args, err, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	topic := fmt.Sprintf("kpax-cli-inprocess-%d", rand.Uint32())
+	out, _ := run("", "topic", "create", "-partitions", "2", "-config", "retention.ms=3600000", "-config", "cleanup.policy=compact", topic)
+	t.Cleanup(func() { run("", "topic", "delete", topic) })
+	if out != fmt.Sprintf("created topic %q\n", topic) {
+		t.Fatalf("topic create: %q", out)
+	}
+	desc, _ := run("", "topic", "describe", topic)
+	for _, want := range []string{"retention.ms    3600000  topic", "cleanup.policy  compact  topic"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("topic describe lacks %q:\n%s", want, desc)
+		}
+	}
+	_, stderr := run("k:a\nk:b\nk:c\n", "produce", "-K", ":", topic)
+	if !strings.Contains(stderr, "\r\x1b[Kproduced 3 records") || !strings.HasSuffix(stderr, "\n") {
+		t.Errorf("produce progress line: %q", stderr)
+	}
+	out, stderr = run("", "consume", "-e", topic)
+	if out != "a\nb\nc\n" || !strings.Contains(stderr, "\r\x1b[Kconsumed 3 records") {
+		t.Errorf("consume: stdout %q, progress %q", out, stderr)
+	}
+}
+
+// TestCLIProduceInterrupt stops produce with SIGINT while stdin is still
+// open: what was read is sent, and the exit code is 0.
+func TestCLIProduceInterrupt(t *testing.T) {
+	b := testBroker(t)
+	topic := newTopic(t, b, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kpaxBin, "produce", "-linger", "1h", topic)
+	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+b)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if _, err := stdin.Write([]byte("one\ntwo\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The lines wait for the 1h linger; let produce read them first.
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v, stderr %q", err, stderr.String())
+	}
+	if out := mustKpax(t, b, "", "consume", "-e", topic); out != "one\ntwo\n" {
+		t.Fatalf("consumed %q, want the two lines", out)
+	}
 }
 
 func TestCLIPartitionsHeadersJSON(t *testing.T) {
