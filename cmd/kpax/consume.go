@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -153,7 +154,11 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 	}
 	var ends map[tp]int64
 	if o.exitAtEnd || o.start.kind == 'r' {
-		if ends, err = listOffsets(mctx, cl, md, tps, tsLatest); err != nil {
+		iso := kpax.ReadUncommitted
+		if o.readCommitted {
+			iso = kpax.ReadCommitted // the end is the last stable offset
+		}
+		if ends, err = listOffsetsIsolated(mctx, cl, md, tps, tsLatest, iso); err != nil {
 			return err
 		}
 	}
@@ -189,6 +194,7 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 	c.Assign(assign)
 
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	warn := &pollErrors{w: e.stderr}
 	prog := e.startProgress("consumed")
 	defer prog.finish()
 	n := 0
@@ -221,7 +227,7 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 		if err := flushOutput(w); err != nil {
 			return err
 		}
-		if err := fatalPartitionError(f.Errors); err != nil {
+		if err := warn.check(f.Errors); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -248,13 +254,35 @@ func flushOutput(w *bufio.Writer) error {
 	return nil
 }
 
-// fatalPartitionError returns the first error of a Poll that the consumer
-// does not retry by itself.
-func fatalPartitionError(errs []error) error {
+// pollErrors handles the problems Poll reports.
+type pollErrors struct {
+	w    io.Writer
+	last map[string]time.Time // when each warning was printed
+}
+
+// warningEvery is how often the same warning is printed again.
+const warningEvery = 30 * time.Second
+
+// check returns the first error that ends consumption: a Kafka error that
+// the consumer does not retry (e.g. an authorization failure). It prints the
+// others, which the consumer retries (a broker down, a leader moving), as
+// warnings on stderr, the same one at most every 30 seconds.
+func (p *pollErrors) check(errs []error) error {
 	for _, err := range errs {
-		if !kpax.IsRetriable(err) {
+		var ke *kpax.Error
+		var ge *kpax.GroupError
+		if errors.As(err, &ke) && !ke.Retriable() && !errors.As(err, &ge) {
 			return err
 		}
+		msg := errorLine(fmt.Errorf("warning: %w (retrying)", err))
+		if t, ok := p.last[msg]; ok && time.Since(t) < warningEvery {
+			continue
+		}
+		if p.last == nil {
+			p.last = make(map[string]time.Time)
+		}
+		p.last[msg] = time.Now()
+		fmt.Fprintln(p.w, msg)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,6 +30,7 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 	}
 
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	warn := &pollErrors{w: e.stderr}
 	prog := e.startProgress("consumed")
 	printed := make(map[string]map[int32]int64) // the offset after the last record printed
 	partial := false                            // -c stopped in the middle of a Poll's records
@@ -63,16 +63,8 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 			if err := flushOutput(w); err != nil {
 				return err
 			}
-			for _, err := range f.Errors {
-				var ge *kpax.GroupError
-				switch {
-				case errors.As(err, &ge) || kpax.IsRetriable(err):
-					if e.verbose {
-						fmt.Fprintln(e.stderr, errorLine(fmt.Errorf("retrying: %w", err)))
-					}
-				default:
-					return err
-				}
+			if err := warn.check(f.Errors); err != nil {
+				return err
 			}
 			if ctx.Err() != nil {
 				return nil

@@ -74,10 +74,8 @@ func main() {
 // errorLine formats err as the one line kpax prints: "kpax: ...".
 func errorLine(err error) string {
 	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
-	for strings.HasPrefix(msg, "kpax: ") {
-		msg = strings.TrimPrefix(msg, "kpax: ")
-	}
-	return "kpax: " + msg
+	// The package's errors say "kpax: " at every level of wrapping.
+	return "kpax: " + strings.ReplaceAll(msg, "kpax: ", "")
 }
 
 // usageError is a bad command line: exit code 2.

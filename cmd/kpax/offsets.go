@@ -110,10 +110,16 @@ const (
 // offset whose timestamp is at or after it, -1 if none). It retries a few
 // times on retriable errors (a leader that moved).
 func listOffsets(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64) (map[tp]int64, error) {
+	return listOffsetsIsolated(ctx, cl, md, tps, ts, kpax.ReadUncommitted)
+}
+
+// listOffsetsIsolated is listOffsets at an isolation level: with
+// ReadCommitted, the latest offset is the last stable offset.
+func listOffsetsIsolated(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64, iso kpax.IsolationLevel) (map[tp]int64, error) {
 	out := make(map[tp]int64, len(tps))
 	todo := tps
 	for attempt := 0; ; attempt++ {
-		retry, err := listOffsetsOnce(ctx, cl, md, todo, ts, out)
+		retry, err := listOffsetsOnce(ctx, cl, md, todo, ts, iso, out)
 		if err != nil || len(retry) == 0 {
 			return out, timeoutErr(ctx, err)
 		}
@@ -152,7 +158,7 @@ func topicsOf(tps []tp) []string {
 	return names
 }
 
-func listOffsetsOnce(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64, out map[tp]int64) ([]tpError, error) {
+func listOffsetsOnce(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64, iso kpax.IsolationLevel, out map[tp]int64) ([]tpError, error) {
 	leaders := make(map[tp]int32)
 	for _, t := range md.Topics {
 		for _, p := range t.Partitions {
@@ -178,7 +184,7 @@ func listOffsetsOnce(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetad
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
 	for _, node := range nodes {
-		req := &kpax.ListOffsetsRequest{ReplicaID: -1}
+		req := &kpax.ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso)}
 		for topic, parts := range byLeader[node] {
 			rt := kpax.ListOffsetsRequestTopic{Name: topic}
 			for _, p := range parts {
