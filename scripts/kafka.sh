@@ -324,7 +324,10 @@ java_cmd() { # D -> prints nothing; sets the array JAVA
 }
 
 random_cluster_id() { # 16 random bytes, URL-safe base64 without padding (Kafka's Uuid form)
-	head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+	local id
+	# Not starting with '-', which kafka-storage would take for an option (as Kafka's Uuid does).
+	while id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'); [[ $id == -* ]]; do :; done
+	echo "$id"
 }
 
 # prepare_node D CLUSTER_ID: wipe D, write config, format storage.
