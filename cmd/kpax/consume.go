@@ -195,7 +195,7 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	warn := &pollErrors{w: e.stderr}
-	prog := e.startProgress("consumed")
+	prog := e.startProgress("consumed", true)
 	defer prog.finish()
 	n := 0
 	for {

@@ -31,7 +31,7 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	warn := &pollErrors{w: e.stderr}
-	prog := e.startProgress("consumed")
+	prog := e.startProgress("consumed", true)
 	printed := make(map[string]map[int32]int64) // the offset after the last record printed
 	partial := false                            // -c stopped in the middle of a Poll's records
 	n := 0

@@ -28,21 +28,24 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		return groupOffsets(ctx, e, args, false)
 	case "lag":
 		return groupOffsets(ctx, e, args, true)
+	case "delete":
+		return groupDelete(ctx, e, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(e.stderr, groupUsage)
 		return flag.ErrHelp
 	case "":
-		return usagef("group: want list, describe, offsets or lag (try kpax group -h)")
+		return usagef("group: want list, describe, offsets, lag or delete (try kpax group -h)")
 	}
-	return usagef("group: unknown subcommand %q: want list, describe, offsets or lag", sub)
+	return usagef("group: unknown subcommand %q: want list, describe, offsets, lag or delete", sub)
 }
 
-const groupUsage = `usage: kpax group list|describe|offsets|lag [flags] [GROUP...]
+const groupUsage = `usage: kpax group list|describe|offsets|lag|delete [flags] [GROUP...]
 
   list      the groups of the cluster, their state and type
   describe  the members of groups and the partitions assigned to each
   offsets   the offsets a group committed
   lag       how far a group is behind the end of each partition it committed
+  delete    delete empty groups and their committed offsets
 
 Run kpax group SUBCOMMAND -h for its flags.
 `
@@ -492,5 +495,52 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "total lag %d\n", total)
+	return nil
+}
+
+func groupDelete(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group delete", "GROUP...", "Deletes groups that have no members, with their committed offsets.")
+	ifExists := fs.Bool("if-exists", false, "a group that does not exist is not an error")
+	pos, err := parseCmd(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usagef("group delete: name at least one group")
+	}
+	ctx, cancel := e.deadline(ctx, adminTimeout)
+	defer cancel()
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, group := range pos {
+		// One request per group: each goes to its own coordinator.
+		err := retryGroup(ctx, func() error {
+			r, err := cl.Request(ctx, &kpax.DeleteGroupsRequest{GroupsNames: []string{group}})
+			if err != nil {
+				return err
+			}
+			resp, ok := r.(*kpax.DeleteGroupsResponse)
+			if !ok {
+				return fmt.Errorf("unexpected response %T to DeleteGroups", r)
+			}
+			for _, res := range resp.Results {
+				if err := kpax.ErrorForCode(res.ErrorCode); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			fmt.Fprintf(e.stdout, "deleted group %q\n", group)
+		case *ifExists && errors.Is(err, kpax.ErrGroupIdNotFound):
+			fmt.Fprintf(e.stdout, "group %q does not exist\n", group)
+		default:
+			return fmt.Errorf("deleting group %q: %w", group, err)
+		}
+	}
 	return nil
 }

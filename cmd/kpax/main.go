@@ -62,6 +62,7 @@ func main() {
 		stdout:    os.Stdout,
 		stderr:    os.Stderr,
 		stderrTTY: isTerminal(os.Stderr),
+		stdoutTTY: isTerminal(os.Stdout),
 	}
 	err := e.run(ctx, os.Args[1:])
 	stop()
@@ -116,6 +117,7 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	stderrTTY      bool // progress lines go to stderr only when it is a terminal
+	stdoutTTY      bool // and, for consume, when the records do not go there too
 
 	brokers    string
 	timeout    time.Duration
@@ -168,7 +170,7 @@ func commands() []command {
 		{"produce", "TOPIC", "send the lines of stdin to a topic", true, runProduce},
 		{"consume", "TOPIC[:PARTITION,...]...", "print the records of topics or partitions", true, runConsume},
 		{"topic", "create|delete|describe|list ...", "create, delete, describe or list topics", false, runTopic},
-		{"group", "list|describe|offsets|lag ...", "consumer groups, their committed offsets and lag", false, runGroup},
+		{"group", "list|describe|offsets|lag|delete ...", "consumer groups, their committed offsets and lag", false, runGroup},
 		{"offsets", "TOPIC[:PARTITION,...]...", "earliest and latest offsets of each partition", false, runOffsets},
 		{"metadata", "[TOPIC...]", "brokers, topics, partitions, leaders and in-sync replicas", false, runMetadata},
 		{"apiversions", "", "API versions of each broker, and the ones kpax would use", false, runAPIVersions},

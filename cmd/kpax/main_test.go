@@ -409,6 +409,7 @@ func TestCLIGroup(t *testing.T) {
 	b := testBroker(t)
 	topic := newTopic(t, b, 3)
 	group := "g-" + topic
+	t.Cleanup(func() { runKpax(t, b, "", "group", "delete", "-if-exists", group) })
 	var in []string
 	for i := range 20 {
 		in = append(in, fmt.Sprintf("line %02d", i))
@@ -449,6 +450,12 @@ func TestCLIGroup(t *testing.T) {
 	if r := runKpax(t, b, "", "consume", "-group", group, "kpax-cli-no-such-topic"); r.code != 1 || !strings.Contains(r.stderr, "UNKNOWN_TOPIC_OR_PARTITION") {
 		t.Fatalf("consume -group of an unknown topic: %v", r)
 	}
+	if out := mustKpax(t, b, "", "group", "delete", group); out != fmt.Sprintf("deleted group %q\n", group) {
+		t.Fatalf("group delete: %q", out)
+	}
+	if r := runKpax(t, b, "", "group", "delete", group); r.code != 1 || !strings.Contains(r.stderr, "GROUP_ID_NOT_FOUND") {
+		t.Fatalf("group delete of a deleted group: %v", r)
+	}
 }
 
 // TestCLIGroupInterrupt stops a group member with SIGINT: it exits 0, and it
@@ -457,6 +464,7 @@ func TestCLIGroupInterrupt(t *testing.T) {
 	b := testBroker(t)
 	topic := newTopic(t, b, 2)
 	group := "g-" + topic
+	t.Cleanup(func() { runKpax(t, b, "", "group", "delete", "-if-exists", group) })
 	mustKpax(t, b, "a\nb\nc\n", "produce", topic)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

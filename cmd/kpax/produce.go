@@ -116,7 +116,7 @@ must exist (kpax topic create).`)
 		return usageError{err}
 	}
 
-	prog := e.startProgress("produced")
+	prog := e.startProgress("produced", false)
 	var (
 		mu       sync.Mutex
 		firstErr error

@@ -21,9 +21,10 @@ type progress struct {
 }
 
 // startProgress starts the progress line of e's command, or returns nil when
-// stderr is not a terminal.
-func (e *env) startProgress(verb string) *progress {
-	if !e.stderrTTY {
+// stderr is not a terminal, or when the command writes to stdout (records)
+// and stdout is a terminal: the records show the progress then.
+func (e *env) startProgress(verb string, writesStdout bool) *progress {
+	if !e.stderrTTY || (writesStdout && e.stdoutTTY) {
 		return nil
 	}
 	p := &progress{w: e.stderr, verb: verb, start: time.Now(), stop: make(chan struct{})}
