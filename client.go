@@ -479,7 +479,15 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		p.mu.Unlock()
 		legacy := p.cl.isLegacy(p.addr)
 
-		c, err := p.dial(ctx, wait, legacy)
+		// Close ends a dial in progress too (TLS, ApiVersions, SASL).
+		dctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(p.cl.ctx, cancel)
+		c, err := p.dial(dctx, wait, legacy)
+		stop()
+		cancel()
+		if err != nil && p.cl.isClosed() {
+			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: ErrClientClosed}
+		}
 
 		p.mu.Lock()
 		p.dialing[lane] = nil
