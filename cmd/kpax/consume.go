@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -67,7 +66,6 @@ func (s start) offset(end int64) kpax.Offset {
 // consumeOpts are the flags of consume.
 type consumeOpts struct {
 	start         start
-	startSet      bool
 	count         int
 	exitAtEnd     bool
 	group         string
@@ -93,11 +91,6 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 		return err
 	}
 	o := consumeOpts{count: *count, exitAtEnd: *exitAtEnd, group: *group, readCommitted: *readCommitted}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "o" {
-			o.startSet = true
-		}
-	})
 	if len(pos) == 0 {
 		return usagef("consume: name at least one topic (try kpax consume -h)")
 	}

@@ -10,7 +10,7 @@
 //	produce       send the lines of stdin to a topic
 //	consume       print the records of topics or partitions
 //	topic         create, delete, describe or list topics
-//	group         list, describe consumer groups, their committed offsets and lag
+//	group         list, describe or delete consumer groups; their committed offsets and lag
 //	offsets       earliest and latest offsets of each partition
 //	metadata      brokers, topics, partitions, leaders and in-sync replicas
 //	apiversions   the API versions each broker supports, and the ones kpax would use
@@ -19,6 +19,12 @@
 // defaults to $KPAX_BROKERS, then to 127.0.0.1:9092; -timeout, how long the
 // command may take (default 30s, none for produce and consume); -v, which logs
 // the client's debug messages to stderr; and -h, its help.
+//
+// consume prints the value of each record on a line by default; -f sets a
+// kcat-like format (%t topic, %p partition, %o offset, %k key, %v value, %T
+// timestamp, %h headers, ...), -K a key delimiter, and -json prints one JSON
+// object per record. When stderr is a terminal, produce and consume keep a
+// progress line there (consume only when its records go elsewhere).
 //
 // Errors are one line on stderr. The exit code is 0 on success, 1 on an
 // error, 2 on a usage error (a bad flag or argument). Ctrl-C (or SIGTERM)
@@ -158,22 +164,19 @@ func (e *env) common(fs *flag.FlagSet) {
 // command is one subcommand.
 type command struct {
 	name    string
-	args    string // the synopsis after the flags
 	summary string
-	// stream commands (produce, consume) have no default timeout.
-	stream bool
-	run    func(ctx context.Context, e *env, args []string) error
+	run     func(ctx context.Context, e *env, args []string) error
 }
 
 func commands() []command {
 	return []command{
-		{"produce", "TOPIC", "send the lines of stdin to a topic", true, runProduce},
-		{"consume", "TOPIC[:PARTITION,...]...", "print the records of topics or partitions", true, runConsume},
-		{"topic", "create|delete|describe|list ...", "create, delete, describe or list topics", false, runTopic},
-		{"group", "list|describe|offsets|lag|delete ...", "consumer groups, their committed offsets and lag", false, runGroup},
-		{"offsets", "TOPIC[:PARTITION,...]...", "earliest and latest offsets of each partition", false, runOffsets},
-		{"metadata", "[TOPIC...]", "brokers, topics, partitions, leaders and in-sync replicas", false, runMetadata},
-		{"apiversions", "", "API versions of each broker, and the ones kpax would use", false, runAPIVersions},
+		{"produce", "send the lines of stdin to a topic", runProduce},
+		{"consume", "print the records of topics or partitions", runConsume},
+		{"topic", "create, delete, describe or list topics", runTopic},
+		{"group", "list, describe or delete consumer groups; their committed offsets and lag", runGroup},
+		{"offsets", "earliest and latest offsets of each partition", runOffsets},
+		{"metadata", "brokers, topics, partitions, leaders and in-sync replicas", runMetadata},
+		{"apiversions", "API versions of each broker, and the ones kpax would use", runAPIVersions},
 	}
 }
 
