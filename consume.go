@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -351,6 +352,10 @@ func (c *Consumer) Poll(ctx context.Context) (Fetch, error) {
 // take returns the records of ch that Poll may return, moving the positions
 // of their partitions past them; c.mu is held.
 func (c *Consumer) take(ch *fetchChunk) []Record {
+	// Compaction below moves records down: ranges must go in the order of
+	// their records, which need not be the order they were added in (the
+	// broker orders a fetch session's partitions its own way).
+	slices.SortFunc(ch.ranges, func(a, b chunkRange) int { return a.start - b.start })
 	n := 0
 	for i := range ch.ranges {
 		r := &ch.ranges[i]
