@@ -58,7 +58,6 @@ func newFranzProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedRecords(s.MaxBuffered),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		kgo.MaxProduceRequestsInflightPerBroker(maxInFlight),
 	}
 	if s.Acks == 1 {
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
@@ -66,7 +65,8 @@ func newFranzProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 	}
 	if !s.Idempotent {
-		opts = append(opts, kgo.DisableIdempotentWrite())
+		// With idempotence franz-go keeps 5 in flight and refuses the option.
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(maxInFlight))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -75,7 +75,7 @@ func newFranzProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 	p := &franzProducer{cl: cl, topic: s.Topic, done: done, track: track}
 	p.promise = func(_ *kgo.Record, err error) { done(-1, err) }
 	p.cfg = "kgo.NewClient(SeedBrokers, ProducerLinger, ProducerBatchMaxBytes, ProducerBatchCompression, " +
-		"MaxBufferedRecords, RecordPartitioner(RoundRobinPartitioner()), MaxProduceRequestsInflightPerBroker, RequiredAcks[, DisableIdempotentWrite]); " +
+		"MaxBufferedRecords, RecordPartitioner(RoundRobinPartitioner()), RequiredAcks[, DisableIdempotentWrite, MaxProduceRequestsInflightPerBroker]); " +
 		"Produce(ctx, &kgo.Record{Topic, Value}, promise)\n" + franzConfig(cl,
 		kgo.SeedBrokers, kgo.RequiredAcks, kgo.DisableIdempotentWrite, kgo.ProducerLinger, kgo.ProducerBatchMaxBytes,
 		kgo.ProducerBatchCompression, kgo.MaxBufferedRecords, kgo.MaxBufferedBytes,
@@ -104,8 +104,9 @@ func (p *franzProducer) close() error {
 func (p *franzProducer) config() string { return p.cfg }
 
 type franzConsumer struct {
-	cl  *kgo.Client
-	cfg string
+	got, bytes int64
+	cl         *kgo.Client
+	cfg        string
 }
 
 func newFranzConsumer(s *Spec) (consumer, error) {
@@ -131,20 +132,18 @@ func newFranzConsumer(s *Spec) (consumer, error) {
 	return &franzConsumer{cl: cl, cfg: cfg}, nil
 }
 
-func (c *franzConsumer) consume(ctx context.Context, n int) (int64, error) {
-	var got int
-	var bytes int64
-	for got < n {
+func (c *franzConsumer) consume(ctx context.Context, total int64) (int64, error) {
+	for c.got < total {
 		fs := c.cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil && fs.NumRecords() == 0 {
-			return bytes, err
+			return c.got, err
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			bytes += int64(len(r.Value))
-			got++
+			c.bytes += int64(len(r.Value))
+			c.got++
 		})
 	}
-	return bytes, nil
+	return c.got, nil
 }
 
 func (c *franzConsumer) close() error {

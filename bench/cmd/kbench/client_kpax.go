@@ -82,9 +82,10 @@ func (k *kpaxProducer) close() error {
 func (k *kpaxProducer) config() string { return k.opts }
 
 type kpaxConsumer struct {
-	cl   *kpax.Client
-	c    *kpax.Consumer
-	opts string
+	got, bytes int64
+	cl         *kpax.Client
+	c          *kpax.Consumer
+	opts       string
 }
 
 func newKpaxConsumer(s *Spec) (consumer, error) {
@@ -114,23 +115,21 @@ func newKpaxConsumer(s *Spec) (consumer, error) {
 	return &kpaxConsumer{cl: cl, c: c, opts: opts}, nil
 }
 
-func (k *kpaxConsumer) consume(ctx context.Context, n int) (int64, error) {
-	var got int
-	var bytes int64
-	for got < n {
+func (k *kpaxConsumer) consume(ctx context.Context, total int64) (int64, error) {
+	for k.got < total {
 		f, err := k.c.Poll(ctx)
 		if err != nil {
-			return bytes, err
+			return k.got, err
 		}
 		for i := range f.Records {
-			bytes += int64(len(f.Records[i].Value))
+			k.bytes += int64(len(f.Records[i].Value))
 		}
-		got += len(f.Records)
+		k.got += int64(len(f.Records))
 		if len(f.Errors) > 0 && len(f.Records) == 0 {
-			return bytes, f.Errors[0]
+			return k.got, f.Errors[0]
 		}
 	}
-	return bytes, nil
+	return k.got, nil
 }
 
 func (k *kpaxConsumer) close() error {

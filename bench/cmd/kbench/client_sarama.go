@@ -153,9 +153,9 @@ func newSaramaConsumer(s *Spec) (consumer, error) {
 	return sc, nil
 }
 
-func (c *saramaConsumer) consume(ctx context.Context, n int) (int64, error) {
-	ch := c.count.expect(c.count.n.Load() + int64(n))
-	return 0, waitDone(ctx, ch, &c.count)
+func (c *saramaConsumer) consume(ctx context.Context, total int64) (int64, error) {
+	err := waitDone(ctx, c.count.expect(total), &c.count)
+	return c.count.n.Load(), err
 }
 
 func (c *saramaConsumer) close() error {

@@ -274,7 +274,7 @@ How it is measured (bench/cmd/kbench):
 - **Metrics:** records/s; CPU ns per record = user+system time of the client's process (getrusage
   RUSAGE_SELF) over the measured interval divided by N; allocations and bytes per record from
   runtime.MemStats (Mallocs, TotalAlloc), so the benchmark's own record structs count too, as in an
-  application; peak RSS (ru_maxrss) of the client process. The sink broker runs in a separate process,
+  application; peak RSS of the client process (VmHWM). The sink broker runs in a separate process,
   so its CPU is not counted; the real broker shares the machine's cores with the client.
 `
 

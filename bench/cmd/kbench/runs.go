@@ -115,7 +115,8 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 				return results, err
 			}
 			if w.spec.Kind == "consume" {
-				if err := fillTopic(admin, &w.spec, w.spec.N+w.spec.Warmup); err != nil {
+				// Room for what a fetch takes beyond the warm-up.
+				if err := fillTopic(admin, &w.spec, w.spec.N+2*w.spec.Warmup+20_000); err != nil {
 					return results, fmt.Errorf("filling %s: %v", w.spec.Topic, err)
 				}
 			}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -99,10 +101,10 @@ type producer interface {
 }
 
 // consumer is one client's consumer of all partitions of s.Topic from the
-// earliest offset. consume returns once n records arrived, with the number of
-// value bytes seen.
+// earliest offset. consume returns once at least total records arrived since
+// the consumer started, with the number that did.
 type consumer interface {
-	consume(ctx context.Context, n int) (int64, error)
+	consume(ctx context.Context, total int64) (int64, error)
 	close() error
 	config() string
 }
@@ -179,9 +181,24 @@ func (r *Result) measure(a, b sample) {
 	r.CPUNs = cpuNs(&b.ru) - cpuNs(&a.ru)
 	r.Mallocs = b.mem.Mallocs - a.mem.Mallocs
 	r.AllocBytes = b.mem.TotalAlloc - a.mem.TotalAlloc
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	r.MaxRSSKB = ru.Maxrss
+	r.MaxRSSKB = peakRSSKB()
+}
+
+// peakRSSKB is the process's peak resident set (VmHWM). Unlike ru_maxrss,
+// which Linux carries over an exec from the forking parent, it starts afresh
+// with the process image.
+func peakRSSKB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // runChild runs one Spec and prints its Result as JSON on stdout.
@@ -202,7 +219,7 @@ func runChild(args []string) error {
 	if impl.note != nil {
 		res.Note = impl.note(&s)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	var err error
 	switch s.Kind {
@@ -359,16 +376,17 @@ func runConsume(ctx context.Context, impl clientImpl, s *Spec, res *Result) erro
 	}
 	defer c.close()
 	res.Config = c.config()
+	var before int64
 	if s.Warmup > 0 {
-		if _, err := c.consume(ctx, s.Warmup); err != nil {
+		if before, err = c.consume(ctx, int64(s.Warmup)); err != nil {
 			return fmt.Errorf("warmup: %v", err)
 		}
 	}
 	runtime.GC()
 	a := takeSample()
-	_, err = c.consume(ctx, s.N)
+	after, err := c.consume(ctx, before+int64(s.N))
 	b := takeSample()
 	res.measure(a, b)
-	res.Records = s.N
+	res.Records = int(after - before)
 	return err
 }
