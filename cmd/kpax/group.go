@@ -429,19 +429,44 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 	if err != nil {
 		return err
 	}
-	if len(committed) == 0 {
-		fmt.Fprintf(e.stdout, "group %q has no committed offsets\n", group)
-		return nil
-	}
-	tps := sortedTPs(committed)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	if !lag {
+		if len(committed) == 0 {
+			fmt.Fprintf(e.stdout, "group %q has no committed offsets\n", group)
+			return nil
+		}
 		fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSET")
-		for _, p := range tps {
+		for _, p := range sortedTPs(committed) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\n", p.topic, p.partition, committed[p])
 		}
 		return tw.Flush()
 	}
+	// The partitions with a committed offset, and those assigned to a
+	// member without one yet.
+	owners := make(map[tp]string)
+	if g, err := describeGroup(ctx, cl, group); err == nil {
+		for _, m := range g.members {
+			for t, ps := range m.assigned {
+				for _, p := range ps {
+					owners[tp{t, p}] = m.id
+				}
+			}
+		}
+	}
+	all := make(map[tp]int64, len(committed))
+	for p, off := range committed {
+		all[p] = off
+	}
+	for p := range owners {
+		if _, ok := all[p]; !ok {
+			all[p] = -1
+		}
+	}
+	if len(all) == 0 {
+		fmt.Fprintf(e.stdout, "group %q has no committed offsets and no members\n", group)
+		return nil
+	}
+	tps := sortedTPs(all)
 	md, err := cl.Metadata(ctx, topicsOf(tps)...)
 	if err != nil {
 		return timeoutErr(ctx, err)
@@ -465,31 +490,24 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 	if err != nil {
 		return err
 	}
-	owners := make(map[tp]string)
-	if g, err := describeGroup(ctx, cl, group); err == nil {
-		for _, m := range g.members {
-			for t, ps := range m.assigned {
-				for _, p := range ps {
-					owners[tp{t, p}] = m.clientID + " " + m.id
-				}
-			}
-		}
-	}
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
 	var total int64
 	for _, p := range tps {
+		off, owner := "-", dash(owners[p])
+		if c := all[p]; c >= 0 {
+			off = fmt.Sprint(c)
+		}
 		end, ok := ends[p]
-		if !ok {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t(topic gone)\n", p.topic, p.partition, committed[p])
-			continue
+		switch {
+		case !ok:
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t(topic gone)\n", p.topic, p.partition, off)
+		case all[p] < 0:
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t-\t%s\n", p.topic, p.partition, off, end, owner)
+		default:
+			l := max(end-all[p], 0)
+			total += l
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.topic, p.partition, off, end, l, owner)
 		}
-		l := max(end-committed[p], 0)
-		total += l
-		owner := owners[p]
-		if owner == "" {
-			owner = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", p.topic, p.partition, committed[p], end, l, owner)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

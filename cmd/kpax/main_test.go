@@ -489,6 +489,13 @@ func TestCLIGroupInterrupt(t *testing.T) {
 		}
 		got = append(got, buf[:n]...)
 	}
+	// While it runs, the member owns both partitions.
+	if desc := mustKpax(t, b, "", "group", "describe", group); !strings.Contains(desc, "state Stable") || !strings.Contains(desc, topic+":0,1") {
+		t.Errorf("group describe while consuming:\n%s", desc)
+	}
+	if lag := mustKpax(t, b, "", "group", "lag", group); strings.Count(lag, " kpax-cli-") != 2 {
+		t.Errorf("group lag while consuming, want a member for both partitions:\n%s", lag)
+	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
