@@ -205,6 +205,7 @@ func (e *GroupError) Unwrap() error { return e.Err }
 // what Poll returned).
 type GroupConsumer struct {
 	cl          *Client
+	conf        config // the client's options with the group consumer's
 	cfg         groupConfig
 	group       string
 	topics      []string
@@ -257,7 +258,7 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 		return nil, err
 	}
 	g := &GroupConsumer{
-		cl: cl, cfg: cfg.group, group: group, topics: ts, c: c, cooperative: true,
+		cl: cl, conf: cfg, cfg: cfg.group, group: group, topics: ts, c: c, cooperative: true,
 		generation: -1, owned: map[topicPartition]bool{}, committed: map[topicPartition]position{},
 		idle: make(chan struct{}), ran: make(chan struct{}), queueWake: make(chan struct{}, 1),
 	}
@@ -327,7 +328,7 @@ func (g *GroupConsumer) waitIdle(ctx context.Context) {
 		select {
 		case <-ch:
 		case <-t.C:
-			g.cl.cfg.logger.Warn("kpax: group: the application did not come back to Poll within half the rebalance timeout; revoking anyway", "group", g.group)
+			g.conf.logger.Warn("kpax: group: the application did not come back to Poll within half the rebalance timeout; revoking anyway", "group", g.group)
 			return
 		case <-ctx.Done():
 			return
@@ -441,7 +442,7 @@ func (g *GroupConsumer) run() {
 			if wait {
 				failures++
 				g.report(err)
-				if !sleep(ctx, min(g.cl.cfg.retryBackoff<<min(failures-1, 16), g.cl.cfg.retryBackoffMax)) {
+				if !sleep(ctx, min(g.conf.retryBackoff<<min(failures-1, 16), g.conf.retryBackoffMax)) {
 					return
 				}
 			}
@@ -489,7 +490,7 @@ func (g *GroupConsumer) joinFailed(err error) (why int, wait bool) {
 
 // setFatal stops the membership for good: Poll returns err from now on.
 func (g *GroupConsumer) setFatal(ctx context.Context, err error) {
-	g.cl.cfg.logger.Error("kpax: group member stopped", "group", g.group, "err", err)
+	g.conf.logger.Error("kpax: group member stopped", "group", g.group, "err", err)
 	g.lose(ctx, err, true)
 	g.mu.Lock()
 	g.fatal = err
@@ -514,7 +515,7 @@ func (g *GroupConsumer) lose(ctx context.Context, err error, resetMember bool) {
 	if len(lost) == 0 {
 		return
 	}
-	g.cl.cfg.logger.Warn("kpax: group partitions lost", "group", g.group, "partitions", len(lost), "err", err)
+	g.conf.logger.Warn("kpax: group partitions lost", "group", g.group, "partitions", len(lost), "err", err)
 	g.c.unassign(lost)
 	if f := g.cfg.onLost; f != nil {
 		f(ctx, partsByTopic(setOf(lost)))
@@ -562,6 +563,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 		f(ctx, partsByTopic(setOf(tps)))
 	}
 	pos := g.c.unassign(tps)
+	g.conf.logger.Debug("kpax: group partitions revoked", "group", g.group, "positions", fmt.Sprint(pos))
 	g.mu.Lock()
 	for _, tp := range tps {
 		delete(g.owned, tp)
@@ -570,7 +572,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.rebalance/2)
 	defer cancel()
 	if err := g.commitWait(cctx, pos, false); err != nil && ctx.Err() == nil {
-		g.cl.cfg.logger.Warn("kpax: group commit on revoke", "group", g.group, "err", err)
+		g.conf.logger.Warn("kpax: group commit on revoke", "group", g.group, "err", err)
 		g.report(err)
 	}
 }
@@ -592,7 +594,7 @@ func (g *GroupConsumer) subscription() []JoinGroupRequestProtocol {
 	}
 	g.mu.Unlock()
 	var rack *string
-	if r := g.cl.cfg.rack; r != "" {
+	if r := g.conf.rack; r != "" {
 		rack = &r
 	}
 	out := make([]JoinGroupRequestProtocol, 0, len(g.cfg.balancers))
@@ -643,7 +645,7 @@ func (g *GroupConsumer) joinSync(ctx context.Context) (joinResult, error) {
 		g.mu.Lock()
 		g.memberID, g.generation, g.protocol, g.leader = resp.MemberID, resp.GenerationID, protocol, leader
 		g.mu.Unlock()
-		g.cl.cfg.logger.Info("kpax: joined group", "group", g.group, "generation", resp.GenerationID,
+		g.conf.logger.Info("kpax: joined group", "group", g.group, "generation", resp.GenerationID,
 			"member", resp.MemberID, "protocol", protocol, "leader", leader, "skipAssignment", resp.SkipAssignment)
 		var plan []SyncGroupRequestAssignment
 		if leader && !resp.SkipAssignment {
@@ -692,7 +694,7 @@ func (g *GroupConsumer) balance(ctx context.Context, protocol string, ms []JoinG
 	for _, m := range ms {
 		gm, err := groupMember(m.MemberID, m.GroupInstanceID, m.Metadata)
 		if err != nil {
-			g.cl.cfg.logger.Warn("kpax: group member's subscription unreadable; it gets nothing", "group", g.group, "member", m.MemberID, "err", err)
+			g.conf.logger.Warn("kpax: group member's subscription unreadable; it gets nothing", "group", g.group, "member", m.MemberID, "err", err)
 			continue
 		}
 		members = append(members, gm)
@@ -711,7 +713,7 @@ func (g *GroupConsumer) balance(ctx context.Context, protocol string, ms []JoinG
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			g.cl.cfg.logger.Warn("kpax: group leader: topic skipped", "group", g.group, "topic", t, "err", err)
+			g.conf.logger.Warn("kpax: group leader: topic skipped", "group", g.group, "topic", t, "err", err)
 			continue
 		}
 		counts[t] = int32(len(tm.Partitions))
@@ -789,6 +791,7 @@ func (g *GroupConsumer) apply(ctx context.Context, res joinResult) bool {
 		}
 		return true // join again: a new round gives a new chance
 	}
+	g.conf.logger.Debug("kpax: group partitions assigned", "group", g.group, "offsets", fmt.Sprint(offs))
 	g.c.assign(offs)
 	return len(revoked) > 0
 }
@@ -822,7 +825,7 @@ func (g *GroupConsumer) startHeartbeat(gen int32, member string) *heartbeater {
 			case <-ctx.Done():
 				return
 			}
-			rctx, rcancel := context.WithTimeout(ctx, min(g.cfg.session, g.cl.cfg.requestTimeout))
+			rctx, rcancel := context.WithTimeout(ctx, min(g.cfg.session, g.conf.requestTimeout))
 			r, err := g.request(rctx, "Heartbeat", &HeartbeatRequest{GroupID: g.group, GenerationID: gen, MemberID: member, GroupInstanceID: instance})
 			rcancel()
 			if err == nil {
@@ -836,7 +839,7 @@ func (g *GroupConsumer) startHeartbeat(gen int32, member string) *heartbeater {
 				return
 			default: // coordinator moved or unreachable: try again at the next tick
 				g.coordinatorFailed(err)
-				g.cl.cfg.logger.Debug("kpax: group heartbeat failed", "group", g.group, "err", err)
+				g.conf.logger.Debug("kpax: group heartbeat failed", "group", g.group, "err", err)
 			}
 		}
 	}()
@@ -853,7 +856,7 @@ func (g *GroupConsumer) stable(ctx context.Context, hb *heartbeater) (int, error
 		defer t.Stop()
 		tick = t.C
 	}
-	meta := time.NewTicker(min(g.cl.cfg.metadataMaxAge, 30*time.Second))
+	meta := time.NewTicker(min(g.conf.metadataMaxAge, 30*time.Second))
 	defer meta.Stop()
 	for {
 		select {
@@ -877,7 +880,7 @@ func (g *GroupConsumer) stable(ctx context.Context, hb *heartbeater) (int, error
 			}
 		case <-meta.C:
 			if g.partitionsChanged(ctx) {
-				g.cl.cfg.logger.Info("kpax: group leader: partition counts changed; rebalancing", "group", g.group)
+				g.conf.logger.Info("kpax: group leader: partition counts changed; rebalancing", "group", g.group)
 				return rejoinRebalance, nil
 			}
 		case <-ctx.Done():
@@ -895,7 +898,7 @@ func (g *GroupConsumer) partitionsChanged(ctx context.Context) bool {
 	if !leader || len(counts) == 0 {
 		return false
 	}
-	rctx, cancel := context.WithTimeout(ctx, g.cl.cfg.requestTimeout)
+	rctx, cancel := context.WithTimeout(ctx, g.conf.requestTimeout)
 	defer cancel()
 	if err := g.cl.meta.refresh(rctx, slices.Collect(maps.Keys(counts))...); err != nil {
 		return false

@@ -34,7 +34,7 @@ func (g *GroupConsumer) CommitAsync(cb func(error)) {
 	if cb == nil {
 		cb = func(err error) {
 			if err != nil {
-				g.cl.cfg.logger.Warn("kpax: group async commit", "group", g.group, "err", err)
+				g.conf.logger.Warn("kpax: group async commit", "group", g.group, "err", err)
 			}
 		}
 	}
@@ -68,11 +68,11 @@ func (g *GroupConsumer) autoCommit() {
 	if len(offs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(g.ctx, g.cl.cfg.requestTimeout)
+	ctx, cancel := context.WithTimeout(g.ctx, g.conf.requestTimeout)
 	g.enqueue(&commitReq{ctx: ctx, offs: offs, done: func(err error) {
 		cancel()
 		if err != nil && g.ctx.Err() == nil {
-			g.cl.cfg.logger.Warn("kpax: group auto commit", "group", g.group, "err", err)
+			g.conf.logger.Warn("kpax: group auto commit", "group", g.group, "err", err)
 			g.report(err)
 		}
 	}})
@@ -173,7 +173,7 @@ func (g *GroupConsumer) commitNow(ctx context.Context, offs map[topicPartition]p
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, min(g.cl.cfg.retryBackoff<<min(attempt-1, 16), g.cl.cfg.retryBackoffMax)) {
+		if attempt > 0 && !sleep(ctx, min(g.conf.retryBackoff<<min(attempt-1, 16), g.conf.retryBackoffMax)) {
 			return g.groupErr("OffsetCommit", ctx.Err())
 		}
 		g.mu.Lock()
@@ -235,7 +235,7 @@ func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) 
 	}
 	req.Groups = []OffsetFetchRequestGroup{grp}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, min(g.cl.cfg.retryBackoff<<min(attempt-1, 16), g.cl.cfg.retryBackoffMax)) {
+		if attempt > 0 && !sleep(ctx, min(g.conf.retryBackoff<<min(attempt-1, 16), g.conf.retryBackoffMax)) {
 			return nil, g.groupErr("OffsetFetch", ctx.Err())
 		}
 		r, err := g.request(ctx, "OffsetFetch", req)
@@ -253,7 +253,7 @@ func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) 
 			return nil, g.groupErr("OffsetFetch", err)
 		}
 		g.coordinatorFailed(err)
-		g.cl.cfg.logger.Debug("kpax: group offset fetch retried", "group", g.group, "err", err)
+		g.conf.logger.Debug("kpax: group offset fetch retried", "group", g.group, "err", err)
 	}
 }
 
