@@ -142,6 +142,9 @@ func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legac
 		tlsConn := tls.Client(nc, tc)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			nc.Close()
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("TLS handshake: %w (the broker hung up: is the listener plain TCP?)", err)
+			}
 			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
 		nc = tlsConn
@@ -192,7 +195,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				return fmt.Errorf("%w: %w", errLegacyBroker, err)
 			}
-			return fmt.Errorf("ApiVersions v%d: %w", v, err)
+			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))
 		}
 		resp := &ApiVersionsResponse{}
 		derr := decodeResponse(cl.frame, req, v, resp)
@@ -375,11 +378,18 @@ func (c *conn) writeLoop() {
 func (c *conn) readLoop() {
 	defer c.exit()
 	var size [4]byte
+	first := true
 	for {
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 			c.close(readErr(err))
 			return
 		}
+		if first && isTLSRecord(size) {
+			// A TLS alert or handshake where a small first response belongs.
+			c.close(fmt.Errorf("%w: the broker answered with TLS (record % x): use WithTLS for this listener", ErrMalformed, size))
+			return
+		}
+		first = false
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		if (n < 4 && !(n >= 0 && c.rawTokens.Load())) || n > maxResponseSize {
 			c.close(fmt.Errorf("%w: response size %d", ErrMalformed, n))
@@ -420,6 +430,13 @@ func (c *conn) readLoop() {
 		cl.received = int(n) + 4
 		cl.finish(nil)
 	}
+}
+
+// isTLSRecord reports whether b starts a TLS record (change cipher spec,
+// alert, handshake or data; protocol version 3.x). As the size of the first
+// response on a connection, it would claim more than 300 MiB.
+func isTLSRecord(b [4]byte) bool {
+	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 3 && b[2] <= 4
 }
 
 // readFrame reads n bytes, growing the buffer as bytes arrive, so that a
