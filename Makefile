@@ -38,7 +38,7 @@ TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_TEST_NODE_VERSION=$(K4_VERSION)
 
 .PHONY: help demo demo-down deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
-	vet gencheck gotest test fuzz bench
+	vet gencheck gotest test fuzz bench bench-unit
 
 help:
 	@echo 'make demo         install what is missing, start Kafka $(DEMO_VERSION) on 127.0.0.1:$(DEMO_PORT), a round trip with cmd/kpax'
@@ -55,7 +55,9 @@ help:
 	@echo 'make gotest       go test $(GOTESTFLAGS) ./... against running brokers'
 	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, kafka-down (always), summary'
 	@echo 'make fuzz         each Fuzz target for FUZZTIME=$(FUZZTIME)'
-	@echo 'make bench        benchmarks with -benchmem'
+	@echo 'make bench-unit   in-package benchmarks (go test -bench . -benchmem)'
+	@echo 'make bench        kpax vs franz-go, sarama, kafka-go (bench/): sink broker + Kafka $(K4_VERSION) -> bench/results/'
+	@echo '                  BENCH_N=records per run, BENCH_REPS=repetitions, BENCH_KAFKA=use this broker instead of starting one'
 
 # The README's main command (scripts/demo.sh): it leaves its broker running; demo-down stops it.
 DEMO_PORT     ?= 9092
@@ -156,5 +158,26 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) . || exit 1; \
 	done
 
-bench:
+bench-unit:
 	$(GO) test -run '^$$' -bench . -benchmem .
+
+# Side-by-side benchmarks (bench/ is a module of its own, so its peers stay out of go.mod): a sink
+# broker that kbench starts as a separate process, and a real Kafka, started here on
+# BENCH_KAFKA_PORT (and stopped however it ends) unless BENCH_KAFKA names one. kbench reads
+# BENCH_N, BENCH_REPS, BENCH_MATRIX (default|full) and BENCH_NOTE from the environment.
+BENCH_KAFKA      ?=
+BENCH_KAFKA_PORT ?= 51092
+BENCH_RUN_DIR    ?= $(or $(TMPDIR),/tmp)/kpax-bench-kafka
+BENCH_FLAGS      ?=
+bench:
+	@bin=$$(mktemp "$${TMPDIR:-/tmp}/kbench.XXXXXX"); \
+	trap 'rm -f "$$bin"' EXIT; \
+	(cd bench && $(GO) build -o "$$bin" ./cmd/kbench); \
+	addr="$(BENCH_KAFKA)"; \
+	if [ -z "$$addr" ]; then \
+		$(KAFKA) fetch $(K4_VERSION); \
+		trap 'rm -f "$$bin"; KPAX_RUN_DIR=$(BENCH_RUN_DIR) $(KAFKA) stop kbench' EXIT; \
+		KPAX_RUN_DIR=$(BENCH_RUN_DIR) $(KAFKA) start kbench $(K4_VERSION) $(BENCH_KAFKA_PORT); \
+		addr=127.0.0.1:$(BENCH_KAFKA_PORT); \
+	fi; \
+	cd bench && "$$bin" -kafka "$$addr" -kafka-version $(K4_VERSION) -out results $(BENCH_FLAGS)

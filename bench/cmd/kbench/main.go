@@ -65,6 +65,7 @@ type options struct {
 	loadNote     string
 	runTimeout   time.Duration
 	consumeParts int
+	kafkaVersion string
 }
 
 func orchestrate(args []string) error {
@@ -81,6 +82,7 @@ func orchestrate(args []string) error {
 	fs.StringVar(&o.matrix, "matrix", envStr("BENCH_MATRIX", "default"), "workload matrix: default or full (env BENCH_MATRIX)")
 	fs.StringVar(&o.loadNote, "note", os.Getenv("BENCH_NOTE"), "a note on the machine's state, written to results.md")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "timeout of one run")
+	fs.StringVar(&o.kafkaVersion, "kafka-version", "4.4.0", "version of the real broker, for the report")
 	fs.IntVar(&o.consumeParts, "consume-partitions", 1, "partitions of the consume workload")
 	fs.Parse(args)
 	o.clients = strings.Split(*clientList, ",")
@@ -136,7 +138,7 @@ func orchestrate(args []string) error {
 	}
 	machine.LoadAfter = loadavg()
 	rep := &report{Machine: machine, Started: started.UTC(), Elapsed: time.Since(started).Round(time.Second).String(),
-		N: o.n, Reps: o.reps, Matrix: o.matrix, Note: o.loadNote, Results: results}
+		N: o.n, Reps: o.reps, Matrix: o.matrix, KafkaVersion: o.kafkaVersion, Note: o.loadNote, Results: results}
 	return rep.write(o.out)
 }
 

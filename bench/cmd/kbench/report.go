@@ -13,15 +13,16 @@ import (
 )
 
 type report struct {
-	Machine machineInfo `json:"machine"`
-	Started time.Time   `json:"started"`
-	Elapsed string      `json:"elapsed"`
-	N       int         `json:"n"`
-	Reps    int         `json:"reps"`
-	Matrix  string      `json:"matrix"`
-	Note    string      `json:"note,omitempty"`
-	Summary []row       `json:"summary"`
-	Results []Result    `json:"results"`
+	Machine      machineInfo `json:"machine"`
+	Started      time.Time   `json:"started"`
+	Elapsed      string      `json:"elapsed"`
+	N            int         `json:"n"`
+	Reps         int         `json:"reps"`
+	Matrix       string      `json:"matrix"`
+	KafkaVersion string      `json:"kafka_version"`
+	Note         string      `json:"note,omitempty"`
+	Summary      []row       `json:"summary"`
+	Results      []Result    `json:"results"`
 }
 
 // stat is the median of a metric over the repetitions, with min and max.
@@ -175,7 +176,7 @@ func (r *report) markdown() string {
 	if r.Note != "" {
 		fmt.Fprintf(&b, "- **Note:** %s\n", r.Note)
 	}
-	fmt.Fprintf(&b, "- N = %d records per produce and consume run (plus an unmeasured warm-up of min(N/100, 10k)); "+
+	fmt.Fprintf(&b, "- N = %d records per produce and consume run (produce runs after an unmeasured warm-up of min(max(N/100, 1000), 10k)); "+
 		"matrix `%s`.\n", r.N, r.Matrix)
 	b.WriteString(methodMD)
 	for _, broker := range []string{"sink", "kafka"} {
@@ -190,7 +191,7 @@ func (r *report) markdown() string {
 		}
 		title := "Sink broker (client CPU alone)"
 		if broker == "kafka" {
-			title = "Real broker (Kafka, single node on the same machine)"
+			title = fmt.Sprintf("Real broker (Kafka %s, one KRaft node on the same machine)", r.KafkaVersion)
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", title)
 		b.WriteString("| workload | client | records/s | CPU ns/record | allocs/record | bytes/record | peak RSS MiB | p50 µs | p99 µs | p99.9 µs |\n")
@@ -264,7 +265,8 @@ How it is measured (bench/cmd/kbench):
   franz-go ` + "`Produce`" + ` with a promise, sarama ` + "`AsyncProducer`" + ` with Successes/Errors drained,
   kafka-go ` + "`Writer{Async: true}`" + ` with 1000 messages per ` + "`WriteMessages`" + ` call and a Completion
   callback); the time runs from the first send to the last acknowledgement. Linger 5 ms.
-- **Consume:** N records from all partitions of one topic, from the earliest offset, without groups (kpax
+- **Consume:** N records from all partitions of one topic, from the earliest offset, without groups, measured
+  from the consumer's creation (connections included, no warm-up: background fetching would run ahead of it) (kpax
   ` + "`Consumer.Poll`" + `, franz-go ` + "`ConsumePartitions`+`PollFetches`" + `, sarama ` + "`ConsumePartition`" + `,
   kafka-go one ` + "`Reader`" + ` per partition). The sink serves synthetic uncompressed batches of 500 records.
 - **Latency:** open loop at a fixed rate for the sending time (acks=all, idempotent where the client can, no

@@ -85,7 +85,7 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 		s.Topic = fmt.Sprintf("kbench-%s-p%d-%s", slug, s.Partitions, stamp)
 	}
 	switch s.Kind {
-	case "produce", "consume":
+	case "produce":
 		s.Warmup = min(max(o.n/100, 1000), 10_000)
 	case "latency":
 		s.Warmup = 1000
@@ -115,8 +115,7 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 				return results, err
 			}
 			if w.spec.Kind == "consume" {
-				// Room for what a fetch takes beyond the warm-up.
-				if err := fillTopic(admin, &w.spec, w.spec.N+2*w.spec.Warmup+20_000); err != nil {
+				if err := fillTopic(admin, &w.spec, w.spec.N); err != nil {
 					return results, fmt.Errorf("filling %s: %v", w.spec.Topic, err)
 				}
 			}
