@@ -43,7 +43,7 @@ type Client struct {
 	pools   map[int32]*brokerPool // by node ID
 	seeds   []*brokerPool         // node IDs -1, -2, ...
 	retired []*brokerPool         // closed pools whose connections may still be ending
-	legacy  map[string]bool       // addresses of brokers that predate ApiVersions
+	legacy  map[string]bool       // by address: the broker predates ApiVersions (false: it answered ApiVersions)
 }
 
 // isLegacy reports whether the broker at addr is known to predate
@@ -54,13 +54,22 @@ func (cl *Client) isLegacy(addr string) bool {
 	return cl.legacy[addr]
 }
 
-func (cl *Client) setLegacy(addr string) {
+func (cl *Client) setLegacy(addr string, on bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.legacy == nil {
 		cl.legacy = make(map[string]bool)
 	}
-	cl.legacy[addr] = true
+	cl.legacy[addr] = on
+}
+
+// isModern reports whether the broker at addr has answered ApiVersions:
+// a connection it closes on ApiVersions later is a fault, not an old broker.
+func (cl *Client) isModern(addr string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	legacy, known := cl.legacy[addr]
+	return known && !legacy
 }
 
 // Hooks are functions the client calls on events, e.g. to count requests,
@@ -520,19 +529,36 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 		}
 	}
 	cfg := &p.cl.cfg
-	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy, &p.cl.conns)
+	// Versions are negotiated on every dial, even with a broker taken for
+	// one that predates ApiVersions: a connection closed on ApiVersions can
+	// also be a network fault or a broker going down, and the mark must not
+	// stick to a broker that answers again. Only a broker that still closes
+	// on ApiVersions gets a v0 connection (at once after this pool's two
+	// closed ApiVersions in a row).
+	p.mu.Lock()
+	fresh := p.eofs >= 2
+	p.mu.Unlock()
+	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy && fresh, &p.cl.conns)
+	if legacy && !fresh && err != nil && errors.Is(err, errLegacyBroker) {
+		c, err = dialConn(ctx, cfg, p.nodeID, p.addr, true, &p.cl.conns)
+	} else if err == nil && !(legacy && fresh) && !p.cl.isModern(p.addr) {
+		p.cl.setLegacy(p.addr, false)
+		if legacy {
+			cfg.logger.Info("kpax: broker answers ApiVersions again; negotiating versions", "broker", p.addr)
+		}
+	}
 	if h := cfg.hooks.OnConnect; h != nil {
 		h(p.nodeID, p.addr, err)
 	}
 	if err != nil && errors.Is(err, errLegacyBroker) {
 		p.mu.Lock()
 		p.eofs++
-		legacy := p.eofs >= 2
+		legacy := p.eofs >= 2 && !p.cl.isModern(p.addr)
 		p.mu.Unlock()
 		if legacy {
 			// Twice in a row: a broker older than 0.10, which closes the
-			// connection on ApiVersions. Talk v0 to it from now on.
-			p.cl.setLegacy(p.addr)
+			// connection on ApiVersions. Talk v0 to it while it keeps doing so.
+			p.cl.setLegacy(p.addr, true)
 			cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr)
 		}
 	}
