@@ -196,7 +196,34 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 	if sp, ok := p.part.(*stickyPartitioner); ok {
 		sp.batchSent(ps.tp.topic, ps.tp.partition)
 	}
+	if ps.failures > 0 {
+		// A partition that failed is probed with this one batch after its
+		// avoidance period; unkeyed records keep away until it succeeds.
+		p.avoid(ps, time.Now())
+	}
 	return b
+}
+
+// avoid keeps unkeyed records away from a partition for the avoidance
+// period, or until a batch of it succeeds. p.mu is held.
+func (p *Producer) avoid(ps *partState, now time.Time) {
+	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
+	ts := p.topics[ps.tp.topic]
+	if ts == nil || ts.n <= 1 {
+		return
+	}
+	ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
+	if len(ts.avail) == 0 { // all were available
+		for i := 0; i < ts.n; i++ {
+			if int32(i) != ps.tp.partition {
+				ts.avail = append(ts.avail, int32(i))
+			}
+		}
+		return
+	}
+	if i := slices.Index(ts.avail, ps.tp.partition); i >= 0 && len(ts.avail) > 1 {
+		ts.avail = slices.Delete(ts.avail, i, i+1)
+	}
 }
 
 // expire fails records past their delivery timeout. p.mu is held.
@@ -494,7 +521,14 @@ func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceRes
 // succeed completes a batch written at base. p.mu is held.
 func (p *Producer) succeed(b *batch, base int64) {
 	ps := b.ps
-	ps.failures = 0
+	if ps.failures > 0 {
+		// Available again at once: the next topic reload says so.
+		ps.failures = 0
+		ps.avoidUntil = time.Time{}
+		if ts := p.topics[ps.tp.topic]; ts != nil {
+			ts.reloadAt = time.Time{}
+		}
+	}
 	ps.backoff = p.cl.cfg.retryBackoff
 	for i, pr := range b.recs {
 		pr.rec.Partition = ps.tp.partition
@@ -520,10 +554,7 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps.failures++
 	ps.retryAt = now.Add(ps.backoff)
 	ps.backoff = min(2*ps.backoff, p.cl.cfg.retryBackoffMax)
-	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
-	if ts := p.topics[ps.tp.topic]; ts != nil {
-		ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
-	}
+	p.avoid(ps, now)
 	if leaderGone {
 		ps.leader = -1
 		p.cl.meta.invalidate()
