@@ -36,7 +36,7 @@ func chartSVG(rows []row) string {
 		{"", "sink", []string{"consume"}, func(r *row) stat { return r.CPUPerRec }, "ns"},
 		{"Produce throughput, real Kafka broker (records/s, higher is better)", "kafka", []string{"produce"},
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
-		{"Consume, real Kafka broker (records/s)", "kafka", []string{"consume"},
+		{"Consume, real Kafka broker (records/s; group: fresh group, join included)", "kafka", []string{"consume", "group"},
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
 		{"Ack latency p99, real Kafka broker, open loop (µs, lower is better)", "kafka", []string{"latency"},
 			func(r *row) stat { return r.P99 }, "µs"},

@@ -76,6 +76,8 @@ func workloadName(s *Spec) string {
 		return fmt.Sprintf("produce %s %s p%d", mode, s.Compression, s.Partitions)
 	case "consume":
 		return fmt.Sprintf("consume p%d", s.Partitions)
+	case "group":
+		return fmt.Sprintf("group consume p%d", s.Partitions)
 	}
 	return fmt.Sprintf("latency %dk/s", s.Rate/1000)
 }
@@ -269,6 +271,10 @@ How it is measured (bench/cmd/kbench):
   from the consumer's creation (connections included, no warm-up: background fetching would run ahead of it) (kpax
   ` + "`Consumer.Poll`" + `, franz-go ` + "`ConsumePartitions`+`PollFetches`" + `, sarama ` + "`ConsumePartition`" + `,
   kafka-go one ` + "`Reader`" + ` per partition). The sink serves synthetic uncompressed batches of 500 records.
+- **Group consume** (real broker only: the sink has no group coordinator): each run joins a fresh group
+  (classic protocol, range balancer, auto-commit every 5 s, start at the earliest offset) and reads N records,
+  measured from the consumer's creation, so joining the group counts (kpax ` + "`GroupConsumer`" + `, franz-go
+  ` + "`ConsumerGroup`" + `, sarama ` + "`ConsumerGroup`" + ` marking every message, kafka-go ` + "`Reader{GroupID}`" + `).
 - **Latency:** open loop at a fixed rate for the sending time (acks=all, idempotent where the client can, no
   compression, linger 1 ms, 1 partition): record i is due at start + i/rate and is sent when due whatever the
   acknowledgements do; its latency runs from when it was due to its acknowledgement, so a client that falls

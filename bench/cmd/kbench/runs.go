@@ -60,6 +60,10 @@ func workloads(broker string, o *options) []workload {
 	}
 	ws = append(ws, workload{name: fmt.Sprintf("consume p%d", o.consumeParts),
 		spec: Spec{Kind: "consume", Partitions: o.consumeParts}})
+	if broker == "kafka" {
+		ws = append(ws, workload{name: fmt.Sprintf("group consume p%d", o.consumeParts),
+			spec: Spec{Kind: "group", Partitions: o.consumeParts}})
+	}
 	for _, rate := range []int{10_000, 100_000} {
 		ws = append(ws, workload{name: fmt.Sprintf("latency %dk/s", rate/1000),
 			spec: Spec{Kind: "latency", Partitions: 1, Acks: -1, Idempotent: true, Compression: "none",
@@ -114,7 +118,7 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 			if err := createTopic(admin, w.spec.Topic, w.spec.Partitions); err != nil {
 				return results, err
 			}
-			if w.spec.Kind == "consume" {
+			if w.spec.Kind == "consume" || w.spec.Kind == "group" {
 				if err := fillTopic(admin, &w.spec, w.spec.N); err != nil {
 					return results, fmt.Errorf("filling %s: %v", w.spec.Topic, err)
 				}
@@ -126,6 +130,9 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 				client := o.clients[(i+rep)%len(o.clients)]
 				s := w.spec
 				s.Client = client
+				if s.Kind == "group" {
+					s.Group = fmt.Sprintf("%s-%s-%d", s.Topic, client, rep)
+				}
 				t0 := time.Now()
 				r := runOne(exe, s, rep, o.runTimeout, logf)
 				done++

@@ -23,11 +23,12 @@ import (
 
 // Spec is what a child process runs: the same settings for every client.
 type Spec struct {
-	Kind          string        `json:"kind"` // produce, consume or latency
+	Kind          string        `json:"kind"` // produce, consume, group or latency
 	Client        string        `json:"client"`
 	Broker        string        `json:"broker"` // sink or kafka
 	Addr          string        `json:"addr"`
 	Topic         string        `json:"topic"`
+	Group         string        `json:"group,omitempty"`
 	Partitions    int           `json:"partitions"`
 	N             int           `json:"n"` // records (produce, consume)
 	Acks          int           `json:"acks"`
@@ -228,7 +229,9 @@ func runChild(args []string) error {
 	case "latency":
 		err = runLatency(ctx, impl, &s, &res)
 	case "consume":
-		err = runConsume(ctx, impl, &s, &res)
+		err = runConsume(ctx, impl.newConsumer, &s, &res)
+	case "group":
+		err = runConsume(ctx, groups[s.Client], &s, &res)
 	default:
 		err = fmt.Errorf("unknown kind %q", s.Kind)
 	}
@@ -369,13 +372,13 @@ func runLatency(ctx context.Context, impl clientImpl, s *Spec, res *Result) erro
 // runConsume measures from the consumer's creation to the arrival of the
 // N-th record: a warm-up would let the background fetching run ahead of the
 // measured interval.
-func runConsume(ctx context.Context, impl clientImpl, s *Spec, res *Result) error {
-	if impl.newConsumer == nil {
+func runConsume(ctx context.Context, newConsumer func(*Spec) (consumer, error), s *Spec, res *Result) error {
+	if newConsumer == nil {
 		return errors.New("no consumer")
 	}
 	runtime.GC()
 	a := takeSample()
-	c, err := impl.newConsumer(s)
+	c, err := newConsumer(s)
 	if err != nil {
 		return err
 	}
