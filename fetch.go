@@ -250,11 +250,14 @@ func asPartitionError(tp topicPartition, err error) error {
 // partitionFailed handles an error code for a partition outside a Fetch;
 // c.mu is held.
 func (c *Consumer) partitionFailed(fp *fetchPart, err error) {
-	c.report(&PartitionError{Topic: fp.tp.topic, Partition: fp.tp.partition, Err: err})
-	switch {
-	case errors.Is(err, ErrOffsetOutOfRange):
+	if errors.Is(err, ErrOffsetOutOfRange) {
+		// The reset policy handles it; with ResetNone, resetOffset reports
+		// it (once).
 		c.resetOffset(fp, err)
 		return
+	}
+	c.report(&PartitionError{Topic: fp.tp.topic, Partition: fp.tp.partition, Err: err})
+	switch {
 	case errors.Is(err, ErrUnknownLeaderEpoch):
 		// The broker lags behind the metadata we have: ask again later.
 	case IsRetriable(err):
