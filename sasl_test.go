@@ -699,3 +699,43 @@ func TestIntegrationSASL(t *testing.T) {
 		}
 	})
 }
+
+// FuzzSCRAMServer feeds the client arbitrary server-first and server-final
+// messages: no panic, every failure wraps errSCRAM, and the exchange never
+// ends well without the right server signature.
+func FuzzSCRAMServer(f *testing.F) {
+	f.Add([]byte("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"),
+		[]byte("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="))
+	f.Add([]byte("r=rOprNGfwEbeRWgbNEkqOx,s=,i=4096"), []byte("e=other-error"))
+	f.Add([]byte("m=x,r=rOprNGfwEbeRWgbNEkqOx,s=AA==,i=4096"), []byte("v="))
+	f.Add([]byte("r=rOprNGfwEbeRWgbNEkqOx,s=AA==,i=4096,i=1"), []byte(",,,="))
+	f.Fuzz(func(t *testing.T, first, final []byte) {
+		m := SASLScramSHA256("user", "pencil").(*scramMechanism)
+		m.nonce = func() (string, error) { return "rOprNGfwEbeRWgbNEkqO", nil }
+		s, _, err := m.Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, _, err := s.Challenge(first)
+		if err != nil {
+			if !errors.Is(err, errSCRAM) {
+				t.Fatalf("server-first: error %v does not wrap errSCRAM", err)
+			}
+			return
+		}
+		if done {
+			t.Fatal("done after the server-first message")
+		}
+		done, _, err = s.Challenge(final)
+		if err != nil {
+			if !errors.Is(err, errSCRAM) {
+				t.Fatalf("server-final: error %v does not wrap errSCRAM", err)
+			}
+			return
+		}
+		want := "v=" + base64.StdEncoding.EncodeToString(s.(*scramSession).serverSignature)
+		if !done || !strings.HasPrefix(string(final), want) {
+			t.Fatalf("exchange ended (done %v) with server-final %q, signature %q", done, final, want)
+		}
+	})
+}
