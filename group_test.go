@@ -533,3 +533,112 @@ func TestIntegrationConsumerReassignOrder(t *testing.T) {
 		}
 	}
 }
+
+// committedOffsets asks the group's coordinator for its committed offsets.
+func committedOffsets(t *testing.T, cl *Client, group, topic string, parts int32) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ps []int32
+	for p := range parts {
+		ps = append(ps, p)
+	}
+	req := &OffsetFetchRequest{GroupID: group, Topics: []OffsetFetchRequestTopic{{Name: topic, PartitionIndexes: ps}},
+		Groups: []OffsetFetchRequestGroup{{GroupID: group, MemberEpoch: -1, Topics: []OffsetFetchRequestGroupTopic{{Name: topic, PartitionIndexes: ps}}}}}
+	for {
+		r, err := cl.Request(ctx, req)
+		if err == nil {
+			resp := r.(*OffsetFetchResponse)
+			out := map[int32]int64{}
+			code := resp.ErrorCode
+			if len(resp.Groups) > 0 {
+				code = resp.Groups[0].ErrorCode
+				for _, tr := range resp.Groups[0].Topics {
+					for _, p := range tr.Partitions {
+						out[p.PartitionIndex] = p.CommittedOffset
+					}
+				}
+			}
+			if code == 0 {
+				return out
+			}
+			err = ErrorForCode(code)
+		}
+		cl.meta.invalidateCoordinator(0, group)
+		if ctx.Err() != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestIntegrationGroupCoordinatorFailover: on the 3-node cluster (offsets
+// topic replicated 3 times), the group coordinator is killed; the member
+// finds the new coordinator, keeps its partitions, consumes what is
+// produced meanwhile, and the committed offsets survive.
+func TestIntegrationGroupCoordinatorFailover(t *testing.T) {
+	c := sharedCluster(t)
+	t.Cleanup(func() { c.Heal(t) })
+	cl, err := New(WithSeedBrokers(c.Bootstrap()...), WithRequestTimeout(10*time.Second), WithRetryBackoff(50*time.Millisecond, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const parts = 3
+	topic := fmt.Sprintf("kpax-failover-%d", time.Now().UnixNano())
+	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 30000, Topics: []CreateTopicsRequestTopic{{Name: topic, NumPartitions: parts, ReplicationFactor: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	group := "g-" + topic
+	coord, err := cl.meta.coordinator(ctx, 0, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := c.Node(coord%3 + 1).Addr // a live node
+	seen := newSeenSet()
+	produceSpread(t, cl, topic, parts, 20, "a")
+	m := startMember(t, seed, "a", group, topic, seen, fastGroup(WithSessionTimeout(30*time.Second))...)
+	waitUntil(t, 60*time.Second, "60 records", func() bool { return seen.len() == 60 })
+	waitUntil(t, 10*time.Second, "the commits", func() bool {
+		for _, o := range committedOffsets(t, cl, group, topic, parts) {
+			if o != 20 {
+				return false
+			}
+		}
+		return true
+	})
+	m.g.mu.Lock()
+	gen := m.g.generation
+	m.g.mu.Unlock()
+
+	t0 := time.Now()
+	c.Node(coord).Signal(t, "KILL")
+	t.Logf("killed node %d, the coordinator of %s", coord, group)
+	produceSpread(t, cl, topic, parts, 20, "b")
+	waitUntil(t, 90*time.Second, "120 records", func() bool { return seen.len() == 120 })
+	waitUntil(t, 30*time.Second, "the commits after the failover", func() bool {
+		for _, o := range committedOffsets(t, cl, group, topic, parts) {
+			if o != 40 {
+				return false
+			}
+		}
+		return true
+	})
+	newCoord, err := cl.meta.coordinator(ctx, 0, group)
+	t.Logf("recovered in %v: coordinator %d (was %d), err %v", time.Since(t0).Round(time.Millisecond), newCoord, coord, err)
+	if newCoord == coord {
+		t.Fatalf("the coordinator is still the killed node %d", coord)
+	}
+	if d := seen.dups(); len(d) > 0 {
+		m.g.mu.Lock()
+		t.Logf("generation %d before, %d after", gen, m.g.generation)
+		m.g.mu.Unlock()
+		t.Fatalf("records processed more than once: %v", d)
+	}
+}
