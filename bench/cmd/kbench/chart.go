@@ -31,17 +31,18 @@ func chartSVG(rows []row) string {
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
 		{"Produce client CPU, sink broker (ns per record, lower is better)", "sink", []string{"produce"},
 			func(r *row) stat { return r.CPUPerRec }, "ns"},
-		{"Consume, sink broker (records/s) and client CPU (ns per record)", "sink", []string{"consume"},
+		{"Consume, sink broker (records/s, higher is better)", "sink", []string{"consume"},
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
-		{"", "sink", []string{"consume"}, func(r *row) stat { return r.CPUPerRec }, "ns"},
+		{"Consume client CPU, sink broker (ns per record, lower is better)", "sink", []string{"consume"},
+			func(r *row) stat { return r.CPUPerRec }, "ns"},
 		{"Produce throughput, real Kafka broker (records/s, higher is better)", "kafka", []string{"produce"},
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
 		{"Consume, real Kafka broker (records/s; group: fresh group, join included)", "kafka", []string{"consume", "group"},
 			func(r *row) stat { return r.RecPerSec }, "rec/s"},
-		{"Ack latency p99, real Kafka broker, open loop (µs, lower is better)", "kafka", []string{"latency"},
-			func(r *row) stat { return r.P99 }, "µs"},
-		{"Ack latency p99, sink broker, open loop (µs, lower is better)", "sink", []string{"latency"},
-			func(r *row) stat { return r.P99 }, "µs"},
+		{"Ack latency p99, real Kafka broker, open loop (ms, lower is better)", "kafka", []string{"latency"},
+			func(r *row) stat { return ms(r.P99) }, "ms"},
+		{"Ack latency p99, sink broker, open loop (ms, lower is better)", "sink", []string{"latency"},
+			func(r *row) stat { return ms(r.P99) }, "ms"},
 	}
 	const (
 		width  = 960
@@ -85,11 +86,9 @@ func chartSVG(rows []row) string {
 		if maxV <= 0 {
 			continue
 		}
-		if p.title != "" {
-			y += 14
-			fmt.Fprintf(&body, `<text x="8" y="%d" font-weight="bold">%s</text>`+"\n", y, html.EscapeString(p.title))
-			y += 8
-		}
+		y += 14
+		fmt.Fprintf(&body, `<text x="8" y="%d" font-weight="bold">%s</text>`+"\n", y, html.EscapeString(p.title))
+		y += 8
 		scale := float64(width-labelW-90) / maxV
 		for _, w := range workloads {
 			groupH := len(clients)*barH + gap

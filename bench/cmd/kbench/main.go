@@ -7,6 +7,7 @@
 //	kbench [flags]          the whole comparison (make bench)
 //	kbench sink [-addr A]   the sink broker alone; prints its address
 //	kbench child -spec J    one run (used by kbench itself)
+//	kbench report DIR       rewrite DIR's results.md, chart.svg, configs.md from its results.json
 package main
 
 import (
@@ -35,6 +36,8 @@ func main() {
 			err = runSink(os.Args[2:])
 		case "child":
 			err = runChild(os.Args[2:])
+		case "report":
+			err = rewriteReport(os.Args[2:])
 		default:
 			err = orchestrate(os.Args[1:])
 		}
@@ -52,6 +55,14 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// Defaults sized for about 15 minutes on an idle 2-core machine with the
+// default matrix; the 5M records per run would take hours (see
+// results.md).
+const (
+	defaultN    = 500_000
+	defaultReps = 5
+)
 
 type options struct {
 	n, reps      int
@@ -71,8 +82,8 @@ type options struct {
 func orchestrate(args []string) error {
 	fs := flag.NewFlagSet("kbench", flag.ExitOnError)
 	var o options
-	fs.IntVar(&o.n, "n", envInt("BENCH_N", 1_000_000), "records per produce/consume run (env BENCH_N)")
-	fs.IntVar(&o.reps, "reps", envInt("BENCH_REPS", 3), "repetitions of each run (env BENCH_REPS)")
+	fs.IntVar(&o.n, "n", envInt("BENCH_N", defaultN), "records per produce/consume run (env BENCH_N)")
+	fs.IntVar(&o.reps, "reps", envInt("BENCH_REPS", defaultReps), "repetitions of each run (env BENCH_REPS)")
 	clientList := fs.String("clients", "kpax,franz-go,sarama,kafka-go", "clients to compare")
 	brokerList := fs.String("brokers", "sink,kafka", "brokers: sink, kafka")
 	fs.StringVar(&o.kafka, "kafka", firstEnv("BENCH_KAFKA", "KPAX_TEST_KAFKA4"), "real Kafka broker address (env BENCH_KAFKA or KPAX_TEST_KAFKA4)")
@@ -211,4 +222,20 @@ func runOne(exe string, s Spec, rep int, timeout time.Duration, logf *os.File) R
 		res.Err = fmt.Sprintf("child: %v", err)
 	}
 	return res
+}
+
+// rewriteReport rewrites the report files of a directory from its results.json.
+func rewriteReport(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: kbench report DIR")
+	}
+	b, err := os.ReadFile(filepath.Join(args[0], "results.json"))
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	return r.write(args[0])
 }

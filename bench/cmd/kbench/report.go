@@ -148,8 +148,10 @@ func human(x float64) string {
 	switch {
 	case x >= 1e6:
 		return fmt.Sprintf("%.2fM", x/1e6)
-	case x >= 1e3:
+	case x >= 1e5:
 		return fmt.Sprintf("%.0fk", x/1e3)
+	case x >= 1e4:
+		return fmt.Sprintf("%.1fk", x/1e3)
 	case x >= 100:
 		return fmt.Sprintf("%.0f", x)
 	case x >= 10:
@@ -157,6 +159,9 @@ func human(x float64) string {
 	}
 	return fmt.Sprintf("%.2f", x)
 }
+
+// ms turns a latency stat in µs into ms.
+func ms(s stat) stat { return stat{Med: s.Med / 1e3, Min: s.Min / 1e3, Max: s.Max / 1e3} }
 
 // cell prints a median with its min-max range.
 func cell(s stat) string {
@@ -196,7 +201,7 @@ func (r *report) markdown() string {
 			title = fmt.Sprintf("Real broker (Kafka %s, one KRaft node on the same machine)", r.KafkaVersion)
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", title)
-		b.WriteString("| workload | client | records/s | CPU ns/record | allocs/record | bytes/record | peak RSS MiB | p50 µs | p99 µs | p99.9 µs |\n")
+		b.WriteString("| workload | client | records/s | CPU ns/record | allocs/record | bytes/record | peak RSS MiB | p50 ms | p99 ms | p99.9 ms |\n")
 		b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, w := range rows {
 			client := w.Client
@@ -205,7 +210,7 @@ func (r *report) markdown() string {
 			}
 			lat := "| | |"
 			if w.Kind == "latency" {
-				lat = fmt.Sprintf("%s | %s | %s", cell(w.P50), cell(w.P99), cell(w.P999))
+				lat = fmt.Sprintf("%s | %s | %s", cell(ms(w.P50)), cell(ms(w.P99)), cell(ms(w.P999)))
 			} else {
 				lat = "– | – | –"
 			}
