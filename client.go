@@ -134,6 +134,20 @@ func (cl *Client) Close() error {
 	return nil
 }
 
+// addDial counts a dial in cl.conns, unless the client is closed. Close
+// marks the client closed before it takes cl.mu and then waits for
+// cl.conns, so a dial is either counted before that wait or not started:
+// no connection goroutine starts after Close has returned.
+func (cl *Client) addDial() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.isClosed() {
+		return false
+	}
+	cl.conns.Add(1)
+	return true
+}
+
 func (cl *Client) isClosed() bool {
 	select {
 	case <-cl.closed:
@@ -488,12 +502,20 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		p.mu.Unlock()
 		legacy := p.cl.isLegacy(p.addr)
 
-		// Close ends a dial in progress too (TLS, ApiVersions, SASL).
-		dctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(p.cl.ctx, cancel)
-		c, err := p.dial(dctx, wait, legacy)
-		stop()
-		cancel()
+		// Close ends a dial in progress too (TLS, ApiVersions, SASL), and
+		// waits for it: the dial counts with the connections' goroutines.
+		var c *conn
+		var err error
+		if p.cl.addDial() {
+			dctx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(p.cl.ctx, cancel)
+			c, err = p.dial(dctx, wait, legacy)
+			stop()
+			cancel()
+			p.cl.conns.Done()
+		} else {
+			err = ErrClientClosed
+		}
 		if err != nil && p.cl.isClosed() {
 			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: ErrClientClosed}
 		}
