@@ -151,11 +151,11 @@ test: deps
 	exit $$rc
 
 fuzz:
-	@fuzzes=$$($(GO) test -list '^Fuzz' . | grep '^Fuzz' || true); \
-	if [ -z "$$fuzzes" ]; then echo "fuzz: no Fuzz targets yet"; exit 0; fi; \
-	for f in $$fuzzes; do \
-		echo "fuzz: $$f for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	@for pkg in . ./cmd/kpax; do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
+		done; \
 	done
 
 bench-unit:
@@ -176,8 +176,8 @@ bench:
 	addr="$(BENCH_KAFKA)"; \
 	if [ -z "$$addr" ]; then \
 		$(KAFKA) fetch $(K4_VERSION); \
-		trap 'rm -f "$$bin"; KPAX_RUN_DIR=$(BENCH_RUN_DIR) $(KAFKA) stop kbench' EXIT; \
+		trap 'rm -f "$$bin"; KPAX_RUN_DIR=$(BENCH_RUN_DIR) $(CURDIR)/$(KAFKA) stop kbench' EXIT; \
 		KPAX_RUN_DIR=$(BENCH_RUN_DIR) $(KAFKA) start kbench $(K4_VERSION) $(BENCH_KAFKA_PORT); \
 		addr=127.0.0.1:$(BENCH_KAFKA_PORT); \
 	fi; \
-	cd bench && "$$bin" -kafka "$$addr" -kafka-version $(K4_VERSION) -out results $(BENCH_FLAGS)
+	"$$bin" -kafka "$$addr" -kafka-version $(K4_VERSION) -out $(CURDIR)/bench/results $(BENCH_FLAGS)
