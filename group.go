@@ -786,10 +786,17 @@ func (g *GroupConsumer) apply(ctx context.Context, res joinResult) bool {
 	}
 	offs, err := g.fetchOffsets(ctx, added)
 	if err != nil {
+		// Without committed offsets the partitions cannot start: give them
+		// up (nothing was consumed) and join again for a new chance.
+		g.mu.Lock()
+		for _, tp := range added {
+			delete(g.owned, tp)
+		}
+		g.mu.Unlock()
 		if ctx.Err() == nil {
 			g.report(err)
 		}
-		return true // join again: a new round gives a new chance
+		return true
 	}
 	g.conf.logger.Debug("kpax: group partitions assigned", "group", g.group, "offsets", fmt.Sprint(offs))
 	g.c.assign(offs)
