@@ -115,6 +115,21 @@ func runSink(args []string) error {
 	if err != nil {
 		return err
 	}
+	s, err := newSink(ln, strings.Split(*topics, ","))
+	if err != nil {
+		return err
+	}
+	// The parent reads the address from the first line, then closes stdin
+	// (or dies) to stop the sink.
+	fmt.Println(ln.Addr().String())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	return s.accept(ln)
+}
+
+func newSink(ln net.Listener, topics []string) (*sink, error) {
 	tcp := ln.Addr().(*net.TCPAddr)
 	s := &sink{
 		host:   tcp.IP.String(),
@@ -122,7 +137,7 @@ func runSink(args []string) error {
 		topics: map[string]*sinkTopic{},
 		byID:   map[kpax.UUID]*sinkTopic{},
 	}
-	for _, t := range strings.Split(*topics, ",") {
+	for _, t := range topics {
 		if t != "" {
 			s.topic(t)
 		}
@@ -133,16 +148,13 @@ func runSink(args []string) error {
 	for i := range recs {
 		recs[i] = kpax.Record{Value: vals[i%len(vals)], Timestamp: ts}
 	}
-	if s.batch, err = kpax.AppendRecordBatch(nil, kpax.NewBatchHeader(), recs, kpax.CompressionNone, 0); err != nil {
-		return err
-	}
-	// The parent reads the address from the first line, then closes stdin
-	// (or dies) to stop the sink.
-	fmt.Println(ln.Addr().String())
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
+	var err error
+	s.batch, err = kpax.AppendRecordBatch(nil, kpax.NewBatchHeader(), recs, kpax.CompressionNone, 0)
+	return s, err
+}
+
+// accept serves connections until the listener is closed.
+func (s *sink) accept(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
