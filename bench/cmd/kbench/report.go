@@ -139,6 +139,9 @@ func (r *report) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "configs.md"), []byte(configsMD(r.Results)), 0o644); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "headline.md"), []byte(headlineMD(r.Summary, clientsOf(r.Summary))), 0o644); err != nil {
+		return err
+	}
 	md := r.markdown()
 	fmt.Println(md)
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644)
@@ -187,9 +190,10 @@ func (r *report) markdown() string {
 		"matrix `%s`.\n", r.N, r.Matrix)
 	if r.N < 5_000_000 {
 		fmt.Fprintf(&b, "- Size: the issue asks for 5M records per run; the default matrix (%d runs per repetition) at 5M "+
-			"records would take hours on 2 cores, so `make bench` defaults to N = %d and %d repetitions, which fit "+
-			"about 15 minutes on an idle 2-core machine; `BENCH_N` and `BENCH_REPS` change them.\n",
-			runsPerRep(r.Results, r.Reps), defaultN, defaultReps)
+			"records would take hours on 2 cores (this run, N = %d × %d repetitions, took %s), so `make bench` defaults "+
+			"to N = %d and %d repetitions, sized for about 15 minutes on an idle 2-core machine; `BENCH_N` and "+
+			"`BENCH_REPS` change them.\n",
+			runsPerRep(r.Results, r.Reps), r.N, r.Reps, r.Elapsed, defaultN, defaultReps)
 	}
 	b.WriteString(methodMD)
 	for _, broker := range []string{"sink", "kafka"} {
@@ -253,6 +257,8 @@ func (r *report) markdown() string {
 	if len(problems) > 0 {
 		b.WriteString("\nFailures and errors:\n\n" + strings.Join(problems, "\n") + "\n")
 	}
+	b.WriteString("\n## Headline\n\n" + headlineMD(r.Summary, clientsOf(r.Summary)) +
+		"\n\\* see the deviations above.\n")
 	b.WriteString("\nChart: [chart.svg](chart.svg). Each client's full configuration: [configs.md](configs.md). " +
 		"Raw runs: [results.json](results.json).\n")
 	return b.String()
@@ -319,4 +325,66 @@ func runsPerRep(rs []Result, reps int) int {
 		return len(rs)
 	}
 	return len(rs) / reps
+}
+
+// headlineMD is the short table that the README quotes: a few workloads, one
+// metric each, the median per client.
+func headlineMD(rows []row, clients []string) string {
+	type line struct {
+		broker, workload, label string
+		metric                  func(*row) stat
+	}
+	cpu := func(r *row) stat { return r.CPUPerRec }
+	rps := func(r *row) stat { return r.RecPerSec }
+	p99 := func(r *row) stat { return ms(r.P99) }
+	lines := []line{
+		{"sink", "produce acks=all+idem none p1", "produce acks=all+idem, none, 1 partition: CPU ns/record (sink)", cpu},
+		{"sink", "produce acks=1 lz4 p6", "produce acks=1, lz4, 6 partitions: CPU ns/record (sink)", cpu},
+		{"sink", "produce acks=all+idem zstd p6", "produce acks=all+idem, zstd, 6 partitions: CPU ns/record (sink)", cpu},
+		{"sink", "produce acks=all+idem none p1", "produce acks=all+idem, none, 1 partition: allocations/record (sink)", func(r *row) stat { return r.Allocs }},
+		{"sink", "consume p1", "consume: CPU ns/record (sink)", cpu},
+		{"kafka", "produce acks=all+idem none p6", "produce acks=all+idem, none, 6 partitions: records/s (Kafka)", rps},
+		{"kafka", "consume p1", "consume: records/s (Kafka)", rps},
+		{"kafka", "group consume p1", "group consume, join included: records/s (Kafka)", rps},
+		{"kafka", "latency 10k/s", "ack latency p99 at 10k records/s: ms (Kafka)", p99},
+		{"kafka", "latency 100k/s", "ack latency p99 at 100k records/s: ms (Kafka)", p99},
+	}
+	var b strings.Builder
+	b.WriteString("| median of the repetitions |")
+	for _, c := range clients {
+		b.WriteString(" " + c + " |")
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" ---: |", len(clients)) + "\n")
+	for _, l := range lines {
+		var cells []string
+		found := false
+		for _, c := range clients {
+			cellText := "–"
+			for i := range rows {
+				r := &rows[i]
+				if r.Broker == l.broker && r.Workload == l.workload && r.Client == c && r.Failed < r.Runs {
+					cellText = human(l.metric(r).Med)
+					if r.Note != "" {
+						cellText += "*"
+					}
+					found = true
+				}
+			}
+			cells = append(cells, cellText)
+		}
+		if found {
+			fmt.Fprintf(&b, "| %s | %s |\n", l.label, strings.Join(cells, " | "))
+		}
+	}
+	return b.String()
+}
+
+func clientsOf(rows []row) []string {
+	var clients []string
+	for _, w := range rows {
+		if !slices.Contains(clients, w.Client) {
+			clients = append(clients, w.Client)
+		}
+	}
+	return clients
 }
