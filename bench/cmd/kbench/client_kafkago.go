@@ -14,7 +14,7 @@ func init() {
 }
 
 func kafkaGoNote(s *Spec) string {
-	if s.Kind != "consume" && s.Idempotent {
+	if (s.Kind == "produce" || s.Kind == "latency") && s.Idempotent {
 		return "no idempotent producer in kafka-go: acks=all without idempotence; the Writer has no in-flight setting"
 	}
 	return ""

@@ -13,10 +13,14 @@ func init() {
 }
 
 func saramaNote(s *Spec) string {
-	if s.Kind != "consume" && s.Idempotent {
-		return "idempotence needs Net.MaxOpenRequests = 1 in sarama (one produce request in flight per broker, not 5)"
+	switch {
+	case s.Kind != "produce" && s.Kind != "latency":
+		return ""
+	case s.Idempotent:
+		return "idempotence needs Net.MaxOpenRequests = 1 in sarama (one produce request in flight per broker, " +
+			"not 5); max batch bytes is Producer.MaxMessageBytes and Flush.Bytes, which bound a whole request"
 	}
-	return ""
+	return "max batch bytes is Producer.MaxMessageBytes and Flush.Bytes, which bound a whole request (all partitions)"
 }
 
 func saramaConfig() *sarama.Config {
