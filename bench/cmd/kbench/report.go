@@ -126,6 +126,13 @@ func aggregate(rs []Result) []row {
 
 func (r *report) write(dir string) error {
 	r.Summary = aggregate(r.Results)
+	// configs.md keeps the first repetition's configurations; the others
+	// only repeat them.
+	for i := range r.Results {
+		if r.Results[i].Rep > 0 {
+			r.Results[i].Config = ""
+		}
+	}
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
