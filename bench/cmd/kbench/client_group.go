@@ -2,7 +2,7 @@ package main
 
 // Group consumers: each client joins a fresh group (classic protocol, range
 // assignment, automatic commits every 5s) on the topic and consumes from the
-// earliest offset. Only against a real broker: the sink has no coordinator.
+// earliest offset.
 
 import (
 	"context"

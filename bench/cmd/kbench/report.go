@@ -295,7 +295,7 @@ How it is measured (bench/cmd/kbench):
   from the consumer's creation (connections included, no warm-up: background fetching would run ahead of it) (kpax
   ` + "`Consumer.Poll`" + `, franz-go ` + "`ConsumePartitions`+`PollFetches`" + `, sarama ` + "`ConsumePartition`" + `,
   kafka-go one ` + "`Reader`" + ` per partition). The sink serves synthetic uncompressed batches of 500 records.
-- **Group consume** (real broker only: the sink has no group coordinator): each run joins a fresh group
+- **Group consume:** each run joins a fresh group (on the sink, a minimal coordinator for one member)
   (classic protocol, range balancer, auto-commit every 5 s, start at the earliest offset) and reads N records,
   measured from the consumer's creation, so joining the group counts (kpax ` + "`GroupConsumer`" + `, franz-go
   ` + "`ConsumerGroup`" + `, sarama ` + "`ConsumerGroup`" + ` marking every message, kafka-go ` + "`Reader{GroupID}`" + `).
@@ -350,6 +350,7 @@ func headlineMD(rows []row, clients []string) string {
 		{"sink", "produce acks=all+idem zstd p6", "produce acks=all+idem, zstd, 6 partitions: CPU ns/record (sink)", cpu},
 		{"sink", "produce acks=all+idem none p1", "produce acks=all+idem, none, 1 partition: allocations/record (sink)", func(r *row) stat { return r.Allocs }},
 		{"sink", "consume p1", "consume: CPU ns/record (sink)", cpu},
+		{"sink", "group consume p1", "group consume: CPU ns/record (sink)", cpu},
 		{"kafka", "produce acks=all+idem none p6", "produce acks=all+idem, none, 6 partitions: records/s (Kafka)", rps},
 		{"kafka", "consume p1", "consume: records/s (Kafka)", rps},
 		{"kafka", "group consume p1", "group consume, join included: records/s (Kafka)", rps},

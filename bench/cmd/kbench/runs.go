@@ -60,10 +60,8 @@ func workloads(broker string, o *options) []workload {
 	}
 	ws = append(ws, workload{name: fmt.Sprintf("consume p%d", o.consumeParts),
 		spec: Spec{Kind: "consume", Partitions: o.consumeParts}})
-	if broker == "kafka" {
-		ws = append(ws, workload{name: fmt.Sprintf("group consume p%d", o.consumeParts),
-			spec: Spec{Kind: "group", Partitions: o.consumeParts}})
-	}
+	ws = append(ws, workload{name: fmt.Sprintf("group consume p%d", o.consumeParts),
+		spec: Spec{Kind: "group", Partitions: o.consumeParts}})
 	for _, rate := range []int{10_000, 100_000} {
 		ws = append(ws, workload{name: fmt.Sprintf("latency %dk/s", rate/1000),
 			spec: Spec{Kind: "latency", Partitions: 1, Acks: -1, Idempotent: true, Compression: "none",

@@ -57,7 +57,7 @@ func newRequest(key int16) kpax.Request {
 	case keyInitProducerID:
 		return &kpax.InitProducerIdRequest{}
 	}
-	return nil
+	return newGroupRequest(key)
 }
 
 type sinkTopic struct {
@@ -75,6 +75,9 @@ type sink struct {
 	topics map[string]*sinkTopic
 	byID   map[kpax.UUID]*sinkTopic
 	pid    int64
+
+	groups  map[string]*sinkGroup
+	members int
 
 	// batch is one synthetic record batch (v2, uncompressed) of
 	// sinkBatchRecords records; Fetch responses hold copies of it with the
@@ -268,6 +271,8 @@ func (s *sink) handle(out, frame []byte) ([]byte, error) {
 		return s.fetch(out, corr, flexible, req, ver), nil
 	case *kpax.ListOffsetsRequest:
 		resp = listOffsets(req, ver)
+	default:
+		resp = s.groupResponse(req, ver)
 	}
 	return appendFrame(out, corr, flexible, resp, ver), nil
 }
@@ -307,7 +312,7 @@ func skipTags(b []byte, p int) (int, error) {
 
 func (s *sink) apiKeys() []kpax.ApiVersionsResponseApiKey {
 	var keys []kpax.ApiVersionsResponseApiKey
-	for _, k := range []int16{keyProduce, keyFetch, keyListOffsets, keyMetadata, keyApiVersions, keyInitProducerID} {
+	for _, k := range append([]int16{keyProduce, keyFetch, keyListOffsets, keyMetadata, keyApiVersions, keyInitProducerID}, groupKeys...) {
 		r := newRequest(k)
 		min := r.MinVersion()
 		if k == keyProduce && min < 3 {

@@ -57,12 +57,21 @@ func TestClientsAgainstSink(t *testing.T) {
 				t.Errorf("%s consume %s: err %v, %d records", client, topic, err, res.Records)
 			}
 		}
+		gspec := Spec{Kind: "group", Client: client, Broker: "sink", Addr: addr, Topic: "c-p3", Partitions: 3,
+			Group: "g-" + client, N: 5000, FetchMaxBytes: fetchMaxBytes, FetchPartMax: fetchPartMax, FetchMaxWait: fetchMaxWait}
+		var gres Result
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := runConsume(ctx, groups[client], &gspec, &gres)
+		cancel()
+		if err != nil || gres.Records < gspec.N {
+			t.Errorf("%s group consume: err %v, %d records", client, err, gres.Records)
+		}
 		spec := Spec{Kind: "latency", Client: client, Broker: "sink", Addr: addr, Topic: "lat-p1", Partitions: 1,
 			Acks: -1, Idempotent: true, Compression: "none", Linger: time.Millisecond, MaxBatchBytes: maxBatchBytes,
 			MaxBuffered: maxBuffered, Goroutines: 1, Rate: 5000, Duration: 200 * time.Millisecond, Warmup: 10}
 		var res Result
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := runLatency(ctx, impl, &spec, &res)
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		err = runLatency(ctx, impl, &spec, &res)
 		cancel()
 		if err != nil || res.Records != 1000 || res.P50us <= 0 || res.P999us < res.P50us {
 			t.Errorf("%s latency: err %v, %d records, p50 %v p99.9 %v", client, err, res.Records, res.P50us, res.P999us)
