@@ -194,7 +194,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- **Note:** %s\n", r.Note)
 	}
 	fmt.Fprintf(&b, "- N = %d records per produce and consume run (produce runs after an unmeasured warm-up of min(max(N/100, 1000), 10k)); "+
-		"matrix `%s`.\n", r.N, r.Matrix)
+		"matrix `%s` (default: the 12 produce combinations on the sink, the 6-partition none/lz4 ones on Kafka; "+
+		"`BENCH_MATRIX=full`: all 12 on both).\n", r.N, r.Matrix)
 	if r.N < 5_000_000 {
 		fmt.Fprintf(&b, "- Size: the issue asks for 5M records per run; the default matrix (%d runs per repetition) at 5M "+
 			"records would take hours on 2 cores (this run, N = %d × %d repetitions, took %s), so `make bench` defaults "+
