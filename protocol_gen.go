@@ -1318,10 +1318,10 @@ type ProduceResponseResponsePartitionResponse struct {
 	BaseOffset int64 `kafka:"versions=0+"`
 	// The timestamp returned by broker after appending the messages. If CreateTime is used for the
 	// topic, the timestamp will be -1. If LogAppendTime is used for the topic, the timestamp will be
-	// the broker local time when the messages are appended.
-	LogAppendTimeMs int64 `kafka:"versions=2+"`
-	// The log start offset.
-	LogStartOffset int64 `kafka:"versions=5+"`
+	// the broker local time when the messages are appended. Default -1 when absent (v<2).
+	LogAppendTimeMs int64 `kafka:"versions=2+ default=-1"`
+	// The log start offset. Default -1 when absent (v<5).
+	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
 	// The batch indices of records that caused the batch to be dropped
 	RecordErrors []ProduceResponseResponsePartitionResponseRecordError `kafka:"versions=8+"`
 	// The global error message summarizing the common root cause of the records that caused the batch
@@ -1376,9 +1376,13 @@ func (m *ProduceResponseResponsePartitionResponse) decode(d *decoder, v int16, f
 	m.BaseOffset = d.int64()
 	if v >= 2 {
 		m.LogAppendTimeMs = d.int64()
+	} else {
+		m.LogAppendTimeMs = -1
 	}
 	if v >= 5 {
 		m.LogStartOffset = d.int64()
+	} else {
+		m.LogStartOffset = -1
 	}
 	if v >= 8 {
 		if n := d.arrayLen(flex, 6); n >= 0 {
@@ -1518,14 +1522,16 @@ func (m *ProduceResponseNodeEndpoint) decode(d *decoder, v int16, flex bool) {
 // FetchRequest is the request of the Fetch API (key 1), versions 0-17, flexible from version 12.
 // Fields list the versions that carry them in their kafka struct tag.
 type FetchRequest struct {
-	// The broker ID of the follower, of -1 if this request is from a consumer.
-	ReplicaID int32 `kafka:"versions=0-14"`
+	// The broker ID of the follower, of -1 if this request is from a consumer. Default -1 when absent
+	// (versions 15+).
+	ReplicaID int32 `kafka:"versions=0-14 default=-1"`
 	// The maximum time in milliseconds to wait for the response.
 	MaxWaitMs int32 `kafka:"versions=0+"`
 	// The minimum bytes to accumulate in the response.
 	MinBytes int32 `kafka:"versions=0+"`
-	// The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
-	MaxBytes int32 `kafka:"versions=3+"`
+	// The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored. Default
+	// 0x7fffffff when absent (v<3).
+	MaxBytes int32 `kafka:"versions=3+ default=0x7fffffff"`
 	// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED
 	// (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1),
 	// non-transactional and COMMITTED transactional records are visible. To be more concrete,
@@ -1535,8 +1541,9 @@ type FetchRequest struct {
 	IsolationLevel int8 `kafka:"versions=4+"`
 	// The fetch session ID.
 	SessionID int32 `kafka:"versions=7+"`
-	// The fetch session epoch, which is used for ordering requests in a session.
-	SessionEpoch int32 `kafka:"versions=7+"`
+	// The fetch session epoch, which is used for ordering requests in a session. Default -1 when
+	// absent (v<7).
+	SessionEpoch int32 `kafka:"versions=7+ default=-1"`
 	// The topics to fetch.
 	Topics []FetchRequestTopic `kafka:"versions=0+"`
 	// In an incremental fetch request, the partitions to remove.
@@ -1640,11 +1647,15 @@ func (m *FetchRequest) append(b []byte, v int16, flex bool) []byte {
 func (m *FetchRequest) decode(d *decoder, v int16, flex bool) {
 	if v <= 14 {
 		m.ReplicaID = d.int32()
+	} else {
+		m.ReplicaID = -1
 	}
 	m.MaxWaitMs = d.int32()
 	m.MinBytes = d.int32()
 	if v >= 3 {
 		m.MaxBytes = d.int32()
+	} else {
+		m.MaxBytes = 0x7fffffff
 	}
 	if v >= 4 {
 		m.IsolationLevel = d.int8()
@@ -1654,6 +1665,8 @@ func (m *FetchRequest) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 7 {
 		m.SessionEpoch = d.int32()
+	} else {
+		m.SessionEpoch = -1
 	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
 		m.Topics = make([]FetchRequestTopic, n)
@@ -1752,15 +1765,15 @@ func (m *FetchRequestTopic) decode(d *decoder, v int16, flex bool) {
 type FetchRequestTopicPartition struct {
 	// The partition index.
 	Partition int32 `kafka:"versions=0+"`
-	// The current leader epoch of the partition.
-	CurrentLeaderEpoch int32 `kafka:"versions=9+"`
+	// The current leader epoch of the partition. Default -1 when absent (v<9).
+	CurrentLeaderEpoch int32 `kafka:"versions=9+ default=-1"`
 	// The message offset.
 	FetchOffset int64 `kafka:"versions=0+"`
-	// The epoch of the last fetched record or -1 if there is none
-	LastFetchedEpoch int32 `kafka:"versions=12+"`
+	// The epoch of the last fetched record or -1 if there is none. Default -1 when absent (v<12).
+	LastFetchedEpoch int32 `kafka:"versions=12+ default=-1"`
 	// The earliest available offset of the follower replica. The field is only used when the request
-	// is sent by the follower.
-	LogStartOffset int64 `kafka:"versions=5+"`
+	// is sent by the follower. Default -1 when absent (v<5).
+	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
 	// The maximum bytes to fetch from this partition. See KIP-74 for cases where this limit may not be
 	// honored.
 	PartitionMaxBytes int32 `kafka:"versions=0+"`
@@ -1805,13 +1818,19 @@ func (m *FetchRequestTopicPartition) decode(d *decoder, v int16, flex bool) {
 	m.Partition = d.int32()
 	if v >= 9 {
 		m.CurrentLeaderEpoch = d.int32()
+	} else {
+		m.CurrentLeaderEpoch = -1
 	}
 	m.FetchOffset = d.int64()
 	if v >= 12 {
 		m.LastFetchedEpoch = d.int32()
+	} else {
+		m.LastFetchedEpoch = -1
 	}
 	if v >= 5 {
 		m.LogStartOffset = d.int64()
+	} else {
+		m.LogStartOffset = -1
 	}
 	m.PartitionMaxBytes = d.int32()
 	if flex {
@@ -2101,14 +2120,16 @@ type FetchResponseResponsePartition struct {
 	// The current high water mark.
 	HighWatermark int64 `kafka:"versions=0+"`
 	// The last stable offset (or LSO) of the partition. This is the last offset such that the state of
-	// all transactional records prior to this offset have been decided (ABORTED or COMMITTED)
-	LastStableOffset int64 `kafka:"versions=4+"`
-	// The current log start offset.
-	LogStartOffset int64 `kafka:"versions=5+"`
+	// all transactional records prior to this offset have been decided (ABORTED or COMMITTED). Default
+	// -1 when absent (v<4).
+	LastStableOffset int64 `kafka:"versions=4+ default=-1"`
+	// The current log start offset. Default -1 when absent (v<5).
+	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
 	// The aborted transactions.
 	AbortedTransactions []FetchResponseResponsePartitionAbortedTransaction `kafka:"versions=4+ nullable=4+"`
-	// The preferred read replica for the consumer to use on its next fetch request
-	PreferredReadReplica int32 `kafka:"versions=11+"`
+	// The preferred read replica for the consumer to use on its next fetch request. Default -1 when
+	// absent (v<11).
+	PreferredReadReplica int32 `kafka:"versions=11+ default=-1"`
 	// The record data.
 	Records []byte `kafka:"versions=0+ nullable=0+"`
 	// In case divergence is detected based on the LastFetchedEpoch and FetchOffset in the request,
@@ -2187,9 +2208,13 @@ func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) 
 	m.HighWatermark = d.int64()
 	if v >= 4 {
 		m.LastStableOffset = d.int64()
+	} else {
+		m.LastStableOffset = -1
 	}
 	if v >= 5 {
 		m.LogStartOffset = d.int64()
+	} else {
+		m.LogStartOffset = -1
 	}
 	if v >= 4 {
 		if n := d.arrayLen(flex, 16); n >= 0 {
@@ -2201,6 +2226,8 @@ func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) 
 	}
 	if v >= 11 {
 		m.PreferredReadReplica = d.int32()
+	} else {
+		m.PreferredReadReplica = -1
 	}
 	m.Records = d.nullableBytes(flex)
 	if flex {
@@ -2532,12 +2559,12 @@ func (m *ListOffsetsRequestTopic) decode(d *decoder, v int16, flex bool) {
 type ListOffsetsRequestTopicPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
-	// The current leader epoch.
-	CurrentLeaderEpoch int32 `kafka:"versions=4+"`
+	// The current leader epoch. Default -1 when absent (v<4).
+	CurrentLeaderEpoch int32 `kafka:"versions=4+ default=-1"`
 	// The current timestamp.
 	Timestamp int64 `kafka:"versions=0+"`
-	// The maximum number of offsets to report.
-	MaxNumOffsets int32 `kafka:"versions=0"`
+	// The maximum number of offsets to report. Default 1 when absent (versions 1+).
+	MaxNumOffsets int32 `kafka:"versions=0 default=1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6+"`
 }
@@ -2563,10 +2590,14 @@ func (m *ListOffsetsRequestTopicPartition) decode(d *decoder, v int16, flex bool
 	m.PartitionIndex = d.int32()
 	if v >= 4 {
 		m.CurrentLeaderEpoch = d.int32()
+	} else {
+		m.CurrentLeaderEpoch = -1
 	}
 	m.Timestamp = d.int64()
 	if v <= 0 {
 		m.MaxNumOffsets = d.int32()
+	} else {
+		m.MaxNumOffsets = 1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -2701,11 +2732,12 @@ type ListOffsetsResponseTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The partition error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
-	// The timestamp associated with the returned offset.
-	Timestamp int64 `kafka:"versions=1+"`
-	// The returned offset.
-	Offset      int64 `kafka:"versions=1+"`
-	LeaderEpoch int32 `kafka:"versions=4+"`
+	// The timestamp associated with the returned offset. Default -1 when absent (v<1).
+	Timestamp int64 `kafka:"versions=1+ default=-1"`
+	// The returned offset. Default -1 when absent (v<1).
+	Offset int64 `kafka:"versions=1+ default=-1"`
+	// Default -1 when absent (v<4).
+	LeaderEpoch int32 `kafka:"versions=4+ default=-1"`
 	// The result offsets.
 	OldStyleOffsets []int64 `kafka:"versions=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -2743,12 +2775,18 @@ func (m *ListOffsetsResponseTopicPartition) decode(d *decoder, v int16, flex boo
 	m.ErrorCode = d.int16()
 	if v >= 1 {
 		m.Timestamp = d.int64()
+	} else {
+		m.Timestamp = -1
 	}
 	if v >= 1 {
 		m.Offset = d.int64()
+	} else {
+		m.Offset = -1
 	}
 	if v >= 4 {
 		m.LeaderEpoch = d.int32()
+	} else {
+		m.LeaderEpoch = -1
 	}
 	if v <= 0 {
 		if n := d.arrayLen(flex, 8); n >= 0 {
@@ -2774,8 +2812,8 @@ type MetadataRequest struct {
 	// The topics to fetch metadata for.
 	Topics []MetadataRequestTopic `kafka:"versions=0+ nullable=1+"`
 	// If this is true, the broker may auto-create topics that we requested which do not already exist,
-	// if it is configured to do so.
-	AllowAutoTopicCreation bool `kafka:"versions=4+"`
+	// if it is configured to do so. Default true when absent (v<4).
+	AllowAutoTopicCreation bool `kafka:"versions=4+ default=true"`
 	// Whether to include cluster authorized operations.
 	IncludeClusterAuthorizedOperations bool `kafka:"versions=8-10"`
 	// Whether to include topic authorized operations.
@@ -2843,6 +2881,8 @@ func (m *MetadataRequest) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 4 {
 		m.AllowAutoTopicCreation = d.bool()
+	} else {
+		m.AllowAutoTopicCreation = true
 	}
 	if v >= 8 && v <= 10 {
 		m.IncludeClusterAuthorizedOperations = d.bool()
@@ -2916,12 +2956,13 @@ type MetadataResponse struct {
 	Brokers []MetadataResponseBroker `kafka:"versions=0+"`
 	// The cluster ID that responding broker belongs to.
 	ClusterID *string `kafka:"versions=2+ nullable=2+"`
-	// The ID of the controller broker.
-	ControllerID int32 `kafka:"versions=1+"`
+	// The ID of the controller broker. Default -1 when absent (v<1).
+	ControllerID int32 `kafka:"versions=1+ default=-1"`
 	// Each topic in the response.
 	Topics []MetadataResponseTopic `kafka:"versions=0+"`
-	// 32-bit bitfield to represent authorized operations for this cluster.
-	ClusterAuthorizedOperations int32 `kafka:"versions=8-10"`
+	// 32-bit bitfield to represent authorized operations for this cluster. Default -2147483648 when
+	// absent (versions 0-7,11+).
+	ClusterAuthorizedOperations int32 `kafka:"versions=8-10 default=-2147483648"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -2997,6 +3038,8 @@ func (m *MetadataResponse) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 1 {
 		m.ControllerID = d.int32()
+	} else {
+		m.ControllerID = -1
 	}
 	if n := d.arrayLen(flex, 8); n >= 0 {
 		m.Topics = make([]MetadataResponseTopic, n)
@@ -3006,6 +3049,8 @@ func (m *MetadataResponse) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 8 && v <= 10 {
 		m.ClusterAuthorizedOperations = d.int32()
+	} else {
+		m.ClusterAuthorizedOperations = -2147483648
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -3077,8 +3122,9 @@ type MetadataResponseTopic struct {
 	IsInternal bool `kafka:"versions=1+"`
 	// Each partition in the topic.
 	Partitions []MetadataResponseTopicPartition `kafka:"versions=0+"`
-	// 32-bit bitfield to represent authorized operations for this topic.
-	TopicAuthorizedOperations int32 `kafka:"versions=8+"`
+	// 32-bit bitfield to represent authorized operations for this topic. Default -2147483648 when
+	// absent (v<8).
+	TopicAuthorizedOperations int32 `kafka:"versions=8+ default=-2147483648"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -3132,6 +3178,8 @@ func (m *MetadataResponseTopic) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 8 {
 		m.TopicAuthorizedOperations = d.int32()
+	} else {
+		m.TopicAuthorizedOperations = -2147483648
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -3151,8 +3199,8 @@ type MetadataResponseTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The ID of the leader broker.
 	LeaderID int32 `kafka:"versions=0+"`
-	// The leader epoch of this partition.
-	LeaderEpoch int32 `kafka:"versions=7+"`
+	// The leader epoch of this partition. Default -1 when absent (v<7).
+	LeaderEpoch int32 `kafka:"versions=7+ default=-1"`
 	// The set of all nodes that host this partition.
 	ReplicaNodes []int32 `kafka:"versions=0+"`
 	// The set of nodes that are in sync with the leader for this partition.
@@ -3198,6 +3246,8 @@ func (m *MetadataResponseTopicPartition) decode(d *decoder, v int16, flex bool) 
 	m.LeaderID = d.int32()
 	if v >= 7 {
 		m.LeaderEpoch = d.int32()
+	} else {
+		m.LeaderEpoch = -1
 	}
 	if n := d.arrayLen(flex, 4); n >= 0 {
 		m.ReplicaNodes = make([]int32, n)
@@ -3238,8 +3288,8 @@ type LeaderAndIsrRequest struct {
 	IsKraftController bool `kafka:"versions=7+"`
 	// The current controller epoch.
 	ControllerEpoch int32 `kafka:"versions=0+"`
-	// The current broker epoch.
-	BrokerEpoch int64 `kafka:"versions=2+"`
+	// The current broker epoch. Default -1 when absent (v<2).
+	BrokerEpoch int64 `kafka:"versions=2+ default=-1"`
 	// The type that indicates whether all topics are included in the request
 	Type int8 `kafka:"versions=5+"`
 	// Each topic.
@@ -3324,6 +3374,8 @@ func (m *LeaderAndIsrRequest) decode(d *decoder, v int16, flex bool) {
 	m.ControllerEpoch = d.int32()
 	if v >= 2 {
 		m.BrokerEpoch = d.int64()
+	} else {
+		m.BrokerEpoch = -1
 	}
 	if v >= 5 {
 		m.Type = d.int8()
@@ -3851,8 +3903,8 @@ type StopReplicaRequest struct {
 	IsKraftController bool `kafka:"versions=4+"`
 	// The controller epoch.
 	ControllerEpoch int32 `kafka:"versions=0+"`
-	// The broker epoch.
-	BrokerEpoch int64 `kafka:"versions=1+"`
+	// The broker epoch. Default -1 when absent (v<1).
+	BrokerEpoch int64 `kafka:"versions=1+ default=-1"`
 	// Each topic.
 	TopicStates []StopReplicaRequestTopicState `kafka:"versions=3+"`
 	// Whether these partitions should be deleted.
@@ -3939,6 +3991,8 @@ func (m *StopReplicaRequest) decode(d *decoder, v int16, flex bool) {
 	m.ControllerEpoch = d.int32()
 	if v >= 1 {
 		m.BrokerEpoch = d.int64()
+	} else {
+		m.BrokerEpoch = -1
 	}
 	if v >= 3 {
 		if n := d.arrayLen(flex, 3); n >= 0 {
@@ -4237,8 +4291,8 @@ type UpdateMetadataRequest struct {
 	IsKraftController bool `kafka:"versions=8+"`
 	// The controller epoch.
 	ControllerEpoch int32 `kafka:"versions=0+"`
-	// The broker epoch.
-	BrokerEpoch int64 `kafka:"versions=5+"`
+	// The broker epoch. Default -1 when absent (v<5).
+	BrokerEpoch int64 `kafka:"versions=5+ default=-1"`
 	// In newer versions of this RPC, each topic that we would like to update.
 	TopicStates []UpdateMetadataRequestTopicState `kafka:"versions=5+"`
 	// In older versions of this RPC, each partition that we would like to update.
@@ -4317,6 +4371,8 @@ func (m *UpdateMetadataRequest) decode(d *decoder, v int16, flex bool) {
 	m.ControllerEpoch = d.int32()
 	if v >= 5 {
 		m.BrokerEpoch = d.int64()
+	} else {
+		m.BrokerEpoch = -1
 	}
 	if v >= 5 {
 		if n := d.arrayLen(flex, 3); n >= 0 {
@@ -4739,8 +4795,8 @@ func (m *UpdateMetadataResponse) decode(d *decoder, v int16, flex bool) {
 type ControlledShutdownRequest struct {
 	// The id of the broker for which controlled shutdown has been requested.
 	BrokerID int32 `kafka:"versions=0+"`
-	// The broker epoch.
-	BrokerEpoch int64 `kafka:"versions=2+"`
+	// The broker epoch. Default -1 when absent (v<2).
+	BrokerEpoch int64 `kafka:"versions=2+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -4790,6 +4846,8 @@ func (m *ControlledShutdownRequest) decode(d *decoder, v int16, flex bool) {
 	m.BrokerID = d.int32()
 	if v >= 2 {
 		m.BrokerEpoch = d.int64()
+	} else {
+		m.BrokerEpoch = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -4912,14 +4970,14 @@ type OffsetCommitRequest struct {
 	// The unique group identifier.
 	GroupID string `kafka:"versions=0+"`
 	// The generation of the group if using the classic group protocol or the member epoch if using the
-	// consumer protocol.
-	GenerationIDOrMemberEpoch int32 `kafka:"versions=1+"`
+	// consumer protocol. Default -1 when absent (v<1).
+	GenerationIDOrMemberEpoch int32 `kafka:"versions=1+ default=-1"`
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=1+"`
 	// The unique identifier of the consumer instance provided by end user.
 	GroupInstanceID *string `kafka:"versions=7+ nullable=7+"`
-	// The time period in ms to retain the offset.
-	RetentionTimeMs int64 `kafka:"versions=2-4"`
+	// The time period in ms to retain the offset. Default -1 when absent (versions 0-1,5+).
+	RetentionTimeMs int64 `kafka:"versions=2-4 default=-1"`
 	// The topics to commit offsets for.
 	Topics []OffsetCommitRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -4984,6 +5042,8 @@ func (m *OffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 	m.GroupID = d.string(flex)
 	if v >= 1 {
 		m.GenerationIDOrMemberEpoch = d.int32()
+	} else {
+		m.GenerationIDOrMemberEpoch = -1
 	}
 	if v >= 1 {
 		m.MemberID = d.string(flex)
@@ -4993,6 +5053,8 @@ func (m *OffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 2 && v <= 4 {
 		m.RetentionTimeMs = d.int64()
+	} else {
+		m.RetentionTimeMs = -1
 	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
 		m.Topics = make([]OffsetCommitRequestTopic, n)
@@ -5058,10 +5120,10 @@ type OffsetCommitRequestTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The message offset to be committed.
 	CommittedOffset int64 `kafka:"versions=0+"`
-	// The leader epoch of this partition.
-	CommittedLeaderEpoch int32 `kafka:"versions=6+"`
-	// The timestamp of the commit.
-	CommitTimestamp int64 `kafka:"versions=1"`
+	// The leader epoch of this partition. Default -1 when absent (v<6).
+	CommittedLeaderEpoch int32 `kafka:"versions=6+ default=-1"`
+	// The timestamp of the commit. Default -1 when absent (versions 0,2+).
+	CommitTimestamp int64 `kafka:"versions=1 default=-1"`
 	// Any associated metadata the client wants to keep.
 	CommittedMetadata *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5091,9 +5153,13 @@ func (m *OffsetCommitRequestTopicPartition) decode(d *decoder, v int16, flex boo
 	m.CommittedOffset = d.int64()
 	if v >= 6 {
 		m.CommittedLeaderEpoch = d.int32()
+	} else {
+		m.CommittedLeaderEpoch = -1
 	}
 	if v == 1 {
 		m.CommitTimestamp = d.int64()
+	} else {
+		m.CommitTimestamp = -1
 	}
 	m.CommittedMetadata = d.nullableString(flex)
 	if flex {
@@ -5367,8 +5433,8 @@ type OffsetFetchRequestGroup struct {
 	GroupID string `kafka:"versions=8+"`
 	// The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
 	MemberID *string `kafka:"versions=9+ nullable=9+"`
-	// The member epoch if using the new consumer protocol (KIP-848).
-	MemberEpoch int32 `kafka:"versions=9+"`
+	// The member epoch if using the new consumer protocol (KIP-848). Default -1 when absent (v<9).
+	MemberEpoch int32 `kafka:"versions=9+ default=-1"`
 	// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
 	Topics []OffsetFetchRequestGroupTopic `kafka:"versions=8+ nullable=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5402,6 +5468,8 @@ func (m *OffsetFetchRequestGroup) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 9 {
 		m.MemberEpoch = d.int32()
+	} else {
+		m.MemberEpoch = -1
 	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
 		m.Topics = make([]OffsetFetchRequestGroupTopic, n)
@@ -5788,8 +5856,8 @@ type OffsetFetchResponseTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0-7"`
 	// The committed message offset.
 	CommittedOffset int64 `kafka:"versions=0-7"`
-	// The leader epoch.
-	CommittedLeaderEpoch int32 `kafka:"versions=5-7"`
+	// The leader epoch. Default -1 when absent (v<5).
+	CommittedLeaderEpoch int32 `kafka:"versions=5-7 default=-1"`
 	// The partition metadata.
 	Metadata *string `kafka:"versions=0-7 nullable=0-7"`
 	// The error code, or 0 if there was no error.
@@ -5819,6 +5887,8 @@ func (m *OffsetFetchResponseTopicPartition) decode(d *decoder, v int16, flex boo
 	m.CommittedOffset = d.int64()
 	if v >= 5 {
 		m.CommittedLeaderEpoch = d.int32()
+	} else {
+		m.CommittedLeaderEpoch = -1
 	}
 	m.Metadata = d.nullableString(flex)
 	m.ErrorCode = d.int16()
@@ -6098,8 +6168,8 @@ type JoinGroupRequest struct {
 	// milliseconds.
 	SessionTimeoutMs int32 `kafka:"versions=0+"`
 	// The maximum time in milliseconds that the coordinator will wait for each member to rejoin when
-	// rebalancing the group.
-	RebalanceTimeoutMs int32 `kafka:"versions=1+"`
+	// rebalancing the group. Default -1 when absent (v<1).
+	RebalanceTimeoutMs int32 `kafka:"versions=1+ default=-1"`
 	// The member id assigned by the group coordinator.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
@@ -6173,6 +6243,8 @@ func (m *JoinGroupRequest) decode(d *decoder, v int16, flex bool) {
 	m.SessionTimeoutMs = d.int32()
 	if v >= 1 {
 		m.RebalanceTimeoutMs = d.int32()
+	} else {
+		m.RebalanceTimeoutMs = -1
 	}
 	m.MemberID = d.string(flex)
 	if v >= 5 {
@@ -7168,8 +7240,9 @@ type DescribeGroupsResponseGroup struct {
 	ProtocolData string `kafka:"versions=0+"`
 	// The group members.
 	Members []DescribeGroupsResponseGroupMember `kafka:"versions=0+"`
-	// 32-bit bitfield to represent authorized operations for this group.
-	AuthorizedOperations int32 `kafka:"versions=3+"`
+	// 32-bit bitfield to represent authorized operations for this group. Default -2147483648 when
+	// absent (v<3).
+	AuthorizedOperations int32 `kafka:"versions=3+ default=-2147483648"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=5+"`
 }
@@ -7209,6 +7282,8 @@ func (m *DescribeGroupsResponseGroup) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 3 {
 		m.AuthorizedOperations = d.int32()
+	} else {
+		m.AuthorizedOperations = -2147483648
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -8239,10 +8314,10 @@ type CreateTopicsResponseTopic struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=1+ nullable=1+"`
-	// Number of partitions of the topic.
-	NumPartitions int32 `kafka:"versions=5+"`
-	// Replication factor of the topic.
-	ReplicationFactor int16 `kafka:"versions=5+"`
+	// Number of partitions of the topic. Default -1 when absent (v<5).
+	NumPartitions int32 `kafka:"versions=5+ default=-1"`
+	// Replication factor of the topic. Default -1 when absent (v<5).
+	ReplicationFactor int16 `kafka:"versions=5+ default=-1"`
 	// Configuration of the topic.
 	Configs []CreateTopicsResponseTopicConfig `kafka:"versions=5+ nullable=5+"`
 	// Optional topic config error returned if configs are not returned in the response.
@@ -8301,9 +8376,13 @@ func (m *CreateTopicsResponseTopic) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 5 {
 		m.NumPartitions = d.int32()
+	} else {
+		m.NumPartitions = -1
 	}
 	if v >= 5 {
 		m.ReplicationFactor = d.int16()
+	} else {
+		m.ReplicationFactor = -1
 	}
 	if v >= 5 {
 		if n := d.arrayLen(flex, 6); n >= 0 {
@@ -8943,11 +9022,11 @@ type InitProducerIdRequest struct {
 	// relevant if a TransactionalId has been defined.
 	TransactionTimeoutMs int32 `kafka:"versions=0+"`
 	// The producer id. This is used to disambiguate requests if a transactional id is reused following
-	// its expiration.
-	ProducerID int64 `kafka:"versions=3+"`
+	// its expiration. Default -1 when absent (v<3).
+	ProducerID int64 `kafka:"versions=3+ default=-1"`
 	// The producer's current epoch. This will be checked against the producer epoch on the broker, and
-	// the request will return an error if they do not match.
-	ProducerEpoch int16 `kafka:"versions=3+"`
+	// the request will return an error if they do not match. Default -1 when absent (v<3).
+	ProducerEpoch int16 `kafka:"versions=3+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -9002,9 +9081,13 @@ func (m *InitProducerIdRequest) decode(d *decoder, v int16, flex bool) {
 	m.TransactionTimeoutMs = d.int32()
 	if v >= 3 {
 		m.ProducerID = d.int64()
+	} else {
+		m.ProducerID = -1
 	}
 	if v >= 3 {
 		m.ProducerEpoch = d.int16()
+	} else {
+		m.ProducerEpoch = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -9091,8 +9174,9 @@ func (m *InitProducerIdResponse) decode(d *decoder, v int16, flex bool) {
 // 0-4, flexible from version 4. Fields list the versions that carry them in their kafka struct
 // tag.
 type OffsetForLeaderEpochRequest struct {
-	// The broker ID of the follower, of -1 if this request is from a consumer.
-	ReplicaID int32 `kafka:"versions=3+"`
+	// The broker ID of the follower, of -1 if this request is from a consumer. Default -2 when absent
+	// (v<3).
+	ReplicaID int32 `kafka:"versions=3+ default=-2"`
 	// Each topic to get offsets for.
 	Topics []OffsetForLeaderEpochRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -9146,6 +9230,8 @@ func (m *OffsetForLeaderEpochRequest) append(b []byte, v int16, flex bool) []byt
 func (m *OffsetForLeaderEpochRequest) decode(d *decoder, v int16, flex bool) {
 	if v >= 3 {
 		m.ReplicaID = d.int32()
+	} else {
+		m.ReplicaID = -2
 	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
 		m.Topics = make([]OffsetForLeaderEpochRequestTopic, n)
@@ -9213,8 +9299,8 @@ type OffsetForLeaderEpochRequestTopicPartition struct {
 	// An epoch used to fence consumers/replicas with old metadata. If the epoch provided by the client
 	// is larger than the current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code
 	// will be returned. If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will
-	// be returned.
-	CurrentLeaderEpoch int32 `kafka:"versions=2+"`
+	// be returned. Default -1 when absent (v<2).
+	CurrentLeaderEpoch int32 `kafka:"versions=2+ default=-1"`
 	// The epoch to look up an offset for.
 	LeaderEpoch int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -9239,6 +9325,8 @@ func (m *OffsetForLeaderEpochRequestTopicPartition) decode(d *decoder, v int16, 
 	m.Partition = d.int32()
 	if v >= 2 {
 		m.CurrentLeaderEpoch = d.int32()
+	} else {
+		m.CurrentLeaderEpoch = -1
 	}
 	m.LeaderEpoch = d.int32()
 	if flex {
@@ -9376,8 +9464,8 @@ type OffsetForLeaderEpochResponseTopicPartition struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The partition index.
 	Partition int32 `kafka:"versions=0+"`
-	// The leader epoch of the partition.
-	LeaderEpoch int32 `kafka:"versions=1+"`
+	// The leader epoch of the partition. Default -1 when absent (v<1).
+	LeaderEpoch int32 `kafka:"versions=1+ default=-1"`
 	// The end offset of the epoch.
 	EndOffset int64 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -9404,6 +9492,8 @@ func (m *OffsetForLeaderEpochResponseTopicPartition) decode(d *decoder, v int16,
 	m.Partition = d.int32()
 	if v >= 1 {
 		m.LeaderEpoch = d.int32()
+	} else {
+		m.LeaderEpoch = -1
 	}
 	m.EndOffset = d.int64()
 	if flex {
@@ -10594,8 +10684,8 @@ type TxnOffsetCommitRequest struct {
 	ProducerID int64 `kafka:"versions=0+"`
 	// The current epoch associated with the producer ID.
 	ProducerEpoch int16 `kafka:"versions=0+"`
-	// The generation of the consumer.
-	GenerationID int32 `kafka:"versions=3+"`
+	// The generation of the consumer. Default -1 when absent (v<3).
+	GenerationID int32 `kafka:"versions=3+ default=-1"`
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=3+"`
 	// The unique identifier of the consumer instance provided by end user.
@@ -10667,6 +10757,8 @@ func (m *TxnOffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 	m.ProducerEpoch = d.int16()
 	if v >= 3 {
 		m.GenerationID = d.int32()
+	} else {
+		m.GenerationID = -1
 	}
 	if v >= 3 {
 		m.MemberID = d.string(flex)
@@ -10738,8 +10830,8 @@ type TxnOffsetCommitRequestTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The message offset to be committed.
 	CommittedOffset int64 `kafka:"versions=0+"`
-	// The leader epoch of the last consumed record.
-	CommittedLeaderEpoch int32 `kafka:"versions=2+"`
+	// The leader epoch of the last consumed record. Default -1 when absent (v<2).
+	CommittedLeaderEpoch int32 `kafka:"versions=2+ default=-1"`
 	// Any associated metadata the client wants to keep.
 	CommittedMetadata *string `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -10766,6 +10858,8 @@ func (m *TxnOffsetCommitRequestTopicPartition) decode(d *decoder, v int16, flex 
 	m.CommittedOffset = d.int64()
 	if v >= 2 {
 		m.CommittedLeaderEpoch = d.int32()
+	} else {
+		m.CommittedLeaderEpoch = -1
 	}
 	m.CommittedMetadata = d.nullableString(flex)
 	if flex {
@@ -10933,8 +11027,8 @@ type DescribeAclsRequest struct {
 	ResourceTypeFilter int8 `kafka:"versions=0+"`
 	// The resource name, or null to match any resource name.
 	ResourceNameFilter *string `kafka:"versions=0+ nullable=0+"`
-	// The resource pattern to match.
-	PatternTypeFilter int8 `kafka:"versions=1+"`
+	// The resource pattern to match. Default 3 when absent (v<1).
+	PatternTypeFilter int8 `kafka:"versions=1+ default=3"`
 	// The principal to match, or null to match any principal.
 	PrincipalFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The host to match, or null to match any host.
@@ -10998,6 +11092,8 @@ func (m *DescribeAclsRequest) decode(d *decoder, v int16, flex bool) {
 	m.ResourceNameFilter = d.nullableString(flex)
 	if v >= 1 {
 		m.PatternTypeFilter = d.int8()
+	} else {
+		m.PatternTypeFilter = 3
 	}
 	m.PrincipalFilter = d.nullableString(flex)
 	m.HostFilter = d.nullableString(flex)
@@ -11098,8 +11194,8 @@ type DescribeAclsResponseResource struct {
 	ResourceType int8 `kafka:"versions=0+"`
 	// The resource name.
 	ResourceName string `kafka:"versions=0+"`
-	// The resource pattern type.
-	PatternType int8 `kafka:"versions=1+"`
+	// The resource pattern type. Default 3 when absent (v<1).
+	PatternType int8 `kafka:"versions=1+ default=3"`
 	// The ACLs.
 	Acls []DescribeAclsResponseResourceAcl `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -11129,6 +11225,8 @@ func (m *DescribeAclsResponseResource) decode(d *decoder, v int16, flex bool) {
 	m.ResourceName = d.string(flex)
 	if v >= 1 {
 		m.PatternType = d.int8()
+	} else {
+		m.PatternType = 3
 	}
 	if n := d.arrayLen(flex, 5); n >= 0 {
 		m.Acls = make([]DescribeAclsResponseResourceAcl, n)
@@ -11261,8 +11359,8 @@ type CreateAclsRequestCreation struct {
 	ResourceType int8 `kafka:"versions=0+"`
 	// The resource name for the ACL.
 	ResourceName string `kafka:"versions=0+"`
-	// The pattern type for the ACL.
-	ResourcePatternType int8 `kafka:"versions=1+"`
+	// The pattern type for the ACL. Default 3 when absent (v<1).
+	ResourcePatternType int8 `kafka:"versions=1+ default=3"`
 	// The principal for the ACL.
 	Principal string `kafka:"versions=0+"`
 	// The host for the ACL.
@@ -11298,6 +11396,8 @@ func (m *CreateAclsRequestCreation) decode(d *decoder, v int16, flex bool) {
 	m.ResourceName = d.string(flex)
 	if v >= 1 {
 		m.ResourcePatternType = d.int8()
+	} else {
+		m.ResourcePatternType = 3
 	}
 	m.Principal = d.string(flex)
 	m.Host = d.string(flex)
@@ -11491,8 +11591,8 @@ type DeleteAclsRequestFilter struct {
 	ResourceTypeFilter int8 `kafka:"versions=0+"`
 	// The resource name.
 	ResourceNameFilter *string `kafka:"versions=0+ nullable=0+"`
-	// The pattern type.
-	PatternTypeFilter int8 `kafka:"versions=1+"`
+	// The pattern type. Default 3 when absent (v<1).
+	PatternTypeFilter int8 `kafka:"versions=1+ default=3"`
 	// The principal filter, or null to accept all principals.
 	PrincipalFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The host filter, or null to accept all hosts.
@@ -11528,6 +11628,8 @@ func (m *DeleteAclsRequestFilter) decode(d *decoder, v int16, flex bool) {
 	m.ResourceNameFilter = d.nullableString(flex)
 	if v >= 1 {
 		m.PatternTypeFilter = d.int8()
+	} else {
+		m.PatternTypeFilter = 3
 	}
 	m.PrincipalFilter = d.nullableString(flex)
 	m.HostFilter = d.nullableString(flex)
@@ -11671,8 +11773,8 @@ type DeleteAclsResponseFilterResultMatchingAcl struct {
 	ResourceType int8 `kafka:"versions=0+"`
 	// The ACL resource name.
 	ResourceName string `kafka:"versions=0+"`
-	// The ACL resource pattern type.
-	PatternType int8 `kafka:"versions=1+"`
+	// The ACL resource pattern type. Default 3 when absent (v<1).
+	PatternType int8 `kafka:"versions=1+ default=3"`
 	// The ACL principal.
 	Principal string `kafka:"versions=0+"`
 	// The ACL host.
@@ -11712,6 +11814,8 @@ func (m *DeleteAclsResponseFilterResultMatchingAcl) decode(d *decoder, v int16, 
 	m.ResourceName = d.string(flex)
 	if v >= 1 {
 		m.PatternType = d.int8()
+	} else {
+		m.PatternType = 3
 	}
 	m.Principal = d.string(flex)
 	m.Host = d.string(flex)
@@ -11989,8 +12093,8 @@ type DescribeConfigsResponseResultConfig struct {
 	Value *string `kafka:"versions=0+ nullable=0+"`
 	// True if the configuration is read-only.
 	ReadOnly bool `kafka:"versions=0+"`
-	// The configuration source.
-	ConfigSource int8 `kafka:"versions=1+"`
+	// The configuration source. Default -1 when absent (v<1).
+	ConfigSource int8 `kafka:"versions=1+ default=-1"`
 	// True if the configuration is not set.
 	IsDefault bool `kafka:"versions=0"`
 	// True if this configuration is sensitive.
@@ -12043,6 +12147,8 @@ func (m *DescribeConfigsResponseResultConfig) decode(d *decoder, v int16, flex b
 	m.ReadOnly = d.bool()
 	if v >= 1 {
 		m.ConfigSource = d.int8()
+	} else {
+		m.ConfigSource = -1
 	}
 	if v <= 0 {
 		m.IsDefault = d.bool()
@@ -12871,10 +12977,10 @@ type DescribeLogDirsResponseResult struct {
 	LogDir string `kafka:"versions=0+"`
 	// Each topic.
 	Topics []DescribeLogDirsResponseResultTopic `kafka:"versions=0+"`
-	// The total size in bytes of the volume the log directory is in.
-	TotalBytes int64 `kafka:"versions=4+"`
-	// The usable size in bytes of the volume the log directory is in.
-	UsableBytes int64 `kafka:"versions=4+"`
+	// The total size in bytes of the volume the log directory is in. Default -1 when absent (v<4).
+	TotalBytes int64 `kafka:"versions=4+ default=-1"`
+	// The usable size in bytes of the volume the log directory is in. Default -1 when absent (v<4).
+	UsableBytes int64 `kafka:"versions=4+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -12911,9 +13017,13 @@ func (m *DescribeLogDirsResponseResult) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 4 {
 		m.TotalBytes = d.int64()
+	} else {
+		m.TotalBytes = -1
 	}
 	if v >= 4 {
 		m.UsableBytes = d.int64()
+	} else {
+		m.UsableBytes = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -17328,11 +17438,13 @@ type DescribeQuorumResponseTopicPartitionCurrentVoter struct {
 	// The last known log end offset of the follower or -1 if it is unknown
 	LogEndOffset int64 `kafka:"versions=0+"`
 	// The last known leader wall clock time time when a follower fetched from the leader. This is
-	// reported as -1 both for the current leader or if it is unknown for a voter
-	LastFetchTimestamp int64 `kafka:"versions=1+"`
+	// reported as -1 both for the current leader or if it is unknown for a voter. Default -1 when
+	// absent (v<1).
+	LastFetchTimestamp int64 `kafka:"versions=1+ default=-1"`
 	// The leader wall clock append time of the offset for which the follower made the most recent
-	// fetch request. This is reported as the current time for the leader and -1 if unknown for a voter
-	LastCaughtUpTimestamp int64 `kafka:"versions=1+"`
+	// fetch request. This is reported as the current time for the leader and -1 if unknown for a
+	// voter. Default -1 when absent (v<1).
+	LastCaughtUpTimestamp int64 `kafka:"versions=1+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -17365,9 +17477,13 @@ func (m *DescribeQuorumResponseTopicPartitionCurrentVoter) decode(d *decoder, v 
 	m.LogEndOffset = d.int64()
 	if v >= 1 {
 		m.LastFetchTimestamp = d.int64()
+	} else {
+		m.LastFetchTimestamp = -1
 	}
 	if v >= 1 {
 		m.LastCaughtUpTimestamp = d.int64()
+	} else {
+		m.LastCaughtUpTimestamp = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -17382,11 +17498,13 @@ func (m *DescribeQuorumResponseTopicPartitionCurrentVoter) decode(d *decoder, v 
 // DescribeQuorumResponseTopicPartitionObserver is a part of DescribeQuorumResponse (the Observers
 // field).
 type DescribeQuorumResponseTopicPartitionObserver struct {
-	ReplicaID             int32 `kafka:"versions=0+"`
-	ReplicaDirectoryID    UUID  `kafka:"versions=2+"`
-	LogEndOffset          int64 `kafka:"versions=0+"`
-	LastFetchTimestamp    int64 `kafka:"versions=1+"`
-	LastCaughtUpTimestamp int64 `kafka:"versions=1+"`
+	ReplicaID          int32 `kafka:"versions=0+"`
+	ReplicaDirectoryID UUID  `kafka:"versions=2+"`
+	LogEndOffset       int64 `kafka:"versions=0+"`
+	// Default -1 when absent (v<1).
+	LastFetchTimestamp int64 `kafka:"versions=1+ default=-1"`
+	// Default -1 when absent (v<1).
+	LastCaughtUpTimestamp int64 `kafka:"versions=1+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -17419,9 +17537,13 @@ func (m *DescribeQuorumResponseTopicPartitionObserver) decode(d *decoder, v int1
 	m.LogEndOffset = d.int64()
 	if v >= 1 {
 		m.LastFetchTimestamp = d.int64()
+	} else {
+		m.LastFetchTimestamp = -1
 	}
 	if v >= 1 {
 		m.LastCaughtUpTimestamp = d.int64()
+	} else {
+		m.LastCaughtUpTimestamp = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -18035,8 +18157,8 @@ type UpdateFeaturesRequestFeatureUpdate struct {
 	// special, and can be used to request the deletion of the finalized feature.
 	MaxVersionLevel int16 `kafka:"versions=0+"`
 	// Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2
-	// is safe downgrades only (lossless), 3 is unsafe downgrades (lossy).
-	UpgradeType int8 `kafka:"versions=1+"`
+	// is safe downgrades only (lossless), 3 is unsafe downgrades (lossy). Default 1 when absent (v<1).
+	UpgradeType int8 `kafka:"versions=1+ default=1"`
 	// DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version
 	// level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum
 	// version level is a value that's not lower than the existing maximum finalized version level.
@@ -18067,6 +18189,8 @@ func (m *UpdateFeaturesRequestFeatureUpdate) decode(d *decoder, v int16, flex bo
 	m.MaxVersionLevel = d.int16()
 	if v >= 1 {
 		m.UpgradeType = d.int8()
+	} else {
+		m.UpgradeType = 1
 	}
 	if v <= 0 {
 		m.AllowDowngrade = d.bool()
@@ -18332,8 +18456,8 @@ func (m *EnvelopeResponse) decode(d *decoder, v int16, flex bool) {
 type DescribeClusterRequest struct {
 	// Whether to include cluster authorized operations.
 	IncludeClusterAuthorizedOperations bool `kafka:"versions=0+"`
-	// The endpoint type to describe. 1=brokers, 2=controllers.
-	EndpointType int8 `kafka:"versions=1+"`
+	// The endpoint type to describe. 1=brokers, 2=controllers. Default 1 when absent (v<1).
+	EndpointType int8 `kafka:"versions=1+ default=1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18383,6 +18507,8 @@ func (m *DescribeClusterRequest) decode(d *decoder, v int16, flex bool) {
 	m.IncludeClusterAuthorizedOperations = d.bool()
 	if v >= 1 {
 		m.EndpointType = d.int8()
+	} else {
+		m.EndpointType = 1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -18404,8 +18530,8 @@ type DescribeClusterResponse struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
-	// The endpoint type that was described. 1=brokers, 2=controllers.
-	EndpointType int8 `kafka:"versions=1+"`
+	// The endpoint type that was described. 1=brokers, 2=controllers. Default 1 when absent (v<1).
+	EndpointType int8 `kafka:"versions=1+ default=1"`
 	// The cluster ID that responding broker belongs to.
 	ClusterID string `kafka:"versions=0+"`
 	// The ID of the controller broker.
@@ -18473,6 +18599,8 @@ func (m *DescribeClusterResponse) decode(d *decoder, v int16, flex bool) {
 	m.ErrorMessage = d.nullableString(flex)
 	if v >= 1 {
 		m.EndpointType = d.int8()
+	} else {
+		m.EndpointType = 1
 	}
 	m.ClusterID = d.string(flex)
 	m.ControllerID = d.int32()
@@ -19229,8 +19357,8 @@ type ListTransactionsRequest struct {
 	// transactions which match one of the filtered producerIds will be returned
 	ProducerIDFilters []int64 `kafka:"versions=0+"`
 	// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only
-	// transactions running longer than this duration will be returned
-	DurationFilter int64 `kafka:"versions=1+"`
+	// transactions running longer than this duration will be returned. Default -1 when absent (v<1).
+	DurationFilter int64 `kafka:"versions=1+ default=-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -19298,6 +19426,8 @@ func (m *ListTransactionsRequest) decode(d *decoder, v int16, flex bool) {
 	}
 	if v >= 1 {
 		m.DurationFilter = d.int64()
+	} else {
+		m.DurationFilter = -1
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {

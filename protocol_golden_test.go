@@ -36,9 +36,10 @@ func TestGoldenBodies(t *testing.T) {
 		{"ApiVersionsRequest v0: empty", &ApiVersionsRequest{}, 0, ""},
 		{"ApiVersionsRequest v3: compact strings + tags", &ApiVersionsRequest{ClientSoftwareName: "kpax", ClientSoftwareVersion: "1"}, 3,
 			"05 6b706178 | 02 31 | 00"},
-		{"MetadataRequest v0: one topic", &MetadataRequest{Topics: []MetadataRequestTopic{{Name: strp("a")}}}, 0,
+		// Fields a version lacks decode to their default (AllowAutoTopicCreation true before v4).
+		{"MetadataRequest v0: one topic", &MetadataRequest{Topics: []MetadataRequestTopic{{Name: strp("a")}}, AllowAutoTopicCreation: true}, 0,
 			"00000001 | 0001 61"},
-		{"MetadataRequest v1: null topics = all", &MetadataRequest{}, 1, "ffffffff"},
+		{"MetadataRequest v1: null topics = all", &MetadataRequest{AllowAutoTopicCreation: true}, 1, "ffffffff"},
 		{"MetadataRequest v4: empty topics, auto-create", &MetadataRequest{Topics: []MetadataRequestTopic{}, AllowAutoTopicCreation: true}, 4,
 			"00000000 | 01"},
 		{"MetadataRequest v9: flexible null topics", &MetadataRequest{AllowAutoTopicCreation: true}, 9,
@@ -67,7 +68,8 @@ func TestGoldenBodies(t *testing.T) {
 			UnknownTags: []TaggedField{{Tag: 1, Data: []byte{0xff}}}}, 12,
 			"ffffffff | 000001f4 | 00000001 | 00100000 | 00 | 00000000 | ffffffff | 01 | 01 | 01 | 02 | 00 02 02 63 | 01 01 ff"},
 		{"FetchResponse v4: null aborted transactions", &FetchResponse{ThrottleTimeMs: 1, Responses: []FetchResponseResponse{{
-			Topic: "t", Partitions: []FetchResponseResponsePartition{{PartitionIndex: 0, HighWatermark: 10, LastStableOffset: 10, Records: []byte{0xcc}}}}}}, 4,
+			Topic: "t", Partitions: []FetchResponseResponsePartition{{PartitionIndex: 0, HighWatermark: 10, LastStableOffset: 10,
+				LogStartOffset: -1, PreferredReadReplica: -1, Records: []byte{0xcc}}}}}}, 4,
 			"00000001 | 00000001 | 0001 74 | 00000001 | 00000000 | 0000 | 000000000000000a | 000000000000000a | ffffffff | 00000001 cc"},
 		{"FetchResponse v12: diverging epoch and current leader", &FetchResponse{Responses: []FetchResponseResponse{{
 			Topic: "t", Partitions: []FetchResponseResponsePartition{{
@@ -77,7 +79,8 @@ func TestGoldenBodies(t *testing.T) {
 			"00000000 | 0000 | 00000000 | 02 | 02 74 | 02 | 00000001 | 0006 | ffffffffffffffff ffffffffffffffff ffffffffffffffff | 00 | ffffffff | 00 | " +
 				"02 | 00 0d 00000003 0000000000000007 00 | 01 09 00000002 00000004 00 | 00 | 00"},
 		{"OffsetCommitRequest v2: old retention field", &OffsetCommitRequest{GroupID: "g", GenerationIDOrMemberEpoch: 1, MemberID: "m", RetentionTimeMs: -1,
-			Topics: []OffsetCommitRequestTopic{{Name: "t", Partitions: []OffsetCommitRequestTopicPartition{{PartitionIndex: 0, CommittedOffset: 42, CommittedMetadata: strp("")}}}}}, 2,
+			Topics: []OffsetCommitRequestTopic{{Name: "t", Partitions: []OffsetCommitRequestTopicPartition{{PartitionIndex: 0, CommittedOffset: 42,
+				CommittedLeaderEpoch: -1, CommitTimestamp: -1, CommittedMetadata: strp("")}}}}}, 2,
 			"0001 67 | 00000001 | 0001 6d | ffffffffffffffff | 00000001 0001 74 | 00000001 00000000 000000000000002a 0000"},
 	}
 	for _, tt := range tests {

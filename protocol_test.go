@@ -15,6 +15,7 @@ import (
 type fieldVersions struct {
 	versions, nullable string
 	tag                int
+	def                string // the value in the versions without the field, "" for the zero value
 }
 
 func parseKafkaTag(s string) fieldVersions {
@@ -28,6 +29,8 @@ func parseKafkaTag(s string) fieldVersions {
 			fv.nullable = v
 		case "tag":
 			fv.tag, _ = strconv.Atoi(v)
+		case "default":
+			fv.def = v
 		}
 	}
 	return fv
@@ -59,9 +62,37 @@ func inRange(list string, v int16) bool {
 	return false
 }
 
+// setDefault sets v to the literal of a kafka struct tag's default.
+func setDefault(v reflect.Value, lit string) {
+	switch v.Kind() {
+	case reflect.Bool:
+		b, err := strconv.ParseBool(lit)
+		if err != nil {
+			panic(err)
+		}
+		v.SetBool(b)
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(lit, 0, v.Type().Bits())
+		if err != nil {
+			panic(err)
+		}
+		v.SetInt(n)
+	case reflect.Uint16:
+		n, err := strconv.ParseUint(lit, 0, 16)
+		if err != nil {
+			panic(err)
+		}
+		v.SetUint(n)
+	default:
+		panic("setDefault: unexpected kind " + v.Kind().String())
+	}
+}
+
 // filler fills generated messages with random values, using only the fields
 // that a version carries (as their kafka struct tags say), so that a round
-// trip through that version must give back an equal value.
+// trip through that version must give back an equal value. A field the
+// version lacks is left at its default: the zero value, or the tag's default=,
+// which decoding must give back.
 type filler struct {
 	r *rand.Rand
 	v int16
@@ -73,6 +104,9 @@ func (f *filler) fillStruct(sv reflect.Value, depth int) {
 		sf := st.Field(i)
 		fv := parseKafkaTag(sf.Tag.Get("kafka"))
 		if !inRange(fv.versions, f.v) {
+			if fv.def != "" {
+				setDefault(sv.Field(i), fv.def)
+			}
 			continue
 		}
 		if sf.Name == "UnknownTags" {
@@ -187,6 +221,115 @@ func TestRoundTripEveryVersion(t *testing.T) {
 	t.Logf("round-tripped %d message types (%d APIs), %d type×version pairs", apis, apis/2, pairs)
 	if apis != 2*wantAPIs || pairs != wantPairs {
 		t.Errorf("covered %d types and %d type×version pairs, want %d and %d", apis, pairs, 2*wantAPIs, wantPairs)
+	}
+}
+
+// TestDecodeDefaults: a field that the decoded version lacks gets the value
+// Kafka's message definitions give it, not Go's zero value; a version that
+// carries the field gives what was sent. The expectations are written out
+// here, apart from the overlay they check.
+func TestDecodeDefaults(t *testing.T) {
+	const noOps = -2147483648 // authorized operations not requested
+	fetchResp := func() Message {
+		return &FetchResponse{Responses: []FetchResponseResponse{{Partitions: []FetchResponseResponsePartition{{
+			LastStableOffset: 7, LogStartOffset: 8, PreferredReadReplica: 2}}}}}
+	}
+	fetchPart := func(m Message) FetchResponseResponsePartition {
+		return m.(*FetchResponse).Responses[0].Partitions[0]
+	}
+	produceResp := func() Message {
+		return &ProduceResponse{Responses: []ProduceResponseResponse{{PartitionResponses: []ProduceResponseResponsePartitionResponse{{
+			LogAppendTimeMs: 7, LogStartOffset: 8}}}}}
+	}
+	producePart := func(m Message) ProduceResponseResponsePartitionResponse {
+		return m.(*ProduceResponse).Responses[0].PartitionResponses[0]
+	}
+	metaResp := func() Message {
+		return &MetadataResponse{ControllerID: 3, ClusterAuthorizedOperations: 5, Topics: []MetadataResponseTopic{{
+			TopicAuthorizedOperations: 6, Partitions: []MetadataResponseTopicPartition{{LeaderEpoch: 4}}}}}
+	}
+	metaTopic := func(m Message) MetadataResponseTopic { return m.(*MetadataResponse).Topics[0] }
+	listResp := func() Message {
+		return &ListOffsetsResponse{Topics: []ListOffsetsResponseTopic{{Partitions: []ListOffsetsResponseTopicPartition{{
+			Timestamp: 7, Offset: 8, LeaderEpoch: 9}}}}}
+	}
+	listPart := func(m Message) ListOffsetsResponseTopicPartition {
+		return m.(*ListOffsetsResponse).Topics[0].Partitions[0]
+	}
+	fetchReq := func() Message {
+		return &FetchRequest{ReplicaID: 3, MaxBytes: 100, SessionEpoch: 2, Topics: []FetchRequestTopic{{Partitions: []FetchRequestTopicPartition{{
+			CurrentLeaderEpoch: 4, LastFetchedEpoch: 5, LogStartOffset: 6}}}}}
+	}
+	fetchReqPart := func(m Message) FetchRequestTopicPartition { return m.(*FetchRequest).Topics[0].Partitions[0] }
+	tests := []struct {
+		name    string
+		msg     func() Message
+		version int16
+		got     func(Message) any
+		want    any
+	}{
+		{"Fetch response PreferredReadReplica v1", fetchResp, 1, func(m Message) any { return fetchPart(m).PreferredReadReplica }, int32(-1)},
+		{"Fetch response PreferredReadReplica v10", fetchResp, 10, func(m Message) any { return fetchPart(m).PreferredReadReplica }, int32(-1)},
+		{"Fetch response PreferredReadReplica v11", fetchResp, 11, func(m Message) any { return fetchPart(m).PreferredReadReplica }, int32(2)},
+		{"Fetch response LastStableOffset v3", fetchResp, 3, func(m Message) any { return fetchPart(m).LastStableOffset }, int64(-1)},
+		{"Fetch response LastStableOffset v4", fetchResp, 4, func(m Message) any { return fetchPart(m).LastStableOffset }, int64(7)},
+		{"Fetch response LogStartOffset v4", fetchResp, 4, func(m Message) any { return fetchPart(m).LogStartOffset }, int64(-1)},
+		{"Fetch response LogStartOffset v5", fetchResp, 5, func(m Message) any { return fetchPart(m).LogStartOffset }, int64(8)},
+		{"Produce response LogAppendTimeMs v1", produceResp, 1, func(m Message) any { return producePart(m).LogAppendTimeMs }, int64(-1)},
+		{"Produce response LogAppendTimeMs v2", produceResp, 2, func(m Message) any { return producePart(m).LogAppendTimeMs }, int64(7)},
+		{"Produce response LogStartOffset v4", produceResp, 4, func(m Message) any { return producePart(m).LogStartOffset }, int64(-1)},
+		{"Metadata response ControllerID v0", metaResp, 0, func(m Message) any { return m.(*MetadataResponse).ControllerID }, int32(-1)},
+		{"Metadata response ControllerID v1", metaResp, 1, func(m Message) any { return m.(*MetadataResponse).ControllerID }, int32(3)},
+		{"Metadata response LeaderEpoch v6", metaResp, 6, func(m Message) any { return metaTopic(m).Partitions[0].LeaderEpoch }, int32(-1)},
+		{"Metadata response LeaderEpoch v7", metaResp, 7, func(m Message) any { return metaTopic(m).Partitions[0].LeaderEpoch }, int32(4)},
+		{"Metadata response TopicAuthorizedOperations v7", metaResp, 7, func(m Message) any { return metaTopic(m).TopicAuthorizedOperations }, int32(noOps)},
+		{"Metadata response ClusterAuthorizedOperations v7", metaResp, 7, func(m Message) any { return m.(*MetadataResponse).ClusterAuthorizedOperations }, int32(noOps)},
+		{"Metadata response ClusterAuthorizedOperations v10", metaResp, 10, func(m Message) any { return m.(*MetadataResponse).ClusterAuthorizedOperations }, int32(5)},
+		{"Metadata response ClusterAuthorizedOperations v11", metaResp, 11, func(m Message) any { return m.(*MetadataResponse).ClusterAuthorizedOperations }, int32(noOps)},
+		{"ListOffsets response Timestamp v0", listResp, 0, func(m Message) any { return listPart(m).Timestamp }, int64(-1)},
+		{"ListOffsets response Offset v0", listResp, 0, func(m Message) any { return listPart(m).Offset }, int64(-1)},
+		{"ListOffsets response Offset v1", listResp, 1, func(m Message) any { return listPart(m).Offset }, int64(8)},
+		{"ListOffsets response LeaderEpoch v3", listResp, 3, func(m Message) any { return listPart(m).LeaderEpoch }, int32(-1)},
+		{"OffsetFetch response CommittedLeaderEpoch v4", func() Message {
+			return &OffsetFetchResponse{Topics: []OffsetFetchResponseTopic{{Partitions: []OffsetFetchResponseTopicPartition{{CommittedLeaderEpoch: 3}}}}}
+		}, 4, func(m Message) any { return m.(*OffsetFetchResponse).Topics[0].Partitions[0].CommittedLeaderEpoch }, int32(-1)},
+		{"OffsetForLeaderEpoch response LeaderEpoch v0", func() Message {
+			return &OffsetForLeaderEpochResponse{Topics: []OffsetForLeaderEpochResponseTopic{{Partitions: []OffsetForLeaderEpochResponseTopicPartition{{LeaderEpoch: 3}}}}}
+		}, 0, func(m Message) any { return m.(*OffsetForLeaderEpochResponse).Topics[0].Partitions[0].LeaderEpoch }, int32(-1)},
+		{"Fetch request ReplicaID v15", fetchReq, 15, func(m Message) any { return m.(*FetchRequest).ReplicaID }, int32(-1)},
+		{"Fetch request ReplicaID v14", fetchReq, 14, func(m Message) any { return m.(*FetchRequest).ReplicaID }, int32(3)},
+		{"Fetch request MaxBytes v2", fetchReq, 2, func(m Message) any { return m.(*FetchRequest).MaxBytes }, int32(0x7fffffff)},
+		{"Fetch request SessionEpoch v6", fetchReq, 6, func(m Message) any { return m.(*FetchRequest).SessionEpoch }, int32(-1)},
+		{"Fetch request CurrentLeaderEpoch v8", fetchReq, 8, func(m Message) any { return fetchReqPart(m).CurrentLeaderEpoch }, int32(-1)},
+		{"Fetch request LastFetchedEpoch v11", fetchReq, 11, func(m Message) any { return fetchReqPart(m).LastFetchedEpoch }, int32(-1)},
+		{"Fetch request LogStartOffset v4", fetchReq, 4, func(m Message) any { return fetchReqPart(m).LogStartOffset }, int64(-1)},
+		{"ListOffsets request CurrentLeaderEpoch v3", func() Message {
+			return &ListOffsetsRequest{Topics: []ListOffsetsRequestTopic{{Partitions: []ListOffsetsRequestTopicPartition{{CurrentLeaderEpoch: 3, MaxNumOffsets: 5}}}}}
+		}, 3, func(m Message) any { return m.(*ListOffsetsRequest).Topics[0].Partitions[0].CurrentLeaderEpoch }, int32(-1)},
+		{"ListOffsets request MaxNumOffsets v1", func() Message {
+			return &ListOffsetsRequest{Topics: []ListOffsetsRequestTopic{{Partitions: []ListOffsetsRequestTopicPartition{{MaxNumOffsets: 5}}}}}
+		}, 1, func(m Message) any { return m.(*ListOffsetsRequest).Topics[0].Partitions[0].MaxNumOffsets }, int32(1)},
+		{"OffsetCommit request GenerationIDOrMemberEpoch v0", func() Message { return &OffsetCommitRequest{GenerationIDOrMemberEpoch: 3} },
+			0, func(m Message) any { return m.(*OffsetCommitRequest).GenerationIDOrMemberEpoch }, int32(-1)},
+		{"OffsetCommit request CommittedLeaderEpoch v5", func() Message {
+			return &OffsetCommitRequest{Topics: []OffsetCommitRequestTopic{{Partitions: []OffsetCommitRequestTopicPartition{{CommittedLeaderEpoch: 3}}}}}
+		}, 5, func(m Message) any { return m.(*OffsetCommitRequest).Topics[0].Partitions[0].CommittedLeaderEpoch }, int32(-1)},
+		{"Metadata request AllowAutoTopicCreation v3", func() Message { return &MetadataRequest{} },
+			3, func(m Message) any { return m.(*MetadataRequest).AllowAutoTopicCreation }, true},
+		{"Metadata request AllowAutoTopicCreation v4", func() Message { return &MetadataRequest{} },
+			4, func(m Message) any { return m.(*MetadataRequest).AllowAutoTopicCreation }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.msg()
+			out := reflect.New(reflect.TypeOf(in).Elem()).Interface().(Message)
+			if err := out.Decode(in.AppendTo(nil, tt.version), tt.version); err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.got(out); got != tt.want {
+				t.Errorf("decoded %v (%T), want %v", got, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -289,8 +289,15 @@ func emitStruct(e *emitter, m *message, st *structType, top bool) {
 	max := m.versions.max()
 	e.p("type %s struct {", st.goName)
 	for _, f := range st.fields {
-		if f.doc != "" {
-			comment(e, "\t", f.doc)
+		doc := f.doc
+		if f.def != "" {
+			if doc = strings.TrimSpace(doc); doc != "" && !strings.HasSuffix(doc, ".") {
+				doc += "."
+			}
+			doc = strings.TrimSpace(doc + " " + defaultNote(f, st, max))
+		}
+		if doc != "" {
+			comment(e, "\t", doc)
 		}
 		tag := "versions=" + vrange(f.versions, max)
 		if f.nullable != 0 {
@@ -298,6 +305,9 @@ func emitStruct(e *emitter, m *message, st *structType, top bool) {
 		}
 		if f.tag >= 0 {
 			tag += " tag=" + strconv.Itoa(f.tag)
+		}
+		if f.def != "" {
+			tag += " default=" + f.def
 		}
 		e.p("\t%s %s `kafka:\"%s\"`", f.goName, goType(f), tag)
 	}
@@ -307,6 +317,17 @@ func emitStruct(e *emitter, m *message, st *structType, top bool) {
 	}
 	e.p("}")
 	e.p("")
+}
+
+// defaultNote documents the default of f, a field of st: "Default -1 when
+// absent (v<11)."
+func defaultNote(f *field, st *structType, max int) string {
+	absent := st.versions &^ f.versions
+	when := "versions " + vrange(absent, max)
+	if lo, hi := absent.min(), absent.max(); lo == st.versions.min() && absent == versionsFrom(lo, hi) {
+		when = fmt.Sprintf("v<%d", hi+1)
+	}
+	return fmt.Sprintf("Default %s when absent (%s).", f.def, when)
 }
 
 func emitCodec(e *emitter, m *message, st *structType) {
@@ -372,6 +393,10 @@ func emitCodec(e *emitter, m *message, st *structType) {
 			e.p("if %s {", c)
 		}
 		emitDecode(e, f, "m."+f.goName, st.versions&f.versions, "d", "flex")
+		if c != "" && f.def != "" {
+			e.p("} else {")
+			e.p("m.%s = %s", f.goName, f.def)
+		}
 		if c != "" {
 			e.p("}")
 		}

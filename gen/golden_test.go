@@ -114,7 +114,8 @@ func TestFullSpec(t *testing.T) {
 
 // TestDefaultOverlayApplies checks, on the whole guide, that every overlay
 // entry lands: nullable versions set where it says, tagged fields present
-// with their tags from their first version.
+// with their tags from their first version, defaults on fields that some
+// version of their structure lacks.
 func TestDefaultOverlayApplies(t *testing.T) {
 	sp, err := parseSpec(fullSpec(t))
 	if err != nil {
@@ -167,6 +168,44 @@ func TestDefaultOverlayApplies(t *testing.T) {
 				f.tag, vrange(f.versions, m.versions.max()), f.kind == kindArray, tf.tag, tf.from, tf.array)
 		}
 	}
+	seen := map[string]bool{}
+	for _, d := range ov.defaults {
+		if seen[d.msg+" "+d.path] {
+			t.Errorf("%s %s: listed twice", d.msg, d.path)
+		}
+		seen[d.msg+" "+d.path] = true
+		st, f, err := findFieldIn(byName[d.msg].root, d.path)
+		if err != nil {
+			t.Errorf("%s %s: %v", d.msg, d.path, err)
+			continue
+		}
+		if f.def != d.value || st.versions&^f.versions == 0 {
+			t.Errorf("%s %s: default %q in versions %s of %s, want %q", d.msg, d.path, f.def,
+				vrange(f.versions, byName[d.msg].versions.max()), vrange(st.versions, byName[d.msg].versions.max()), d.value)
+		}
+	}
+	// The fields a client reads or a fake broker decodes, whose zero value
+	// would mean something else (node 0, offset 0, epoch 0).
+	for _, want := range []string{
+		"Fetch Response responses.partitions.preferred_read_replica",
+		"Fetch Response responses.partitions.last_stable_offset",
+		"Fetch Response responses.partitions.log_start_offset",
+		"Produce Response responses.partition_responses.log_append_time_ms",
+		"Produce Response responses.partition_responses.log_start_offset",
+		"Metadata Response controller_id",
+		"Metadata Response topics.partitions.leader_epoch",
+		"ListOffsets Response topics.partitions.offset",
+		"ListOffsets Response topics.partitions.leader_epoch",
+		"OffsetFetch Response topics.partitions.committed_leader_epoch",
+		"OffsetForLeaderEpoch Response topics.partitions.leader_epoch",
+		"Fetch Request replica_id",
+		"Fetch Request topics.partitions.current_leader_epoch",
+		"OffsetCommit Request topics.partitions.committed_leader_epoch",
+	} {
+		if !seen[want] {
+			t.Errorf("no default for %s", want)
+		}
+	}
 }
 
 // TestOverlayErrors: an overlay entry that does not fit the guide is an
@@ -204,6 +243,30 @@ func TestOverlayErrors(t *testing.T) {
 			"tag 0 used twice"},
 		{"tagged: broken definition", overlay{tagged: []taggedField{{msg: "ApiVersions Response", tag: 0, from: 3, bnf: "x => y z"}}},
 			`field "y" has no definition line`},
+		{"default: no message", overlay{defaults: []fieldDefault{{"Nope Response", "x", "-1"}}},
+			`overlay: no message "Nope Response"`},
+		{"default: no field", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "groups.nope", "-1"}}},
+			`overlay: DescribeGroups Response groups.nope: no field "nope"`},
+		{"default: in every version", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "groups.error_code", "-1"}}},
+			"every version carries the field"},
+		{"default: an array", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "groups", "-1"}}},
+			"needs a primitive field"},
+		{"default: a tagged field", overlay{defaults: []fieldDefault{{"ApiVersions Response", "finalized_features_epoch", "-1"}},
+			tagged: fixtureOverlay().tagged}, "needs a primitive field that is not tagged"},
+		{"default: a string", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "groups.members.group_instance_id", `"x"`}}},
+			"no defaults for STRING fields"},
+		{"default: out of range", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "throttle_time_ms", "0x80000000"}}},
+			`default "0x80000000" is not a INT32`},
+		{"default: not a literal", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "throttle_time_ms", "minus one"}}},
+			`default "minus one" is not a INT32`},
+		{"default: not a bool", overlay{defaults: []fieldDefault{{"DescribeGroups Request", "include_authorized_operations", "1"}}},
+			`default "1" is not a BOOLEAN`},
+		{"default: the zero value", overlay{defaults: []fieldDefault{{"DescribeGroups Response", "groups.authorized_operations", "0"}}},
+			"is the zero value"},
+		{"default: twice", overlay{defaults: []fieldDefault{
+			{"DescribeGroups Response", "groups.authorized_operations", "-1"},
+			{"DescribeGroups Response", "groups.authorized_operations", "-2"}}},
+			"two defaults"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,6 +63,7 @@ type field struct {
 	nullable vset // versions in which the value may be null
 	tag      int  // tagged field number, or -1
 	doc      string
+	def      string // the value (a Go literal) in the versions that lack the field, "" for the zero value
 }
 
 // basePrim strips the compact and nullable variants off a primitive type.

@@ -7,7 +7,8 @@ import (
 )
 
 // modelString writes a merged structure one field a line: Go name, kind and
-// type, versions, nullable versions and tag, nested structures indented.
+// type, versions, nullable versions, tag and default, nested structures
+// indented.
 func modelString(st *structType, max int, indent string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s%s min=%d\n", indent, st.goName, st.minSize)
@@ -28,6 +29,9 @@ func modelString(st *structType, max int, indent string) string {
 		if f.tag >= 0 {
 			fmt.Fprintf(&b, " tag=%d", f.tag)
 		}
+		if f.def != "" {
+			fmt.Fprintf(&b, " default=%s", f.def)
+		}
 		b.WriteByte('\n')
 		if f.st != nil {
 			b.WriteString(modelString(f.st, max, indent+"    "))
@@ -37,14 +41,24 @@ func modelString(st *structType, max int, indent string) string {
 }
 
 // fixtureOverlay is what the golden test generates with: the default
-// overlay's entries for the fixture APIs (ApiVersions' tagged fields) and one
-// nullable array.
+// overlay's entries for the fixture APIs (ApiVersions' tagged fields,
+// DescribeGroups' default authorized operations), one nullable array and one
+// boolean default.
 func fixtureOverlay() *overlay {
 	def := defaultOverlay()
-	ov := &overlay{nullable: []nullableField{{"DescribeGroups Request", "groups", 0, -1}}}
+	ov := &overlay{
+		nullable: []nullableField{{"DescribeGroups Request", "groups", 0, -1}},
+		// Not in the default overlay: Kafka's default is false.
+		defaults: []fieldDefault{{"DescribeGroups Request", "include_authorized_operations", "true"}},
+	}
 	for _, tf := range def.tagged {
 		if strings.HasPrefix(tf.msg, "ApiVersions ") {
 			ov.tagged = append(ov.tagged, tf)
+		}
+	}
+	for _, d := range def.defaults {
+		if strings.HasPrefix(d.msg, "ApiVersions ") || strings.HasPrefix(d.msg, "DescribeGroups ") || strings.HasPrefix(d.msg, "SaslHandshake ") {
+			ov.defaults = append(ov.defaults, d)
 		}
 	}
 	return ov
@@ -75,7 +89,7 @@ func TestBuildMessagesFixture(t *testing.T) {
 		{"DescribeGroupsRequest", "0+", "5+", `
 DescribeGroupsRequest min=3
   Groups []STRING v0+ null=0+
-  IncludeAuthorizedOperations BOOLEAN v3+
+  IncludeAuthorizedOperations BOOLEAN v3+ default=true
 `},
 		{"DescribeGroupsResponse", "0+", "5+", `
 DescribeGroupsResponse min=4
@@ -95,7 +109,7 @@ DescribeGroupsResponse min=4
           ClientHost STRING v0+
           MemberMetadata BYTES v0+
           MemberAssignment BYTES v0+
-      AuthorizedOperations INT32 v3+
+      AuthorizedOperations INT32 v3+ default=-2147483648
 `},
 		{"SaslHandshakeRequest", "0+", "", `
 SaslHandshakeRequest min=2

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -15,10 +16,20 @@ import (
 // unchanged. Decoding accepts null for every array whatever this says; the
 // list matters when encoding, where a nil slice is written as null only for
 // a nullable field (and as an empty array otherwise).
+//
+// The message definitions also give fields a "default": the value a field
+// has in the versions that do not carry it. Go's zero value is the default of
+// most fields; the others are listed here, so that decoding a version without
+// the field gives the value Kafka means (PreferredReadReplica -1, "no
+// preferred replica", rather than 0, "node 0"). Only fields that some version
+// of their structure lacks are listed: a field every version carries always
+// has the decoded value. Tagged fields are pointers, nil when absent, and
+// strings and nullable values default to "" and nil, so neither appears.
 
 type overlay struct {
 	nullable []nullableField
 	tagged   []taggedField
+	defaults []fieldDefault
 }
 
 // nullableField marks the field at path (dot-separated spec names) of msg
@@ -39,6 +50,14 @@ type taggedField struct {
 	array     bool
 	bnf       string
 	doc       string
+}
+
+// fieldDefault gives the primitive field at path of msg the value, a Go
+// literal ("-1", "0x7fffffff", "true"), in the versions of its structure that
+// lack it. Decoding such a version sets the field to the value; encoding never
+// writes it.
+type fieldDefault struct {
+	msg, path, value string
 }
 
 const (
@@ -121,14 +140,83 @@ func defaultOverlay() *overlay {
 			{msg: "CreateTopics Response", path: "topics", tag: 0, from: 5, bnf: `topic_config_error_code => INT16`,
 				doc: "Optional topic config error returned if configs are not returned in the response."},
 		},
+		defaults: []fieldDefault{
+			{"Produce Response", "responses.partition_responses.log_append_time_ms", "-1"},
+			{"Produce Response", "responses.partition_responses.log_start_offset", "-1"},
+			{"Fetch Request", "replica_id", "-1"}, // v15+ carry it in the tagged replica_state
+			{"Fetch Request", "max_bytes", "0x7fffffff"},
+			{"Fetch Request", "session_epoch", "-1"},
+			{"Fetch Request", "topics.partitions.current_leader_epoch", "-1"},
+			{"Fetch Request", "topics.partitions.last_fetched_epoch", "-1"},
+			{"Fetch Request", "topics.partitions.log_start_offset", "-1"},
+			{"Fetch Response", "responses.partitions.last_stable_offset", "-1"},
+			{"Fetch Response", "responses.partitions.log_start_offset", "-1"},
+			{"Fetch Response", "responses.partitions.preferred_read_replica", "-1"},
+			{"ListOffsets Request", "topics.partitions.current_leader_epoch", "-1"},
+			{"ListOffsets Request", "topics.partitions.max_num_offsets", "1"},
+			{"ListOffsets Response", "topics.partitions.timestamp", "-1"},
+			{"ListOffsets Response", "topics.partitions.offset", "-1"},
+			{"ListOffsets Response", "topics.partitions.leader_epoch", "-1"},
+			{"Metadata Request", "allow_auto_topic_creation", "true"},
+			{"Metadata Response", "controller_id", "-1"},
+			{"Metadata Response", "topics.partitions.leader_epoch", "-1"},
+			{"Metadata Response", "topics.topic_authorized_operations", "-2147483648"},
+			{"Metadata Response", "cluster_authorized_operations", "-2147483648"},
+			{"LeaderAndIsr Request", "broker_epoch", "-1"},
+			{"StopReplica Request", "broker_epoch", "-1"},
+			{"UpdateMetadata Request", "broker_epoch", "-1"},
+			{"ControlledShutdown Request", "broker_epoch", "-1"},
+			{"OffsetCommit Request", "generation_id_or_member_epoch", "-1"},
+			{"OffsetCommit Request", "retention_time_ms", "-1"},
+			{"OffsetCommit Request", "topics.partitions.committed_leader_epoch", "-1"},
+			{"OffsetCommit Request", "topics.partitions.commit_timestamp", "-1"},
+			{"OffsetFetch Request", "groups.member_epoch", "-1"},
+			{"OffsetFetch Response", "topics.partitions.committed_leader_epoch", "-1"},
+			{"JoinGroup Request", "rebalance_timeout_ms", "-1"},
+			{"DescribeGroups Response", "groups.authorized_operations", "-2147483648"},
+			{"CreateTopics Response", "topics.num_partitions", "-1"},
+			{"CreateTopics Response", "topics.replication_factor", "-1"},
+			{"InitProducerId Request", "producer_id", "-1"},
+			{"InitProducerId Request", "producer_epoch", "-1"},
+			{"OffsetForLeaderEpoch Request", "replica_id", "-2"}, // -2: a debugging consumer
+			{"OffsetForLeaderEpoch Request", "topics.partitions.current_leader_epoch", "-1"},
+			{"OffsetForLeaderEpoch Response", "topics.partitions.leader_epoch", "-1"},
+			{"TxnOffsetCommit Request", "generation_id", "-1"},
+			{"TxnOffsetCommit Request", "topics.partitions.committed_leader_epoch", "-1"},
+			{"DescribeAcls Request", "pattern_type_filter", "3"}, // 3: LITERAL
+			{"DescribeAcls Response", "resources.pattern_type", "3"},
+			{"CreateAcls Request", "creations.resource_pattern_type", "3"},
+			{"DeleteAcls Request", "filters.pattern_type_filter", "3"},
+			{"DeleteAcls Response", "filter_results.matching_acls.pattern_type", "3"},
+			{"DescribeConfigs Response", "results.configs.config_source", "-1"},
+			{"DescribeLogDirs Response", "results.total_bytes", "-1"},
+			{"DescribeLogDirs Response", "results.usable_bytes", "-1"},
+			{"DescribeQuorum Response", "topics.partitions.current_voters.last_fetch_timestamp", "-1"},
+			{"DescribeQuorum Response", "topics.partitions.current_voters.last_caught_up_timestamp", "-1"},
+			{"DescribeQuorum Response", "topics.partitions.observers.last_fetch_timestamp", "-1"},
+			{"DescribeQuorum Response", "topics.partitions.observers.last_caught_up_timestamp", "-1"},
+			{"UpdateFeatures Request", "feature_updates.upgrade_type", "1"}, // 1: upgrade only
+			{"DescribeCluster Request", "endpoint_type", "1"},               // 1: brokers
+			{"DescribeCluster Response", "endpoint_type", "1"},
+			{"ListTransactions Request", "duration_filter", "-1"},
+		},
 	}
 }
 
 // findField walks path from st.
 func findField(st *structType, path string) (*field, error) {
+	_, f, err := findFieldIn(st, path)
+	return f, err
+}
+
+// findFieldIn walks path from st and returns the field with the structure
+// that holds it.
+func findFieldIn(st *structType, path string) (*structType, *field, error) {
 	var f *field
+	var parent *structType
 	for _, name := range strings.Split(path, ".") {
 		f = nil
+		parent = st
 		if st != nil {
 			for _, c := range st.fields {
 				if c.name == name {
@@ -138,11 +226,11 @@ func findField(st *structType, path string) (*field, error) {
 			}
 		}
 		if f == nil {
-			return nil, fmt.Errorf("no field %q", name)
+			return nil, nil, fmt.Errorf("no field %q", name)
 		}
 		st = f.st
 	}
-	return f, nil
+	return parent, f, nil
 }
 
 func (ov *overlay) apply(msgs map[string]*message) error {
@@ -207,5 +295,64 @@ func (ov *overlay) apply(msgs map[string]*message) error {
 		}
 		st.fields = append(st.fields, f)
 	}
+	for _, d := range ov.defaults {
+		m := msgs[d.msg]
+		if m == nil {
+			return fmt.Errorf("overlay: no message %q", d.msg)
+		}
+		st, f, err := findFieldIn(m.root, d.path)
+		if err != nil {
+			return fmt.Errorf("overlay: %s %s: %w", d.msg, d.path, err)
+		}
+		if err := checkDefault(f, d.value); err != nil {
+			return fmt.Errorf("overlay: %s %s: %w", d.msg, d.path, err)
+		}
+		if st.versions&^f.versions == 0 {
+			return fmt.Errorf("overlay: %s %s: every version carries the field, a default changes nothing", d.msg, d.path)
+		}
+		if f.def != "" {
+			return fmt.Errorf("overlay: %s %s: two defaults", d.msg, d.path)
+		}
+		f.def = d.value
+	}
 	return nil
 }
+
+// checkDefault makes sure value is a non-zero Go literal of f's type.
+func checkDefault(f *field, value string) error {
+	if f.kind != kindPrim || f.tag >= 0 {
+		return fmt.Errorf("a default needs a primitive field that is not tagged")
+	}
+	var err error
+	zero := false
+	switch f.prim {
+	case "BOOLEAN":
+		zero = value == "false"
+		if value != "true" && !zero {
+			err = strconv.ErrSyntax
+		}
+	case "INT8", "INT16", "INT32", "INT64":
+		var n int64
+		n, err = strconv.ParseInt(value, 0, primBits[f.prim])
+		zero = n == 0
+	case "UINT16", "UINT32":
+		var n uint64
+		n, err = strconv.ParseUint(value, 0, primBits[f.prim])
+		zero = n == 0
+	case "FLOAT64":
+		var x float64
+		x, err = strconv.ParseFloat(value, 64)
+		zero = x == 0
+	default:
+		return fmt.Errorf("no defaults for %s fields", f.prim)
+	}
+	if err != nil {
+		return fmt.Errorf("default %q is not a %s: %w", value, f.prim, err)
+	}
+	if zero {
+		return fmt.Errorf("default %q is the zero value, which needs no entry", value)
+	}
+	return nil
+}
+
+var primBits = map[string]int{"INT8": 8, "INT16": 16, "INT32": 32, "INT64": 64, "UINT16": 16, "UINT32": 32}
