@@ -23,8 +23,11 @@ const (
 	// every broker since 0.9, with client-side assignment. The default.
 	ClassicGroupProtocol GroupProtocol = iota
 	// ConsumerGroupProtocol is the next-generation protocol of KIP-848
-	// (ConsumerGroupHeartbeat, Kafka 4.0+). Not implemented yet: asking for
-	// it is an error from NewGroupConsumer.
+	// (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator assigns (its
+	// default assignor; the balancers are not used) and rebalances
+	// incrementally, with no group-wide barrier. A member whose broker lacks
+	// it falls back to the classic protocol. The heartbeat interval is the
+	// coordinator's, capped by WithHeartbeatInterval.
 	ConsumerGroupProtocol
 )
 
@@ -90,7 +93,6 @@ func (c *groupConfig) validate() []error {
 	switch c.protocol {
 	case ClassicGroupProtocol:
 	case ConsumerGroupProtocol:
-		errs = append(errs, errors.New("the consumer group protocol (KIP-848) is not implemented; use ClassicGroupProtocol"))
 	default:
 		errs = append(errs, fmt.Errorf("unknown group protocol %d", c.protocol))
 	}
@@ -225,6 +227,7 @@ type GroupConsumer struct {
 	protocol   string
 	leader     bool
 	owned      map[topicPartition]bool
+	kip848     bool // in the consumer group protocol; written by the manager before it returns
 	counts     map[string]int32 // partition counts the leader balanced
 	fatal      error
 	closed     bool
@@ -422,7 +425,7 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	g.mu.Lock()
-	owned, member, fatal := g.ownedList(), g.memberID, g.fatal
+	owned, member, fatal, kip848 := g.ownedList(), g.memberID, g.fatal, g.kip848
 	g.mu.Unlock()
 	if len(owned) > 0 && fatal == nil {
 		if f := g.cfg.onRevoked; f != nil {
@@ -432,7 +435,13 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if member != "" && g.cfg.instanceID == "" && fatal == nil {
+	switch {
+	case member == "" || fatal != nil:
+	case kip848:
+		if err := g.leaveConsumerGroup(ctx, member); err != nil {
+			errs = append(errs, err)
+		}
+	case g.cfg.instanceID == "":
 		if err := g.leave(ctx, member); err != nil {
 			errs = append(errs, err)
 		}

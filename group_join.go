@@ -40,6 +40,17 @@ func (g *GroupConsumer) run() {
 	defer g.wg.Done()
 	defer close(g.ran)
 	ctx := g.runCtx
+	if g.cfg.protocol == ConsumerGroupProtocol {
+		g.mu.Lock()
+		g.kip848 = true
+		g.mu.Unlock()
+		if !g.runConsumerProtocol(ctx) {
+			return
+		}
+		g.mu.Lock()
+		g.kip848 = false
+		g.mu.Unlock()
+	}
 	failures := 0
 	for ctx.Err() == nil {
 		res, err := g.joinSync(ctx)

@@ -27,7 +27,6 @@ func TestGroupOptionsValidate(t *testing.T) {
 		{"nil balancer", []Option{WithBalancers(nil)}, "nil balancer"},
 		{"repeated", []Option{WithBalancers(RangeBalancer(), RangeBalancer())}, "repeated"},
 		{"auto commit", []Option{WithAutoCommit(-time.Second)}, "auto commit"},
-		{"kip-848", []Option{WithGroupProtocol(ConsumerGroupProtocol)}, "KIP-848"},
 		{"protocol", []Option{WithGroupProtocol(7)}, "unknown group protocol"},
 	}
 	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
@@ -656,5 +655,62 @@ func TestIntegrationGroupCoordinatorFailover(t *testing.T) {
 		t.Logf("generation %d before, %d after", gen, m.g.generation)
 		m.g.mu.Unlock()
 		t.Fatalf("records processed more than once: %v", d)
+	}
+}
+
+// TestIntegrationGroupConsumerProtocol: members on the consumer group
+// protocol (KIP-848) share the partitions the coordinator assigns, each
+// record is processed once, and a member that leaves hands its partitions
+// over; a broker without the protocol (3.9 by default) makes the member
+// fall back to the classic protocol.
+func TestIntegrationGroupConsumerProtocol(t *testing.T) {
+	bs := testBrokers(t)
+	if addr, ok := bs["4.x"]; ok {
+		t.Run("4.x", func(t *testing.T) {
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 4)
+			group := "g-" + topic
+			opts := fastGroup(WithGroupProtocol(ConsumerGroupProtocol))
+			seen := newSeenSet()
+			produceSpread(t, cl, topic, 4, 20, "a")
+			t0 := time.Now()
+			a := startMember(t, addr, "a", group, topic, seen, opts...)
+			waitUntil(t, 30*time.Second, "a owns all", func() bool { return a.count() == 4 })
+			b := startMember(t, addr, "b", group, topic, seen, opts...)
+			waitUntil(t, 30*time.Second, "a 2+2 split", func() bool { return a.count() == 2 && b.count() == 2 })
+			t.Logf("two members split in %v", time.Since(t0).Round(time.Millisecond))
+			produceSpread(t, cl, topic, 4, 20, "b")
+			waitUntil(t, 30*time.Second, "160 records", func() bool { return seen.len() == 160 })
+			a.g.mu.Lock()
+			kip848, epoch := a.g.kip848, a.g.generation
+			a.g.mu.Unlock()
+			if !kip848 || epoch <= 0 {
+				t.Fatalf("a: consumer protocol %v, member epoch %d", kip848, epoch)
+			}
+			t0 = time.Now()
+			a.close(t)
+			waitUntil(t, 30*time.Second, "b owns all", func() bool { return b.count() == 4 })
+			t.Logf("takeover after Close in %v", time.Since(t0).Round(time.Millisecond))
+			produceSpread(t, cl, topic, 4, 20, "c")
+			waitUntil(t, 30*time.Second, "240 records", func() bool { return seen.len() == 240 })
+			if d := seen.dups(); len(d) > 0 {
+				t.Fatalf("records processed more than once: %v", d)
+			}
+		})
+	}
+	if addr, ok := bs["3.9"]; ok {
+		t.Run("3.9 fallback", func(t *testing.T) {
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 2)
+			seen := newSeenSet()
+			produceSpread(t, cl, topic, 2, 10, "a")
+			a := startMember(t, addr, "a", "g-"+topic, topic, seen, fastGroup(WithGroupProtocol(ConsumerGroupProtocol))...)
+			waitUntil(t, 30*time.Second, "20 records", func() bool { return seen.len() == 20 })
+			a.g.mu.Lock()
+			defer a.g.mu.Unlock()
+			if a.g.kip848 {
+				t.Fatal("still on the consumer protocol")
+			}
+		})
 	}
 }
