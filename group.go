@@ -227,7 +227,7 @@ type GroupConsumer struct {
 	protocol   string
 	leader     bool
 	owned      map[topicPartition]bool
-	kip848     bool // in the consumer group protocol; written by the manager before it returns
+	kip848     bool             // in the consumer group protocol; written by the manager before it returns
 	counts     map[string]int32 // partition counts the leader balanced
 	fatal      error
 	closed     bool
