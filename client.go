@@ -473,6 +473,7 @@ type brokerPool struct {
 	retryAt  time.Time
 	eofs     int // ApiVersions answered by a closed connection, in a row
 	closed   bool
+	old      []*conn // replaced before their SASL session ended, still answering
 }
 
 // get returns a ready connection of the lane, dialing if needed.
@@ -484,8 +485,11 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 			return nil, ErrClientClosed
 		}
 		if c := p.conns[lane]; c != nil && !c.closed() {
-			p.mu.Unlock()
-			return c, nil
+			if c.renewAt.IsZero() || time.Now().Before(c.renewAt) {
+				p.mu.Unlock()
+				return c, nil
+			}
+			p.renew(lane, c)
 		}
 		if ch := p.dialing[lane]; ch != nil {
 			p.mu.Unlock()
@@ -598,11 +602,29 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 	return c, nil
 }
 
+// renew takes a connection whose SASL session ends soon (KIP-368) out of
+// use; get dials its successor, and the old one closes once its requests are
+// answered. The broker would close it on the first request after the end.
+// p.mu is held.
+func (p *brokerPool) renew(lane int, c *conn) {
+	p.conns[lane] = nil
+	live := p.old[:0]
+	for _, o := range p.old {
+		if !o.closed() {
+			live = append(live, o)
+		}
+	}
+	p.old = append(live, c)
+	c.retire()
+	p.cl.cfg.logger.Debug("kpax: SASL session ends soon; replacing the connection", "broker", p.addr, "node", p.nodeID)
+}
+
 // close closes the pool's connections and waits for their goroutines.
 func (p *brokerPool) close() {
 	p.mu.Lock()
 	p.closed = true
-	conns := p.conns
+	conns := append(append([]*conn(nil), p.conns[:]...), p.old...)
+	p.old = nil
 	p.mu.Unlock()
 	for _, c := range conns {
 		if c != nil {

@@ -49,6 +49,12 @@ type conn struct {
 	// rawTokens is set while SASL runs with SaslHandshake v0: tokens go
 	// with only a size prefix, and responses (even empty) have no header.
 	rawTokens atomic.Bool
+	// renewAt is when the pool replaces the connection, before its SASL
+	// session expires (KIP-368); zero for none. Set while dialing.
+	renewAt time.Time
+	// retired is set when the pool has replaced the connection: it closes
+	// once its last request is answered (sasl.go).
+	retired atomic.Bool
 }
 
 // call is one request on a connection.
@@ -429,6 +435,10 @@ func (c *conn) readLoop() {
 		cl.frame = frame
 		cl.received = int(n) + 4
 		cl.finish(nil)
+		if c.retired.Load() && c.idle() {
+			c.close(errRetired)
+			return
+		}
 	}
 }
 

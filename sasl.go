@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // SASLMechanism is a SASL authentication mechanism (RFC 4422) for
@@ -106,13 +107,15 @@ func (c *conn) authenticate(ctx context.Context) error {
 		c.rawTokens.Store(true)
 		defer c.rawTokens.Store(false)
 	}
+	start := time.Now()
 	for round := 0; ; round++ {
 		if round == maxSASLRounds {
 			return fmt.Errorf("%w: %s: no end after %d messages", ErrSASL, mech.Name(), round)
 		}
 		var server []byte
+		var lifetime time.Duration
 		if framed {
-			server, err = c.saslAuthenticate(ctx, msg)
+			server, lifetime, err = c.saslAuthenticate(ctx, msg)
 		} else {
 			server, err = c.rawToken(ctx, msg)
 		}
@@ -124,7 +127,14 @@ func (c *conn) authenticate(ctx context.Context) error {
 			return fmt.Errorf("%w: %s: %w", ErrSASL, mech.Name(), err)
 		}
 		if done {
-			c.cfg.logger.Debug("kpax: authenticated", "broker", c.addr, "mechanism", mech.Name(), "handshake", hv)
+			if lifetime > 0 {
+				// KIP-368: the broker closes the connection on the first
+				// request after the session's end. The pool replaces it at
+				// 85% of its life, as Java's client re-authenticates at
+				// 85-95%; a new connection is a new session.
+				c.renewAt = start.Add(lifetime * 85 / 100)
+			}
+			c.cfg.logger.Debug("kpax: authenticated", "broker", c.addr, "mechanism", mech.Name(), "handshake", hv, "session", lifetime)
 			return nil
 		}
 		msg = next
@@ -132,25 +142,54 @@ func (c *conn) authenticate(ctx context.Context) error {
 }
 
 // saslAuthenticate sends one token in a SaslAuthenticate request and
-// returns the server's; a Kafka error code becomes the error.
-func (c *conn) saslAuthenticate(ctx context.Context, token []byte) ([]byte, error) {
+// returns the server's, with the session's lifetime when the broker limits
+// it (v1+); a Kafka error code becomes the error.
+func (c *conn) saslAuthenticate(ctx context.Context, token []byte) ([]byte, time.Duration, error) {
 	req := &SaslAuthenticateRequest{AuthBytes: token}
 	v, err := c.versions.pick(req, c.cfg.maxVersions)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r, _, err := c.roundTrip(ctx, req, v, c.cfg.requestTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("SaslAuthenticate v%d: %w", v, unwrapBroker(err))
+		return nil, 0, fmt.Errorf("SaslAuthenticate v%d: %w", v, unwrapBroker(err))
 	}
 	ar := r.(*SaslAuthenticateResponse)
 	if kerr := ErrorForCode(ar.ErrorCode); kerr != nil {
 		if msg := deref(ar.ErrorMessage); msg != "" {
-			return nil, fmt.Errorf("%s: %w", msg, kerr)
+			return nil, 0, fmt.Errorf("%s: %w", msg, kerr)
 		}
-		return nil, kerr
+		return nil, 0, kerr
 	}
-	return ar.AuthBytes, nil
+	return ar.AuthBytes, time.Duration(max(ar.SessionLifetimeMs, 0)) * time.Millisecond, nil
+}
+
+// errRetired closes a connection replaced before its SASL session's end;
+// only a request sent on it after its last answer can see it.
+var errRetired = errors.New("kpax: connection replaced before its SASL session ended")
+
+// retireGrace is how long a replaced connection stays open when idle, for
+// callers that took it from the pool just before it was replaced.
+const retireGrace = 200 * time.Millisecond
+
+// retire marks the connection replaced: it closes once idle (its reader
+// closes it after the last answer, or the grace timer if idle already).
+func (c *conn) retire() {
+	if c.retired.Swap(true) {
+		return
+	}
+	time.AfterFunc(retireGrace, func() {
+		if c.idle() {
+			c.close(errRetired)
+		}
+	})
+}
+
+// idle reports whether no request is in flight or queued.
+func (c *conn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight) == 0 && len(c.queue) == 0
 }
 
 // rawToken sends one token framed by its size alone (after SaslHandshake

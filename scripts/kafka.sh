@@ -51,7 +51,8 @@ Secure nodes (secure-start): SASL mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-
 users $SECURE_USERS_DOC (PLAIN users in the listeners' JAAS config, SCRAM credentials
 written at format time); TLS from a test CA generated with openssl in NODE/tls (ca.pem is what
 clients trust; the server certificate is for IP 127.0.0.1 and DNS localhost). Brokers talk to
-each other over PLAINTEXT. secure-start prints the addresses and the CA file on stdout as
+each other over PLAINTEXT. SCRAM-SHA-512 sessions on SASL_PLAINTEXT last ${SECURE_REAUTH_MS} ms
+(connections.max.reauth.ms, KIP-368), for tests of clients that must renew them. secure-start prints the addresses and the CA file on stdout as
 KEY=VALUE lines (plaintext, sasl_plaintext, ssl, sasl_ssl, ca_file).
 
 Files: jars in \$KPAX_CACHE/kafka-VERSION/libs (KPAX_CACHE=$CACHE_DIR);
@@ -89,6 +90,7 @@ major() { echo "${1%%.*}"; }
 SECURE_USERS=(alice:alice-secret bob:bob-secret)
 SECURE_USERS_DOC="alice (password alice-secret) and bob (bob-secret)"
 SECURE_PORTS=3 # listeners above the PLAINTEXT port: SASL_PLAINTEXT, SSL, SASL_SSL
+SECURE_REAUTH_MS=2000
 
 # ---------------------------------------------------------------------------------------------
 # fetch
@@ -266,6 +268,7 @@ EOF
 			echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
 		done
 	done
+	echo "listener.name.sasl_plaintext.scram-sha-512.connections.max.reauth.ms=$SECURE_REAUTH_MS"
 }
 
 # make_certs D: a test CA (D/ca.pem) and a server key and certificate signed by it, for
