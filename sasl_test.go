@@ -575,50 +575,6 @@ func (f *saslFake) accepted() int {
 	return len(f.conns)
 }
 
-// TestSASLFakeSessionLifetime: a broker that limits SASL sessions (KIP-368)
-// closes a connection on the first request after its session's end. The
-// client replaces its connection before then, so a steady stream of
-// requests sees no error; the control, where the broker does not tell the
-// lifetime, loses a request.
-func TestSASLFakeSessionLifetime(t *testing.T) {
-	const lifetime = 300 * time.Millisecond
-	for _, tt := range []struct {
-		name string
-		hide bool
-	}{{"renewed", false}, {"control: lifetime not told", true}} {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newSASLFake(t, nil, func(f *saslFake) { f.lifetime, f.hideLifetime = lifetime, tt.hide })
-			cl := newTestClient(t, f.addr, WithSASL(SASLScramSHA512("alice", "alice-secret")),
-				WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			var failed []error
-			n := 0
-			for start := time.Now(); time.Since(start) < 4*lifetime; n++ {
-				if err := metadataOf(ctx, cl, -1); err != nil {
-					failed = append(failed, err)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			expired := strings.Count(strings.Join(f.events(), " "), "expired")
-			t.Logf("figures: %d requests over %v with %v sessions: %d connections, %d failed, %d sent after a session's end",
-				n, 4*lifetime, lifetime, f.accepted(), len(failed), expired)
-			if tt.hide {
-				if len(failed) == 0 || expired == 0 {
-					t.Fatalf("control: no request hit an expired session (%d failed)", len(failed))
-				}
-				return
-			}
-			if len(failed) > 0 || expired > 0 {
-				t.Fatalf("%d requests failed (%v), %d after a session's end", len(failed), failed, expired)
-			}
-			if f.accepted() < 3 {
-				t.Fatalf("%d connections over %d sessions' time: not renewed", f.accepted(), 4)
-			}
-		})
-	}
-}
-
 // namedMechanism is a mechanism the fake does not have.
 type namedMechanism struct{ name string }
 
@@ -805,57 +761,4 @@ func FuzzSCRAMServer(f *testing.F) {
 			t.Fatalf("exchange ended (done %v) with server-final %q, signature %q", done, final, want)
 		}
 	})
-}
-
-// TestIntegrationSASLSessionLifetime: the secure node limits SCRAM-SHA-512
-// sessions on SASL_PLAINTEXT to 2s (connections.max.reauth.ms) and closes a
-// connection on its first request after the end. A steady stream of
-// requests over three sessions' time sees no error; the control, with
-// SaslAuthenticate v0 (which does not carry the lifetime), loses one.
-func TestIntegrationSASLSessionLifetime(t *testing.T) {
-	n := startSecureTestNode(t)
-	const lifetime, run = 2 * time.Second, 5 * time.Second
-	for _, tt := range []struct {
-		name    string
-		authMax int16
-	}{{"renewed", 2}, {"control: SaslAuthenticate v0", 0}} {
-		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			dials := 0
-			cl := newTestClient(t, n.SASLPlaintext, WithSASL(SASLScramSHA512("alice", "alice-secret")),
-				WithMaxVersion(36, tt.authMax), WithRetryBackoff(time.Millisecond, 10*time.Millisecond),
-				WithHooks(Hooks{OnConnect: func(_ int32, _ string, err error) {
-					if err == nil {
-						mu.Lock()
-						dials++
-						mu.Unlock()
-					}
-				}}))
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var failed []error
-			reqs := 0
-			for start := time.Now(); time.Since(start) < run; reqs++ {
-				if err := metadataOf(ctx, cl, -1); err != nil {
-					failed = append(failed, err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			t.Logf("figures: %d requests over %v with %v sessions: %d connections, %d failed %v", reqs, run, lifetime, dials, len(failed), failed)
-			if tt.authMax == 0 {
-				if len(failed) == 0 {
-					t.Fatal("control: no request failed on an expired session")
-				}
-				return
-			}
-			if len(failed) > 0 {
-				t.Fatalf("%d requests failed: %v", len(failed), failed)
-			}
-			if dials < 3 {
-				t.Fatalf("%d connections over %v: sessions not renewed", dials, run)
-			}
-		})
-	}
 }
