@@ -328,12 +328,11 @@ func (c *Consumer) listOffsets(ctx context.Context, node int32, refs []partRef) 
 				c.partitionFailed(fp, err)
 				continue
 			}
+			// Offset and LeaderEpoch decode as -1 in the versions without them;
+			// v0 has a list of offsets instead.
 			off, epoch := p.Offset, p.LeaderEpoch
-			if p.OldStyleOffsets != nil { // v0
-				off, epoch = -1, -1
-				if len(p.OldStyleOffsets) > 0 {
-					off = p.OldStyleOffsets[0]
-				}
+			if len(p.OldStyleOffsets) > 0 {
+				off = p.OldStyleOffsets[0]
 			}
 			if off < 0 {
 				if fp.from.kind == offsetTime { // no record at or after the time
@@ -343,9 +342,6 @@ func (c *Consumer) listOffsets(ctx context.Context, node int32, refs []partRef) 
 				}
 				c.partitionFailed(fp, fmt.Errorf("%w: ListOffsets returned offset %d for %s", ErrOffsetNotAvailable, off, fp.from))
 				continue
-			}
-			if epoch == 0 && len(p.OldStyleOffsets) == 0 && p.Timestamp == 0 {
-				epoch = -1 // a version before 4 left it unset
 			}
 			fp.pos = position{offset: off, epoch: epoch}
 			fp.state, fp.failures = partReady, 0

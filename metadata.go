@@ -227,9 +227,6 @@ func topicFromResponse(t *MetadataResponseTopic) *TopicMetadata {
 			Partition: p.PartitionIndex, Leader: p.LeaderID, LeaderEpoch: p.LeaderEpoch,
 			Replicas: p.ReplicaNodes, ISR: p.ISRNodes, Offline: p.OfflineReplicas, Err: ErrorForCode(p.ErrorCode),
 		}
-		if p.LeaderEpoch == 0 && len(p.ReplicaNodes) == 0 {
-			tm.Partitions[p.PartitionIndex].LeaderEpoch = -1
-		}
 	}
 	return tm
 }
