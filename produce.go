@@ -85,6 +85,7 @@ type topicState struct {
 	// the metadata max age after the last load (partition expansion,
 	// leader moves), or sooner when a partition's avoidance period ends.
 	reloadAt time.Time
+	meta     *TopicMetadata // as last applied (immutable), for new partitions' leaders
 }
 
 // partState is one partition's records: not yet batched, waiting for a
@@ -102,6 +103,7 @@ type partState struct {
 	backoff     time.Duration
 	retryAt     time.Time
 	avoidUntil  time.Time
+	congested   bool // ready records wait for room in the broker's pipeline
 	failures    int
 	leaderEpoch int32
 }
@@ -236,6 +238,13 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 		ps = p.parts[tp]
 		if ps == nil {
 			ps = &partState{tp: tp, leader: -1, backoff: p.cl.cfg.retryBackoff}
+			if ts := p.topics[tp.topic]; ts != nil && ts.meta != nil && tp.partition >= 0 && int(tp.partition) < len(ts.meta.Partitions) {
+				// The leader as known: a partition's first records need
+				// not wait for a metadata load (which a dead broker can
+				// hold up while unkeyed records pile up here).
+				pm := ts.meta.Partitions[tp.partition]
+				ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
+			}
 			p.parts[tp] = ps
 		}
 		p.lastPS = ps
@@ -517,6 +526,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	}
 	ts.err = nil
 	ts.n = len(tm.Partitions)
+	ts.meta = tm
 	now := time.Now()
 	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
 	ts.avail = ts.avail[:0]
@@ -530,8 +540,9 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		}
 		switch {
 		case pm.Leader < 0:
-		case ps == nil || now.After(ps.avoidUntil):
+		case ps == nil || now.After(ps.avoidUntil) && !ps.congested:
 			ts.avail = append(ts.avail, pm.Partition)
+		case ps.congested: // available again when a batch of it leaves (cutBatch)
 		default: // avoided: available again when the period ends
 			ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
 		}

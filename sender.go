@@ -130,6 +130,13 @@ func (p *Producer) collect() time.Duration {
 		}
 		s := p.sinkFor(ps.leader)
 		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit() {
+			if !ps.congested && len(ps.pending) > 0 && now.Sub(ps.firstAt) > p.cfg.linger+congestionDelay {
+				// Its broker does not take requests (full pipeline, no
+				// response): unkeyed records go elsewhere until a batch
+				// of it leaves.
+				ps.congested = true
+				p.unavail(ps)
+			}
 			continue
 		}
 		var b *batch
@@ -200,19 +207,38 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 		// A partition that failed is probed with this one batch after its
 		// avoidance period; unkeyed records keep away until it succeeds.
 		p.avoid(ps, time.Now())
+	} else if ps.congested {
+		ps.congested = false
+		if ts := p.topics[ps.tp.topic]; ts != nil {
+			ts.reloadAt = time.Time{} // available again on the next pass
+		}
 	}
 	return b
 }
+
+// congestionDelay is how long past its linger a partition's records may
+// wait for room in its broker's pipeline before unkeyed records avoid the
+// partition (a stalled broker would otherwise gather them all: the sticky
+// partitioner moves on only when a batch leaves).
+const congestionDelay = 50 * time.Millisecond
 
 // avoid keeps unkeyed records away from a partition for the avoidance
 // period, or until a batch of it succeeds. p.mu is held.
 func (p *Producer) avoid(ps *partState, now time.Time) {
 	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
+	if ts := p.topics[ps.tp.topic]; ts != nil {
+		ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
+	}
+	p.unavail(ps)
+}
+
+// unavail takes a partition out of its topic's available partitions, unless
+// it is the last one. p.mu is held.
+func (p *Producer) unavail(ps *partState) {
 	ts := p.topics[ps.tp.topic]
 	if ts == nil || ts.n <= 1 {
 		return
 	}
-	ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
 	if len(ts.avail) == 0 { // all were available
 		for i := 0; i < ts.n; i++ {
 			if int32(i) != ps.tp.partition {
