@@ -501,6 +501,15 @@ func slicesSortTimes(ts []time.Time) {
 // come back to the broker's partitions once it is reachable and the
 // avoidance period has passed.
 func TestProduceFaultUnreachableLeader(t *testing.T) {
+	for _, mode := range []string{"refuse", "blackhole"} {
+		t.Run(mode, func(t *testing.T) { testUnreachableLeader(t, mode) })
+	}
+}
+
+// testUnreachableLeader runs TestProduceFaultUnreachableLeader with new
+// connections to the broker refused (closed at once) or blackholed (stalled,
+// as are the live ones).
+func testUnreachableLeader(t *testing.T, mode string) {
 	c := sharedCluster(t)
 	fn := newFaultNet(t)
 	cl := newTestClient(t, c.Bootstrap()[0], WithSeedBrokers(c.Bootstrap()...), fn.Option(),
@@ -513,10 +522,12 @@ func TestProduceFaultUnreachableLeader(t *testing.T) {
 	victimAddr := c.Node(victim).Addr
 	isVictim := func(part int32) bool { return lead[part] == victim }
 	const avoid = time.Second
-	p, err := cl.NewProducer(WithPartitionAvoidance(avoid), WithLinger(time.Millisecond), WithDeliveryTimeout(30*time.Second))
+	p, err := cl.NewProducer(WithPartitionAvoidance(avoid), WithLinger(time.Millisecond), WithDeliveryTimeout(30*time.Second),
+		WithProduceTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	l := newLedger()
@@ -526,11 +537,16 @@ func TestProduceFaultUnreachableLeader(t *testing.T) {
 		}
 	}
 	paced(1000, time.Second, nil, produce)
-	fn.Refuse(victimAddr, true)
-	fn.Kill(victimAddr)
+	if mode == "refuse" {
+		fn.Refuse(victimAddr, true)
+		fn.Kill(victimAddr)
+	} else {
+		fn.Blackhole(victimAddr, true)
+	}
 	faultAt := time.Now()
 	paced(1000, 3*time.Second, nil, produce)
 	fn.Refuse(victimAddr, false)
+	fn.Blackhole(victimAddr, false)
 	healedAt := time.Now()
 	paced(1000, 4*time.Second, nil, produce)
 	if err := p.Flush(ctx); err != nil {
@@ -568,8 +584,8 @@ func TestProduceFaultUnreachableLeader(t *testing.T) {
 	if !back.IsZero() {
 		backIn = back.Sub(healedAt).Round(time.Millisecond).String()
 	}
-	t.Logf("figures: node %d (partitions led %v) unreachable for 3s; records on its partitions/others: before %d/%d, during %d/%d, after %d/%d; back %s after the heal (avoidance %v); %v",
-		victim, lead, before[1], before[0], during[1], during[0], after[1], after[0], backIn, avoid, f)
+	t.Logf("figures (%s): node %d (partitions led %v) unreachable for 3s; records on its partitions/others: before %d/%d, during %d/%d, after %d/%d; back %s after the heal (avoidance %v); %v",
+		mode, victim, lead, before[1], before[0], during[1], during[0], after[1], after[0], backIn, avoid, f)
 	if f.lost > 0 || f.dups > 0 || f.failed+f.maybe > 0 || f.noOutcome > 0 {
 		t.Fatalf("unreachable leader: %v (first error %v)", f, l.firstErr())
 	}
