@@ -185,6 +185,7 @@ type GroupError struct {
 	Err   error  // usually an *Error
 }
 
+// Error describes the failure: group, request and cause.
 func (e *GroupError) Error() string {
 	return fmt.Sprintf("kpax: group %q: %s: %v", e.Group, e.Op, e.Err)
 }
