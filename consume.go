@@ -127,6 +127,7 @@ type Consumer struct {
 	wake     chan struct{} // cap 1: wakes Poll
 	kick     chan struct{} // cap 1: wakes the manager (fetch.go)
 	closed   bool
+	polled   uint64 // Polls that returned records (group.go's pollCount)
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -323,6 +324,7 @@ func (c *Consumer) Poll(ctx context.Context) (Fetch, error) {
 			c.ready = c.ready[1:]
 			if recs := c.take(ch); len(recs) > 0 {
 				c.cur = ch
+				c.polled++
 				f := Fetch{Records: recs, Errors: c.errs}
 				c.errs = nil
 				c.mu.Unlock()
@@ -491,6 +493,14 @@ func (c *Consumer) positions() map[topicPartition]position {
 		}
 	}
 	return out
+}
+
+// pollCount returns how many Polls returned records. Read after unassign
+// or positions, it covers every Poll that returned records they account for.
+func (c *Consumer) pollCount() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.polled
 }
 
 // kickManager wakes the manager goroutine; c.mu need not be held.
