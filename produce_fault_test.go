@@ -213,15 +213,27 @@ func leaders(t *testing.T, cl *Client, topic string) map[int32]int32 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	md, err := cl.Metadata(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	for {
+		// A broker that has not caught up with the controller yet may not
+		// know the topic (KRaft metadata propagates asynchronously): ask
+		// until every partition has a leader.
+		md, err := cl.Metadata(ctx, topic)
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Err == nil && len(md.Topics[0].Partitions) > 0 {
+			out := map[int32]int32{}
+			for _, p := range md.Topics[0].Partitions {
+				if p.Leader >= 0 {
+					out[p.Partition] = p.Leader
+				}
+			}
+			if len(out) == len(md.Topics[0].Partitions) {
+				return out
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("leaders of %s: %v", topic, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	out := map[int32]int32{}
-	for _, p := range md.Topics[0].Partitions {
-		out[p.Partition] = p.Leader
-	}
-	return out
 }
 
 // paced calls f about rate times a second until d has passed or stop is
