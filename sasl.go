@@ -129,10 +129,16 @@ func (c *conn) authenticate(ctx context.Context) error {
 		if done {
 			if lifetime > 0 {
 				// KIP-368: the broker closes the connection on the first
-				// request after the session's end. The pool replaces it at
-				// 85% of its life, as Java's client re-authenticates at
-				// 85-95%; a new connection is a new session.
-				c.renewAt = start.Add(lifetime * 85 / 100)
+				// request after the session's end. The pool replaces it
+				// before (a new connection is a new session): at 85% of its
+				// life, as Java's client re-authenticates at 85-95%, but at
+				// least a second early (half the life, if shorter) so a
+				// request queued just before has time to reach the broker.
+				margin := lifetime * 15 / 100
+				if margin < time.Second {
+					margin = min(time.Second, lifetime/2)
+				}
+				c.renewAt = start.Add(lifetime - margin)
 			}
 			c.cfg.logger.Debug("kpax: authenticated", "broker", c.addr, "mechanism", mech.Name(), "handshake", hv, "session", lifetime)
 			return nil
