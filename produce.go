@@ -117,14 +117,15 @@ type pending struct {
 
 // batch is records sent together to one partition.
 type batch struct {
-	ps        *partState
-	recs      []pending
-	bytes     int
-	seq       int32 // base sequence, -1 until first sent
-	pid       producerID
-	attempts  int
-	maybeSent bool // a request holding it may have reached the broker
-	lastErr   error
+	ps         *partState
+	recs       []pending
+	bytes      int
+	seq        int32 // base sequence, -1 until first sent
+	pid        producerID
+	attempts   int
+	maybeSent  bool // a request holding it may have reached the broker
+	sentBefore bool // maybeSent before the latest request (see flight.notWritten)
+	lastErr    error
 }
 
 // NewProducer returns a producer that uses the client's producer options,
@@ -455,6 +456,9 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	for _, s := range sinks {
 		for _, f := range s.abandoned {
+			if f.unwritten() {
+				f.notWritten()
+			}
 			for _, b := range f.batches {
 				p.failBatch(b, ErrProducerClosed)
 			}

@@ -426,11 +426,35 @@ func (s *sink) send(f *flight) error {
 	}
 	p.mu.Lock()
 	for _, b := range f.batches {
-		b.maybeSent = true
+		b.sentBefore, b.maybeSent = b.maybeSent, true
 	}
 	p.mu.Unlock()
 	f.c, f.call = c, call
 	return nil
+}
+
+// unwritten reports whether a flight's request is known never to have been
+// written: its call ended without a byte of it on the wire (its connection
+// closed before the writer took it). Its batches are then only as "maybe
+// persisted" as they were before. Calls still running count as written.
+func (f *flight) unwritten() bool {
+	if f.call == nil {
+		return false
+	}
+	select {
+	case <-f.call.done:
+		return f.call.written == 0
+	default:
+		return false
+	}
+}
+
+// notWritten undoes what sending a flight that was never written marked.
+// p.mu is held.
+func (f *flight) notWritten() {
+	for _, b := range f.batches {
+		b.maybeSent = b.sentBefore
+	}
 }
 
 // batchRecords is a batch's records as the encoders' recordList.
@@ -460,7 +484,7 @@ func (s *sink) complete() {
 			s.abandoned = append(s.abandoned, f)
 			s.inflight--
 		} else {
-			p.handle(s, f, resp, err, true)
+			p.handle(s, f, resp, err, !f.unwritten())
 		}
 		p.mu.Unlock()
 		s.releaseBuf(f)
@@ -475,6 +499,9 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 		b.ps.inflight--
 	}
 	if err != nil {
+		if !written {
+			f.notWritten()
+		}
 		p.cl.meta.invalidate()
 		for _, b := range f.batches {
 			p.retryBatch(b, err, true)
