@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
+	"log"
 	"math/big"
 	"net"
 	"os"
@@ -265,4 +267,35 @@ func TestIntegrationTLS(t *testing.T) {
 			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
 		})
 	}
+}
+
+// A client for a SASL_SSL listener: TLS with the cluster's CA, then
+// SCRAM-SHA-512. The credentials go out only after the TLS handshake has
+// verified the broker; a wrong password is ErrSaslAuthenticationFailed.
+func ExampleWithTLS() {
+	pem, err := os.ReadFile("ca.pem") // the CA that signed the brokers' certificates
+	if err != nil {
+		log.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		log.Fatal("no certificate in ca.pem")
+	}
+	cl, err := New(
+		WithSeedBrokers("kafka-1.example.com:9094"),
+		WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}),
+		WithSASL(SASLScramSHA512("alice", os.Getenv("KAFKA_PASSWORD"))),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := cl.Metadata(context.Background())
+	switch {
+	case errors.Is(err, ErrSaslAuthenticationFailed):
+		log.Fatal("wrong user or password: ", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println(len(md.Brokers), "brokers")
 }
