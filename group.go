@@ -232,8 +232,8 @@ type GroupConsumer struct {
 	counts     map[string]int32 // partition counts the leader balanced
 	fatal      error
 	closed     bool
-	inBatch    bool          // the last Poll returned records the application may still process
-	idle       chan struct{} // closed when inBatch turns false
+	done       uint64        // the Consumer's pollCount at the last Poll: batches the application is done with
+	idle       chan struct{} // closed when done grows
 	commitPoll bool          // an auto commit waits for the next Poll
 	committed  map[topicPartition]position
 	queue      []*commitReq // commit.go
@@ -283,6 +283,7 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 // may hold *GroupError values besides *PartitionError ones. After a fatal
 // group error (e.g. FENCED_INSTANCE_ID) Poll returns it.
 func (g *GroupConsumer) Poll(ctx context.Context) (Fetch, error) {
+	n := g.c.pollCount()
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -293,7 +294,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) (Fetch, error) {
 		g.mu.Unlock()
 		return Fetch{}, err
 	}
-	g.setIdle()
+	g.setDone(n)
 	commit := g.commitPoll
 	g.commitPoll = false
 	g.mu.Unlock()
@@ -301,32 +302,36 @@ func (g *GroupConsumer) Poll(ctx context.Context) (Fetch, error) {
 		g.autoCommit()
 	}
 	f, err := g.c.Poll(ctx)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(f.Records) > 0 {
-		g.inBatch = true
-	} else if g.fatal != nil && err == nil {
-		return f, g.fatal
+	if len(f.Records) == 0 && err == nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.fatal != nil {
+			return f, g.fatal
+		}
 	}
 	return f, err
 }
 
-// setIdle marks the application as done with the last Poll; g.mu is held.
-func (g *GroupConsumer) setIdle() {
-	if g.inBatch {
-		g.inBatch = false
+// setDone records that the application is done with the batches of the
+// first n Polls that returned records; g.mu is held.
+func (g *GroupConsumer) setDone(n uint64) {
+	if n > g.done {
+		g.done = n
 		close(g.idle)
 		g.idle = make(chan struct{})
 	}
 }
 
-// waitIdle waits until the application is done with the records of its
-// last Poll, up to half the rebalance timeout.
-func (g *GroupConsumer) waitIdle(ctx context.Context) {
+// waitDone waits until the application is done with every batch Poll
+// returned so far (it called Poll again, or Close), up to half the
+// rebalance timeout. Records returned before a partition's unassign are
+// covered when waitDone is called after it.
+func (g *GroupConsumer) waitDone(ctx context.Context) {
+	n := g.c.pollCount()
 	t := time.NewTimer(g.cfg.rebalance / 2)
 	defer t.Stop()
 	g.mu.Lock()
-	for g.inBatch {
+	for g.done < n {
 		ch := g.idle
 		g.mu.Unlock()
 		select {
@@ -414,7 +419,7 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		return nil
 	}
 	g.closed = true
-	g.setIdle()
+	g.setDone(^uint64(0)) // the application is done with everything
 	g.mu.Unlock()
 	defer g.cancel()
 	g.stop()

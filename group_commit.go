@@ -55,10 +55,17 @@ func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[string]ma
 }
 
 // autoCommit queues a commit of the positions, if they moved since the
-// last commit.
+// last commit. While the application may still be processing the last
+// Poll's records, it leaves the commit to the next Poll.
 func (g *GroupConsumer) autoCommit() {
 	offs := g.c.positions()
+	n := g.c.pollCount() // read after the positions: covers what they include
 	g.mu.Lock()
+	if g.done < n {
+		g.commitPoll = true
+		g.mu.Unlock()
+		return
+	}
 	for tp, p := range offs {
 		if c, ok := g.committed[tp]; ok && c == p {
 			delete(offs, tp)

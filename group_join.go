@@ -182,7 +182,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	if len(tps) == 0 {
 		return
 	}
-	g.waitIdle(ctx)
+	g.waitDone(ctx)
 	if ctx.Err() != nil {
 		return // Close revokes them
 	}
@@ -190,6 +190,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 		f(ctx, partsByTopic(setOf(tps)))
 	}
 	pos := g.c.unassign(tps)
+	g.waitDone(ctx) // a Poll that returned their records before unassign
 	g.conf.logger.Debug("kpax: group partitions revoked", "group", g.group, "positions", fmt.Sprint(pos))
 	g.mu.Lock()
 	for _, tp := range tps {
@@ -505,13 +506,7 @@ func (g *GroupConsumer) stable(ctx context.Context, hb *heartbeater) (int, error
 			}
 			return rejoinLost, err
 		case <-tick:
-			g.mu.Lock()
-			busy := g.inBatch
-			g.commitPoll = busy
-			g.mu.Unlock()
-			if !busy {
-				g.autoCommit()
-			}
+			g.autoCommit()
 		case <-meta.C:
 			if g.partitionsChanged(ctx) {
 				g.conf.logger.Info("kpax: group leader: partition counts changed; rebalancing", "group", g.group)

@@ -39,13 +39,7 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 			case <-timer.C:
 				break waiting
 			case <-tick:
-				g.mu.Lock()
-				busy := g.inBatch
-				g.commitPoll = busy
-				g.mu.Unlock()
-				if !busy {
-					g.autoCommit()
-				}
+				g.autoCommit()
 			case <-ctx.Done():
 				return false
 			}
