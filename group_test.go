@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -713,4 +714,138 @@ func TestIntegrationGroupConsumerProtocol(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntegrationGroupCommits: automatic commits cover what the
+// application is done with, CommitAsync reports through its callback, and
+// CommitOffsets commits explicit offsets.
+func TestIntegrationGroupCommits(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	produceSpread(t, cl, topic, 2, 10, "a")
+	g, err := cl.NewGroupConsumer(group, []string{topic}, fastGroup(WithAutoCommit(100*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	done, next := map[int32]int64{}, map[int32]int64{} // positions the application is done with, and after the last batch
+	for n < 20 {
+		maps.Copy(done, next)
+		f, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(f.Records)
+		for _, r := range f.Records {
+			next[r.Partition] = r.Offset + 1
+		}
+	}
+	// Not done with the last batch: auto commits must not go past done.
+	time.Sleep(400 * time.Millisecond)
+	for p, o := range committedOffsets(t, cl, group, topic, 2) {
+		if o > max(done[p], 0) {
+			t.Fatalf("partition %d: committed %d while the application is done up to %d", p, o, done[p])
+		}
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	g.Poll(pctx) // done with it
+	pcancel()
+	waitUntil(t, 5*time.Second, "the auto commit", func() bool {
+		o := committedOffsets(t, cl, group, topic, 2)
+		return o[0] == 10 && o[1] == 10
+	})
+	res := make(chan error, 1)
+	g.CommitAsync(func(err error) { res <- err })
+	if err := <-res; err != nil {
+		t.Fatalf("CommitAsync: %v", err)
+	}
+	if err := g.CommitOffsets(ctx, map[string]map[int32]int64{topic: {0: 3}}); err != nil {
+		t.Fatalf("CommitOffsets: %v", err)
+	}
+	if o := committedOffsets(t, cl, group, topic, 2); o[0] != 3 || o[1] != 10 {
+		t.Fatalf("committed %v after CommitOffsets", o)
+	}
+}
+
+// TestIntegrationGroupFenced: a second static member with the same
+// instance ID fences the first, whose Poll then fails with
+// FENCED_INSTANCE_ID after OnLost.
+func TestIntegrationGroupFenced(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	lost := make(chan map[string][]int32, 1)
+	g1, err := cl.NewGroupConsumer(group, []string{topic}, fastGroup(WithInstanceID("x"),
+		WithOnLost(func(_ context.Context, ps map[string][]int32) { lost <- ps }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g1.Close(context.Background())
+	waitUntil(t, 30*time.Second, "g1 to own both", func() bool { return len(g1.Assigned()[topic]) == 2 })
+	startMember(t, addr, "x2", group, topic, nil, fastGroup(WithInstanceID("x"))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, err := g1.Poll(ctx)
+		if errors.Is(err, ErrFencedInstanceId) {
+			var ge *GroupError
+			if !errors.As(err, &ge) || ge.Group != group {
+				t.Fatalf("error %v is not a *GroupError of the group", err)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("g1 not fenced: %v", err)
+		}
+	}
+	select {
+	case ps := <-lost:
+		if len(ps[topic]) != 2 {
+			t.Fatalf("OnLost with %v", ps)
+		}
+	default:
+		t.Fatal("OnLost not called")
+	}
+	if len(g1.Assigned()) != 0 {
+		t.Fatalf("fenced member still owns %v", g1.Assigned())
+	}
+}
+
+// TestIntegrationGroupNewPartitions: the leader notices partitions added
+// to a subscribed topic and rebalances them in.
+func TestIntegrationGroupNewPartitions(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	opts := fastGroup(WithMetadataMaxAge(500 * time.Millisecond))
+	a := startMember(t, addr, "a", group, topic, nil, opts...)
+	b := startMember(t, addr, "b", group, topic, nil, opts...)
+	waitUntil(t, 30*time.Second, "a 1+1 split", func() bool { return a.count() == 1 && b.count() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := cl.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Explicit replicas: the generated type writes a nil Assignments as an
+	// empty array, not null, which the broker rejects.
+	node := []int32{md.Brokers[0].NodeID}
+	r, err := cl.Request(ctx, &CreatePartitionsRequest{TimeoutMs: 10000, Topics: []CreatePartitionsRequestTopic{{Name: topic, Count: 4,
+		Assignments: []CreatePartitionsRequestTopicAssignment{{BrokerIDs: node}, {BrokerIDs: node}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreatePartitionsResponse).Results[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitUntil(t, 30*time.Second, "a 2+2 split", func() bool { return a.count() == 2 && b.count() == 2 })
+	t.Logf("new partitions assigned in %v", time.Since(t0).Round(time.Millisecond))
 }
