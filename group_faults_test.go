@@ -1,0 +1,313 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+)
+
+// Group tests of offsets, faults and the KIP-848 protocol; the members'
+// harness is in group_test.go.
+
+// committedOffsets asks the group's coordinator for its committed offsets.
+func committedOffsets(t *testing.T, cl *Client, group, topic string, parts int32) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ps []int32
+	for p := range parts {
+		ps = append(ps, p)
+	}
+	req := &OffsetFetchRequest{GroupID: group, Topics: []OffsetFetchRequestTopic{{Name: topic, PartitionIndexes: ps}},
+		Groups: []OffsetFetchRequestGroup{{GroupID: group, MemberEpoch: -1, Topics: []OffsetFetchRequestGroupTopic{{Name: topic, PartitionIndexes: ps}}}}}
+	for {
+		r, err := cl.Request(ctx, req)
+		if err == nil {
+			resp := r.(*OffsetFetchResponse)
+			out := map[int32]int64{}
+			code := resp.ErrorCode
+			if len(resp.Groups) > 0 {
+				code = resp.Groups[0].ErrorCode
+				for _, tr := range resp.Groups[0].Topics {
+					for _, p := range tr.Partitions {
+						out[p.PartitionIndex] = p.CommittedOffset
+					}
+				}
+			}
+			if code == 0 {
+				return out
+			}
+			err = ErrorForCode(code)
+		}
+		cl.meta.invalidateCoordinator(0, group)
+		if ctx.Err() != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestIntegrationGroupCoordinatorFailover: on the 3-node cluster (offsets
+// topic replicated 3 times), the group coordinator is killed; the member
+// finds the new coordinator, keeps its partitions, consumes what is
+// produced meanwhile, and the committed offsets survive.
+func TestIntegrationGroupCoordinatorFailover(t *testing.T) {
+	c := sharedCluster(t)
+	t.Cleanup(func() { c.Heal(t) })
+	cl, err := New(WithSeedBrokers(c.Bootstrap()...), WithRequestTimeout(10*time.Second), WithRetryBackoff(50*time.Millisecond, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const parts = 3
+	topic := fmt.Sprintf("kpax-failover-%d", time.Now().UnixNano())
+	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 30000, Topics: []CreateTopicsRequestTopic{{Name: topic, NumPartitions: parts, ReplicationFactor: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	group := "g-" + topic
+	coord, err := cl.meta.coordinator(ctx, 0, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := c.Node(coord%3 + 1).Addr // a live node
+	seen := newSeenSet()
+	produceSpread(t, cl, topic, parts, 20, "a")
+	m := startMember(t, seed, "a", group, topic, seen, fastGroup(WithSessionTimeout(30*time.Second))...)
+	waitUntil(t, 60*time.Second, "60 records", func() bool { return seen.len() == 60 })
+	waitUntil(t, 10*time.Second, "the commits", func() bool {
+		for _, o := range committedOffsets(t, cl, group, topic, parts) {
+			if o != 20 {
+				return false
+			}
+		}
+		return true
+	})
+	m.g.mu.Lock()
+	gen := m.g.generation
+	m.g.mu.Unlock()
+
+	t0 := time.Now()
+	c.Node(coord).Signal(t, "KILL")
+	t.Logf("killed node %d, the coordinator of %s", coord, group)
+	produceSpread(t, cl, topic, parts, 20, "b")
+	waitUntil(t, 90*time.Second, "120 records", func() bool { return seen.len() == 120 })
+	waitUntil(t, 30*time.Second, "the commits after the failover", func() bool {
+		for _, o := range committedOffsets(t, cl, group, topic, parts) {
+			if o != 40 {
+				return false
+			}
+		}
+		return true
+	})
+	newCoord, err := cl.meta.coordinator(ctx, 0, group)
+	t.Logf("recovered in %v: coordinator %d (was %d), err %v", time.Since(t0).Round(time.Millisecond), newCoord, coord, err)
+	if newCoord == coord {
+		t.Fatalf("the coordinator is still the killed node %d", coord)
+	}
+	if d := seen.dups(); len(d) > 0 {
+		m.g.mu.Lock()
+		t.Logf("generation %d before, %d after", gen, m.g.generation)
+		m.g.mu.Unlock()
+		t.Fatalf("records processed more than once: %v", d)
+	}
+}
+
+// TestIntegrationGroupConsumerProtocol: members on the consumer group
+// protocol (KIP-848) share the partitions the coordinator assigns, each
+// record is processed once, and a member that leaves hands its partitions
+// over; a broker without the protocol (3.9 by default) makes the member
+// fall back to the classic protocol.
+func TestIntegrationGroupConsumerProtocol(t *testing.T) {
+	bs := testBrokers(t)
+	if addr, ok := bs["4.x"]; ok {
+		t.Run("4.x", func(t *testing.T) {
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 4)
+			group := "g-" + topic
+			opts := fastGroup(WithGroupProtocol(ConsumerGroupProtocol))
+			seen := newSeenSet()
+			produceSpread(t, cl, topic, 4, 20, "a")
+			t0 := time.Now()
+			a := startMember(t, addr, "a", group, topic, seen, opts...)
+			waitUntil(t, 30*time.Second, "a owns all", func() bool { return a.count() == 4 })
+			b := startMember(t, addr, "b", group, topic, seen, opts...)
+			waitUntil(t, 30*time.Second, "a 2+2 split", func() bool { return a.count() == 2 && b.count() == 2 })
+			t.Logf("two members split in %v", time.Since(t0).Round(time.Millisecond))
+			produceSpread(t, cl, topic, 4, 20, "b")
+			waitUntil(t, 30*time.Second, "160 records", func() bool { return seen.len() == 160 })
+			a.g.mu.Lock()
+			kip848, epoch := a.g.kip848, a.g.generation
+			a.g.mu.Unlock()
+			if !kip848 || epoch <= 0 {
+				t.Fatalf("a: consumer protocol %v, member epoch %d", kip848, epoch)
+			}
+			t0 = time.Now()
+			a.close(t)
+			waitUntil(t, 30*time.Second, "b owns all", func() bool { return b.count() == 4 })
+			t.Logf("takeover after Close in %v", time.Since(t0).Round(time.Millisecond))
+			produceSpread(t, cl, topic, 4, 20, "c")
+			waitUntil(t, 30*time.Second, "240 records", func() bool { return seen.len() == 240 })
+			if d := seen.dups(); len(d) > 0 {
+				t.Fatalf("records processed more than once: %v", d)
+			}
+		})
+	}
+	if addr, ok := bs["3.9"]; ok {
+		t.Run("3.9 fallback", func(t *testing.T) {
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 2)
+			seen := newSeenSet()
+			produceSpread(t, cl, topic, 2, 10, "a")
+			a := startMember(t, addr, "a", "g-"+topic, topic, seen, fastGroup(WithGroupProtocol(ConsumerGroupProtocol))...)
+			waitUntil(t, 30*time.Second, "20 records", func() bool { return seen.len() == 20 })
+			a.g.mu.Lock()
+			defer a.g.mu.Unlock()
+			if a.g.kip848 {
+				t.Fatal("still on the consumer protocol")
+			}
+		})
+	}
+}
+
+// TestIntegrationGroupCommits: automatic commits cover what the
+// application is done with, CommitAsync reports through its callback, and
+// CommitOffsets commits explicit offsets.
+func TestIntegrationGroupCommits(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	produceSpread(t, cl, topic, 2, 10, "a")
+	g, err := cl.NewGroupConsumer(group, []string{topic}, fastGroup(WithAutoCommit(100*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := 0
+	done, next := map[int32]int64{}, map[int32]int64{} // positions the application is done with, and after the last batch
+	for n < 20 {
+		maps.Copy(done, next)
+		f, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(f.Records)
+		for _, r := range f.Records {
+			next[r.Partition] = r.Offset + 1
+		}
+	}
+	// Not done with the last batch: auto commits must not go past done.
+	time.Sleep(400 * time.Millisecond)
+	for p, o := range committedOffsets(t, cl, group, topic, 2) {
+		if o > max(done[p], 0) {
+			t.Fatalf("partition %d: committed %d while the application is done up to %d", p, o, done[p])
+		}
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	g.Poll(pctx) // done with it
+	pcancel()
+	waitUntil(t, 5*time.Second, "the auto commit", func() bool {
+		o := committedOffsets(t, cl, group, topic, 2)
+		return o[0] == 10 && o[1] == 10
+	})
+	res := make(chan error, 1)
+	g.CommitAsync(func(err error) { res <- err })
+	if err := <-res; err != nil {
+		t.Fatalf("CommitAsync: %v", err)
+	}
+	if err := g.CommitOffsets(ctx, map[string]map[int32]int64{topic: {0: 3}}); err != nil {
+		t.Fatalf("CommitOffsets: %v", err)
+	}
+	if o := committedOffsets(t, cl, group, topic, 2); o[0] != 3 || o[1] != 10 {
+		t.Fatalf("committed %v after CommitOffsets", o)
+	}
+}
+
+// TestIntegrationGroupFenced: a second static member with the same
+// instance ID fences the first, whose Poll then fails with
+// FENCED_INSTANCE_ID after OnLost.
+func TestIntegrationGroupFenced(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	lost := make(chan map[string][]int32, 1)
+	g1, err := cl.NewGroupConsumer(group, []string{topic}, fastGroup(WithInstanceID("x"),
+		WithOnLost(func(_ context.Context, ps map[string][]int32) { lost <- ps }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g1.Close(context.Background())
+	waitUntil(t, 30*time.Second, "g1 to own both", func() bool { return len(g1.Assigned()[topic]) == 2 })
+	startMember(t, addr, "x2", group, topic, nil, fastGroup(WithInstanceID("x"))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, err := g1.Poll(ctx)
+		if errors.Is(err, ErrFencedInstanceId) {
+			var ge *GroupError
+			if !errors.As(err, &ge) || ge.Group != group {
+				t.Fatalf("error %v is not a *GroupError of the group", err)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("g1 not fenced: %v", err)
+		}
+	}
+	select {
+	case ps := <-lost:
+		if len(ps[topic]) != 2 {
+			t.Fatalf("OnLost with %v", ps)
+		}
+	default:
+		t.Fatal("OnLost not called")
+	}
+	if len(g1.Assigned()) != 0 {
+		t.Fatalf("fenced member still owns %v", g1.Assigned())
+	}
+}
+
+// TestIntegrationGroupNewPartitions: the leader notices partitions added
+// to a subscribed topic and rebalances them in.
+func TestIntegrationGroupNewPartitions(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	opts := fastGroup(WithMetadataMaxAge(500 * time.Millisecond))
+	a := startMember(t, addr, "a", group, topic, nil, opts...)
+	b := startMember(t, addr, "b", group, topic, nil, opts...)
+	waitUntil(t, 30*time.Second, "a 1+1 split", func() bool { return a.count() == 1 && b.count() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := cl.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Explicit replicas: the generated type writes a nil Assignments as an
+	// empty array, not null, which the broker rejects.
+	node := []int32{md.Brokers[0].NodeID}
+	r, err := cl.Request(ctx, &CreatePartitionsRequest{TimeoutMs: 10000, Topics: []CreatePartitionsRequestTopic{{Name: topic, Count: 4,
+		Assignments: []CreatePartitionsRequestTopicAssignment{{BrokerIDs: node}, {BrokerIDs: node}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreatePartitionsResponse).Results[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitUntil(t, 30*time.Second, "a 2+2 split", func() bool { return a.count() == 2 && b.count() == 2 })
+	t.Logf("new partitions assigned in %v", time.Since(t0).Round(time.Millisecond))
+}
