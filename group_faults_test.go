@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -310,4 +314,92 @@ func TestIntegrationGroupNewPartitions(t *testing.T) {
 	t0 := time.Now()
 	waitUntil(t, 30*time.Second, "a 2+2 split", func() bool { return a.count() == 2 && b.count() == 2 })
 	t.Logf("new partitions assigned in %v", time.Since(t0).Round(time.Millisecond))
+}
+
+// TestGroupFakeCoordinator drives a member against a fake coordinator:
+// the member ID it requires (KIP-394), a member whose subscription is
+// garbage (the leader gives it nothing), and a malformed assignment (a
+// *GroupError wrapping ErrMalformed from Poll, then a retry), never a panic.
+func TestGroupFakeCoordinator(t *testing.T) {
+	var mu sync.Mutex
+	var joins []string
+	var syncs [][]SyncGroupRequestAssignment
+	var f *fakeCluster
+	f = newFakeCluster(t, 2, func(req Request, v int16) Response {
+		mu.Lock()
+		defer mu.Unlock()
+		host, port, _ := net.SplitHostPort(f.addr())
+		portN, _ := strconv.Atoi(port)
+		switch r := req.(type) {
+		case *FindCoordinatorRequest:
+			return &FindCoordinatorResponse{NodeID: 1, Host: host, Port: int32(portN),
+				Coordinators: []FindCoordinatorResponseCoordinator{{Key: r.Key, NodeID: 1, Host: host, Port: int32(portN)}}}
+		case *JoinGroupRequest:
+			joins = append(joins, r.MemberID)
+			if r.MemberID == "" {
+				return &JoinGroupResponse{ErrorCode: ErrMemberIdRequired.Code(), MemberID: "m1", GenerationID: -1}
+			}
+			return &JoinGroupResponse{GenerationID: 1, ProtocolType: ptr("consumer"), ProtocolName: ptr("range"), Leader: "m1", MemberID: "m1",
+				Members: []JoinGroupResponseMember{{MemberID: "m1", Metadata: r.Protocols[0].Metadata}, {MemberID: "evil", Metadata: []byte{0, 1, 0x7f, 0xff, 0xff, 0xff}}}}
+		case *SyncGroupRequest:
+			syncs = append(syncs, r.Assignments)
+			if len(syncs) == 1 {
+				return &SyncGroupResponse{Assignment: []byte{0, 3, 0, 0, 0, 9}} // claims 9 topics, has none
+			}
+			a := groupAssignment{version: 3, parts: map[string][]int32{"t": {0, 1}}}
+			return &SyncGroupResponse{ProtocolType: ptr("consumer"), ProtocolName: ptr("range"), Assignment: a.appendTo(nil)}
+		case *HeartbeatRequest:
+			return &HeartbeatResponse{}
+		case *OffsetFetchRequest:
+			resp := &OffsetFetchResponse{Groups: []OffsetFetchResponseGroup{{GroupID: "g", Topics: []OffsetFetchResponseGroupTopic{{Name: "t",
+				Partitions: []OffsetFetchResponseGroupTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}, {PartitionIndex: 1, CommittedOffset: -1}}}}}}}
+			resp.Topics = []OffsetFetchResponseTopic{{Name: "t", Partitions: []OffsetFetchResponseTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}, {PartitionIndex: 1, CommittedOffset: -1}}}}
+			return resp
+		case *LeaveGroupRequest:
+			return &LeaveGroupResponse{}
+		}
+		return nil
+	})
+	cl := newTestClient(t, f.addr())
+	g, err := cl.NewGroupConsumer("g", []string{"t"}, fastGroup(WithStartOffset(Latest()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var malformed bool
+	for !malformed || len(g.Assigned()["t"]) != 2 {
+		f, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatalf("Poll: %v (malformed reported: %v, assigned %v)", err, malformed, g.Assigned())
+		}
+		for _, e := range f.Errors {
+			var ge *GroupError
+			if errors.Is(e, ErrMalformed) && errors.As(e, &ge) && ge.Op == "SyncGroup" {
+				malformed = true
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(joins) < 2 || joins[0] != "" || joins[1] != "m1" {
+		t.Fatalf("JoinGroup member IDs %q, want \"\" then the required m1", joins)
+	}
+	for _, a := range syncs[0] {
+		ga, err := decodeGroupAssignment(a.Assignment)
+		if err != nil {
+			t.Fatalf("assignment of %s: %v", a.MemberID, err)
+		}
+		switch a.MemberID {
+		case "evil":
+			if len(ga.parts) != 0 {
+				t.Fatalf("the unreadable member got %v", ga.parts)
+			}
+		case "m1":
+			if !slices.Equal(ga.parts["t"], []int32{0, 1}) {
+				t.Fatalf("the leader got %v", ga.parts)
+			}
+		}
+	}
 }
