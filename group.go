@@ -27,7 +27,9 @@ const (
 	// default assignor; the balancers are not used) and rebalances
 	// incrementally, with no group-wide barrier. A member whose broker lacks
 	// it falls back to the classic protocol. The heartbeat interval is the
-	// coordinator's, capped by WithHeartbeatInterval.
+	// coordinator's, capped by WithHeartbeatInterval; revoking and starting
+	// partitions happen between two heartbeats. Static membership
+	// (WithInstanceID) works with it too.
 	ConsumerGroupProtocol
 )
 
@@ -236,7 +238,7 @@ type GroupConsumer struct {
 	idle       chan struct{} // closed when done grows
 	commitPoll bool          // an auto commit waits for the next Poll
 	committed  map[topicPartition]position
-	queue      []*commitReq // commit.go
+	queue      []*commitReq // group_commit.go
 	queueWake  chan struct{}
 }
 
