@@ -96,10 +96,12 @@ type partState struct {
 	pendArr     []pending // the whole array under pending, for reuse of its front
 	pendBytes   int
 	firstAt     time.Time // when the oldest pending record arrived
-	retry       []*batch  // failed batches, in sequence order
+	retry       []*batch  // failed batches, in cut (and sequence) order
 	inflight    int
-	leader      int32 // -1 while unknown
-	seq         int32 // next sequence number (idempotent)
+	sentTo      int32  // the broker of the batches in flight
+	cuts        uint64 // batches cut so far: the next batch's order
+	leader      int32  // -1 while unknown
+	seq         int32  // next sequence number (idempotent)
 	backoff     time.Duration
 	retryAt     time.Time
 	avoidUntil  time.Time
@@ -120,7 +122,8 @@ type batch struct {
 	ps         *partState
 	recs       []pending
 	bytes      int
-	seq        int32 // base sequence, -1 until first sent
+	seq        int32  // base sequence, -1 until dispatched (idempotent)
+	order      uint64 // the partition's cut count when it was cut: retries keep this order
 	pid        producerID
 	attempts   int
 	maybeSent  bool // a request holding it may have reached the broker

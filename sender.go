@@ -1,9 +1,11 @@
 package kpax
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -129,7 +131,11 @@ func (p *Producer) collect() time.Duration {
 			continue
 		}
 		s := p.sinkFor(ps.leader)
-		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit() {
+		// A partition's batches go to one broker at a time: after a leader
+		// change, what is in flight to the former leader ends first, lest
+		// the new one get later batches before earlier ones (refused as
+		// out of order, or appended out of order without idempotence).
+		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit() || (ps.inflight > 0 && ps.sentTo != ps.leader) {
 			if !ps.congested && len(ps.pending) > 0 && now.Sub(ps.firstAt) > p.cfg.linger+congestionDelay {
 				// Its broker does not take requests (full pipeline, no
 				// response): unkeyed records go elsewhere until a batch
@@ -156,7 +162,11 @@ func (p *Producer) collect() time.Duration {
 			}
 			b = p.cutBatch(ps)
 		}
+		if p.cfg.idempotent && b.seq < 0 {
+			p.number(b)
+		}
 		ps.inflight++
+		ps.sentTo = ps.leader
 		requests[s] = append(requests[s], b)
 		if len(ps.pending) > 0 || len(ps.retry) > 0 {
 			again = true
@@ -172,6 +182,25 @@ func (p *Producer) collect() time.Duration {
 	return max(wait, time.Millisecond)
 }
 
+// number gives a batch its producer ID and sequence numbers as it is
+// dispatched: in the partition's order, whichever broker and request it goes
+// to, so that the broker appends batches in that order or refuses them
+// (OUT_OF_ORDER_SEQUENCE_NUMBER). Sequences wrap after MaxInt32, as in
+// Kafka. p.mu is held.
+func (p *Producer) number(b *batch) {
+	b.seq, b.pid = b.ps.seq, p.pid
+	b.ps.seq = seqAfter(b)
+}
+
+// seqAfter is the sequence number after a numbered batch's.
+func seqAfter(b *batch) int32 {
+	next := int64(b.seq) + int64(len(b.recs))
+	if next > math.MaxInt32 {
+		next -= math.MaxInt32 + 1
+	}
+	return int32(next)
+}
+
 // cutBatch takes a batch's worth of pending records. p.mu is held.
 func (p *Producer) cutBatch(ps *partState) *batch {
 	n, bytes := 0, 0
@@ -182,7 +211,8 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 	// The batch takes the pending slice when it takes every record, a copy
 	// otherwise (in a slice reused by putRecs when a batch completes; the
 	// front of the pending array is reused by roomPending).
-	b := &batch{ps: ps, bytes: bytes, seq: -1}
+	b := &batch{ps: ps, bytes: bytes, seq: -1, order: ps.cuts}
+	ps.cuts++
 	if rest := ps.pending[n:]; len(rest) > 0 {
 		b.recs = append(p.takeRecs(n), ps.pending[:n]...)
 		clear(ps.pending[:n])
@@ -300,7 +330,7 @@ func (p *Producer) initProducerID() {
 					for _, ps := range p.parts {
 						ps.seq = 0
 						for _, b := range ps.retry {
-							b.seq = -1 // renumbered under the new ID when sent
+							b.seq = -1 // renumbered under the new ID when dispatched
 						}
 					}
 					p.mu.Unlock()
@@ -379,13 +409,7 @@ func (s *sink) send(f *flight) error {
 		return err
 	}
 	p.mu.Lock()
-	idempotent := p.cfg.idempotent && v >= 3
-	for _, b := range f.batches {
-		if idempotent && b.seq < 0 {
-			b.seq, b.pid = b.ps.seq, p.pid
-			b.ps.seq += int32(len(b.recs))
-		}
-	}
+	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect
 	p.mu.Unlock()
 	// Every batch goes into one buffer, read in place from the pending
 	// records; the request's Records slices are cut from it at the end,
@@ -399,7 +423,7 @@ func (s *sink) send(f *flight) error {
 		var err error
 		if v >= 3 {
 			h := NewBatchHeader()
-			if idempotent {
+			if idempotent && b.seq >= 0 {
 				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
 			}
 			f.buf, err = appendRecordBatch(&s.enc, f.buf, h, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
@@ -616,6 +640,11 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 		p.failBatch(b, fmt.Errorf("delivery timeout after %d attempts: %w", b.attempts, err))
 		return
 	}
+	if !b.maybeSent && b.seq >= 0 && b.pid == p.pid && seqAfter(b) == ps.seq {
+		// Never written and the partition's last numbered batch: its
+		// sequence numbers can be given back, and it can move.
+		ps.seq, b.seq = b.seq, -1
+	}
 	if !b.maybeSent && b.seq < 0 && p.canFailOver(b) {
 		ts := p.topics[ps.tp.topic]
 		avail := slices.DeleteFunc(slices.Clone(ts.avail), func(x int32) bool { return x == ps.tp.partition })
@@ -635,12 +664,9 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 			return
 		}
 	}
-	i, _ := slices.BinarySearchFunc(ps.retry, b, func(x, y *batch) int {
-		if x.seq < 0 || y.seq < 0 {
-			return 0
-		}
-		return int(x.seq - y.seq)
-	})
+	// Retries go in the order the batches were cut: that of their records
+	// and of their sequence numbers.
+	i, _ := slices.BinarySearchFunc(ps.retry, b, func(x, y *batch) int { return cmp.Compare(x.order, y.order) })
 	ps.retry = slices.Insert(ps.retry, i, b)
 }
 
