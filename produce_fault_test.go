@@ -1,9 +1,11 @@
 package kpax
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -86,14 +88,19 @@ type faultFigures struct {
 	produced, queued, acked   int
 	maybe, failed, noOutcome  int // failures: maybe persisted, plain; records without an outcome
 	lost, dups, reorders      int
-	plainButPersisted         int // plain failures found in the log: must be 0
-	wrongOffset               int // acked records not at the offset they were acked with
-	persistedMaybe, strangers int // maybe-persisted records in the log; values not from the ledger
+	plainButPersisted         int      // plain failures found in the log: must be 0
+	wrongOffset               int      // acked records not at the offset they were acked with
+	persistedMaybe, strangers int      // maybe-persisted records in the log; values not from the ledger
+	examples                  []string // of reorders
 }
 
 func (f faultFigures) String() string {
-	return fmt.Sprintf("produced %d, acked %d, maybe-persisted %d (%d in the log), failed %d, no outcome %d; lost %d, dups %d, reorders %d, plain failures in the log %d, wrong offsets %d",
+	s := fmt.Sprintf("produced %d, acked %d, maybe-persisted %d (%d in the log), failed %d, no outcome %d; lost %d, dups %d, reorders %d, plain failures in the log %d, wrong offsets %d",
 		f.queued, f.acked, f.maybe, f.persistedMaybe, f.failed, f.noOutcome, f.lost, f.dups, f.reorders, f.plainButPersisted, f.wrongOffset)
+	if len(f.examples) > 0 {
+		s += " (" + strings.Join(f.examples, "; ") + ")"
+	}
+	return s
 }
 
 // check compares the log (log order per partition) with the ledger.
@@ -120,6 +127,9 @@ func (l *ledger) check(log map[int32][]Record) faultFigures {
 			}
 			if prev, ok := last[k]; ok && n < prev {
 				f.reorders++
+				if len(f.examples) < 5 {
+					f.examples = append(f.examples, fmt.Sprintf("key %q: record %d at %d/%d after record %d", k, n, part, r.Offset, prev))
+				}
 			}
 			last[k] = max(last[k], n)
 			at[[2]int64{int64(part), r.Offset}] = n
@@ -419,7 +429,14 @@ func TestProduceFaultMaybePersisted(t *testing.T) {
 func TestProduceFaultLeaderKill(t *testing.T) {
 	c := sharedCluster(t)
 	defer c.Heal(t)
+	logs := &syncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("client log:\n%s", logs.String())
+		}
+	}()
 	cl := newTestClient(t, c.Bootstrap()[0], WithSeedBrokers(c.Bootstrap()...), WithRequestTimeout(3*time.Second),
+		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))),
 		WithDialTimeout(time.Second), WithRetryBackoff(20*time.Millisecond, 250*time.Millisecond))
 	const parts = 3
 	topic := createFaultTopic(t, cl, parts, 3)
@@ -498,6 +515,27 @@ func TestProduceFaultLeaderKill(t *testing.T) {
 	if recovered.IsZero() {
 		t.Fatalf("no record of partitions %v was acked after the kill", victimParts)
 	}
+	if maxGap < 500*time.Millisecond {
+		t.Fatalf("acks never stopped for more than %v: the kill did not bite", maxGap)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers, for logs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func slicesSortTimes(ts []time.Time) {
