@@ -403,3 +403,31 @@ func TestGroupFakeCoordinator(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationGroupTopicAppears: a subscribed topic created after the
+// group formed is rebalanced in by the leader.
+func TestIntegrationGroupTopicAppears(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 1)
+	later := topic + "-later"
+	group := "g-" + topic
+	g, err := cl.NewGroupConsumer(group, []string{topic, later}, fastGroup(WithMetadataMaxAge(500*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	waitUntil(t, 30*time.Second, "the first topic", func() bool { return len(g.Assigned()[topic]) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 10000, Topics: []CreateTopicsRequestTopic{{Name: later, NumPartitions: 2, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitUntil(t, 30*time.Second, "the new topic", func() bool { return len(g.Assigned()[later]) == 2 })
+	t.Logf("new topic assigned in %v", time.Since(t0).Round(time.Millisecond))
+}

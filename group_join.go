@@ -342,6 +342,7 @@ func (g *GroupConsumer) balance(ctx context.Context, protocol string, ms []JoinG
 				return nil, ctx.Err()
 			}
 			g.conf.logger.Warn("kpax: group leader: topic skipped", "group", g.group, "topic", t, "err", err)
+			counts[t] = 0 // watched: the group rebalances when it appears
 			continue
 		}
 		counts[t] = int32(len(tm.Partitions))
@@ -532,8 +533,11 @@ func (g *GroupConsumer) partitionsChanged(ctx context.Context) bool {
 	if err := g.cl.meta.refresh(rctx, slices.Collect(maps.Keys(counts))...); err != nil {
 		return false
 	}
+	m := g.cl.meta
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for t, n := range counts {
-		if tm, err := g.cl.meta.topic(rctx, t); err == nil && int32(len(tm.Partitions)) != n {
+		if tm := m.topics[t]; tm != nil && tm.Err == nil && int32(len(tm.Partitions)) != n {
 			return true
 		}
 	}
