@@ -266,3 +266,36 @@ func TestGroupBalancersProperties(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGroupBalance balances 1000 partitions (10 topics) among 100
+// members: fresh, and after a member joined a balanced group.
+func BenchmarkGroupBalance(b *testing.B) {
+	parts := map[string]int32{}
+	var topics []string
+	for i := range 10 {
+		t := fmt.Sprint("topic", i)
+		parts[t] = 100
+		topics = append(topics, t)
+	}
+	fresh := make([]GroupMember, 100)
+	for i := range fresh {
+		fresh[i] = GroupMember{ID: fmt.Sprintf("member-%03d", i), Topics: topics, Generation: -1}
+	}
+	for _, bal := range []Balancer{RangeBalancer(), RoundRobinBalancer(), CooperativeStickyBalancer()} {
+		b.Run(bal.Protocol()+"/fresh", func(b *testing.B) {
+			for range b.N {
+				bal.Balance(fresh, parts)
+			}
+		})
+	}
+	plan := CooperativeStickyBalancer().Balance(fresh[:99], parts)
+	joined := slices.Clone(fresh)
+	for i := range joined[:99] {
+		joined[i].Owned, joined[i].Generation = plan[joined[i].ID], 5
+	}
+	b.Run("cooperative-sticky/joined", func(b *testing.B) {
+		for range b.N {
+			CooperativeStickyBalancer().Balance(joined, parts)
+		}
+	})
+}
