@@ -2,6 +2,7 @@ package kpax
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -600,5 +601,138 @@ func newGoroutines(before map[string]string, d time.Duration) string {
 			return strings.Join(left, "\n\n")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// seqPartition is one partition replicated on two fake brokers, with the
+// idempotent producer's rules: a batch is appended only at the sequence
+// number its producer is expected to send next, one already appended is a
+// duplicate, one further on is out of order. Only the leader appends.
+type seqPartition struct {
+	mu     sync.Mutex
+	leader int32           // node ID answering Produce and named by Metadata
+	epoch  int32           // leader epoch
+	log    []int           // record numbers (ledger), by offset
+	next   map[int64]int32 // producer ID: next expected sequence
+	oooErr int             // OUT_OF_ORDER_SEQUENCE_NUMBER answers
+}
+
+// handler returns node's Produce and Metadata handler; addrs are the two
+// brokers' addresses (node IDs 1 and 2).
+func (sp *seqPartition) handler(node int32, addrs func() [2]string) func(Request, int16) Response {
+	return func(req Request, _ int16) Response {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		switch r := req.(type) {
+		case *MetadataRequest:
+			resp := &MetadataResponse{ControllerID: 1}
+			for i, a := range addrs() {
+				host, port, _ := strings.Cut(a, ":")
+				n, _ := strconv.Atoi(port)
+				resp.Brokers = append(resp.Brokers, MetadataResponseBroker{NodeID: int32(i + 1), Host: host, Port: int32(n)})
+			}
+			for _, t := range r.Topics {
+				resp.Topics = append(resp.Topics, MetadataResponseTopic{Name: t.Name, TopicID: UUID{1}, Partitions: []MetadataResponseTopicPartition{{
+					LeaderID: sp.leader, LeaderEpoch: sp.epoch, ReplicaNodes: []int32{1, 2}, ISRNodes: []int32{1, 2}}}})
+			}
+			return resp
+		case *ProduceRequest:
+			resp := &ProduceResponse{}
+			for _, td := range r.TopicData {
+				rt := ProduceResponseResponse{Name: td.Name}
+				for _, pd := range td.PartitionData {
+					rt.PartitionResponses = append(rt.PartitionResponses, sp.append(node, pd))
+				}
+				resp.Responses = append(resp.Responses, rt)
+			}
+			return resp
+		}
+		return nil
+	}
+}
+
+// append applies one batch on node; sp.mu is held.
+func (sp *seqPartition) append(node int32, pd ProduceRequestTopicDataPartitionData) ProduceResponseResponsePartitionResponse {
+	out := ProduceResponseResponsePartitionResponse{Index: pd.Index, BaseOffset: -1, LogAppendTimeMs: -1}
+	if node != sp.leader {
+		out.ErrorCode = ErrNotLeaderOrFollower.Code()
+		return out
+	}
+	b := pd.Records
+	if len(b) < 61 {
+		out.ErrorCode = ErrCorruptMessage.Code()
+		return out
+	}
+	pid, seq := int64(binary.BigEndian.Uint64(b[43:51])), int32(binary.BigEndian.Uint32(b[53:57]))
+	var rr RecordReader
+	rr.Reset(b)
+	recs, err := rr.ReadAll(nil)
+	if err != nil {
+		out.ErrorCode = ErrCorruptMessage.Code()
+		return out
+	}
+	switch want := sp.next[pid]; {
+	case seq < want:
+		out.ErrorCode = ErrDuplicateSequenceNumber.Code()
+	case seq > want:
+		sp.oooErr++
+		out.ErrorCode = ErrOutOfOrderSequenceNumber.Code()
+	default:
+		out.BaseOffset = int64(len(sp.log))
+		for _, r := range recs {
+			sp.log = append(sp.log, seqOf(r.Value))
+		}
+		sp.next[pid] = seq + int32(len(recs))
+	}
+	return out
+}
+
+// TestProduceFaultLeaderMoveOrder: the leader of a partition dies (its port
+// closes) and, as in Kafka until the dead broker is fenced, metadata still
+// names it for a while before naming the other broker. Batches cut for the
+// dead leader meanwhile wait in its dial backoff; the idempotent producer
+// must still get every record into the log once and in order.
+func TestProduceFaultLeaderMoveOrder(t *testing.T) {
+	sp := &seqPartition{leader: 1, next: map[int64]int32{}}
+	var a, b *fakeCluster
+	addrs := func() [2]string { return [2]string{a.addr(), b.addr()} }
+	a = newFakeCluster(t, 1, sp.handler(1, addrs))
+	b = newFakeCluster(t, 1, sp.handler(2, addrs))
+	cl := newTestClient(t, a.addr(), WithSeedBrokers(a.addr(), b.addr()), WithRequestTimeout(time.Second),
+		WithRetryBackoff(50*time.Millisecond, 300*time.Millisecond), WithMetadataMinAge(10*time.Millisecond))
+	p, err := cl.NewProducer(WithLinger(time.Millisecond), WithDeliveryTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := newLedger()
+	produce := func(int) {
+		if err := l.produce(ctx, p, "t", []byte("k"), 10); err != nil {
+			t.Errorf("Produce: %v", err)
+		}
+	}
+	paced(2000, 300*time.Millisecond, nil, produce)
+	a.close() // node 1 dies; metadata still names it
+	paced(2000, 400*time.Millisecond, nil, produce)
+	sp.mu.Lock()
+	sp.leader, sp.epoch = 2, 1 // fenced: node 2 leads
+	sp.mu.Unlock()
+	paced(2000, 600*time.Millisecond, nil, produce)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sp.mu.Lock()
+	log := make([]Record, len(sp.log))
+	for i, n := range sp.log {
+		log[i] = Record{Partition: 0, Offset: int64(i), Key: []byte("k"), Value: []byte(fmt.Sprintf("seq-%d-", n))}
+	}
+	ooo := sp.oooErr
+	sp.mu.Unlock()
+	f := l.check(map[int32][]Record{0: log})
+	t.Logf("figures: %v; %d out-of-order answers", f, ooo)
+	if f.lost > 0 || f.dups > 0 || f.reorders > 0 || f.wrongOffset > 0 || f.noOutcome > 0 || f.maybe+f.failed > 0 || l.multi > 0 {
+		t.Fatalf("leader move: %v (first error %v)", f, l.firstErr())
 	}
 }
