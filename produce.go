@@ -48,6 +48,8 @@ type Producer struct {
 	lastPS *partState
 	lastTS *topicState // the topic last produced to (topics never loses one)
 
+	nextReload time.Time // the earliest topicState.reloadAt (see reloadTopics)
+
 	freeRecs    [][]pending
 	freeRecsCap int
 
@@ -529,6 +531,8 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	ts := p.topics[topic]
 	if err != nil {
 		ts.err = err
+		ts.reloadAt = time.Now().Add(p.cl.cfg.retryBackoffMax) // try again then
+		p.nextReload = minTime(p.nextReload, ts.reloadAt)
 		return
 	}
 	ts.err = nil
@@ -536,6 +540,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	ts.meta = tm
 	now := time.Now()
 	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
+	p.nextReload = minTime(p.nextReload, ts.reloadAt)
 	ts.avail = ts.avail[:0]
 	for _, pm := range tm.Partitions {
 		tp := topicPartition{topic, pm.Partition}
@@ -551,7 +556,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 			ts.avail = append(ts.avail, pm.Partition)
 		case ps.congested: // available again when a batch of it leaves (cutBatch)
 		default: // avoided: available again when the period ends
-			ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
+			p.reloadBy(ts, ps.avoidUntil)
 		}
 	}
 	if len(ts.avail) == ts.n {
@@ -578,11 +583,24 @@ func minTime(a, b time.Time) time.Time {
 // itself every metadata max age, so this costs no request in the steady
 // state. p.mu is held.
 func (p *Producer) reloadTopics(now time.Time) {
+	if now.Before(p.nextReload) {
+		return
+	}
+	p.nextReload = now.Add(p.cl.cfg.metadataMaxAge)
 	for name, ts := range p.topics {
 		if ts.n > 0 && !ts.loading && now.After(ts.reloadAt) {
-			p.loadTopic(name)
+			p.loadTopic(name) // applyTopic sets the next reloadAt
+		} else {
+			p.nextReload = minTime(p.nextReload, ts.reloadAt)
 		}
 	}
+}
+
+// reloadBy makes the producer take a topic's metadata again at t at the
+// latest. p.mu is held.
+func (p *Producer) reloadBy(ts *topicState, t time.Time) {
+	ts.reloadAt = minTime(ts.reloadAt, t)
+	p.nextReload = minTime(p.nextReload, t)
 }
 
 // partitionLimit is how many batches of one partition may be in flight:

@@ -240,7 +240,7 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 	} else if ps.congested {
 		ps.congested = false
 		if ts := p.topics[ps.tp.topic]; ts != nil {
-			ts.reloadAt = time.Time{} // available again on the next pass
+			p.reloadBy(ts, time.Time{}) // available again on the next pass
 		}
 	}
 	return b
@@ -257,7 +257,7 @@ const congestionDelay = 50 * time.Millisecond
 func (p *Producer) avoid(ps *partState, now time.Time) {
 	ps.avoidUntil = now.Add(p.cfg.avoidPeriod)
 	if ts := p.topics[ps.tp.topic]; ts != nil {
-		ts.reloadAt = minTime(ts.reloadAt, ps.avoidUntil)
+		p.reloadBy(ts, ps.avoidUntil)
 	}
 	p.unavail(ps)
 }
@@ -603,7 +603,7 @@ func (p *Producer) succeed(b *batch, base int64) {
 		ps.failures = 0
 		ps.avoidUntil = time.Time{}
 		if ts := p.topics[ps.tp.topic]; ts != nil {
-			ts.reloadAt = time.Time{}
+			p.reloadBy(ts, time.Time{})
 		}
 	}
 	ps.backoff = p.cl.cfg.retryBackoff
