@@ -13337,7 +13337,7 @@ type CreatePartitionsRequestTopic struct {
 	// The new partition count.
 	Count int32 `kafka:"versions=0+"`
 	// The new partition assignments.
-	Assignments []CreatePartitionsRequestTopicAssignment `kafka:"versions=0+"`
+	Assignments []CreatePartitionsRequestTopicAssignment `kafka:"versions=0+ nullable=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -13345,7 +13345,7 @@ type CreatePartitionsRequestTopic struct {
 func (m *CreatePartitionsRequestTopic) append(b []byte, v int16, flex bool) []byte {
 	b = appendString(b, m.Name, flex)
 	b = appendInt32(b, m.Count)
-	b = appendArrayLen(b, len(m.Assignments), m.Assignments == nil, false, flex)
+	b = appendArrayLen(b, len(m.Assignments), m.Assignments == nil, true, flex)
 	for i := range m.Assignments {
 		b = m.Assignments[i].append(b, v, flex)
 	}

@@ -80,6 +80,7 @@ func defaultOverlay() *overlay {
 			{"OffsetFetch Request", "groups.topics", 8, -1},
 			{"DescribeConfigs Request", "resources.configuration_keys", 0, -1},
 			{"CreateTopics Response", "topics.configs", 5, -1},
+			{"CreatePartitions Request", "topics.assignments", 0, -1}, // null: the broker places the new partitions
 			{"AlterPartitionReassignments Request", "topics.partitions.replicas", 0, -1},
 			{"ListPartitionReassignments Request", "topics", 0, -1},
 			{"ElectLeaders Request", "topic_partitions", 0, -1},
