@@ -369,7 +369,6 @@ func TestProduceFaultPartitionExpansion(t *testing.T) {
 	const maxAge = 500 * time.Millisecond
 	cl := newTestClient(t, addr, WithMetadataMaxAge(maxAge))
 	topic := createTestTopic(t, cl, 2)
-	lead := leaders(t, cl, topic)
 	p, err := cl.NewProducer(WithLinger(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -388,11 +387,8 @@ func TestProduceFaultPartitionExpansion(t *testing.T) {
 		}
 	}
 	paced(500, time.Second, nil, produce)
-	// The assignment is explicit: this package encodes a nil Assignments as
-	// an empty array, which brokers refuse (the field is nullable in Kafka's
-	// JSON schema, not in the protocol guide).
-	asg := []CreatePartitionsRequestTopicAssignment{{BrokerIDs: []int32{lead[0]}}, {BrokerIDs: []int32{lead[1]}}}
-	r, err := cl.Request(ctx, &CreatePartitionsRequest{TimeoutMs: 10000, Topics: []CreatePartitionsRequestTopic{{Name: topic, Count: 4, Assignments: asg}}})
+	// Assignments nil (null): the broker places the new partitions.
+	r, err := cl.Request(ctx, &CreatePartitionsRequest{TimeoutMs: 10000, Topics: []CreatePartitionsRequestTopic{{Name: topic, Count: 4}}})
 	if err != nil {
 		t.Fatal(err)
 	}
