@@ -562,3 +562,80 @@ func TestIntegrationConsumerReassignOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationGroupKcatOffsets: offsets committed by kcat (librdkafka)
+// are where a kpax member of the group starts, and the other way round.
+func TestIntegrationGroupKcatOffsets(t *testing.T) {
+	addr := groupBroker(t)
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatalf("kcat is needed for the interop tests: %v", err)
+	}
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 1)
+	group := "g-" + topic
+	// runKcat consumes in the group until it printed n offsets, then stops
+	// (committing on close) and returns them.
+	runKcat := func(n int) []string {
+		t.Helper()
+		cmd := exec.Command(kcat, "-b", addr, "-G", group, "-q", "-u", "-f", "%o\n", "-X", "auto.offset.reset=earliest",
+			"-X", "auto.commit.interval.ms=100", "-X", "session.timeout.ms=6000", topic)
+		var out, errOut syncBuf
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(out.String(), "\n") < n && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond) // an auto commit
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		got := strings.Fields(out.String())
+		if len(got) != n {
+			t.Fatalf("kcat printed %d offsets %q, want %d\n%s", len(got), got, n, errOut.String())
+		}
+		return got
+	}
+	produceSpread(t, cl, topic, 1, 10, "a")
+	if got := runKcat(10); got[0] != "0" || got[9] != "9" {
+		t.Fatalf("kcat consumed offsets %v", got)
+	}
+	if o := committedOffsets(t, cl, group, topic, 1); o[0] != 10 {
+		t.Fatalf("kcat committed %v, want 10", o)
+	}
+	produceSpread(t, cl, topic, 1, 5, "b")
+	seen := newSeenSet()
+	m := startMember(t, addr, "kpax", group, topic, seen, fastGroup()...)
+	waitUntil(t, 30*time.Second, "5 records", func() bool { return seen.len() == 5 })
+	time.Sleep(200 * time.Millisecond)
+	m.close(t)
+	for o := int64(10); o < 15; o++ {
+		if seen.count[[2]int64{0, o}] != 1 {
+			t.Fatalf("kpax did not start at kcat's commit: %v", seen.count)
+		}
+	}
+	produceSpread(t, cl, topic, 1, 3, "c")
+	if got := runKcat(3); got[0] != "15" {
+		t.Fatalf("kcat resumed at %v, want kpax's commit 15", got)
+	}
+}
+
+// syncBuf is a strings.Builder safe to read while a command writes to it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
