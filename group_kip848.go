@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -29,6 +30,7 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 	wait := time.Duration(0)
 	failures := 0
 	joined := false
+	var target map[topicPartition]bool // the coordinator's latest assignment
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -56,7 +58,7 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 			return true
 		case errors.Is(err, ErrUnknownMemberId), errors.Is(err, ErrFencedMemberEpoch):
 			g.lose(ctx, err, errors.Is(err, ErrUnknownMemberId))
-			wait = 0
+			target, wait = nil, 0
 			continue
 		case errors.Is(err, ErrFencedInstanceId), errors.Is(err, ErrUnreleasedInstanceId),
 			errors.Is(err, ErrGroupMaxSizeReached), errors.Is(err, ErrUnsupportedAssignor),
@@ -83,18 +85,25 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 		}
 		g.generation = resp.MemberEpoch
 		g.mu.Unlock()
-		if resp.Assignment == nil {
-			continue
+		if resp.Assignment != nil {
+			t, err := g.resolveAssignment(ctx, resp.Assignment)
+			if err != nil {
+				g.report(g.groupErr("ConsumerGroupHeartbeat", err))
+				wait = g.conf.retryBackoff // the coordinator sends it again while unacknowledged
+				continue
+			}
+			target = t
+			g.conf.logger.Info("kpax: group assignment", "group", g.group, "epoch", resp.MemberEpoch, "partitions", len(target))
 		}
-		target, err := g.resolveAssignment(ctx, resp.Assignment)
-		if err != nil {
-			g.report(g.groupErr("ConsumerGroupHeartbeat", err))
-			wait = g.conf.retryBackoff // the assignment comes again while unacknowledged
-			continue
+		g.mu.Lock()
+		reconciled := maps.Equal(g.owned, target)
+		g.mu.Unlock()
+		if target != nil && !reconciled {
+			// New, or not reached yet (offsets could not be fetched): try
+			// again and acknowledge at once.
+			g.apply(ctx, joinResult{generation: resp.MemberEpoch, assigned: target})
+			wait = 0
 		}
-		g.conf.logger.Info("kpax: group assignment", "group", g.group, "epoch", resp.MemberEpoch, "partitions", len(target))
-		g.apply(ctx, joinResult{generation: resp.MemberEpoch, assigned: target})
-		wait = 0 // acknowledge at once
 	}
 }
 
