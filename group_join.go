@@ -66,8 +66,8 @@ func (g *GroupConsumer) run() {
 			case rejoinLost, rejoinResetMember:
 				g.lose(ctx, err, why == rejoinResetMember)
 			}
-			if wait {
-				failures++
+			failures++
+			if wait || failures > 3 { // immediate retries only a few times in a row
 				g.report(err)
 				if !sleep(ctx, min(g.conf.retryBackoff<<min(failures-1, 16), g.conf.retryBackoffMax)) {
 					return
