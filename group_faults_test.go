@@ -431,3 +431,29 @@ func TestIntegrationGroupTopicAppears(t *testing.T) {
 	waitUntil(t, 30*time.Second, "the new topic", func() bool { return len(g.Assigned()[later]) == 2 })
 	t.Logf("new topic assigned in %v", time.Since(t0).Round(time.Millisecond))
 }
+
+// TestIntegrationGroupCommitOnRevoke: members that never commit themselves
+// (no auto commit either) still hand partitions over at the positions they
+// reached: the commit on revocation, eager and cooperative.
+func TestIntegrationGroupCommitOnRevoke(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	for _, b := range []Balancer{RangeBalancer(), CooperativeStickyBalancer()} {
+		t.Run(b.Protocol(), func(t *testing.T) {
+			topic := createTestTopic(t, cl, 2)
+			group := "g-" + topic
+			opts := fastGroup(WithBalancers(b))
+			seen := newSeenSet()
+			produceSpread(t, cl, topic, 2, 10, "a")
+			a := startMemberCommitting(t, addr, "a", group, topic, seen, false, opts...)
+			waitUntil(t, 30*time.Second, "20 records", func() bool { return seen.len() == 20 })
+			m := startMemberCommitting(t, addr, "b", group, topic, seen, false, opts...)
+			waitUntil(t, 30*time.Second, "a 1+1 split", func() bool { return a.count() == 1 && m.count() == 1 })
+			produceSpread(t, cl, topic, 2, 10, "b")
+			waitUntil(t, 30*time.Second, "40 records", func() bool { return seen.len() == 40 })
+			if d := seen.dups(); len(d) > 0 {
+				t.Fatalf("records processed more than once: %v", d)
+			}
+		})
+	}
+}

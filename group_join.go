@@ -199,7 +199,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	g.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.rebalance/2)
 	defer cancel()
-	if err := g.commitWait(cctx, pos, false); err != nil && ctx.Err() == nil {
+	if err := g.commitWait(cctx, pos, true); err != nil && ctx.Err() == nil { // explicit: no longer owned
 		g.conf.logger.Warn("kpax: group commit on revoke", "group", g.group, "err", err)
 		g.report(err)
 	}

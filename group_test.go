@@ -126,6 +126,13 @@ type testMember struct {
 
 func startMember(t *testing.T, addr, name, group, topic string, seen *seenSet, opts ...Option) *testMember {
 	t.Helper()
+	return startMemberCommitting(t, addr, name, group, topic, seen, true, opts...)
+}
+
+// startMemberCommitting starts a member that commits after processing, or,
+// with commit false, never commits itself.
+func startMemberCommitting(t *testing.T, addr, name, group, topic string, seen *seenSet, commit bool, opts ...Option) *testMember {
+	t.Helper()
 	cl := newTestClient(t, addr, WithClientID(name))
 	g, err := cl.NewGroupConsumer(group, []string{topic}, opts...)
 	if err != nil {
@@ -152,7 +159,7 @@ func startMember(t *testing.T, addr, name, group, topic string, seen *seenSet, o
 					seen.add(name, r.Partition, r.Offset)
 				}
 			}
-			if len(f.Records) > 0 {
+			if commit && len(f.Records) > 0 {
 				cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				if err := g.Commit(cctx); err != nil {
 					t.Logf("%s: commit: %v", name, err)
