@@ -439,7 +439,7 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		if f := g.cfg.onRevoked; f != nil {
 			f(ctx, partsByTopic(setOf(owned)))
 		}
-		if err := g.commitWait(ctx, g.c.unassign(owned), false); err != nil {
+		if err := g.commitWait(ctx, g.c.unassign(owned), true); err != nil {
 			errs = append(errs, err)
 		}
 	}

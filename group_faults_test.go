@@ -457,3 +457,24 @@ func TestIntegrationGroupCommitOnRevoke(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationGroupCommitOnClose: a member that never commits itself
+// commits what it consumed when it closes; the next member goes on from
+// there.
+func TestIntegrationGroupCommitOnClose(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	seen := newSeenSet()
+	produceSpread(t, cl, topic, 2, 10, "a")
+	a := startMemberCommitting(t, addr, "a", group, topic, seen, false, fastGroup()...)
+	waitUntil(t, 30*time.Second, "20 records", func() bool { return seen.len() == 20 })
+	a.close(t)
+	produceSpread(t, cl, topic, 2, 10, "b")
+	startMemberCommitting(t, addr, "b", group, topic, seen, false, fastGroup()...)
+	waitUntil(t, 30*time.Second, "40 records", func() bool { return seen.len() == 40 })
+	if d := seen.dups(); len(d) > 0 {
+		t.Fatalf("records processed more than once: %v", d)
+	}
+}
