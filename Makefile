@@ -16,11 +16,11 @@ K4_PORT       ?= 29092
 # 3-node cluster for failover work: broker ports CLUSTER_PORT..CLUSTER_PORT+2.
 CLUSTER_VERSION ?= $(K4_VERSION)
 CLUSTER_NAME  ?= kc
-CLUSTER_PORT  ?= 39092
+CLUSTER_PORT  ?= 21092
 
 # Nodes the tests start themselves (kafka_test.go): a 3-node cluster on TEST_PORT_BASE..+2 and
 # private nodes on TEST_PORT_BASE+10, +20, ...; kept under their own run directory.
-TEST_PORT_BASE ?= 39092
+TEST_PORT_BASE ?= 23092
 TEST_RUN_DIR  ?= $(or $(TMPDIR),/tmp)/kpax-kafka-tests-$(TEST_PORT_BASE)
 
 SPEC          ?= ../shared/spec/kafka-protocol-3.9.html
@@ -166,7 +166,7 @@ bench-unit:
 # BENCH_KAFKA_PORT (and stopped however it ends) unless BENCH_KAFKA names one. kbench reads
 # BENCH_N, BENCH_REPS, BENCH_MATRIX (default|full) and BENCH_NOTE from the environment.
 BENCH_KAFKA      ?=
-BENCH_KAFKA_PORT ?= 51092
+BENCH_KAFKA_PORT ?= 25092
 BENCH_RUN_DIR    ?= $(or $(TMPDIR),/tmp)/kpax-bench-kafka
 BENCH_FLAGS      ?=
 bench:

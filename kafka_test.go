@@ -18,7 +18,7 @@ import (
 // KPAX_KAFKA_SH, which `make test` sets). Nodes a test binary starts are
 // stopped by TestMain.
 //
-// Ports: KPAX_TEST_PORT_BASE (default 39092). The shared 3-node cluster
+// Ports: KPAX_TEST_PORT_BASE (default 23092). The shared 3-node cluster
 // takes BASE..BASE+2; private single nodes take BASE+10, BASE+20, ...; each
 // node's controller listens 1000 above its broker port. Two test binaries
 // running at once on one machine need different bases (and different
@@ -55,7 +55,7 @@ func testPortBase() int {
 			return n
 		}
 	}
-	return 39092
+	return 23092
 }
 
 // testKafkaVersion is the version of nodes tests start: KPAX_TEST_NODE_VERSION
