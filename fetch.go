@@ -35,6 +35,7 @@ type fetchPart struct {
 	from        Offset   // start point to resolve, in partNeedOffset
 	pos         position // next offset Poll returns
 	fetch       int64    // next offset to fetch (past pos while data is buffered)
+	fetchEpoch  int32    // leader epoch of the record before fetch, -1 if unknown
 	leader      int32    // broker to fetch from, -1 while unknown
 	leaderEpoch int32    // from metadata; sent as CurrentLeaderEpoch
 	preferred   bool     // leader is a preferred read replica (KIP-392)
@@ -60,7 +61,7 @@ func (fp *fetchPart) start(o Offset) {
 		return
 	}
 	fp.pos = position{offset: o.at, epoch: o.epoch}
-	fp.fetch, fp.exact, fp.state = o.at, true, partReady
+	fp.fetch, fp.fetchEpoch, fp.exact, fp.state = o.at, o.epoch, true, partReady
 	if o.epoch >= 0 {
 		fp.state = partNeedValidate
 	}
@@ -69,7 +70,7 @@ func (fp *fetchPart) start(o Offset) {
 // restart drops what was fetched beyond pos.
 func (fp *fetchPart) restart() {
 	fp.gen++
-	fp.fetch = fp.pos.offset
+	fp.fetch, fp.fetchEpoch = fp.pos.offset, fp.pos.epoch
 }
 
 func (fp *fetchPart) hasPosition() bool {

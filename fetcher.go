@@ -82,6 +82,7 @@ type sentPart struct {
 	fp     *fetchPart
 	gen    uint64
 	offset int64
+	epoch  int32 // fp.fetchEpoch when sent: the fetcher reads it without c.mu
 }
 
 // fetchResult is what a response said of a sentPart.
@@ -178,7 +179,7 @@ func (f *fetcher) build(now time.Time) (*FetchRequest, time.Time) {
 			}
 			continue
 		}
-		f.sent = append(f.sent, sentPart{fp: fp, gen: fp.gen, offset: fp.fetch})
+		f.sent = append(f.sent, sentPart{fp: fp, gen: fp.gen, offset: fp.fetch, epoch: fp.fetchEpoch})
 	}
 	if len(f.sent) == 0 {
 		return nil, retry
@@ -355,7 +356,7 @@ func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
 			r := res.rng
 			if r.end > r.start || r.next > sp.offset {
 				r.part, r.gen = fp, sp.gen
-				fp.fetch = r.next
+				fp.fetch, fp.fetchEpoch = r.next, r.epoch
 				ch.ranges = append(ch.ranges, r)
 			}
 			if res.err != nil {
@@ -408,7 +409,7 @@ func endpoints(eps []FetchResponseNodeEndpoint) []Broker {
 // from the fetch offset on, without control records and, when reading
 // committed, without aborted transactions.
 func (f *fetcher) decode(ch *fetchChunk, rd *RecordReader, sp *sentPart, p *FetchResponseResponsePartition) (chunkRange, error) {
-	rng := chunkRange{start: len(ch.recs), next: sp.offset, epoch: sp.fp.pos.epoch}
+	rng := chunkRange{start: len(ch.recs), next: sp.offset, epoch: sp.epoch}
 	rd.Topic, rd.Partition, rd.KeepControl = sp.fp.tp.topic, sp.fp.tp.partition, true
 	rd.Reset(p.Records)
 	committed := f.c.cfg.isolation == ReadCommitted
