@@ -277,6 +277,10 @@ func TestCLIPartitionsHeadersJSON(t *testing.T) {
 
 func TestCLIErrors(t *testing.T) {
 	b := os.Getenv("KPAX_TEST_KAFKA4")
+	known := "kpax-cli-known" // a topic that exists, for the unknown partition
+	if b != "" {
+		known = newTopic(t, b, 1)
+	}
 	tests := []struct {
 		name    string
 		brokers string
@@ -307,7 +311,7 @@ func TestCLIErrors(t *testing.T) {
 		{"unknown topic produce", b, []string{"produce", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
 		{"unknown topic offsets", b, []string{"offsets", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
 		{"unknown topic delete", b, []string{"topic", "delete", "kpax-cli-no-such-topic"}, 1, "UNKNOWN_TOPIC_OR_PARTITION", true},
-		{"unknown partition", b, []string{"consume", "__consumer_offsets:9999"}, 1, "no partition 9999", true},
+		{"unknown partition", b, []string{"consume", known + ":9999"}, 1, "no partition 9999", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
