@@ -159,6 +159,13 @@ func (cl *Client) isClosed() bool {
 
 // pool returns the connection pool of a broker by node ID (negative: a seed).
 func (cl *Client) pool(nodeID int32) (*brokerPool, error) {
+	var b Broker
+	var ok bool
+	if nodeID >= 0 {
+		// Before cl.mu: the metadata cache takes cl.mu under its own lock
+		// (apply → retirePools), so cl.mu → meta.mu would deadlock.
+		b, ok = cl.meta.broker(nodeID)
+	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.isClosed() {
@@ -171,7 +178,6 @@ func (cl *Client) pool(nodeID int32) (*brokerPool, error) {
 		}
 		return nil, fmt.Errorf("%w: no seed broker %d", ErrNoBroker, nodeID)
 	}
-	b, ok := cl.meta.broker(nodeID)
 	if !ok {
 		return nil, fmt.Errorf("%w: node %d is not in the metadata", ErrNoBroker, nodeID)
 	}
