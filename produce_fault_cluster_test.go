@@ -126,7 +126,7 @@ func TestProduceFaultLeaderKill(t *testing.T) {
 			t.Errorf("Produce: %v", err)
 		}
 	})
-	if err := p.Flush(ctx); err != nil {
+	if err := flushOrDump(t, p, ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
 	p.Close(ctx)
@@ -234,7 +234,7 @@ func testUnreachableLeader(t *testing.T, mode string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(t, p, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	l := newLedger()
@@ -256,7 +256,7 @@ func testUnreachableLeader(t *testing.T, mode string) {
 	fn.Blackhole(victimAddr, false)
 	healedAt := time.Now()
 	paced(1000, 4*time.Second, nil, produce)
-	if err := p.Flush(ctx); err != nil {
+	if err := flushOrDump(t, p, ctx); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
 	p.Close(ctx)

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -280,7 +282,7 @@ func TestProduceFaultProxyChaos(t *testing.T) {
 			})
 			kills, drops := stop()
 			flushStart := time.Now()
-			if err := p.Flush(ctx); err != nil {
+			if err := flushOrDump(t, p, ctx); err != nil {
 				t.Fatalf("Flush: %v", err)
 			}
 			flushed := time.Since(flushStart)
@@ -322,7 +324,7 @@ func TestProduceFaultMaybePersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(t, p, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l := newLedger()
@@ -339,7 +341,7 @@ func TestProduceFaultMaybePersisted(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	if err := p.Flush(ctx); err != nil {
+	if err := flushOrDump(t, p, ctx); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
@@ -373,7 +375,7 @@ func TestProduceFaultPartitionExpansion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(t, p, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l := newLedger()
@@ -397,7 +399,7 @@ func TestProduceFaultPartitionExpansion(t *testing.T) {
 	}
 	expandedAt := time.Now()
 	paced(500, 3*time.Second, nil, produce)
-	if err := p.Flush(ctx); err != nil {
+	if err := flushOrDump(t, p, ctx); err != nil {
 		t.Fatal(err)
 	}
 	p.Close(ctx)
@@ -568,6 +570,53 @@ func TestProduceFaultBackpressure(t *testing.T) {
 	}
 }
 
+// closeWithin closes the producer, waiting at most d: a test that fails
+// early must not hang in Close on records that cannot complete.
+func closeWithin(t *testing.T, p *Producer, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := p.Close(ctx); err != nil && !t.Failed() {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// flushOrDump flushes the producer; when ctx ends first it logs what the
+// producer still holds and the package's goroutines, to tell a stuck record
+// from a slow one.
+func flushOrDump(t *testing.T, p *Producer, ctx context.Context) error {
+	err := p.Flush(ctx)
+	if err == nil {
+		return nil
+	}
+	var b strings.Builder
+	locked := false
+	for end := time.Now().Add(time.Second); !locked && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		locked = p.mu.TryLock()
+	}
+	if !locked { // a deadlock: the stacks say where
+		t.Logf("Flush: %v; the producer's lock is held\n%s", err, strings.Join(slices.Collect(maps.Values(kpaxGoroutines())), "\n\n"))
+		return err
+	}
+	fmt.Fprintf(&b, "producer: %d records, %d bytes buffered; pid %v reset %v; %d in flight\n", p.bufRecords, p.bufBytes, p.pid, p.resetPID, p.totalInflight())
+	for tp, ps := range p.parts {
+		if len(ps.pending)+len(ps.retry)+ps.inflight == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s/%d: %d pending, %d retry, %d in flight to %d, leader %d, congested %v, failures %d, retry at %v\n",
+			tp.topic, tp.partition, len(ps.pending), len(ps.retry), ps.inflight, ps.sentTo, ps.leader, ps.congested, ps.failures, time.Until(ps.retryAt).Round(time.Millisecond))
+	}
+	for id, s := range p.brokers {
+		fmt.Fprintf(&b, "  sink %d: %d requests\n", id, s.inflight)
+	}
+	p.mu.Unlock()
+	for _, g := range kpaxGoroutines() {
+		b.WriteString(g)
+		b.WriteString("\n\n")
+	}
+	t.Logf("Flush: %v\n%s", err, b.String())
+	return err
+}
+
 // kpaxGoroutines returns the stacks of the package's goroutines by ID.
 func kpaxGoroutines() map[string]string {
 	buf := make([]byte, 1<<20)
@@ -700,7 +749,7 @@ func TestProduceFaultLeaderMoveOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(t, p, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l := newLedger()
@@ -716,7 +765,7 @@ func TestProduceFaultLeaderMoveOrder(t *testing.T) {
 	sp.leader, sp.epoch = 2, 1 // fenced: node 2 leads
 	sp.mu.Unlock()
 	paced(2000, 600*time.Millisecond, nil, produce)
-	if err := p.Flush(ctx); err != nil {
+	if err := flushOrDump(t, p, ctx); err != nil {
 		t.Fatal(err)
 	}
 	sp.mu.Lock()

@@ -77,7 +77,13 @@ func consumeAll(t *testing.T, cl *Client, topic string, partitions int32) map[in
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Close(cctx); err != nil {
+			t.Errorf("Consumer.Close: %v", err)
+		}
+	}()
 	assign := map[int32]Offset{}
 	for p := int32(0); p < partitions; p++ {
 		assign[p] = Earliest()
@@ -307,7 +313,7 @@ func TestIntegrationProducerPartitionsMatchKcat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Close(context.Background())
+			defer closeWithin(t, p, 10*time.Second)
 			recs := make([]*Record, n)
 			for i, k := range keys {
 				recs[i] = &Record{Topic: ours, Key: []byte(k), Value: []byte("v")}
