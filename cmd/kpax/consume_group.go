@@ -109,18 +109,14 @@ func commitOffsets(ctx context.Context, cl *kpax.Client, group string, offsets m
 		req.Topics = append(req.Topics, rt)
 	}
 	return retryGroup(ctx, func() error {
-		r, err := cl.Request(ctx, req)
+		resp, err := request[*kpax.OffsetCommitResponse](ctx, cl, req)
 		if err != nil {
 			return err
 		}
-		resp, ok := r.(*kpax.OffsetCommitResponse)
-		if !ok {
-			return fmt.Errorf("unexpected response %T to OffsetCommit", r)
-		}
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
-				if err := kpax.ErrorForCode(p.ErrorCode); err != nil {
-					return fmt.Errorf("%s:%d: %w", t.Name, p.PartitionIndex, err)
+				if err := partitionErr(t.Name, p.PartitionIndex, p.ErrorCode); err != nil {
+					return err
 				}
 			}
 		}

@@ -4,39 +4,22 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"h12.me/kpax"
 )
 
 func runGroup(ctx context.Context, e *env, args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
-	}
-	switch sub {
-	case "list":
-		return groupList(ctx, e, args)
-	case "describe":
-		return groupDescribe(ctx, e, args)
-	case "offsets":
-		return groupOffsets(ctx, e, args, false)
-	case "lag":
-		return groupOffsets(ctx, e, args, true)
-	case "delete":
-		return groupDelete(ctx, e, args)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stderr, groupUsage)
-		return flag.ErrHelp
-	case "":
-		return usagef("group: want list, describe, offsets, lag or delete (try kpax group -h)")
-	}
-	return usagef("group: unknown subcommand %q: want list, describe, offsets, lag or delete", sub)
+	return runSubcommand(ctx, e, args, "group", groupUsage, []subcommand{
+		{"list", groupList},
+		{"describe", groupDescribe},
+		{"offsets", func(ctx context.Context, e *env, args []string) error { return groupOffsets(ctx, e, args, false) }},
+		{"lag", func(ctx context.Context, e *env, args []string) error { return groupOffsets(ctx, e, args, true) }},
+		{"delete", groupDelete},
+	})
 }
 
 const groupUsage = `usage: kpax group list|describe|offsets|lag|delete [flags] [GROUP...]
@@ -69,34 +52,20 @@ func retryGroup(ctx context.Context, f func() error) error {
 
 func groupList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("group list", "", "Lists the groups of the cluster (from every broker), with their state and type.")
-	pos, err := parseCmd(fs, args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("group list takes no arguments, not %q", pos)
-	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	md, err := cl.Metadata(ctx, []string{}...)
-	if err != nil {
-		return timeoutErr(ctx, err)
-	}
+	defer done()
 	var groups []kpax.ListGroupsResponseGroup
-	for _, b := range md.Brokers {
+	err = eachBroker(ctx, cl, func(b kpax.Broker) error {
 		err := retryGroup(ctx, func() error {
-			r, err := cl.RequestBroker(ctx, b.NodeID, &kpax.ListGroupsRequest{})
+			resp, err := requestBroker[*kpax.ListGroupsResponse](ctx, cl, b.NodeID, &kpax.ListGroupsRequest{})
 			if err != nil {
 				return err
-			}
-			resp, ok := r.(*kpax.ListGroupsResponse)
-			if !ok {
-				return fmt.Errorf("unexpected response %T to ListGroups", r)
 			}
 			if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
 				return err
@@ -107,9 +76,13 @@ func groupList(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("groups of broker %d: %w", b.NodeID, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].GroupID < groups[j].GroupID })
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "GROUP\tSTATE\tTYPE\tPROTOCOL")
 	for _, g := range groups {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.GroupID, dash(g.GroupState), dash(g.GroupType), dash(g.ProtocolType))
@@ -142,22 +115,9 @@ type memberInfo struct {
 // for a group of the consumer protocol (KIP-848), which DescribeGroups does
 // not know, ConsumerGroupDescribe.
 func describeGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
-	var g kpax.DescribeGroupsResponseGroup
-	err := retryGroup(ctx, func() error {
-		r, err := cl.Request(ctx, &kpax.DescribeGroupsRequest{Groups: []string{group}})
-		if err != nil {
-			return err
-		}
-		resp, ok := r.(*kpax.DescribeGroupsResponse)
-		if !ok {
-			return fmt.Errorf("unexpected response %T to DescribeGroups", r)
-		}
-		if len(resp.Groups) != 1 {
-			return fmt.Errorf("DescribeGroups answered with %d groups, not 1", len(resp.Groups))
-		}
-		g = resp.Groups[0]
-		return kpax.ErrorForCode(g.ErrorCode)
-	})
+	g, err := describeOne(ctx, cl, &kpax.DescribeGroupsRequest{Groups: []string{group}},
+		func(r *kpax.DescribeGroupsResponse) []kpax.DescribeGroupsResponseGroup { return r.Groups },
+		func(g kpax.DescribeGroupsResponseGroup) int16 { return g.ErrorCode })
 	if errors.Is(err, kpax.ErrGroupIdNotFound) || (err == nil && g.GroupState == "Dead") {
 		if info, cerr := describeConsumerGroup(ctx, cl, group); cerr == nil {
 			return info, nil
@@ -177,24 +137,32 @@ func describeGroup(ctx context.Context, cl *kpax.Client, group string) (groupInf
 	return info, nil
 }
 
-// describeConsumerGroup describes a group of the consumer protocol.
-func describeConsumerGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
-	var g kpax.ConsumerGroupDescribeResponseGroup
+// describeOne sends req, a request about one group, to the group's
+// coordinator (retrying while it loads or moves) and returns that group of
+// the response: groups lists the response's groups, code a group's error code.
+// The group is returned with the error of its code, if any.
+func describeOne[R kpax.Response, G any](ctx context.Context, cl *kpax.Client, req kpax.Request, groups func(R) []G, code func(G) int16) (G, error) {
+	var g G
 	err := retryGroup(ctx, func() error {
-		r, err := cl.Request(ctx, &kpax.ConsumerGroupDescribeRequest{GroupIDs: []string{group}})
+		resp, err := request[R](ctx, cl, req)
 		if err != nil {
 			return err
 		}
-		resp, ok := r.(*kpax.ConsumerGroupDescribeResponse)
-		if !ok {
-			return fmt.Errorf("unexpected response %T to ConsumerGroupDescribe", r)
+		gs := groups(resp)
+		if len(gs) != 1 {
+			return fmt.Errorf("%s answered with %d groups, not 1", kpax.APIName(req.APIKey()), len(gs))
 		}
-		if len(resp.Groups) != 1 {
-			return fmt.Errorf("ConsumerGroupDescribe answered with %d groups, not 1", len(resp.Groups))
-		}
-		g = resp.Groups[0]
-		return kpax.ErrorForCode(g.ErrorCode)
+		g = gs[0]
+		return kpax.ErrorForCode(code(g))
 	})
+	return g, err
+}
+
+// describeConsumerGroup describes a group of the consumer protocol.
+func describeConsumerGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
+	g, err := describeOne(ctx, cl, &kpax.ConsumerGroupDescribeRequest{GroupIDs: []string{group}},
+		func(r *kpax.ConsumerGroupDescribeResponse) []kpax.ConsumerGroupDescribeResponseGroup { return r.Groups },
+		func(g kpax.ConsumerGroupDescribeResponseGroup) int16 { return g.ErrorCode })
 	if err != nil {
 		return groupInfo{}, err
 	}
@@ -215,20 +183,15 @@ func describeConsumerGroup(ctx context.Context, cl *kpax.Client, group string) (
 
 func groupDescribe(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("group describe", "GROUP...", "Shows the state of groups, their members and the partitions assigned to each.")
-	pos, err := parseCmd(fs, args)
+	pos, err := parseSome(fs, args, "group describe: name at least one group")
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return usagef("group describe: name at least one group")
-	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	for _, name := range pos {
 		g, err := describeGroup(ctx, cl, name)
 		if err != nil {
@@ -243,7 +206,7 @@ func groupDescribe(ctx context.Context, e *env, args []string) error {
 		if len(g.members) == 0 {
 			continue
 		}
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "  MEMBER\tCLIENT\tHOST\tASSIGNMENT")
 		for _, m := range g.members {
 			assigned := formatAssignment(m.assigned)
@@ -337,20 +300,16 @@ func committedOffsets(ctx context.Context, cl *kpax.Client, group string) (map[t
 		clear(out)
 		// GroupID up to v7, Groups from v8: the encoder picks. Null topics:
 		// every topic.
-		r, err := cl.Request(ctx, &kpax.OffsetFetchRequest{
+		resp, err := request[*kpax.OffsetFetchResponse](ctx, cl, &kpax.OffsetFetchRequest{
 			GroupID: group,
 			Groups:  []kpax.OffsetFetchRequestGroup{{GroupID: group, MemberEpoch: -1}},
 		})
 		if err != nil {
 			return err
 		}
-		resp, ok := r.(*kpax.OffsetFetchResponse)
-		if !ok {
-			return fmt.Errorf("unexpected response %T to OffsetFetch", r)
-		}
 		add := func(topic string, part int32, off int64, code int16) error {
-			if err := kpax.ErrorForCode(code); err != nil {
-				return fmt.Errorf("%s:%d: %w", topic, part, err)
+			if err := partitionErr(topic, part, code); err != nil {
+				return err
 			}
 			if off >= 0 {
 				out[tp{topic, part}] = off
@@ -418,18 +377,16 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 		return usagef("%s: want one GROUP, not %d arguments", name, len(pos))
 	}
 	group := pos[0]
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	committed, err := committedOffsets(ctx, cl, group)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(e.stdout)
 	if !lag {
 		if len(committed) == 0 {
 			fmt.Fprintf(e.stdout, "group %q has no committed offsets\n", group)
@@ -519,30 +476,21 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 func groupDelete(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("group delete", "GROUP...", "Deletes groups that have no members, with their committed offsets.")
 	ifExists := fs.Bool("if-exists", false, "a group that does not exist is not an error")
-	pos, err := parseCmd(fs, args)
+	pos, err := parseSome(fs, args, "group delete: name at least one group")
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return usagef("group delete: name at least one group")
-	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	for _, group := range pos {
 		// One request per group: each goes to its own coordinator.
 		err := retryGroup(ctx, func() error {
-			r, err := cl.Request(ctx, &kpax.DeleteGroupsRequest{GroupsNames: []string{group}})
+			resp, err := request[*kpax.DeleteGroupsResponse](ctx, cl, &kpax.DeleteGroupsRequest{GroupsNames: []string{group}})
 			if err != nil {
 				return err
-			}
-			resp, ok := r.(*kpax.DeleteGroupsResponse)
-			if !ok {
-				return fmt.Errorf("unexpected response %T to DeleteGroups", r)
 			}
 			for _, res := range resp.Results {
 				if err := kpax.ErrorForCode(res.ErrorCode); err != nil {

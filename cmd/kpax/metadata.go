@@ -6,42 +6,30 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"h12.me/kpax"
 )
 
 func runAPIVersions(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("apiversions", "", "Shows the API versions each broker supports, and the range kpax speaks.")
-	pos, err := parseCmd(fs, args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("apiversions takes no arguments, not %q", pos)
-	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	md, err := cl.Metadata(ctx, []string{}...)
-	if err != nil {
-		return timeoutErr(ctx, err)
-	}
-	for _, b := range md.Brokers {
-		r, err := cl.RequestBroker(ctx, b.NodeID, &kpax.ApiVersionsRequest{ClientSoftwareName: "kpax-cli", ClientSoftwareVersion: "0.1.0"})
+	defer done()
+	return eachBroker(ctx, cl, func(b kpax.Broker) error {
+		resp, err := requestBroker[*kpax.ApiVersionsResponse](ctx, cl, b.NodeID, &kpax.ApiVersionsRequest{ClientSoftwareName: "kpax-cli", ClientSoftwareVersion: "0.1.0"})
 		if err != nil {
 			return timeoutErr(ctx, err)
 		}
-		resp := r.(*kpax.ApiVersionsResponse)
 		if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
 			return fmt.Errorf("broker %d: %w", b.NodeID, err)
 		}
 		fmt.Fprintf(e.stdout, "broker %d (%s):\n", b.NodeID, b.Addr())
-		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "  KEY\tAPI\tBROKER\tKPAX")
 		for _, k := range resp.ApiKeys {
 			ours := "-"
@@ -54,11 +42,8 @@ func runAPIVersions(ctx context.Context, e *env, args []string) error {
 			}
 			fmt.Fprintf(tw, "  %d\t%s\tv%d-%d\t%s\n", k.ApiKey, name, k.MinVersion, k.MaxVersion, ours)
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return tw.Flush()
+	})
 }
 
 func runMetadata(ctx context.Context, e *env, args []string) error {
@@ -73,13 +58,11 @@ func runMetadata(ctx context.Context, e *env, args []string) error {
 		names = strings.Split(*topics, ",")
 	}
 	names = append(names, pos...)
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	md, err := cl.Metadata(ctx, names...)
 	if err != nil {
 		return timeoutErr(ctx, err)

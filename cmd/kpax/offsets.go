@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"h12.me/kpax"
@@ -266,14 +265,7 @@ func parseTime(s string) (time.Time, error) {
 func runOffsets(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("offsets", "TOPIC[:PARTITION,...]...", "Shows the earliest and latest offsets of each partition, and with -at the first offset at or after a time.")
 	at := fs.String("at", "", "also show the first offset at or after this time: Unix milliseconds or RFC 3339")
-	pos, err := parseCmd(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		return usagef("offsets: name at least one topic (try kpax offsets -h)")
-	}
-	specs, err := parseTopicSpecs(pos)
+	specs, err := parseTopicArgs(fs, args, "offsets: name at least one topic (try kpax offsets -h)")
 	if err != nil {
 		return err
 	}
@@ -285,13 +277,11 @@ func runOffsets(ctx context.Context, e *env, args []string) error {
 		}
 		atMs = t.UnixMilli()
 	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	md, tps, err := resolve(ctx, cl, specs)
 	if err != nil {
 		return err
@@ -310,7 +300,7 @@ func runOffsets(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(e.stdout)
 	hdr := "TOPIC\tPARTITION\tEARLIEST\tLATEST"
 	if atOff != nil {
 		hdr += "\tAT " + *at

@@ -3,37 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"h12.me/kpax"
 )
 
 func runTopic(ctx context.Context, e *env, args []string) error {
-	sub := ""
-	if len(args) > 0 {
-		sub, args = args[0], args[1:]
-	}
-	switch sub {
-	case "create":
-		return topicCreate(ctx, e, args)
-	case "delete":
-		return topicDelete(ctx, e, args)
-	case "describe":
-		return topicDescribe(ctx, e, args)
-	case "list":
-		return topicList(ctx, e, args)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stderr, topicUsage)
-		return flag.ErrHelp
-	case "":
-		return usagef("topic: want create, delete, describe or list (try kpax topic -h)")
-	}
-	return usagef("topic: unknown subcommand %q: want create, delete, describe or list", sub)
+	return runSubcommand(ctx, e, args, "topic", topicUsage, []subcommand{
+		{"create", topicCreate},
+		{"delete", topicDelete},
+		{"describe", topicDescribe},
+		{"list", topicList},
+	})
 }
 
 const topicUsage = `usage: kpax topic create|delete|describe|list [flags] [TOPIC...]
@@ -71,12 +55,9 @@ func topicCreate(ctx context.Context, e *env, args []string) error {
 	var configs kvFlag
 	fs.Var(&configs, "config", "topic setting `name=value`, e.g. retention.ms=3600000 (repeatable)")
 	ifNotExists := fs.Bool("if-not-exists", false, "a topic that exists already is not an error")
-	pos, err := parseCmd(fs, args)
+	pos, err := parseSome(fs, args, "topic create: name at least one topic")
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		return usagef("topic create: name at least one topic")
 	}
 	if *partitions == 0 || *partitions < -1 || *partitions > 1<<31-1 {
 		return usagef("-partitions %d: want a positive number, or -1", *partitions)
@@ -96,20 +77,14 @@ func topicCreate(ctx context.Context, e *env, args []string) error {
 		}
 		req.Topics = append(req.Topics, t)
 	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	r, err := cl.Request(ctx, req)
+	defer done()
+	resp, err := request[*kpax.CreateTopicsResponse](ctx, cl, req)
 	if err != nil {
 		return timeoutErr(ctx, err)
-	}
-	resp, ok := r.(*kpax.CreateTopicsResponse)
-	if !ok {
-		return fmt.Errorf("unexpected response %T to CreateTopics", r)
 	}
 	var created []string
 	for _, t := range resp.Topics {
@@ -184,12 +159,9 @@ func waitForLeaders(ctx context.Context, cl *kpax.Client, topics []string) error
 func topicDelete(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic delete", "TOPIC...", "Deletes topics.")
 	ifExists := fs.Bool("if-exists", false, "a topic that does not exist is not an error")
-	pos, err := parseCmd(fs, args)
+	pos, err := parseSome(fs, args, "topic delete: name at least one topic")
 	if err != nil {
 		return err
-	}
-	if len(pos) == 0 {
-		return usagef("topic delete: name at least one topic")
 	}
 	req := &kpax.DeleteTopicsRequest{TimeoutMs: 30000}
 	for i := range pos {
@@ -197,20 +169,14 @@ func topicDelete(ctx context.Context, e *env, args []string) error {
 		req.TopicNames = append(req.TopicNames, pos[i])
 		req.Topics = append(req.Topics, kpax.DeleteTopicsRequestTopic{Name: &pos[i]})
 	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	r, err := cl.Request(ctx, req)
+	defer done()
+	resp, err := request[*kpax.DeleteTopicsResponse](ctx, cl, req)
 	if err != nil {
 		return timeoutErr(ctx, err)
-	}
-	resp, ok := r.(*kpax.DeleteTopicsResponse)
-	if !ok {
-		return fmt.Errorf("unexpected response %T to DeleteTopics", r)
 	}
 	for _, t := range resp.Responses {
 		name := t.TopicID.String()
@@ -233,20 +199,14 @@ func topicDelete(ctx context.Context, e *env, args []string) error {
 func topicList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic list", "", "Prints the names of the topics, one a line.")
 	internal := fs.Bool("internal", false, "include internal topics (__consumer_offsets, ...)")
-	pos, err := parseCmd(fs, args)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("topic list takes no arguments, not %q", pos)
-	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+	defer done()
 	md, err := cl.Metadata(ctx)
 	if err != nil {
 		return timeoutErr(ctx, err)
@@ -293,24 +253,15 @@ const resourceTopic = 2
 func topicDescribe(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic describe", "TOPIC...", "Shows the partitions, leaders and replicas of topics, and their settings that differ from\nthe broker's (with -all, every setting and where its value comes from).")
 	all := fs.Bool("all", false, "show every setting, defaults included")
-	pos, err := parseCmd(fs, args)
+	specs, err := parseTopicArgs(fs, args, "topic describe: name at least one topic")
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 {
-		return usagef("topic describe: name at least one topic")
-	}
-	specs, err := parseTopicSpecs(pos)
+	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := e.deadline(ctx, adminTimeout)
-	defer cancel()
-	cl, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+	defer done()
 	md, _, err := resolve(ctx, cl, specs)
 	if err != nil {
 		return err
@@ -319,13 +270,9 @@ func topicDescribe(ctx context.Context, e *env, args []string) error {
 	for _, s := range specs {
 		req.Resources = append(req.Resources, kpax.DescribeConfigsRequestResource{ResourceType: resourceTopic, ResourceName: s.topic})
 	}
-	r, err := cl.Request(ctx, req)
+	resp, err := request[*kpax.DescribeConfigsResponse](ctx, cl, req)
 	if err != nil {
 		return timeoutErr(ctx, err)
-	}
-	resp, ok := r.(*kpax.DescribeConfigsResponse)
-	if !ok {
-		return fmt.Errorf("unexpected response %T to DescribeConfigs", r)
 	}
 	configs := make(map[string]kpax.DescribeConfigsResponseResult)
 	for _, res := range resp.Results {
@@ -342,7 +289,7 @@ func topicDescribe(ctx context.Context, e *env, args []string) error {
 			printTopic(e.stdout, t)
 			cs := configs[t.Name].Configs
 			sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			tw := newTable(e.stdout)
 			shown := 0
 			for _, c := range cs {
 				// ConfigSource 1 (or IsDefault false, v0) is a topic setting.
