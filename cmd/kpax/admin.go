@@ -61,6 +61,14 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// adminNoArgs is parseNoArgs, then adminClient.
+func (e *env) adminNoArgs(ctx context.Context, fs *flag.FlagSet, args []string) (_ context.Context, _ *kpax.Client, done func(), _ error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, nil, nil, err
+	}
+	return e.adminClient(ctx)
+}
+
 // parseSome parses the flags of a command that wants at least one
 // positional argument, and returns them; none is the usage error missing.
 func parseSome(fs *flag.FlagSet, args []string, missing string) ([]string, error) {

@@ -186,11 +186,8 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 	}
 	c.Assign(assign)
 
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	warn := &pollErrors{w: e.stderr}
-	prog := e.startProgress("consumed", true)
-	defer prog.finish()
-	n := 0
+	s := e.newRecordSink(o)
+	defer s.prog.finish()
 	for {
 		pctx, pcancel := ctx, context.CancelFunc(func() {})
 		if o.exitAtEnd {
@@ -208,23 +205,15 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 			if o.exitAtEnd && r.Offset >= ends[tp{r.Topic, r.Partition}] {
 				continue // produced after kpax started
 			}
-			if err := o.out.write(w, r); err != nil {
+			if done, err := s.print(r); done || err != nil {
 				return err
 			}
-			n++
-			prog.add(1)
-			if n == o.count {
-				return flushOutput(w)
-			}
 		}
-		if err := flushOutput(w); err != nil {
-			return err
-		}
-		if err := warn.check(f.Errors); err != nil {
+		if err := s.endPoll(f.Errors); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
-			return stopped(ctx, e, n, o.count)
+			return stopped(ctx, e, s.n, o.count)
 		}
 		if o.exitAtEnd {
 			for p := range left {
@@ -240,6 +229,53 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 	}
 }
 
+// recordSink prints the records of a consume to stdout, counts them against
+// -c and keeps the progress line.
+type recordSink struct {
+	w     *bufio.Writer
+	out   recordWriter
+	warn  pollErrors
+	prog  *progress
+	n     int // records printed
+	count int // -c
+}
+
+// newRecordSink returns the sink of a consume with the options o, its
+// progress line started.
+func (e *env) newRecordSink(o consumeOpts) *recordSink {
+	return &recordSink{
+		w:     bufio.NewWriterSize(e.stdout, 64<<10),
+		out:   o.out,
+		warn:  pollErrors{w: e.stderr},
+		prog:  e.startProgress("consumed", true),
+		count: o.count,
+	}
+}
+
+// print writes r. With the -c'th record it flushes the output and reports
+// done, with the error of the flush.
+func (s *recordSink) print(r *kpax.Record) (done bool, err error) {
+	if err := s.out.write(s.w, r); err != nil {
+		return false, err
+	}
+	s.n++
+	s.prog.add(1)
+	if s.n == s.count {
+		return true, flushOutput(s.w)
+	}
+	return false, nil
+}
+
+// endPoll flushes the records of a Poll, then returns the first of the
+// Poll's errors that ends the consume (see pollErrors.check).
+func (s *recordSink) endPoll(errs []error) error {
+	if err := flushOutput(s.w); err != nil {
+		return err
+	}
+	return s.warn.check(errs)
+}
+
+// flushOutput flushes the records written to w.
 func flushOutput(w *bufio.Writer) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing records: %w", err)

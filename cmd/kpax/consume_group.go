@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"time"
@@ -29,12 +28,9 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 		return fmt.Errorf("group %q: %w", o.group, err)
 	}
 
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	warn := &pollErrors{w: e.stderr}
-	prog := e.startProgress("consumed", true)
+	s := e.newRecordSink(o)
 	printed := make(map[string]map[int32]int64) // the offset after the last record printed
 	partial := false                            // -c stopped in the middle of a Poll's records
-	n := 0
 	loopErr := func() error {
 		for {
 			f, err := gc.Poll(ctx)
@@ -46,24 +42,18 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 			}
 			for i := range f.Records {
 				r := &f.Records[i]
-				if err := o.out.write(w, r); err != nil {
-					return err
-				}
+				// Noted before r is printed: printed is read only when -c
+				// stops in the middle of a Poll, after r was printed.
 				if printed[r.Topic] == nil {
 					printed[r.Topic] = make(map[int32]int64)
 				}
 				printed[r.Topic][r.Partition] = r.Offset + 1
-				n++
-				prog.add(1)
-				if n == o.count {
-					partial = i < len(f.Records)-1
-					return flushOutput(w)
+				if done, err := s.print(r); done || err != nil {
+					partial = done && i < len(f.Records)-1
+					return err
 				}
 			}
-			if err := flushOutput(w); err != nil {
-				return err
-			}
-			if err := warn.check(f.Errors); err != nil {
+			if err := s.endPoll(f.Errors); err != nil {
 				return err
 			}
 			if ctx.Err() != nil {
@@ -71,7 +61,7 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 			}
 		}
 	}()
-	prog.finish()
+	s.prog.finish()
 
 	// Leave the group: commit, LeaveGroup. Not bound by -timeout or Ctrl-C.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
@@ -83,7 +73,7 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 		// one printed, as a client outside the group (it is empty now unless
 		// other members are in it).
 		if err := commitOffsets(cctx, cl, o.group, printed); err != nil {
-			fmt.Fprintln(e.stderr, errorLine(fmt.Errorf("warning: group %q may have committed records after the %d printed: %w", o.group, n, err)))
+			fmt.Fprintln(e.stderr, errorLine(fmt.Errorf("warning: group %q may have committed records after the %d printed: %w", o.group, s.n, err)))
 		}
 	}
 	switch {
@@ -92,7 +82,7 @@ func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpe
 	case closeErr != nil:
 		return fmt.Errorf("leaving group %q: %w", o.group, closeErr)
 	}
-	return stopped(ctx, e, n, o.count)
+	return stopped(ctx, e, s.n, o.count)
 }
 
 // commitOffsets commits offsets for a group from outside it (generation -1,

@@ -52,10 +52,7 @@ func retryGroup(ctx context.Context, f func() error) error {
 
 func groupList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("group list", "", "Lists the groups of the cluster (from every broker), with their state and type.")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	ctx, cl, done, err := e.adminClient(ctx)
+	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -293,6 +290,13 @@ func formatAssignment(a map[string][]int32) string {
 	return sb.String()
 }
 
+// committedPartition is a partition of an OffsetFetch response.
+type committedPartition struct {
+	p      tp
+	offset int64 // -1: none
+	code   int16
+}
+
 // committedOffsets returns the offsets the group committed, of every topic.
 func committedOffsets(ctx context.Context, cl *kpax.Client, group string) (map[tp]int64, error) {
 	out := make(map[tp]int64)
@@ -307,37 +311,32 @@ func committedOffsets(ctx context.Context, cl *kpax.Client, group string) (map[t
 		if err != nil {
 			return err
 		}
-		add := func(topic string, part int32, off int64, code int16) error {
-			if err := partitionErr(topic, part, code); err != nil {
-				return err
-			}
-			if off >= 0 {
-				out[tp{topic, part}] = off
-			}
-			return nil
-		}
-		if len(resp.Groups) > 0 { // v8+
+		// v8+ answers in Groups, older versions at the top level.
+		code, parts := resp.ErrorCode, []committedPartition(nil)
+		if len(resp.Groups) > 0 {
 			g := resp.Groups[0]
-			if err := kpax.ErrorForCode(g.ErrorCode); err != nil {
-				return err
-			}
+			code = g.ErrorCode
 			for _, t := range g.Topics {
 				for _, p := range t.Partitions {
-					if err := add(t.Name, p.PartitionIndex, p.CommittedOffset, p.ErrorCode); err != nil {
-						return err
-					}
+					parts = append(parts, committedPartition{tp{t.Name, p.PartitionIndex}, p.CommittedOffset, p.ErrorCode})
 				}
 			}
-			return nil
+		} else {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					parts = append(parts, committedPartition{tp{t.Name, p.PartitionIndex}, p.CommittedOffset, p.ErrorCode})
+				}
+			}
 		}
-		if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
+		if err := kpax.ErrorForCode(code); err != nil {
 			return err
 		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := add(t.Name, p.PartitionIndex, p.CommittedOffset, p.ErrorCode); err != nil {
-					return err
-				}
+		for _, c := range parts {
+			if err := partitionErr(c.p.topic, c.p.partition, c.code); err != nil {
+				return err
+			}
+			if c.offset >= 0 {
+				out[c.p] = c.offset
 			}
 		}
 		return nil

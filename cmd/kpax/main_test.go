@@ -213,24 +213,34 @@ func TestCLIInProcess(t *testing.T) {
 	}
 }
 
+// startKpax starts kpax with args against brokers, for a test that talks to
+// it while it runs: pipe opens the stream it does so through
+// ((*exec.Cmd).StdinPipe or StdoutPipe), and stderr collects kpax's stderr.
+// kpax is killed after 30 seconds, or when the test ends.
+func startKpax[P any](t *testing.T, brokers string, pipe func(*exec.Cmd) (P, error), args ...string) (cmd *exec.Cmd, p P, stderr *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cmd = exec.CommandContext(ctx, kpaxBin, args...)
+	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+brokers)
+	p, err := pipe(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, p, stderr
+}
+
 // TestCLIProduceInterrupt stops produce with SIGINT while stdin is still
 // open: what was read is sent, and the exit code is 0.
 func TestCLIProduceInterrupt(t *testing.T) {
 	b := testBroker(t)
 	topic := newTopic(t, b, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kpaxBin, "produce", "-linger", "1h", topic)
-	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+b)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdin, stderr := startKpax(t, b, (*exec.Cmd).StdinPipe, "produce", "-linger", "1h", topic)
 	defer stdin.Close()
 	if _, err := stdin.Write([]byte("one\ntwo\n")); err != nil {
 		t.Fatal(err)
@@ -471,19 +481,7 @@ func TestCLIGroupInterrupt(t *testing.T) {
 	t.Cleanup(func() { runKpax(t, b, "", "group", "delete", "-if-exists", group) })
 	mustKpax(t, b, "a\nb\nc\n", "produce", topic)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kpaxBin, "consume", "-group", group, topic)
-	cmd.Env = append(os.Environ(), "KPAX_BROKERS="+b)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := startKpax(t, b, (*exec.Cmd).StdoutPipe, "consume", "-group", group, topic)
 	got := make([]byte, 0, 6)
 	buf := make([]byte, 64)
 	for len(got) < 6 { // "a\nb\nc\n" in any order

@@ -12,10 +12,7 @@ import (
 
 func runAPIVersions(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("apiversions", "", "Shows the API versions each broker supports, and the range kpax speaks.")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	ctx, cl, done, err := e.adminClient(ctx)
+	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}

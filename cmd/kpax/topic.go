@@ -199,10 +199,7 @@ func topicDelete(ctx context.Context, e *env, args []string) error {
 func topicList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic list", "", "Prints the names of the topics, one a line.")
 	internal := fs.Bool("internal", false, "include internal topics (__consumer_offsets, ...)")
-	if err := parseNoArgs(fs, args); err != nil {
-		return err
-	}
-	ctx, cl, done, err := e.adminClient(ctx)
+	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}
