@@ -86,18 +86,11 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 	keyDelim := fs.String("K", "", "print KEY<delim>VALUE lines: a shorthand for -f '%k<delim>%v\\n'")
 	asJSON := fs.Bool("json", false, "print each record as a JSON object on its own line (topic, partition, offset, timestamp, key, value, headers)")
 	readCommitted := fs.Bool("read-committed", false, "skip records of aborted and open transactions")
-	pos, err := parseCmd(fs, args)
+	specs, err := parseTopicArgs(fs, args, "consume: name at least one topic (try kpax consume -h)")
 	if err != nil {
 		return err
 	}
 	o := consumeOpts{count: *count, exitAtEnd: *exitAtEnd, group: *group, readCommitted: *readCommitted}
-	if len(pos) == 0 {
-		return usagef("consume: name at least one topic (try kpax consume -h)")
-	}
-	specs, err := parseTopicSpecs(pos)
-	if err != nil {
-		return err
-	}
 	if o.start, err = parseStart(*startFlag); err != nil {
 		return usagef("-o: %v", err)
 	}
