@@ -29,6 +29,7 @@ func (e *Error) Retriable() bool { return e.retriable }
 // Description returns the guide's description of the error.
 func (e *Error) Description() string { return e.desc }
 
+// Error returns "kafka: NAME (code): description".
 func (e *Error) Error() string {
 	if e.desc == "" {
 		return fmt.Sprintf("kafka: %s (%d)", e.name, e.code)
@@ -76,6 +77,7 @@ type BrokerError struct {
 	Err    error
 }
 
+// Error names the broker (node ID and address) and the cause.
 func (e *BrokerError) Error() string {
 	if e.NodeID < 0 {
 		return fmt.Sprintf("kpax: broker %s: %v", e.Addr, e.Err)
@@ -93,6 +95,7 @@ type PartitionError struct {
 	Err       error // usually an *Error
 }
 
+// Error names the topic partition and the cause.
 func (e *PartitionError) Error() string {
 	return fmt.Sprintf("kpax: %s/%d: %v", e.Topic, e.Partition, e.Err)
 }
