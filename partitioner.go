@@ -15,7 +15,7 @@ type Partitioner interface {
 	Partition(r *Record, n int, avail []int32) int32
 }
 
-// Murmur2 returns the partition the Java client (and librdkafka's
+// Murmur2Partitioner returns the partition the Java client (and librdkafka's
 // murmur2_random) gives a keyed record: murmur2(key) made positive, modulo
 // the partition count. Records with a nil key go to a random available
 // partition. It is the default for keyed records.
