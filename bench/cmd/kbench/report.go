@@ -197,11 +197,15 @@ func (r *report) markdown() string {
 		"matrix `%s` (default: the 12 produce combinations on the sink, the 6-partition none/lz4 ones on Kafka; "+
 		"`BENCH_MATRIX=full`: all 12 on both).\n", r.N, r.Matrix)
 	if r.N < 5_000_000 {
-		fmt.Fprintf(&b, "- Size: the issue asks for 5M records per run; the default matrix (%d runs per repetition) at 5M "+
-			"records would take hours on 2 cores (this run, N = %d × %d repetitions, took %s), so `make bench` defaults "+
-			"to N = %d and %d repetitions, sized for about 15 minutes on an idle 2-core machine; `BENCH_N` and "+
+		est := "?"
+		if d, err := time.ParseDuration(r.Elapsed); err == nil && r.N > 0 {
+			est = (time.Duration(float64(d) * 5e6 / float64(r.N))).Round(time.Minute).String()
+		}
+		fmt.Fprintf(&b, "- Size: the issue asks for 5M records per run; this run (%d runs per repetition, N = %d × %d "+
+			"repetitions) took %s, so at 5M records it would take roughly %s (scaled by N). `make bench` defaults to "+
+			"N = %d and %d repetitions to stay within about 15 minutes on a 2-core machine; `BENCH_N` and "+
 			"`BENCH_REPS` change them.\n",
-			runsPerRep(r.Results, r.Reps), r.N, r.Reps, r.Elapsed, defaultN, defaultReps)
+			runsPerRep(r.Results, r.Reps), r.N, r.Reps, r.Elapsed, est, defaultN, defaultReps)
 	}
 	b.WriteString(methodMD)
 	for _, broker := range []string{"sink", "kafka"} {
