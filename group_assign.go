@@ -415,6 +415,19 @@ func decodeGroupAssignment(b []byte) (groupAssignment, error) {
 	return a, nil
 }
 
+// DecodeConsumerAssignment decodes the assignment bytes of a member of a
+// group of protocol type "consumer" (a ConsumerProtocolAssignment, as in
+// DescribeGroupsResponseMember.MemberAssignment): the partitions the leader
+// gave the member, by topic. Empty bytes are an empty assignment; malformed
+// bytes give an error that wraps ErrMalformed.
+func DecodeConsumerAssignment(b []byte) (map[string][]int32, error) {
+	a, err := decodeGroupAssignment(b)
+	if err != nil {
+		return nil, err
+	}
+	return a.parts, nil
+}
+
 // stickyUserData is the user data of a cooperative-sticky subscription: the
 // Java client writes the generation alone (4 bytes); librdkafka and the
 // eager sticky assignor write [topic [partition]] then the generation.

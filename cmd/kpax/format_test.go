@@ -129,7 +129,7 @@ func assignment(topics map[string][]int32) []byte {
 
 func TestCLIDecodeAssignment(t *testing.T) {
 	b := assignment(map[string][]int32{"events": {2, 0}})
-	a, err := decodeAssignment(b)
+	a, err := kpax.DecodeConsumerAssignment(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestCLIDecodeAssignment(t *testing.T) {
 	}
 	// Every truncation, and hostile counts, give an error and no panic.
 	for i := 1; i < len(b)-4; i++ {
-		if _, err := decodeAssignment(b[:i]); err == nil {
+		if _, err := kpax.DecodeConsumerAssignment(b[:i]); err == nil {
 			t.Errorf("truncated to %d bytes: no error", i)
 		}
 	}
@@ -148,7 +148,7 @@ func TestCLIDecodeAssignment(t *testing.T) {
 		{0, 0, 0, 0, 0, 1, 0, 1, 'a', 0x7f, 0xff, 0xff, 0xff},
 		{0, 0, 0xff, 0xff, 0xff, 0xff},
 	} {
-		if _, err := decodeAssignment(bad); err == nil {
+		if _, err := kpax.DecodeConsumerAssignment(bad); err == nil {
 			t.Errorf("%x: no error", bad)
 		}
 	}
@@ -158,7 +158,7 @@ func FuzzDecodeAssignment(f *testing.F) {
 	f.Add(assignment(map[string][]int32{"a": {1}, "bb": {0, 1, 2}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := decodeAssignment(b)
+		a, err := kpax.DecodeConsumerAssignment(b)
 		if err == nil {
 			_ = formatAssignment(a)
 		}

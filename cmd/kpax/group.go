@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -127,7 +126,7 @@ func describeGroup(ctx context.Context, cl *kpax.Client, group string) (groupInf
 	for _, m := range g.Members {
 		mi := memberInfo{id: m.MemberID, clientID: m.ClientID, host: m.ClientHost}
 		if g.ProtocolType == "consumer" {
-			mi.assigned, mi.err = decodeAssignment(m.MemberAssignment)
+			mi.assigned, mi.err = kpax.DecodeConsumerAssignment(m.MemberAssignment)
 		}
 		info.members = append(info.members, mi)
 	}
@@ -217,50 +216,6 @@ func groupDescribe(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return nil
-}
-
-// decodeAssignment decodes a member's ConsumerProtocolAssignment (versions
-// 0-3 share the fields kpax reads): the partitions it was given.
-func decodeAssignment(b []byte) (map[string][]int32, error) {
-	bad := errors.New("malformed assignment")
-	if len(b) == 0 {
-		return nil, nil
-	}
-	if len(b) < 6 {
-		return nil, bad
-	}
-	b = b[2:] // version
-	n := int32(binary.BigEndian.Uint32(b))
-	b = b[4:]
-	if n < 0 || int(n) > len(b)/6 {
-		return nil, bad
-	}
-	out := make(map[string][]int32, n)
-	for range n {
-		if len(b) < 2 {
-			return nil, bad
-		}
-		l := int(int16(binary.BigEndian.Uint16(b)))
-		b = b[2:]
-		if l < 0 || l > len(b) {
-			return nil, bad
-		}
-		topic := string(b[:l])
-		b = b[l:]
-		if len(b) < 4 {
-			return nil, bad
-		}
-		np := int32(binary.BigEndian.Uint32(b))
-		b = b[4:]
-		if np < 0 || int(np) > len(b)/4 {
-			return nil, bad
-		}
-		for range np {
-			out[topic] = append(out[topic], int32(binary.BigEndian.Uint32(b)))
-			b = b[4:]
-		}
-	}
-	return out, nil
 }
 
 func formatAssignment(a map[string][]int32) string {
