@@ -84,48 +84,13 @@ func benchRoundTrip(b *testing.B, addr string, callers int) {
 // prepared once per version, and flushes when no request is waiting.
 type rtBroker struct {
 	tb   testing.TB
-	ln   net.Listener
 	addr string
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	live map[net.Conn]bool
 }
 
 func newRTBroker(tb testing.TB) *rtBroker {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := &rtBroker{tb: tb, ln: ln, addr: ln.Addr().String(), live: map[net.Conn]bool{}}
-	f.wg.Add(1)
-	go f.accept()
-	tb.Cleanup(f.close)
+	f := &rtBroker{tb: tb}
+	f.addr = serveFake(tb, nil, f.serve).addr()
 	return f
-}
-
-func (f *rtBroker) accept() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		f.mu.Lock()
-		f.live[c] = true
-		f.mu.Unlock()
-		f.wg.Add(1)
-		go f.serve(c)
-	}
-}
-
-func (f *rtBroker) close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for c := range f.live {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 // template returns the whole response frame for an API key and version,
@@ -153,8 +118,6 @@ func (f *rtBroker) template(key, version int16) []byte {
 }
 
 func (f *rtBroker) serve(c net.Conn) {
-	defer f.wg.Done()
-	defer c.Close()
 	br := bufio.NewReaderSize(c, 64<<10)
 	bw := bufio.NewWriterSize(c, 64<<10)
 	templates := map[[2]int16][]byte{}

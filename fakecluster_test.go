@@ -18,55 +18,96 @@ import (
 // itself and hands other requests to handle.
 type fakeCluster struct {
 	t          *testing.T
-	ln         net.Listener
+	srv        *fakeServer
 	partitions int32
 	handle     func(req Request, version int16) Response // nil: only the built-ins
 	produced   atomic.Int64                              // records acknowledged
 	measureCPU atomic.Bool                               // set before dialing: account serveCPU
 	serveCPU   atomic.Int64                              // CPU ns of the connections' goroutines, if measured
-	wg         sync.WaitGroup
-	mu         sync.Mutex
-	conns      []net.Conn
 }
 
-func newFakeCluster(t testing.TB, partitions int32, handle func(Request, int16) Response) *fakeCluster {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// fakeServer is the accept loop the fake brokers share: it serves each
+// connection on its own goroutine until the test's cleanup, which stops
+// accepting, closes the connections and waits for their goroutines.
+type fakeServer struct {
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+// serveFake starts serving ln (a new 127.0.0.1 listener if nil) with serve,
+// which need not close the connection.
+func serveFake(tb testing.TB, ln net.Listener, serve func(net.Conn)) *fakeServer {
+	tb.Helper()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	f := &fakeCluster{ln: ln, partitions: partitions, handle: handle}
-	f.wg.Add(1)
-	go f.accept()
-	t.Cleanup(f.close)
-	return f
+	s := &fakeServer{ln: ln}
+	s.wg.Add(1)
+	go s.accept(serve)
+	tb.Cleanup(s.close)
+	return s
 }
 
-func (f *fakeCluster) addr() string { return f.ln.Addr().String() }
+func (s *fakeServer) addr() string { return s.ln.Addr().String() }
 
-func (f *fakeCluster) close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for _, c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
-
-func (f *fakeCluster) accept() {
-	defer f.wg.Done()
+func (s *fakeServer) accept(serve func(net.Conn)) {
+	defer s.wg.Done()
 	for {
-		c, err := f.ln.Accept()
+		c, err := s.ln.Accept()
 		if err != nil {
 			return
 		}
-		f.mu.Lock()
-		f.conns = append(f.conns, c)
-		f.mu.Unlock()
-		f.wg.Add(1)
-		go f.serve(c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns = append(s.conns, c)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			serve(c)
+		}()
 	}
 }
+
+// accepted returns how many connections the server accepted.
+func (s *fakeServer) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *fakeServer) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	s.closed = true
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func newFakeCluster(t testing.TB, partitions int32, handle func(Request, int16) Response) *fakeCluster {
+	f := &fakeCluster{partitions: partitions, handle: handle}
+	f.srv = serveFake(t, nil, f.serve)
+	return f
+}
+
+func (f *fakeCluster) addr() string { return f.srv.addr() }
+
+// close stops the broker: its connections end and it accepts no more.
+func (f *fakeCluster) close() { f.srv.close() }
 
 // readRequest reads one request frame and decodes its header and body.
 func readRequest(r io.Reader, buf []byte) (req Request, version int16, corr int32, rest []byte, err error) {
@@ -121,8 +162,6 @@ func appendResponse(dst []byte, req Request, version int16, corr int32, resp Res
 // after each request) is the fake broker's cost, system calls included;
 // benchmarks subtract it.
 func (f *fakeCluster) serve(c net.Conn) {
-	defer f.wg.Done()
-	defer c.Close()
 	var lastCPU int64
 	measure := f.measureCPU.Load()
 	if measure {

@@ -259,11 +259,10 @@ type saslFake struct {
 	lifetime     time.Duration
 	hideLifetime bool
 
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-	log   []string // "ApiVersions", "SaslHandshake v1", "token", "Metadata", ...
-	app   bytes.Buffer
+	srv *fakeServer
+	mu  sync.Mutex
+	log []string // "ApiVersions", "SaslHandshake v1", "token", "Metadata", ...
+	app bytes.Buffer
 }
 
 func newSASLFake(t testing.TB, ln net.Listener, configure func(f *saslFake)) *saslFake {
@@ -279,35 +278,8 @@ func newSASLFake(t testing.TB, ln net.Listener, configure func(f *saslFake)) *sa
 	if configure != nil {
 		configure(f)
 	}
-	f.wg.Add(1)
-	go f.accept()
-	t.Cleanup(f.close)
+	f.srv = serveFake(t, ln, f.serve)
 	return f
-}
-
-func (f *saslFake) accept() {
-	defer f.wg.Done()
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		f.mu.Lock()
-		f.conns = append(f.conns, c)
-		f.mu.Unlock()
-		f.wg.Add(1)
-		go f.serve(c)
-	}
-}
-
-func (f *saslFake) close() {
-	f.ln.Close()
-	f.mu.Lock()
-	for _, c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
 }
 
 func (f *saslFake) record(event string, frame []byte) {
@@ -332,8 +304,6 @@ func (f *saslFake) received() []byte {
 }
 
 func (f *saslFake) serve(c net.Conn) {
-	defer f.wg.Done()
-	defer c.Close()
 	var (
 		mech   string
 		bare   bool // tokens without Kafka framing (after handshake v0)
@@ -569,11 +539,7 @@ func TestSASLFake(t *testing.T) {
 }
 
 // accepted returns how many connections the broker accepted.
-func (f *saslFake) accepted() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.conns)
-}
+func (f *saslFake) accepted() int { return f.srv.accepted() }
 
 // namedMechanism is a mechanism the fake does not have.
 type namedMechanism struct{ name string }
