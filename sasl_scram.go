@@ -147,7 +147,7 @@ func (s *scramSession) clientFinal(serverFirst []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: server-first message: %w", errSCRAM, err)
 	}
 	if e, ok := attrs["e"]; ok {
-		return nil, fmt.Errorf("%w: the server says %q", errSCRAM, e)
+		return nil, fmt.Errorf("%w: the server says %q", errSCRAM, scramTrunc(e))
 	}
 	if strings.HasPrefix(msg, "m=") {
 		return nil, fmt.Errorf("%w: the server requires an extension this client does not know", errSCRAM)
@@ -161,7 +161,7 @@ func (s *scramSession) clientFinal(serverFirst []byte) ([]byte, error) {
 	}
 	salt, err := base64.StdEncoding.DecodeString(attrs["s"])
 	if err != nil || len(salt) == 0 {
-		return nil, fmt.Errorf("%w: bad salt %q", errSCRAM, attrs["s"])
+		return nil, fmt.Errorf("%w: bad salt %q", errSCRAM, scramTrunc(attrs["s"]))
 	}
 	iters, err := strconv.Atoi(attrs["i"])
 	if err != nil {
@@ -196,7 +196,7 @@ func (s *scramSession) verify(serverFinal []byte) error {
 		return fmt.Errorf("%w: server-final message: %w", errSCRAM, err)
 	}
 	if e, ok := attrs["e"]; ok {
-		return fmt.Errorf("%w: the server says %q", errSCRAM, e)
+		return fmt.Errorf("%w: the server says %q", errSCRAM, scramTrunc(e))
 	}
 	v, ok := attrs["v"]
 	if !ok {
