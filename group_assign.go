@@ -43,7 +43,7 @@ type GroupMember struct {
 	UserData   []byte             // the balancer's own data, if any
 }
 
-// memberLess is the Java client's member order: static members first by
+// memberCompare is the Java client's member order: static members first by
 // instance ID, then dynamic members by member ID.
 func memberCompare(a, b *GroupMember) int {
 	switch {
@@ -428,7 +428,8 @@ func DecodeConsumerAssignment(b []byte) (map[string][]int32, error) {
 	return a.parts, nil
 }
 
-// stickyUserData is the user data of a cooperative-sticky subscription: the
+// stickyGeneration reads the generation from the user data of a
+// cooperative-sticky subscription, reporting whether it found one: the
 // Java client writes the generation alone (4 bytes); librdkafka and the
 // eager sticky assignor write [topic [partition]] then the generation.
 func stickyGeneration(ud []byte) (int32, bool) {
