@@ -180,7 +180,7 @@ func (g *GroupConsumer) commitNow(ctx context.Context, offs map[topicPartition]p
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, min(g.conf.retryBackoff<<min(attempt-1, 16), g.conf.retryBackoffMax)) {
+		if attempt > 0 && !sleep(ctx, g.backoff(attempt)) {
 			return g.groupErr("OffsetCommit", ctx.Err())
 		}
 		g.mu.Lock()
@@ -242,7 +242,7 @@ func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) 
 	}
 	req.Groups = []OffsetFetchRequestGroup{grp}
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !sleep(ctx, min(g.conf.retryBackoff<<min(attempt-1, 16), g.conf.retryBackoffMax)) {
+		if attempt > 0 && !sleep(ctx, g.backoff(attempt)) {
 			return nil, g.groupErr("OffsetFetch", ctx.Err())
 		}
 		r, err := g.request(ctx, "OffsetFetch", req)

@@ -26,6 +26,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// backoff is the wait before the n-th retry in a row (n >= 1): the
+// client's retry backoff, doubled per failure up to its maximum.
+func (g *GroupConsumer) backoff(n int) time.Duration {
+	return min(g.conf.retryBackoff<<min(n-1, 16), g.conf.retryBackoffMax)
+}
+
 // Why the stable phase ended.
 const (
 	rejoinRebalance = iota
@@ -69,7 +75,7 @@ func (g *GroupConsumer) run() {
 			failures++
 			if wait || failures > 3 { // immediate retries only a few times in a row
 				g.report(err)
-				if !sleep(ctx, min(g.conf.retryBackoff<<min(failures-1, 16), g.conf.retryBackoffMax)) {
+				if !sleep(ctx, g.backoff(failures)) {
 					return
 				}
 			}

@@ -71,7 +71,7 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 			if failures > 1 {
 				g.report(err)
 			}
-			wait = min(g.conf.retryBackoff<<min(failures-1, 16), g.conf.retryBackoffMax, interval)
+			wait = min(g.backoff(failures), interval)
 			continue
 		}
 		joined = true
