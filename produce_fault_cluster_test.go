@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,42 +13,6 @@ import (
 // Producer fault tests on the shared 3-node cluster (kafka_test.go): a
 // SIGKILLed leader, and a leader the client cannot reach (through the TCP
 // fault proxy). The ledger and the checks are in produce_fault_test.go.
-
-// createFaultTopic creates a topic with the replication factor and waits
-// until every partition has a leader.
-func createFaultTopic(t *testing.T, cl *Client, partitions int32, rf int16) string {
-	t.Helper()
-	if rf == 1 {
-		return createTestTopic(t, cl, partitions)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	topic := fmt.Sprintf("kpax-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 20000, Topics: []CreateTopicsRequestTopic{{
-		Name: topic, NumPartitions: partitions, ReplicationFactor: rf}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		md, err := cl.Metadata(ctx, topic)
-		if err == nil && len(md.Topics) == 1 && md.Topics[0].Err == nil && len(md.Topics[0].Partitions) == int(partitions) {
-			ok := true
-			for _, p := range md.Topics[0].Partitions {
-				ok = ok && p.Leader >= 0 && len(p.ISR) == int(rf)
-			}
-			if ok {
-				return topic
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("topic %s not ready: %v", topic, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // leaders returns the leader of each partition of a topic.
 func leaders(t *testing.T, cl *Client, topic string) map[int32]int32 {

@@ -96,11 +96,18 @@ func TestProducerOptionsValidate(t *testing.T) {
 // createTestTopic creates a topic through the client and waits for its leaders.
 func createTestTopic(t *testing.T, cl *Client, partitions int32) string {
 	t.Helper()
+	return createFaultTopic(t, cl, partitions, 1)
+}
+
+// createFaultTopic creates a topic with the replication factor and waits
+// until every partition has a leader and rf replicas in sync.
+func createFaultTopic(t *testing.T, cl *Client, partitions int32, rf int16) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := fmt.Sprintf("kpax-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 10000, Topics: []CreateTopicsRequestTopic{{
-		Name: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+	r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 20000, Topics: []CreateTopicsRequestTopic{{
+		Name: topic, NumPartitions: partitions, ReplicationFactor: rf}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +119,7 @@ func createTestTopic(t *testing.T, cl *Client, partitions int32) string {
 		if err == nil && len(md.Topics) == 1 && md.Topics[0].Err == nil && len(md.Topics[0].Partitions) == int(partitions) {
 			ok := true
 			for _, p := range md.Topics[0].Partitions {
-				ok = ok && p.Leader >= 0
+				ok = ok && p.Leader >= 0 && len(p.ISR) == int(rf)
 			}
 			if ok {
 				return topic
