@@ -228,14 +228,20 @@ func (cl *Client) seedPools() []*brokerPool {
 // The version is the highest that the broker, this package and
 // WithMaxVersion allow. Kafka error codes inside the response are returned
 // as they are, in the response; the error is for failures to get one. A
-// connection error or NOT_COORDINATOR-style routing miss invalidates the
-// cached metadata so the next call goes to the right broker.
+// connection error invalidates the cached metadata, and for a coordinator's
+// request a connection error or a NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE
+// code in the response forgets the cached coordinator, so that the next call
+// asks FindCoordinator again and goes to the right broker.
 func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
 	nodeID, err := cl.route(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return cl.RequestBroker(ctx, nodeID, req)
+	resp, err := cl.RequestBroker(ctx, nodeID, req)
+	if kind, key, ok := coordinatorKey(req); ok && (err != nil && ctx.Err() == nil || err == nil && coordinatorMoved(resp)) {
+		cl.meta.invalidateCoordinator(kind, key)
+	}
+	return resp, err
 }
 
 // RequestBroker sends req to the broker with the node ID and returns its
@@ -381,6 +387,79 @@ func (cl *Client) leaderID(ctx context.Context, topic string, partition int32) (
 		return -1, err
 	}
 	return p.Leader, nil
+}
+
+// coordinatorMoved reports whether a coordinator's response says that it is
+// not (or no longer) the coordinator: NOT_COORDINATOR or
+// COORDINATOR_NOT_AVAILABLE anywhere an error code of the response can be.
+func coordinatorMoved(resp Response) bool {
+	moved := func(code int16) bool {
+		return code == ErrNotCoordinator.code || code == ErrCoordinatorNotAvailable.code
+	}
+	switch r := resp.(type) {
+	case *JoinGroupResponse:
+		return moved(r.ErrorCode)
+	case *SyncGroupResponse:
+		return moved(r.ErrorCode)
+	case *HeartbeatResponse:
+		return moved(r.ErrorCode)
+	case *LeaveGroupResponse:
+		return moved(r.ErrorCode)
+	case *OffsetDeleteResponse:
+		return moved(r.ErrorCode)
+	case *ConsumerGroupHeartbeatResponse:
+		return moved(r.ErrorCode)
+	case *InitProducerIdResponse:
+		return moved(r.ErrorCode)
+	case *AddOffsetsToTxnResponse:
+		return moved(r.ErrorCode)
+	case *EndTxnResponse:
+		return moved(r.ErrorCode)
+	case *OffsetFetchResponse:
+		if moved(r.ErrorCode) {
+			return true
+		}
+		for _, g := range r.Groups {
+			if moved(g.ErrorCode) {
+				return true
+			}
+		}
+	case *OffsetCommitResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if moved(p.ErrorCode) {
+					return true
+				}
+			}
+		}
+	case *TxnOffsetCommitResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if moved(p.ErrorCode) {
+					return true
+				}
+			}
+		}
+	case *DescribeGroupsResponse:
+		for _, g := range r.Groups {
+			if moved(g.ErrorCode) {
+				return true
+			}
+		}
+	case *DeleteGroupsResponse:
+		for _, g := range r.Results {
+			if moved(g.ErrorCode) {
+				return true
+			}
+		}
+	case *ConsumerGroupDescribeResponse:
+		for _, g := range r.Groups {
+			if moved(g.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // coordinatorKey returns the coordinator a request goes to: kind 0 for a
