@@ -105,25 +105,13 @@ func (c *tapWriter) Write(p []byte) (int, error) {
 // with its consumer; it returns what came back.
 func roundTripRecords(t *testing.T, cl *Client, topic string, n int, popts ...Option) []consumed {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := cl.NewProducer(popts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := time.UnixMilli(time.Now().UnixMilli())
 	var recs []*Record
 	for i := range n {
 		recs = append(recs, &Record{Topic: topic, Partition: 0, Key: []byte(fmt.Sprint("k", i)),
 			Value: []byte(fmt.Sprint("v", i)), Timestamp: ts})
 	}
-	if err := p.ProduceSync(ctx, recs...); err != nil {
-		p.Close(ctx)
-		t.Fatalf("produce: %v", err)
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	produceKpax(t, cl, recs, popts...)
 	c := newTestConsumer(t, cl)
 	c.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}}) // ListOffsets, then Fetch
 	got, _ := pollN(t, c, n, 30*time.Second)

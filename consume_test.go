@@ -128,8 +128,8 @@ func newTestConsumer(t *testing.T, cl *Client, opts ...Option) *Consumer {
 	return c
 }
 
-// produceKpax produces records with the kpax producer and returns them with
-// their offsets.
+// produceKpax produces records with a kpax producer made with opts and
+// waits for every outcome; the records get their partitions and offsets.
 func produceKpax(t *testing.T, cl *Client, recs []*Record, opts ...Option) {
 	t.Helper()
 	p, err := cl.NewProducer(opts...)
@@ -138,19 +138,12 @@ func produceKpax(t *testing.T, cl *Client, recs []*Record, opts ...Option) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errc := make(chan error, len(recs))
-	for _, r := range recs {
-		if err := p.Produce(ctx, r, func(_ *Record, err error) { errc <- err }); err != nil {
-			t.Fatal(err)
-		}
+	if err := p.ProduceSync(ctx, recs...); err != nil {
+		p.Close(ctx)
+		t.Fatalf("produce: %v", err)
 	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
-	}
-	for range recs {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -175,15 +174,9 @@ func TestIntegrationProduceInterop(t *testing.T) {
 				t.Run(codec.String(), func(t *testing.T) {
 					const n, parts = 400, 3
 					topic := createTestTopic(t, cl, parts)
-					p, err := cl.NewProducer(WithCompression(codec, 0), WithLinger(5*time.Millisecond))
-					if err != nil {
-						t.Fatal(err)
-					}
 					rng := rand.New(rand.NewPCG(uint64(codec), 7))
 					ts := time.UnixMilli(time.Now().UnixMilli())
 					recs := make([]*Record, n)
-					var mu sync.Mutex
-					var errs []error
 					for i := range recs {
 						r := &Record{Topic: topic, Value: interopValue(rng, rng.IntN(3000)), Timestamp: ts.Add(time.Duration(i) * time.Millisecond)}
 						switch i % 10 {
@@ -200,24 +193,8 @@ func TestIntegrationProduceInterop(t *testing.T) {
 							r.Headers = []Header{{Key: "i", Value: []byte(fmt.Sprint(i))}, {Key: "null"}, {Key: "bin", Value: interopValue(rng, 30)}}
 						}
 						recs[i] = r
-						if err := p.Produce(context.Background(), r, func(_ *Record, err error) {
-							if err != nil {
-								mu.Lock()
-								errs = append(errs, err)
-								mu.Unlock()
-							}
-						}); err != nil {
-							t.Fatal(err)
-						}
 					}
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					if err := p.Close(ctx); err != nil {
-						t.Fatal(err)
-					}
-					if len(errs) > 0 {
-						t.Fatalf("%d records failed, first: %v", len(errs), errs[0])
-					}
+					produceKpax(t, cl, recs, WithCompression(codec, 0), WithLinger(5*time.Millisecond))
 					byPos := map[[2]int64]*Record{}
 					for _, r := range recs {
 						if r.Key != nil {
@@ -309,20 +286,11 @@ func TestIntegrationProducerPartitionsMatchKcat(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("kcat -P: %v\n%s", err, out)
 			}
-			p, err := cl.NewProducer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer closeWithin(t, p, 10*time.Second)
 			recs := make([]*Record, n)
 			for i, k := range keys {
 				recs[i] = &Record{Topic: ours, Key: []byte(k), Value: []byte("v")}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := p.ProduceSync(ctx, recs...); err != nil {
-				t.Fatal(err)
-			}
+			produceKpax(t, cl, recs)
 			where := map[string]int32{}
 			for _, r := range recs {
 				where[string(r.Key)] = r.Partition

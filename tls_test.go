@@ -281,12 +281,6 @@ func TestIntegrationTLSRecords(t *testing.T) {
 	topic := createTestTopic(t, cl, 1)
 	const count = 300
 	pad := strings.Repeat("x", 1024)
-	p, err := cl.NewProducer(WithLinger(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	var recs []*Record
 	var want []string
 	for i := range count {
@@ -294,17 +288,14 @@ func TestIntegrationTLSRecords(t *testing.T) {
 		recs = append(recs, &Record{Topic: topic, Partition: 0, Value: []byte(v)})
 		want = append(want, v)
 	}
-	if err := p.ProduceSync(ctx, recs...); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	produceKpax(t, cl, recs, WithLinger(time.Millisecond))
 	c := newTestConsumer(t, cl)
 	c.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
 	got, _ := pollN(t, c, count, 30*time.Second)
 	checkExactly(t, got, map[int32][]string{0: want})
 
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, "kcat", "-C", "-b", n.SSL, "-X", "security.protocol=SSL",
 		"-X", "ssl.ca.location="+n.CAFile, "-t", topic, "-o", "beginning", "-c", fmt.Sprint(count), "-e", "-q",
 		"-f", "%s\n").CombinedOutput()
