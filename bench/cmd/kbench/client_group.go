@@ -185,19 +185,7 @@ func newKafkaGoGroup(s *Spec) (consumer, error) {
 		GroupBalancers: []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
 	}
 	r := kafka.NewReader(rc)
-	c.readers = append(c.readers, r)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for {
-			m, err := r.ReadMessage(c.ctx)
-			if err != nil {
-				return
-			}
-			_ = len(m.Value)
-			c.count.add(1, nil)
-		}
-	}()
+	c.read(r)
 	c.cfg = fmt.Sprintf("kafka.NewReader(cfg with GroupID), ReadMessage loop (commits every CommitInterval)\n"+
 		"  ReaderConfig=%+v", rc)
 	return c, nil

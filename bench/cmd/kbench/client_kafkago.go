@@ -116,23 +116,28 @@ func newKafkaGoConsumer(s *Spec) (consumer, error) {
 			c.close()
 			return nil, err
 		}
-		c.readers = append(c.readers, r)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			for {
-				m, err := r.ReadMessage(c.ctx)
-				if err != nil {
-					return
-				}
-				_ = len(m.Value)
-				c.count.add(1, nil)
-			}
-		}()
+		c.read(r)
 	}
 	c.cfg = fmt.Sprintf("kafka.NewReader(cfg) per partition (%d), SetOffset(FirstOffset), ReadMessage loop "+
 		"(a Reader fetches one partition; MaxBytes is per fetch)\n  ReaderConfig=%+v", s.Partitions, rc)
 	return c, nil
+}
+
+// read counts r's messages on a goroutine of its own until close.
+func (c *kafkaGoConsumer) read(r *kafka.Reader) {
+	c.readers = append(c.readers, r)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			m, err := r.ReadMessage(c.ctx)
+			if err != nil {
+				return
+			}
+			_ = len(m.Value)
+			c.count.add(1, nil)
+		}
+	}()
 }
 
 func (c *kafkaGoConsumer) consume(ctx context.Context, total int64) (int64, error) {
