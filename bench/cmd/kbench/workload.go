@@ -250,6 +250,20 @@ func waitDone(ctx context.Context, ch <-chan struct{}, c *counter) error {
 	}
 }
 
+// warmup sends n records numbered from first (connections, metadata,
+// producer ID) and waits for their outcomes before the measuring starts.
+func warmup(ctx context.Context, p producer, c *counter, vals [][]byte, n, first int) error {
+	if n <= 0 {
+		return nil
+	}
+	ch := c.expect(int64(n))
+	p.send(ctx, first, chunk(vals, 0, n))
+	if err := waitDone(ctx, ch, c); err != nil {
+		return fmt.Errorf("warmup: %v", err)
+	}
+	return nil
+}
+
 func runProduce(ctx context.Context, impl clientImpl, s *Spec, res *Result) error {
 	vals := payloads()
 	var c counter
@@ -259,13 +273,8 @@ func runProduce(ctx context.Context, impl clientImpl, s *Spec, res *Result) erro
 	}
 	defer p.close()
 	res.Config = p.config()
-	// Warm up: connections, metadata, producer ID.
-	if s.Warmup > 0 {
-		ch := c.expect(int64(s.Warmup))
-		p.send(ctx, 0, chunk(vals, 0, s.Warmup))
-		if err := waitDone(ctx, ch, &c); err != nil {
-			return fmt.Errorf("warmup: %v", err)
-		}
+	if err := warmup(ctx, p, &c, vals, s.Warmup, 0); err != nil {
+		return err
 	}
 	base := c.n.Load()
 	ch := c.expect(base + int64(s.N))
@@ -331,12 +340,8 @@ func runLatency(ctx context.Context, impl clientImpl, s *Spec, res *Result) erro
 	}
 	defer p.close()
 	res.Config = p.config()
-	if s.Warmup > 0 {
-		ch := c.expect(int64(s.Warmup))
-		p.send(ctx, -1<<40, chunk(vals, 0, s.Warmup))
-		if err := waitDone(ctx, ch, &c); err != nil {
-			return fmt.Errorf("warmup: %v", err)
-		}
+	if err := warmup(ctx, p, &c, vals, s.Warmup, -1<<40); err != nil {
+		return err
 	}
 	base := c.n.Load()
 	ch := c.expect(base + int64(total))
