@@ -40,7 +40,8 @@ type Producer struct {
 	flushing   int           // Flush calls in progress: linger is ignored
 	closing    bool
 	pid        producerID
-	resetPID   bool // get a new producer ID once nothing is in flight
+	pidAsking  bool // the one InitProducerId is in flight
+	resetPID   bool // get a new producer ID once nothing is in flight or in doubt
 
 	// Hot-path caches, under mu: the partition last queued to (parts never
 	// loses an entry), and pending slices of completed batches for reuse
@@ -93,23 +94,30 @@ type topicState struct {
 // partState is one partition's records: not yet batched, waiting for a
 // retry, and in flight.
 type partState struct {
-	tp          topicPartition
-	pending     []pending // not yet in a batch, in Produce order
-	pendArr     []pending // the whole array under pending, for reuse of its front
-	pendBytes   int
-	firstAt     time.Time // when the oldest pending record arrived
-	retry       []*batch  // failed batches, in cut (and sequence) order
-	inflight    int
-	sentTo      int32  // the broker of the batches in flight
-	cuts        uint64 // batches cut so far: the next batch's order
-	leader      int32  // -1 while unknown
-	seq         int32  // next sequence number (idempotent)
-	backoff     time.Duration
-	retryAt     time.Time
-	avoidUntil  time.Time
-	congested   bool // ready records wait for room in the broker's pipeline
-	failures    int
-	leaderEpoch int32
+	tp        topicPartition
+	pending   []pending // not yet in a batch, in Produce order
+	pendArr   []pending // the whole array under pending, for reuse of its front
+	pendBytes int
+	firstAt   time.Time // when the oldest pending record arrived
+	retry     []*batch  // failed batches, in cut (and sequence) order
+	inflight  int
+	sentTo    int32  // the broker of the batches in flight
+	cuts      uint64 // batches cut so far: the next batch's order
+	leader    int32  // -1 while unknown
+	seq       int32  // next sequence number (idempotent)
+	ackedNext int32  // the sequence after the last settled batch (see settle)
+	settled   uint64 // order+1 of the last settled batch
+	// refused: the leader proved the batches from refusedOrder on, under
+	// refusedPID, are not in its log (see isRefused).
+	refused      bool
+	refusedPID   producerID
+	refusedOrder uint64
+	backoff      time.Duration
+	retryAt      time.Time
+	avoidUntil   time.Time
+	congested    bool // ready records wait for room in the broker's pipeline
+	failures     int
+	leaderEpoch  int32
 }
 
 type pending struct {
@@ -490,6 +498,7 @@ func (p *Producer) finish(pr pending, err error) {
 // failBatch fails every record of a batch; one that may have been sent is
 // reported as maybe persisted. p.mu is held.
 func (p *Producer) failBatch(b *batch, err error) {
+	p.settle(b)
 	if b.maybeSent && !errors.Is(err, ErrMaybePersisted) {
 		err = fmt.Errorf("%w: %w", ErrMaybePersisted, err)
 	}
