@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,15 @@ type Producer struct {
 	// partition's pending run starts and by collect, so it is at most one
 	// sender pass (≤100ms) old.
 	clock time.Time
+
+	// Callbacks waiting for deliver (produce_outcome.go), and how many it
+	// is running; cbStop ends it (Close), cbDone is closed when it has.
+	cbq       []outcome
+	cbRunning int
+	cbStop    bool
+	cbWake    chan struct{}
+	cbDone    chan struct{}
+	cbG       atomic.Uint64 // deliver's goroutine ID
 
 	wake   chan struct{}   // wakes the sender
 	quit   chan struct{}   // closed by Close when everything is done or abandoned
@@ -157,6 +167,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
 		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
+		cbWake: make(chan struct{}, 1), cbDone: make(chan struct{}),
 	}
 	if p.part == nil {
 		p.part = StickyPartitioner()
@@ -164,6 +175,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 	p.ctx, p.cancel = context.WithCancel(cl.ctx)
 	p.wg.Add(1)
 	go p.sender()
+	go p.deliver()
 	return p, nil
 }
 
@@ -180,6 +192,11 @@ func recordSize(r *Record) int {
 // exactly once with r (its Partition and Offset set) and the outcome, from a
 // producer goroutine. r must not be changed until then. r.Partition is used
 // only with ManualPartitioner.
+//
+// Callbacks run one at a time, in the order of the outcomes (so a
+// partition's in the order of its records), and under no lock of the
+// producer: a callback may call Produce, Flush and Close. It must not wait
+// for another record's callback (ProduceSync does), which runs after it.
 //
 // When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
 // Produce blocks until there is room or ctx ends, and then returns ctx's
@@ -402,8 +419,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
 }
 
 // Flush sends every buffered record without waiting for the linger and
-// returns when all of them have their outcome, or ctx's error when it ends
-// first.
+// returns when all of them have their outcome and their callbacks have run,
+// or ctx's error when it ends first. Called from a callback, it waits for
+// the outcomes only: the callbacks run after the caller's.
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.flushing++
@@ -416,12 +434,12 @@ func (p *Producer) Flush(ctx context.Context) error {
 	p.poke()
 	for {
 		p.mu.Lock()
-		n, space := p.bufRecords, p.space
-		if n > 0 {
+		busy, space := p.bufRecords > 0 || p.callbacksPending(), p.space
+		if busy {
 			p.spaceWait = true
 		}
 		p.mu.Unlock()
-		if n == 0 {
+		if !busy {
 			return nil
 		}
 		select {
@@ -478,20 +496,18 @@ func (p *Producer) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
+	p.stopDelivery()
 	return err
 }
 
-// finish gives a record its outcome and frees its buffer space. p.mu is held.
+// finish gives a record its outcome, frees its buffer space and queues its
+// callback (run by deliver, outside the lock). p.mu is held.
 func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
-	if p.spaceWait {
-		close(p.space)
-		p.space = make(chan struct{})
-		p.spaceWait = false
-	}
+	p.signalSpace()
 	if pr.cb != nil {
-		pr.cb(pr.rec, err)
+		p.queueOutcome(pr.cb, pr.rec, err)
 	}
 }
 

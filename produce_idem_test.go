@@ -207,3 +207,67 @@ func TestProduceIdempotentReset(t *testing.T) {
 		t.Fatalf("goroutines left after Close:\n%s", leaked)
 	}
 }
+
+// TestProduceCallbackReenters: a record's callback produces another record
+// and flushes. Callbacks run outside the producer's locks, so neither
+// deadlocks; callbacks of one partition keep their order.
+func TestProduceCallbackReenters(t *testing.T) {
+	before := kpaxGoroutines()
+	f := newFakeCluster(t, 1, nil)
+	cl := newTestClient(t, f.addr())
+	p, err := cl.NewProducer(WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var order []string
+	var inner []error
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	done := make(chan struct{})
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprint("outer", i)
+		err := p.Produce(ctx, &Record{Topic: "t", Key: []byte("k"), Value: []byte(name)}, func(_ *Record, err error) {
+			note(name)
+			ierr := p.Produce(ctx, &Record{Topic: "t", Key: []byte("k"), Value: []byte("inner")}, func(_ *Record, err error) { note("inner") })
+			if ierr == nil {
+				ierr = p.Flush(ctx)
+			}
+			mu.Lock()
+			inner = append(inner, ierr)
+			mu.Unlock()
+			if name == "outer2" {
+				close(done)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("a callback that produces and flushes did not return in 5s (deadlock)\n%s", newGoroutines(before, 0))
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closeWithin(t, p, 5*time.Second)
+	cl.Close()
+	f.close()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("figures: callbacks in order %v; inner Produce+Flush errors %v", order, inner)
+	if len(order) != 6 || order[0] != "outer0" || order[1] != "outer1" || order[2] != "outer2" {
+		t.Fatalf("callbacks %v: want outer0-2 first, in order, then 3 inner", order)
+	}
+	for _, e := range inner {
+		if e != nil {
+			t.Fatalf("Produce or Flush in a callback: %v", e)
+		}
+	}
+	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
+		t.Fatalf("goroutines left after Close:\n%s", leaked)
+	}
+}
