@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -266,6 +267,77 @@ func TestProduceCallbackReenters(t *testing.T) {
 		if e != nil {
 			t.Fatalf("Produce or Flush in a callback: %v", e)
 		}
+	}
+	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
+		t.Fatalf("goroutines left after Close:\n%s", leaked)
+	}
+}
+
+// TestProduceBrokersAway: an idempotent producer whose seed broker refuses
+// every connection, holding one record with a 5s delivery timeout. Over 10s
+// its goroutines do not grow, the record fails when its delivery timeout
+// passes, and Close with a 5s deadline returns in time and leaves nothing.
+func TestProduceBrokersAway(t *testing.T) {
+	before := kpaxGoroutines()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+	cl, err := New(WithSeedBrokers(addr), WithDialTimeout(500*time.Millisecond), WithRequestTimeout(time.Second),
+		WithRetryBackoff(50*time.Millisecond, 500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(WithIdempotence(true), WithDeliveryTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		err error
+		at  time.Duration
+	}
+	res := make(chan result, 1)
+	start := time.Now()
+	if err := p.Produce(context.Background(), &Record{Topic: "t", Value: []byte("v")}, func(_ *Record, err error) {
+		res <- result{err, time.Since(start)}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var counts []int
+	var got *result
+	for i := 0; i < 10; i++ {
+		time.Sleep(time.Second)
+		counts = append(counts, len(kpaxGoroutines())-len(before))
+		select {
+		case r := <-res:
+			got = &r
+		default:
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cstart := time.Now()
+	cerr := p.Close(ctx)
+	took := time.Since(cstart)
+	cl.Close()
+	outcome := "none"
+	if got != nil {
+		outcome = fmt.Sprintf("%v after %v", got.err, got.at.Round(time.Millisecond))
+	}
+	t.Logf("figures: goroutines each second %v; record outcome: %s; Close(5s) took %v: %v", counts, outcome, took.Round(time.Millisecond), cerr)
+	if got == nil {
+		t.Errorf("the record had no outcome 10s after Produce (delivery timeout 5s)")
+	} else if got.err == nil || got.at > 7*time.Second {
+		t.Errorf("the record's outcome %v came after %v: want a failure at about 5s", got.err, got.at)
+	}
+	if growth := counts[len(counts)-1] - counts[1]; growth > 3 {
+		t.Errorf("goroutines grew by %d from 2s to 10s: %v", growth, counts)
+	}
+	if took > 5500*time.Millisecond || cerr != nil {
+		t.Errorf("Close(5s) took %v: %v", took, cerr)
 	}
 	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
 		t.Fatalf("goroutines left after Close:\n%s", leaked)
