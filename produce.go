@@ -571,9 +571,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		tp := topicPartition{topic, pm.Partition}
 		ps := p.parts[tp]
 		if ps != nil {
-			if pm.Leader >= 0 && (ps.leader < 0 || pm.LeaderEpoch >= ps.leaderEpoch) {
-				ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
-			}
+			p.newLeader(ps, pm)
 		}
 		switch {
 		case pm.Leader < 0:
@@ -592,6 +590,29 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		parked.pending, parked.pendBytes = nil, 0
 		for _, pr := range recs {
 			p.route(ts, pr)
+		}
+	}
+}
+
+// newLeader takes a partition's leader from metadata. A newer leader than
+// the one its batches failed on ends the retry backoff, and ends the wait
+// for requests still in flight to the former leader: their connection is
+// closed, so their batches are retried (in doubt, idempotent ones keep
+// their sequence numbers) on the new leader rather than after the request
+// timeout. p.mu is held.
+func (p *Producer) newLeader(ps *partState, pm PartitionMetadata) {
+	if pm.Leader < 0 || ps.leader >= 0 && pm.LeaderEpoch < ps.leaderEpoch {
+		return
+	}
+	moved := pm.LeaderEpoch > ps.leaderEpoch || pm.Leader != ps.sentTo
+	ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
+	if !moved {
+		return
+	}
+	ps.retryAt = time.Time{}
+	if ps.inflight > 0 && ps.sentTo != pm.Leader && pm.LeaderEpoch >= 0 {
+		if pool, err := p.cl.pool(ps.sentTo); err == nil {
+			pool.closeLane(laneDefault, fmt.Errorf("%w: %s/%d moved to broker %d", ErrNotLeaderOrFollower, ps.tp.topic, ps.tp.partition, pm.Leader))
 		}
 	}
 }

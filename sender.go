@@ -386,6 +386,12 @@ func (s *sink) send(f *flight) error {
 	if err != nil {
 		return err
 	}
+	if wait := pool.dialBackoff(laneDefault); wait > 0 {
+		// The broker failed its last dial: waiting here would hold the
+		// partitions' batches for this broker while their leader may have
+		// moved; they go back to retry, with fresh metadata.
+		return &BrokerError{NodeID: s.node, Addr: pool.addr, Err: fmt.Errorf("%w: next dial in %v, after a failed one", ErrNoBroker, wait.Round(time.Millisecond))}
+	}
 	c, err := pool.get(ctx, laneDefault)
 	if err != nil {
 		return err
@@ -532,13 +538,7 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 			p.retryBatch(b, fmt.Errorf("%w: no response for %s/%d", ErrMalformed, b.ps.tp.topic, b.ps.tp.partition), true)
 			continue
 		}
-		if pr.CurrentLeader != nil && pr.CurrentLeader.LeaderID >= 0 {
-			var eps []Broker
-			for _, e := range resp.NodeEndpoints {
-				eps = append(eps, Broker{NodeID: e.NodeID, Host: e.Host, Port: e.Port, Rack: deref(e.Rack)})
-			}
-			p.cl.meta.updateLeader(b.ps.tp.topic, b.ps.tp.partition, pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch, eps)
-		}
+		hinted := p.leaderHint(b.ps, pr, resp)
 		kerr := ErrorForCode(pr.ErrorCode)
 		switch {
 		case kerr == nil:
@@ -546,6 +546,10 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 		case errors.Is(kerr, ErrDuplicateSequenceNumber):
 			p.succeed(b, -1) // written before: the broker deduplicated it
 		case p.sequenceError(b, kerr, pr.LogStartOffset):
+		case IsRetriable(kerr) && hinted && isLeaderError(kerr):
+			// KIP-951: the answer names the new leader; go there at once.
+			p.retryBatch(b, kerr, false)
+			b.ps.retryAt = time.Time{}
 		case IsRetriable(kerr):
 			p.retryBatch(b, kerr, isLeaderError(kerr))
 		default:
@@ -553,6 +557,27 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 				Err: fmt.Errorf("%w (%s)", kerr, deref(pr.ErrorMessage))})
 		}
 	}
+}
+
+// leaderHint applies a partition answer's leader hint (KIP-951: a Produce
+// response names the partition's new leader and its endpoint) to the
+// metadata cache and the partition, and reports whether it named a newer
+// leader than the partition's. p.mu is held.
+func (p *Producer) leaderHint(ps *partState, pr *ProduceResponseResponsePartitionResponse, resp *ProduceResponse) bool {
+	if pr.CurrentLeader == nil || pr.CurrentLeader.LeaderID < 0 {
+		return false
+	}
+	var eps []Broker
+	for _, e := range resp.NodeEndpoints {
+		eps = append(eps, Broker{NodeID: e.NodeID, Host: e.Host, Port: e.Port, Rack: deref(e.Rack)})
+	}
+	leader, epoch := pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch
+	p.cl.meta.updateLeader(ps.tp.topic, ps.tp.partition, leader, epoch, eps)
+	if _, known := p.cl.meta.broker(leader); !known || epoch <= ps.leaderEpoch && leader == ps.leader {
+		return false
+	}
+	ps.leader, ps.leaderEpoch = leader, epoch
+	return true
 }
 
 func isLeaderError(err error) bool {
@@ -614,7 +639,12 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps.backoff = min(2*ps.backoff, p.cl.cfg.retryBackoffMax)
 	p.avoid(ps, now)
 	if leaderGone {
+		// The retry waits for fresh metadata (collect loads it while the
+		// leader is unknown) and goes at once when it names a new leader
+		// (applyTopic); a backoff past leaderBackoffMax would only delay
+		// it once the cluster has moved the leader.
 		ps.leader = -1
+		ps.retryAt = now.Add(min(ps.backoff, max(p.cl.cfg.retryBackoff, leaderBackoffMax)))
 		p.cl.meta.invalidate()
 	}
 	if len(b.recs) > 0 && now.After(b.recs[0].deadline) {
@@ -650,6 +680,11 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	i, _ := slices.BinarySearchFunc(ps.retry, b, func(x, y *batch) int { return cmp.Compare(x.order, y.order) })
 	ps.retry = slices.Insert(ps.retry, i, b)
 }
+
+// leaderBackoffMax caps a partition's retry backoff after its leader failed
+// (a leader error, a lost connection): past it, the wait only delays the
+// retry after the cluster elected a new leader.
+const leaderBackoffMax = time.Second
 
 // canFailOver reports whether a batch may move to another partition: every
 // record is unkeyed and the partitioner is not manual.
