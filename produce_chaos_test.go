@@ -205,8 +205,8 @@ func TestProduceFaultKillStop(t *testing.T) {
 		return 0
 	}
 	time.Sleep(2 * time.Second)
-	killedAt := time.Now()
 	c.Node(victim).Signal(t, "KILL")
+	killedAt := time.Now() // the process is gone when Signal returns
 	afterKill := waitResume(killedAt, "the kill")
 	time.Sleep(time.Second)
 	c.Node(victim).Restart(t)
@@ -215,8 +215,8 @@ func TestProduceFaultKillStop(t *testing.T) {
 	if stopped == victim {
 		stopped = victim%3 + 1
 	}
-	stoppedAt := time.Now()
 	c.Node(stopped).Signal(t, "STOP")
+	stoppedAt := time.Now()
 	time.Sleep(15 * time.Second)
 	c.Node(stopped).Signal(t, "CONT")
 	afterStop := waitResume(stoppedAt, "the STOP")
