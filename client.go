@@ -687,6 +687,27 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 	return c, nil
 }
 
+// dialBackoff returns how long the lane's next dial waits after failed
+// ones, 0 if the lane has a live connection or may dial now.
+func (p *brokerPool) dialBackoff(lane int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.conns[lane]; c != nil && !c.closed() {
+		return 0
+	}
+	return max(time.Until(p.retryAt), 0)
+}
+
+// closeLane closes the lane's connection, failing its requests with err.
+func (p *brokerPool) closeLane(lane int, err error) {
+	p.mu.Lock()
+	c := p.conns[lane]
+	p.mu.Unlock()
+	if c != nil {
+		c.close(err)
+	}
+}
+
 // renew takes a connection whose SASL session ends soon (KIP-368) out of
 // use; get dials its successor, and the old one closes once its requests are
 // answered. The broker would close it on the first request after the end.

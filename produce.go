@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,8 @@ type Producer struct {
 	flushing   int           // Flush calls in progress: linger is ignored
 	closing    bool
 	pid        producerID
-	resetPID   bool // get a new producer ID once nothing is in flight
+	pidAsking  bool // the one InitProducerId is in flight
+	resetPID   bool // get a new producer ID once nothing is in flight or in doubt
 
 	// Hot-path caches, under mu: the partition last queued to (parts never
 	// loses an entry), and pending slices of completed batches for reuse
@@ -58,6 +60,15 @@ type Producer struct {
 	// partition's pending run starts and by collect, so it is at most one
 	// sender pass (≤100ms) old.
 	clock time.Time
+
+	// Callbacks waiting for deliver (produce_outcome.go), and how many it
+	// is running; cbStop ends it (Close), cbDone is closed when it has.
+	cbq       []outcome
+	cbRunning int
+	cbStop    bool
+	cbWake    chan struct{}
+	cbDone    chan struct{}
+	cbG       atomic.Uint64 // deliver's goroutine ID
 
 	wake   chan struct{}   // wakes the sender
 	quit   chan struct{}   // closed by Close when everything is done or abandoned
@@ -93,23 +104,30 @@ type topicState struct {
 // partState is one partition's records: not yet batched, waiting for a
 // retry, and in flight.
 type partState struct {
-	tp          topicPartition
-	pending     []pending // not yet in a batch, in Produce order
-	pendArr     []pending // the whole array under pending, for reuse of its front
-	pendBytes   int
-	firstAt     time.Time // when the oldest pending record arrived
-	retry       []*batch  // failed batches, in cut (and sequence) order
-	inflight    int
-	sentTo      int32  // the broker of the batches in flight
-	cuts        uint64 // batches cut so far: the next batch's order
-	leader      int32  // -1 while unknown
-	seq         int32  // next sequence number (idempotent)
-	backoff     time.Duration
-	retryAt     time.Time
-	avoidUntil  time.Time
-	congested   bool // ready records wait for room in the broker's pipeline
-	failures    int
-	leaderEpoch int32
+	tp        topicPartition
+	pending   []pending // not yet in a batch, in Produce order
+	pendArr   []pending // the whole array under pending, for reuse of its front
+	pendBytes int
+	firstAt   time.Time // when the oldest pending record arrived
+	retry     []*batch  // failed batches, in cut (and sequence) order
+	inflight  int
+	sentTo    int32  // the broker of the batches in flight
+	cuts      uint64 // batches cut so far: the next batch's order
+	leader    int32  // -1 while unknown
+	seq       int32  // next sequence number (idempotent)
+	ackedNext int32  // the sequence after the last settled batch (see settle)
+	settled   uint64 // order+1 of the last settled batch
+	// refused: the leader proved the batches from refusedOrder on, under
+	// refusedPID, are not in its log (see isRefused).
+	refused      bool
+	refusedPID   producerID
+	refusedOrder uint64
+	backoff      time.Duration
+	retryAt      time.Time
+	avoidUntil   time.Time
+	congested    bool // ready records wait for room in the broker's pipeline
+	failures     int
+	leaderEpoch  int32
 }
 
 type pending struct {
@@ -149,6 +167,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
 		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
+		cbWake: make(chan struct{}, 1), cbDone: make(chan struct{}),
 	}
 	if p.part == nil {
 		p.part = StickyPartitioner()
@@ -156,6 +175,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 	p.ctx, p.cancel = context.WithCancel(cl.ctx)
 	p.wg.Add(1)
 	go p.sender()
+	go p.deliver()
 	return p, nil
 }
 
@@ -172,6 +192,11 @@ func recordSize(r *Record) int {
 // exactly once with r (its Partition and Offset set) and the outcome, from a
 // producer goroutine. r must not be changed until then. r.Partition is used
 // only with ManualPartitioner.
+//
+// Callbacks run one at a time, in the order of the outcomes (so a
+// partition's in the order of its records), and under no lock of the
+// producer: a callback may call Produce, Flush and Close. It must not wait
+// for another record's callback (ProduceSync does), which runs after it.
 //
 // When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
 // Produce blocks until there is room or ctx ends, and then returns ctx's
@@ -394,8 +419,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
 }
 
 // Flush sends every buffered record without waiting for the linger and
-// returns when all of them have their outcome, or ctx's error when it ends
-// first.
+// returns when all of them have their outcome and their callbacks have run,
+// or ctx's error when it ends first. Called from a callback, it waits for
+// the outcomes only: the callbacks run after the caller's.
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.flushing++
@@ -408,12 +434,12 @@ func (p *Producer) Flush(ctx context.Context) error {
 	p.poke()
 	for {
 		p.mu.Lock()
-		n, space := p.bufRecords, p.space
-		if n > 0 {
+		busy, space := p.bufRecords > 0 || p.callbacksPending(), p.space
+		if busy {
 			p.spaceWait = true
 		}
 		p.mu.Unlock()
-		if n == 0 {
+		if !busy {
 			return nil
 		}
 		select {
@@ -470,26 +496,25 @@ func (p *Producer) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
+	p.stopDelivery()
 	return err
 }
 
-// finish gives a record its outcome and frees its buffer space. p.mu is held.
+// finish gives a record its outcome, frees its buffer space and queues its
+// callback (run by deliver, outside the lock). p.mu is held.
 func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
-	if p.spaceWait {
-		close(p.space)
-		p.space = make(chan struct{})
-		p.spaceWait = false
-	}
+	p.signalSpace()
 	if pr.cb != nil {
-		pr.cb(pr.rec, err)
+		p.queueOutcome(pr.cb, pr.rec, err)
 	}
 }
 
 // failBatch fails every record of a batch; one that may have been sent is
 // reported as maybe persisted. p.mu is held.
 func (p *Producer) failBatch(b *batch, err error) {
+	p.settle(b)
 	if b.maybeSent && !errors.Is(err, ErrMaybePersisted) {
 		err = fmt.Errorf("%w: %w", ErrMaybePersisted, err)
 	}
@@ -546,9 +571,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		tp := topicPartition{topic, pm.Partition}
 		ps := p.parts[tp]
 		if ps != nil {
-			if pm.Leader >= 0 && (ps.leader < 0 || pm.LeaderEpoch >= ps.leaderEpoch) {
-				ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
-			}
+			p.newLeader(ps, pm)
 		}
 		switch {
 		case pm.Leader < 0:
@@ -567,6 +590,29 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		parked.pending, parked.pendBytes = nil, 0
 		for _, pr := range recs {
 			p.route(ts, pr)
+		}
+	}
+}
+
+// newLeader takes a partition's leader from metadata. A newer leader than
+// the one its batches failed on ends the retry backoff, and ends the wait
+// for requests still in flight to the former leader: their connection is
+// closed, so their batches are retried (in doubt, idempotent ones keep
+// their sequence numbers) on the new leader rather than after the request
+// timeout. p.mu is held.
+func (p *Producer) newLeader(ps *partState, pm PartitionMetadata) {
+	if pm.Leader < 0 || ps.leader >= 0 && pm.LeaderEpoch < ps.leaderEpoch {
+		return
+	}
+	moved := pm.LeaderEpoch > ps.leaderEpoch || pm.Leader != ps.sentTo
+	ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
+	if !moved {
+		return
+	}
+	ps.retryAt = time.Time{}
+	if ps.inflight > 0 && ps.sentTo != pm.Leader && pm.LeaderEpoch >= 0 {
+		if pool, err := p.cl.pool(ps.sentTo); err == nil {
+			pool.closeLane(laneDefault, fmt.Errorf("%w: %s/%d moved to broker %d", ErrNotLeaderOrFollower, ps.tp.topic, ps.tp.partition, pm.Leader))
 		}
 	}
 }

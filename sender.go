@@ -16,6 +16,35 @@ import (
 // (so sequence numbers reach the broker in order), and a completion
 // goroutine handles the responses in the same order.
 
+// Idempotence. The promise is that a record is in its partition's log at
+// most once, in Produce order, whatever is retried. The broker keeps it
+// when every batch it may hold is only ever sent under one producer ID,
+// epoch and base sequence; so:
+//
+//   - One InitProducerId at a time (pidAsking). The producer sends nothing
+//     until it has an ID, and asks again only when a reset is wanted, no
+//     request is in flight and no batch is in doubt (applyProducerID checks
+//     it again when the answer comes).
+//   - A batch gets its ID and sequence when first dispatched (number) and
+//     keeps them until it settles: acknowledged, a duplicate (in the log
+//     already), or failed at its delivery timeout; one that may have been
+//     written is then reported as ErrMaybePersisted. Only a batch that
+//     never reached a broker gives its sequence back (retryBatch), and
+//     only a refused one (below) is renumbered.
+//   - A batch is in doubt while it may be in the log under its ID: written
+//     (maybeSent) and neither settled nor refused. Timeouts, lost
+//     connections and leader changes leave it in doubt: it is retried, in
+//     order, with the same ID and sequence until the leader acknowledges
+//     it or calls it a duplicate.
+//   - A reset (new producer ID, every partition at sequence 0) is wanted
+//     only when a leader proves that the batches it refused are not in its
+//     log (KIP-360, sequenceError): UNKNOWN_PRODUCER_ID with the log start
+//     known, OUT_OF_ORDER_SEQUENCE_NUMBER for the batch right after all
+//     settled ones, INVALID_PRODUCER_EPOCH. Those batches, and the later
+//     ones of their partition, are refused. While a reset waits, batches
+//     numbered under the current ID that are not refused keep being retried
+//     (so that doubt ends); nothing new is cut.
+
 // sink sends one broker's Produce requests.
 type sink struct {
 	p        *Producer
@@ -102,17 +131,23 @@ func (p *Producer) collect() time.Duration {
 	now := time.Now()
 	p.clock = now
 	wait := 100 * time.Millisecond
+	for _, ps := range p.parts {
+		p.expire(ps, now) // whatever else waits: outcomes come at the delivery timeout
+	}
+	draining := false // a reset waits: only retries under the current ID go
 	if p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
-		if p.totalInflight() == 0 {
+		if !p.pidAsking && p.totalInflight() == 0 && !p.inDoubt() {
 			p.initProducerID()
 		}
-		return wait
+		if p.pidAsking || p.pid.id < 0 {
+			return wait
+		}
+		draining = true
 	}
 	p.reloadTopics(now)
 	requests := map[*sink][]*batch{}
 	again := false
 	for _, ps := range p.parts {
-		p.expire(ps, now)
 		if ps.tp.partition < 0 {
 			if len(ps.pending) > 0 {
 				p.loadTopic(ps.tp.topic)
@@ -151,8 +186,12 @@ func (p *Producer) collect() time.Duration {
 			if ps.inflight > 0 {
 				continue // retries go one at a time, in order, after what is in flight
 			}
-			b = ps.retry[0]
+			if b = ps.retry[0]; draining && (b.seq < 0 || b.pid != p.pid || ps.isRefused(b)) {
+				continue
+			}
 			ps.retry = ps.retry[1:]
+		case draining:
+			continue
 		default:
 			if ps.pendBytes < p.cfg.maxBatchBytes && p.flushing == 0 && !p.closing {
 				if due := ps.firstAt.Add(p.cfg.linger); now.Before(due) {
@@ -305,58 +344,6 @@ func (p *Producer) totalInflight() int {
 	return n
 }
 
-// initProducerID gets a producer ID and epoch in the background; until it
-// has one, the idempotent producer sends nothing. p.mu is held.
-func (p *Producer) initProducerID() {
-	if p.resetPID && p.pid.id == -2 {
-		return // already asking
-	}
-	p.pid.id = -2 // asking
-	p.resetPID = false
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		backoff := p.cl.cfg.retryBackoff
-		for {
-			ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.requestTimeout)
-			r, err := p.cl.Request(ctx, &InitProducerIdRequest{TransactionTimeoutMs: 60000, ProducerID: -1, ProducerEpoch: -1})
-			cancel()
-			if err == nil {
-				resp := r.(*InitProducerIdResponse)
-				err = ErrorForCode(resp.ErrorCode)
-				if err == nil {
-					p.mu.Lock()
-					p.pid = producerID{resp.ProducerID, resp.ProducerEpoch}
-					for _, ps := range p.parts {
-						ps.seq = 0
-						for _, b := range ps.retry {
-							b.seq = -1 // renumbered under the new ID when dispatched
-						}
-					}
-					p.mu.Unlock()
-					p.poke()
-					return
-				}
-			}
-			if errors.Is(err, ErrUnsupportedVersion) {
-				p.mu.Lock()
-				p.cfg.idempotent = false
-				p.mu.Unlock()
-				p.cl.cfg.logger.Warn("kpax: the broker has no idempotent producer; continuing without", "err", err)
-				p.poke()
-				return
-			}
-			p.cl.cfg.logger.Warn("kpax: InitProducerId", "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-p.quit:
-				return
-			}
-			backoff = min(2*backoff, p.cl.cfg.retryBackoffMax)
-		}
-	}()
-}
-
 // run dials, encodes and writes the sink's requests in order.
 func (s *sink) run() {
 	defer s.p.wg.Done()
@@ -398,6 +385,12 @@ func (s *sink) send(f *flight) error {
 	pool, err := p.cl.pool(s.node)
 	if err != nil {
 		return err
+	}
+	if wait := pool.dialBackoff(laneDefault); wait > 0 {
+		// The broker failed its last dial: waiting here would hold the
+		// partitions' batches for this broker while their leader may have
+		// moved; they go back to retry, with fresh metadata.
+		return &BrokerError{NodeID: s.node, Addr: pool.addr, Err: fmt.Errorf("%w: next dial in %v, after a failed one", ErrNoBroker, wait.Round(time.Millisecond))}
 	}
 	c, err := pool.get(ctx, laneDefault)
 	if err != nil {
@@ -545,27 +538,18 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 			p.retryBatch(b, fmt.Errorf("%w: no response for %s/%d", ErrMalformed, b.ps.tp.topic, b.ps.tp.partition), true)
 			continue
 		}
-		if pr.CurrentLeader != nil && pr.CurrentLeader.LeaderID >= 0 {
-			var eps []Broker
-			for _, e := range resp.NodeEndpoints {
-				eps = append(eps, Broker{NodeID: e.NodeID, Host: e.Host, Port: e.Port, Rack: deref(e.Rack)})
-			}
-			p.cl.meta.updateLeader(b.ps.tp.topic, b.ps.tp.partition, pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch, eps)
-		}
+		hinted := p.leaderHint(b.ps, pr, resp)
 		kerr := ErrorForCode(pr.ErrorCode)
 		switch {
 		case kerr == nil:
 			p.succeed(b, pr.BaseOffset)
 		case errors.Is(kerr, ErrDuplicateSequenceNumber):
 			p.succeed(b, -1) // written before: the broker deduplicated it
-		case errors.Is(kerr, ErrUnknownProducerId), errors.Is(kerr, ErrInvalidProducerEpoch):
-			p.resetPID = true
+		case p.sequenceError(b, kerr, pr.LogStartOffset):
+		case IsRetriable(kerr) && hinted && isLeaderError(kerr):
+			// KIP-951: the answer names the new leader; go there at once.
 			p.retryBatch(b, kerr, false)
-		case errors.Is(kerr, ErrOutOfOrderSequenceNumber):
-			if b.attempts >= 3 {
-				p.resetPID = true // the broker lost batches: start over with a new producer ID
-			}
-			p.retryBatch(b, kerr, false)
+			b.ps.retryAt = time.Time{}
 		case IsRetriable(kerr):
 			p.retryBatch(b, kerr, isLeaderError(kerr))
 		default:
@@ -573,6 +557,27 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 				Err: fmt.Errorf("%w (%s)", kerr, deref(pr.ErrorMessage))})
 		}
 	}
+}
+
+// leaderHint applies a partition answer's leader hint (KIP-951: a Produce
+// response names the partition's new leader and its endpoint) to the
+// metadata cache and the partition, and reports whether it named a newer
+// leader than the partition's. p.mu is held.
+func (p *Producer) leaderHint(ps *partState, pr *ProduceResponseResponsePartitionResponse, resp *ProduceResponse) bool {
+	if pr.CurrentLeader == nil || pr.CurrentLeader.LeaderID < 0 {
+		return false
+	}
+	var eps []Broker
+	for _, e := range resp.NodeEndpoints {
+		eps = append(eps, Broker{NodeID: e.NodeID, Host: e.Host, Port: e.Port, Rack: deref(e.Rack)})
+	}
+	leader, epoch := pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch
+	p.cl.meta.updateLeader(ps.tp.topic, ps.tp.partition, leader, epoch, eps)
+	if _, known := p.cl.meta.broker(leader); !known || epoch <= ps.leaderEpoch && leader == ps.leader {
+		return false
+	}
+	ps.leader, ps.leaderEpoch = leader, epoch
+	return true
 }
 
 func isLeaderError(err error) bool {
@@ -598,6 +603,7 @@ func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceRes
 // succeed completes a batch written at base. p.mu is held.
 func (p *Producer) succeed(b *batch, base int64) {
 	ps := b.ps
+	p.settle(b)
 	if ps.failures > 0 {
 		// Available again at once: the next topic reload says so.
 		ps.failures = 0
@@ -633,7 +639,12 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps.backoff = min(2*ps.backoff, p.cl.cfg.retryBackoffMax)
 	p.avoid(ps, now)
 	if leaderGone {
+		// The retry waits for fresh metadata (collect loads it while the
+		// leader is unknown) and goes at once when it names a new leader
+		// (applyTopic); a backoff past leaderBackoffMax would only delay
+		// it once the cluster has moved the leader.
 		ps.leader = -1
+		ps.retryAt = now.Add(min(ps.backoff, max(p.cl.cfg.retryBackoff, leaderBackoffMax)))
 		p.cl.meta.invalidate()
 	}
 	if len(b.recs) > 0 && now.After(b.recs[0].deadline) {
@@ -669,6 +680,11 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	i, _ := slices.BinarySearchFunc(ps.retry, b, func(x, y *batch) int { return cmp.Compare(x.order, y.order) })
 	ps.retry = slices.Insert(ps.retry, i, b)
 }
+
+// leaderBackoffMax caps a partition's retry backoff after its leader failed
+// (a leader error, a lost connection): past it, the wait only delays the
+// retry after the cluster elected a new leader.
+const leaderBackoffMax = time.Second
 
 // canFailOver reports whether a batch may move to another partition: every
 // record is unkeyed and the partitioner is not manual.
