@@ -203,13 +203,9 @@ func (c *conn) negotiate(ctx context.Context) error {
 			}
 			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))
 		}
-		resp := &ApiVersionsResponse{}
-		derr := decodeResponse(cl.frame, req, v, resp)
-		if derr != nil || resp.ErrorCode == ErrUnsupportedVersion.code {
-			// The answer to an unsupported version is v0.
-			if err := decodeResponse(cl.frame, req, 0, resp); err != nil {
-				return fmt.Errorf("ApiVersions: %w", err)
-			}
+		resp, err := decodeApiVersions(cl.frame, req, v)
+		if err != nil {
+			return err
 		}
 		if resp.ErrorCode == ErrUnsupportedVersion.code {
 			next := int16(0)
@@ -230,10 +226,42 @@ func (c *conn) negotiate(ctx context.Context) error {
 				vs.min[k.ApiKey], vs.max[k.ApiKey] = k.MinVersion, k.MaxVersion
 			}
 		}
+		if vs.max[apiKeyApiVersions] < 0 {
+			// A broker that answers ApiVersions lists it; a list without it
+			// is garbage that would leave the connection unable to send
+			// anything, so the connection goes and the next one asks again.
+			return fmt.Errorf("ApiVersions v%d: %w: the answer lists %d APIs, not ApiVersions itself", v, ErrMalformed, len(resp.ApiKeys))
+		}
 		c.versions = vs
 		return nil
 	}
 	return fmt.Errorf("ApiVersions: the broker rejected v%d and older", v)
+}
+
+// decodeApiVersions decodes the answer to ApiVersions at version v. A broker
+// that does not support v answers at v0 with UNSUPPORTED_VERSION; any other
+// answer that does not decode at v is malformed, even if it happens to
+// decode at v0 (a cut-short flexible body often does, as "no API").
+func decodeApiVersions(frame []byte, req *ApiVersionsRequest, v int16) (*ApiVersionsResponse, error) {
+	resp := &ApiVersionsResponse{}
+	derr := decodeResponse(frame, req, v, resp)
+	if derr == nil && resp.ErrorCode != ErrUnsupportedVersion.code || v == 0 {
+		if derr != nil {
+			return nil, fmt.Errorf("ApiVersions: %w", derr)
+		}
+		return resp, nil
+	}
+	v0 := &ApiVersionsResponse{}
+	if err := decodeResponse(frame, req, 0, v0); err != nil || v0.ErrorCode != ErrUnsupportedVersion.code {
+		if derr == nil {
+			derr = err
+		}
+		if derr == nil {
+			derr = fmt.Errorf("%w: UNSUPPORTED_VERSION at v%d, but not at v0", ErrMalformed, v)
+		}
+		return nil, fmt.Errorf("ApiVersions: %w", derr)
+	}
+	return v0, nil
 }
 
 // send queues a request for writing.

@@ -470,6 +470,16 @@ func TestFakeFaults(t *testing.T) {
 				b = binary.BigEndian.AppendUint32(b, uint32(r.corr))
 				fc.write(append(b, 0, 0, 0xff))
 			}},
+		{name: "ApiVersions v4 body unreadable, empty at v0", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
+			fault: func(fc *fakeConn, r *fakeRequest) {
+				// At v4 the throttle time is cut short; re-read at v0
+				// it says "no error, no API".
+				b := binary.BigEndian.AppendUint32(nil, 4+6)
+				b = binary.BigEndian.AppendUint32(b, uint32(r.corr))
+				fc.write(append(b, 0, 0, 0, 0, 0, 0))
+			}},
+		{name: "ApiVersions listing no API", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
+			fault: func(fc *fakeConn, r *fakeRequest) { fc.reply(r, &ApiVersionsResponse{ApiKeys: []ApiVersionsResponseApiKey{}}) }},
 		{name: "ApiVersions error code", key: apiKeyApiVersions, want: []error{ErrClusterAuthorizationFailed}, wantMsg: "ApiVersions",
 			fault: func(fc *fakeConn, r *fakeRequest) {
 				fc.reply(r, &ApiVersionsResponse{ErrorCode: ErrClusterAuthorizationFailed.Code()})
