@@ -479,7 +479,9 @@ func TestFakeFaults(t *testing.T) {
 				fc.write(append(b, 0, 0, 0, 0, 0, 0))
 			}},
 		{name: "ApiVersions listing no API", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
-			fault: func(fc *fakeConn, r *fakeRequest) { fc.reply(r, &ApiVersionsResponse{ApiKeys: []ApiVersionsResponseApiKey{}}) }},
+			fault: func(fc *fakeConn, r *fakeRequest) {
+				fc.reply(r, &ApiVersionsResponse{ApiKeys: []ApiVersionsResponseApiKey{}})
+			}},
 		{name: "ApiVersions error code", key: apiKeyApiVersions, want: []error{ErrClusterAuthorizationFailed}, wantMsg: "ApiVersions",
 			fault: func(fc *fakeConn, r *fakeRequest) {
 				fc.reply(r, &ApiVersionsResponse{ErrorCode: ErrClusterAuthorizationFailed.Code()})
