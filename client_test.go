@@ -71,6 +71,9 @@ func TestNewValidates(t *testing.T) {
 		{"backoff order", []Option{WithSeedBrokers("h:1"), WithRetryBackoff(time.Second, time.Millisecond)}, "max retry backoff"},
 		{"unknown key cap", []Option{WithSeedBrokers("h:1"), WithMaxVersion(999, 1)}, "unknown API key 999"},
 		{"nil option", []Option{nil}, "nil Option"},
+		{"tiny max response", []Option{WithSeedBrokers("h:1"), WithMaxResponseBytes(1000)}, "max response bytes 1000"},
+		{"huge max response", []Option{WithSeedBrokers("h:1"), WithMaxResponseBytes(2 << 30)}, "want 64 KiB to 1 GiB"},
+		{"max response below fetch max", []Option{WithSeedBrokers("h:1"), WithFetchMaxBytes(200 << 20)}, "at least the fetch max bytes (209715200)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

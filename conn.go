@@ -117,9 +117,29 @@ func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	return hi, nil
 }
 
-// maxResponseSize bounds a response frame. Brokers cap fetch responses with
-// the request's MaxBytes; anything claiming more than this is not Kafka.
-const maxResponseSize = 1 << 30
+// DefaultMaxResponseBytes is the default of WithMaxResponseBytes: twice
+// the default fetch max bytes (WithFetchMaxBytes), room for a fetch response
+// that the broker lets exceed the request's MaxBytes by one batch.
+const DefaultMaxResponseBytes = 100 << 20
+
+// ErrResponseTooLarge is wrapped by the error of a request whose response
+// the broker announced larger than WithMaxResponseBytes allows. The client
+// refuses it before reading or allocating it and closes the connection.
+var ErrResponseTooLarge = errors.New("kpax: response too large")
+
+// maxFrameSize is past any response size Kafka sends (a broker's
+// socket.request.max.bytes and fetch limits are far below): a size prefix
+// above it is not Kafka at all (an HTTP or TLS answer, say), whatever
+// WithMaxResponseBytes allows.
+const maxFrameSize = 1 << 30
+
+// WithMaxResponseBytes bounds the size of a response the client reads
+// (DefaultMaxResponseBytes by default; at least 64 KiB and the fetch max
+// bytes). A broker announcing more is refused before a byte of it is
+// allocated: the request fails with an error wrapping ErrResponseTooLarge
+// and that connection closes. Raise it with WithFetchMaxBytes, or for
+// topics whose max.message.bytes exceeds it.
+func WithMaxResponseBytes(n int) Option { return func(c *config) { c.maxResponseBytes = n } }
 
 // readChunk is how much of a frame is read (and allocated) at a time, so a
 // huge size prefix costs only what actually arrives.
@@ -425,8 +445,12 @@ func (c *conn) readLoop() {
 		}
 		first = false
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if (n < 4 && !(n >= 0 && c.rawTokens.Load())) || n > maxResponseSize {
+		if n < 4 && !(n >= 0 && c.rawTokens.Load()) || n > maxFrameSize {
 			c.close(fmt.Errorf("%w: response size %d", ErrMalformed, n))
+			return
+		}
+		if int(n) > c.cfg.maxResponseBytes {
+			c.close(fmt.Errorf("%w: the broker announced %d bytes, over the limit of %d (WithMaxResponseBytes)", ErrResponseTooLarge, n, c.cfg.maxResponseBytes))
 			return
 		}
 		frame, err := readFrame(c.nc, int(n))
