@@ -78,7 +78,10 @@ func (cl *Client) isModern(addr string) bool {
 type Hooks struct {
 	// OnConnect is called after each dial of a broker, with the error if it failed.
 	OnConnect func(nodeID int32, addr string, err error)
-	// OnRequest is called after each request, with what it cost.
+	// OnRequest is called after each request the client sends, whichever
+	// part sends it (Client.Request, a Producer's Produce requests, a
+	// Consumer's Fetch requests, group and metadata requests, ApiVersions
+	// and SASL while dialing), with what it cost.
 	OnRequest func(RequestInfo)
 }
 
@@ -277,15 +280,7 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 	if err != nil {
 		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
-	start := time.Now()
-	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
-	if h := cl.cfg.hooks.OnRequest; h != nil {
-		info := RequestInfo{NodeID: p.nodeID, Addr: p.addr, APIKey: req.APIKey(), Version: v, Latency: time.Since(start), Err: err, Response: resp}
-		if call != nil {
-			info.BytesWritten, info.BytesRead = call.written, call.received
-		}
-		h(info)
-	}
+	resp, _, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
 	if err != nil {
 		var be *BrokerError
 		if !errors.As(err, &be) && ctx.Err() == nil {

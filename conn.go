@@ -66,6 +66,7 @@ type call struct {
 	frame    []byte // the response, without its size
 	err      error
 	done     chan struct{}
+	start    time.Time // when it was queued, for Hooks.OnRequest
 	written  int
 	received int
 	raw      bool // a SASL token framed by its size alone (sasl.go)
@@ -215,7 +216,9 @@ func (c *conn) negotiate(ctx context.Context) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		cl, err := c.send(ctx, req, v, false)
 		if err == nil {
-			err = c.wait1(ctx, cl, c.cfg.requestTimeout)
+			if err = c.wait1(ctx, cl, c.cfg.requestTimeout); err != nil {
+				c.report(cl, nil, err)
+			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -224,6 +227,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))
 		}
 		resp, err := decodeApiVersions(cl.frame, req, v)
+		c.report(cl, resp, err)
 		if err != nil {
 			return err
 		}
@@ -284,17 +288,40 @@ func decodeApiVersions(frame []byte, req *ApiVersionsRequest, v int16) (*ApiVers
 	return v0, nil
 }
 
-// send queues a request for writing.
+// send queues a request for writing. A request that fails here was not
+// sent, but Hooks.OnRequest sees it with its error.
 func (c *conn) send(ctx context.Context, req Request, version int16, noResp bool) (*call, error) {
-	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{})}
+	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{}), start: time.Now()}
+	var err error
 	select {
 	case c.queue <- cl:
 		return cl, nil
 	case <-c.done:
-		return nil, c.closedErr()
+		err = c.closedErr()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	c.report(cl, nil, err)
+	return nil, err
+}
+
+// report calls Hooks.OnRequest for a call that ended (resp is nil on error).
+// Every request of the client passes here, whichever part sent it (the
+// client, a producer's sinks, a consumer's fetchers, dialing), on the
+// caller's goroutine and with no lock held.
+func (c *conn) report(cl *call, resp Response, err error) {
+	h := c.cfg.hooks.OnRequest
+	if h == nil || cl.raw {
+		return
+	}
+	info := RequestInfo{NodeID: c.nodeID, Addr: c.addr, APIKey: cl.req.APIKey(), Version: cl.version,
+		Latency: time.Since(cl.start), Err: err, Response: resp}
+	select {
+	case <-cl.done: // the byte counts are final (and safe to read)
+		info.BytesWritten, info.BytesRead = cl.written, cl.received
+	default: // abandoned (context, timeout): the writer may still count
+	}
+	h(info)
 }
 
 // wait1 waits for a call's response. On timeout it closes the connection.
@@ -339,6 +366,12 @@ func expectsNoResponse(req Request) bool {
 
 // await waits for a call sent with send and decodes its response.
 func (c *conn) await(ctx context.Context, cl *call, timeout time.Duration) (Response, error) {
+	resp, err := c.await1(ctx, cl, timeout)
+	c.report(cl, resp, err)
+	return resp, err
+}
+
+func (c *conn) await1(ctx context.Context, cl *call, timeout time.Duration) (Response, error) {
 	if err := c.wait1(ctx, cl, timeout); err != nil {
 		return nil, err
 	}

@@ -93,7 +93,7 @@ func TestHugeResponseRefused(t *testing.T) {
 		minHeap uint64
 	}{
 		{name: "1GiB announced and streamed", size: 1 << 30, want: ErrResponseTooLarge, maxHeap: 8 << 20},
-		{name: "control: 64MiB streamed", size: 64 << 20, want: ErrMalformed, minHeap: 64 << 20, maxHeap: 160 << 20},
+		{name: "control: 64MiB streamed", size: 64 << 20, want: ErrMalformed, minHeap: 64 << 20, maxHeap: 256 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
