@@ -105,6 +105,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.frames = newFramePool(cfg.consumer.bufferBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{cfg: cfg, ctx: ctx, cancel: cancel, closed: make(chan struct{}), pools: map[int32]*brokerPool{}}
 	for i, addr := range cfg.seeds {
@@ -250,6 +251,13 @@ func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
 // RequestBroker sends req to the broker with the node ID and returns its
 // response.
 func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) (Response, error) {
+	resp, _, err := cl.requestBroker(ctx, nodeID, req)
+	return resp, err
+}
+
+// requestBroker is RequestBroker, also returning the response frame the
+// response aliases (the consumer gives Fetch frames back to cfg.frames).
+func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) (Response, []byte, error) {
 	p, err := cl.pool(nodeID)
 	if err != nil {
 		if nodeID >= 0 {
@@ -259,36 +267,42 @@ func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) 
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	resp, err := cl.send(ctx, p, req)
+	resp, frame, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
 	}
-	return resp, err
+	return resp, frame, err
 }
 
 // send sends req over a connection of the pool.
 func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Response, error) {
+	resp, _, err := cl.sendFrame(ctx, p, req)
+	return resp, err
+}
+
+// sendFrame is send, also returning the frame the response aliases.
+func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Response, []byte, error) {
 	lane := laneOf(req)
 	c, err := p.get(ctx, lane)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
 	if err != nil {
-		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+		return nil, nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
-	resp, _, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
+	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
 	if err != nil {
 		var be *BrokerError
 		if !errors.As(err, &be) && ctx.Err() == nil {
 			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return resp, nil
+	return resp, call.frame, nil
 }
 
 // Lanes keep requests that the broker holds (a Fetch waits for data, a

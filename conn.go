@@ -486,7 +486,7 @@ func (c *conn) readLoop() {
 			c.close(fmt.Errorf("%w: the broker announced %d bytes, over the limit of %d (WithMaxResponseBytes)", ErrResponseTooLarge, n, c.cfg.maxResponseBytes))
 			return
 		}
-		frame, err := readFrame(c.nc, int(n))
+		frame, err := readFrame(c.nc, int(n), c.spareFrame(int(n)))
 		if err != nil {
 			c.close(readErr(err))
 			return
@@ -534,9 +534,37 @@ func isTLSRecord(b [4]byte) bool {
 	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 3 && b[2] <= 4
 }
 
-// readFrame reads n bytes, growing the buffer as bytes arrive, so that a
-// lying size prefix cannot make us allocate memory the peer never sends.
-func readFrame(r io.Reader, n int) ([]byte, error) {
+// spareFrame returns a pooled buffer of at least n bytes for the response
+// about to be read, if it answers a Fetch (whose buffer the consumer gives
+// back once its records are released), or nil.
+func (c *conn) spareFrame(n int) []byte {
+	if c.cfg.frames == nil {
+		return nil
+	}
+	c.mu.Lock()
+	var fetch bool
+	if len(c.inflight) > 0 && !c.inflight[0].raw {
+		_, fetch = c.inflight[0].req.(*FetchRequest)
+	}
+	c.mu.Unlock()
+	if !fetch {
+		return nil
+	}
+	return c.cfg.frames.get(n)
+}
+
+// readFrame reads n bytes. Into spare when it is large enough (a pooled
+// buffer: one read fills it); otherwise into a buffer grown as bytes arrive,
+// so that a lying size prefix cannot make us allocate memory the peer never
+// sends.
+func readFrame(r io.Reader, n int, spare []byte) ([]byte, error) {
+	if cap(spare) >= n {
+		buf := spare[:n]
+		if m, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("response cut short after %d of %d bytes: %w", m, n, err)
+		}
+		return buf, nil
+	}
 	buf := make([]byte, 0, min(n, readChunk))
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
@@ -552,6 +580,69 @@ func readFrame(r io.Reader, n int) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// framePool keeps the buffers of Fetch responses for reuse, so that a
+// consumer in its steady state reads each response into a buffer that is
+// already there instead of growing a new one. The consumer puts a buffer
+// back when the records that alias it are released (at the next Poll).
+// It keeps at most framePoolMax buffers and max bytes in all.
+type framePool struct {
+	mu   sync.Mutex
+	max  int
+	free [][]byte
+	kept int
+}
+
+const framePoolMax = 4
+
+func newFramePool(maxBytes int) *framePool { return &framePool{max: maxBytes} }
+
+// get returns the smallest kept buffer of at least n bytes, or nil.
+func (p *framePool) get(n int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := p.free[best]
+	p.free[best] = p.free[len(p.free)-1]
+	p.free[len(p.free)-1] = nil
+	p.free = p.free[:len(p.free)-1]
+	p.kept -= cap(b)
+	return b
+}
+
+// put keeps b for reuse, dropping smaller buffers to stay within the bounds.
+func (p *framePool) put(b []byte) {
+	if p == nil || cap(b) == 0 || cap(b) > p.max {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) > 0 && (len(p.free) >= framePoolMax || p.kept+cap(b) > p.max) {
+		small := 0
+		for i := range p.free {
+			if cap(p.free[i]) < cap(p.free[small]) {
+				small = i
+			}
+		}
+		if cap(p.free[small]) >= cap(b) {
+			return // b is the smallest: drop it
+		}
+		p.kept -= cap(p.free[small])
+		p.free[small] = p.free[len(p.free)-1]
+		p.free[len(p.free)-1] = nil
+		p.free = p.free[:len(p.free)-1]
+	}
+	p.free = append(p.free, b[:0])
+	p.kept += cap(b)
 }
 
 func readErr(err error) error {

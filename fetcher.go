@@ -22,6 +22,7 @@ type fetchChunk struct {
 	ranges  []chunkRange
 	readers []RecordReader // one per partition with data
 	bytes   int            // charged to the buffer budget
+	frame   []byte         // the response the records alias, back to the frame pool on release
 }
 
 // chunkRange is one partition's records in a chunk.
@@ -42,6 +43,7 @@ func (ch *fetchChunk) reset() {
 		ch.readers[i].Reset(nil)
 	}
 	ch.bytes = 0
+	ch.frame = nil
 }
 
 // chunk returns a free chunk; c.mu is held.
@@ -142,7 +144,7 @@ func (f *fetcher) run() {
 		ch := c.chunk()
 		c.mu.Unlock()
 
-		r, err := c.cl.RequestBroker(c.ctx, f.node, req)
+		r, frame, err := c.cl.requestBroker(c.ctx, f.node, req)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -151,6 +153,7 @@ func (f *fetcher) run() {
 			continue
 		}
 		resp := r.(*FetchResponse)
+		ch.frame = frame
 		f.handle(ch, resp)
 		if resp.ThrottleTimeMs > 0 { // KIP-219: the broker muted us for that long
 			idle.Reset(time.Duration(resp.ThrottleTimeMs) * time.Millisecond)

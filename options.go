@@ -39,6 +39,8 @@ type config struct {
 	softwareVer     string
 	// maxResponseBytes bounds a response frame (WithMaxResponseBytes, conn.go).
 	maxResponseBytes int
+	// frames is set by New: the client's pool of Fetch response buffers (conn.go).
+	frames *framePool
 
 	producer producerConfig // produce.go
 	consumer consumerConfig // consume.go
