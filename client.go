@@ -78,7 +78,10 @@ func (cl *Client) isModern(addr string) bool {
 type Hooks struct {
 	// OnConnect is called after each dial of a broker, with the error if it failed.
 	OnConnect func(nodeID int32, addr string, err error)
-	// OnRequest is called after each request, with what it cost.
+	// OnRequest is called after each request the client sends, whichever
+	// part sends it (Client.Request, a Producer's Produce requests, a
+	// Consumer's Fetch requests, group and metadata requests, ApiVersions
+	// and SASL while dialing), with what it cost.
 	OnRequest func(RequestInfo)
 }
 
@@ -102,6 +105,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.frames = newFramePool(cfg.consumer.bufferBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{cfg: cfg, ctx: ctx, cancel: cancel, closed: make(chan struct{}), pools: map[int32]*brokerPool{}}
 	for i, addr := range cfg.seeds {
@@ -247,6 +251,13 @@ func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
 // RequestBroker sends req to the broker with the node ID and returns its
 // response.
 func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) (Response, error) {
+	resp, _, err := cl.requestBroker(ctx, nodeID, req)
+	return resp, err
+}
+
+// requestBroker is RequestBroker, also returning the response frame the
+// response aliases (the consumer gives Fetch frames back to cfg.frames).
+func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) (Response, []byte, error) {
 	p, err := cl.pool(nodeID)
 	if err != nil {
 		if nodeID >= 0 {
@@ -256,44 +267,42 @@ func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) 
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	resp, err := cl.send(ctx, p, req)
+	resp, frame, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
 	}
-	return resp, err
+	return resp, frame, err
 }
 
 // send sends req over a connection of the pool.
 func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Response, error) {
+	resp, _, err := cl.sendFrame(ctx, p, req)
+	return resp, err
+}
+
+// sendFrame is send, also returning the frame the response aliases.
+func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Response, []byte, error) {
 	lane := laneOf(req)
 	c, err := p.get(ctx, lane)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
 	if err != nil {
-		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+		return nil, nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
-	start := time.Now()
 	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
-	if h := cl.cfg.hooks.OnRequest; h != nil {
-		info := RequestInfo{NodeID: p.nodeID, Addr: p.addr, APIKey: req.APIKey(), Version: v, Latency: time.Since(start), Err: err, Response: resp}
-		if call != nil {
-			info.BytesWritten, info.BytesRead = call.written, call.received
-		}
-		h(info)
-	}
 	if err != nil {
 		var be *BrokerError
 		if !errors.As(err, &be) && ctx.Err() == nil {
 			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return resp, nil
+	return resp, call.frame, nil
 }
 
 // Lanes keep requests that the broker holds (a Fetch waits for data, a

@@ -71,6 +71,9 @@ func TestNewValidates(t *testing.T) {
 		{"backoff order", []Option{WithSeedBrokers("h:1"), WithRetryBackoff(time.Second, time.Millisecond)}, "max retry backoff"},
 		{"unknown key cap", []Option{WithSeedBrokers("h:1"), WithMaxVersion(999, 1)}, "unknown API key 999"},
 		{"nil option", []Option{nil}, "nil Option"},
+		{"tiny max response", []Option{WithSeedBrokers("h:1"), WithMaxResponseBytes(1000)}, "max response bytes 1000"},
+		{"huge max response", []Option{WithSeedBrokers("h:1"), WithMaxResponseBytes(2 << 30)}, "want 64 KiB to 1 GiB"},
+		{"max response below fetch max", []Option{WithSeedBrokers("h:1"), WithFetchMaxBytes(200 << 20)}, "at least the fetch max bytes (209715200)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,5 +155,56 @@ func TestIntegrationClientBasics(t *testing.T) {
 				t.Fatalf("hooks saw %d requests, %d bytes", requests, bytesRead)
 			}
 		})
+	}
+}
+
+// TestHooksSeeEveryRequest: Hooks.OnRequest sees the requests of every part
+// of the client, not only Client.Request: ApiVersions while dialing, the
+// Producer's Produce requests and the Consumer's Fetch requests, each with
+// its byte counts; and a hook may call back into the client (no internal
+// lock is held while it runs).
+func TestHooksSeeEveryRequest(t *testing.T) {
+	fb := newBenchFetchBroker(t, CompressionNone)
+	f := newFakeCluster(t, 1, fb.handle)
+	var mu sync.Mutex
+	seen := map[int16]int{}
+	written := map[int16]int{}
+	read := map[int16]int{}
+	var cl *Client
+	cl = newTestClient(t, f.addr(), WithHooks(Hooks{OnRequest: func(ri RequestInfo) {
+		if ri.Err == nil && ri.APIKey == 0 {
+			cl.Metadata(context.Background()) // calls back into the client
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if ri.Err != nil {
+			return
+		}
+		seen[ri.APIKey]++
+		written[ri.APIKey] += ri.BytesWritten
+		read[ri.APIKey] += ri.BytesRead
+	}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	produceKpax(t, cl, []*Record{{Topic: "t", Value: []byte("v")}})
+	cons, err := cl.NewConsumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons.Assign(map[string]map[int32]Offset{"t": {0: AtOffset(0)}})
+	if fe, err := cons.Poll(ctx); err != nil || len(fe.Records) == 0 {
+		t.Fatalf("poll: %v %+v", err, fe)
+	}
+	if err := cons.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("requests seen by API key: %v", seen)
+	for _, key := range []int16{apiKeyApiVersions, 3 /* Metadata */, 0 /* Produce */, 1 /* Fetch */} {
+		if seen[key] == 0 || written[key] == 0 || read[key] == 0 {
+			t.Errorf("%s: %d requests, %d bytes written, %d read seen by the hook; want some of each",
+				APIName(key), seen[key], written[key], read[key])
+		}
 	}
 }

@@ -66,6 +66,7 @@ type call struct {
 	frame    []byte // the response, without its size
 	err      error
 	done     chan struct{}
+	start    time.Time // when it was queued, for Hooks.OnRequest
 	written  int
 	received int
 	raw      bool // a SASL token framed by its size alone (sasl.go)
@@ -117,9 +118,29 @@ func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	return hi, nil
 }
 
-// maxResponseSize bounds a response frame. Brokers cap fetch responses with
-// the request's MaxBytes; anything claiming more than this is not Kafka.
-const maxResponseSize = 1 << 30
+// DefaultMaxResponseBytes is the default of WithMaxResponseBytes: twice
+// the default fetch max bytes (WithFetchMaxBytes), room for a fetch response
+// that the broker lets exceed the request's MaxBytes by one batch.
+const DefaultMaxResponseBytes = 100 << 20
+
+// ErrResponseTooLarge is wrapped by the error of a request whose response
+// the broker announced larger than WithMaxResponseBytes allows. The client
+// refuses it before reading or allocating it and closes the connection.
+var ErrResponseTooLarge = errors.New("kpax: response too large")
+
+// maxFrameSize is past any response size Kafka sends (a broker's
+// socket.request.max.bytes and fetch limits are far below): a size prefix
+// above it is not Kafka at all (an HTTP or TLS answer, say), whatever
+// WithMaxResponseBytes allows.
+const maxFrameSize = 1 << 30
+
+// WithMaxResponseBytes bounds the size of a response the client reads
+// (DefaultMaxResponseBytes by default; at least 64 KiB and the fetch max
+// bytes). A broker announcing more is refused before a byte of it is
+// allocated: the request fails with an error wrapping ErrResponseTooLarge
+// and that connection closes. Raise it with WithFetchMaxBytes, or for
+// topics whose max.message.bytes exceeds it.
+func WithMaxResponseBytes(n int) Option { return func(c *config) { c.maxResponseBytes = n } }
 
 // readChunk is how much of a frame is read (and allocated) at a time, so a
 // huge size prefix costs only what actually arrives.
@@ -195,7 +216,9 @@ func (c *conn) negotiate(ctx context.Context) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		cl, err := c.send(ctx, req, v, false)
 		if err == nil {
-			err = c.wait1(ctx, cl, c.cfg.requestTimeout)
+			if err = c.wait1(ctx, cl, c.cfg.requestTimeout); err != nil {
+				c.report(cl, nil, err)
+			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -203,13 +226,10 @@ func (c *conn) negotiate(ctx context.Context) error {
 			}
 			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))
 		}
-		resp := &ApiVersionsResponse{}
-		derr := decodeResponse(cl.frame, req, v, resp)
-		if derr != nil || resp.ErrorCode == ErrUnsupportedVersion.code {
-			// The answer to an unsupported version is v0.
-			if err := decodeResponse(cl.frame, req, 0, resp); err != nil {
-				return fmt.Errorf("ApiVersions: %w", err)
-			}
+		resp, err := decodeApiVersions(cl.frame, req, v)
+		c.report(cl, resp, err)
+		if err != nil {
+			return err
 		}
 		if resp.ErrorCode == ErrUnsupportedVersion.code {
 			next := int16(0)
@@ -230,23 +250,78 @@ func (c *conn) negotiate(ctx context.Context) error {
 				vs.min[k.ApiKey], vs.max[k.ApiKey] = k.MinVersion, k.MaxVersion
 			}
 		}
+		if vs.max[apiKeyApiVersions] < 0 {
+			// A broker that answers ApiVersions lists it; a list without it
+			// is garbage that would leave the connection unable to send
+			// anything, so the connection goes and the next one asks again.
+			return fmt.Errorf("ApiVersions v%d: %w: the answer lists %d APIs, not ApiVersions itself", v, ErrMalformed, len(resp.ApiKeys))
+		}
 		c.versions = vs
 		return nil
 	}
 	return fmt.Errorf("ApiVersions: the broker rejected v%d and older", v)
 }
 
-// send queues a request for writing.
+// decodeApiVersions decodes the answer to ApiVersions at version v. A broker
+// that does not support v answers at v0 with UNSUPPORTED_VERSION; any other
+// answer that does not decode at v is malformed, even if it happens to
+// decode at v0 (a cut-short flexible body often does, as "no API").
+func decodeApiVersions(frame []byte, req *ApiVersionsRequest, v int16) (*ApiVersionsResponse, error) {
+	resp := &ApiVersionsResponse{}
+	derr := decodeResponse(frame, req, v, resp)
+	if derr == nil && resp.ErrorCode != ErrUnsupportedVersion.code || v == 0 {
+		if derr != nil {
+			return nil, fmt.Errorf("ApiVersions: %w", derr)
+		}
+		return resp, nil
+	}
+	v0 := &ApiVersionsResponse{}
+	if err := decodeResponse(frame, req, 0, v0); err != nil || v0.ErrorCode != ErrUnsupportedVersion.code {
+		if derr == nil {
+			derr = err
+		}
+		if derr == nil {
+			derr = fmt.Errorf("%w: UNSUPPORTED_VERSION at v%d, but not at v0", ErrMalformed, v)
+		}
+		return nil, fmt.Errorf("ApiVersions: %w", derr)
+	}
+	return v0, nil
+}
+
+// send queues a request for writing. A request that fails here was not
+// sent, but Hooks.OnRequest sees it with its error.
 func (c *conn) send(ctx context.Context, req Request, version int16, noResp bool) (*call, error) {
-	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{})}
+	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{}), start: time.Now()}
+	var err error
 	select {
 	case c.queue <- cl:
 		return cl, nil
 	case <-c.done:
-		return nil, c.closedErr()
+		err = c.closedErr()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	c.report(cl, nil, err)
+	return nil, err
+}
+
+// report calls Hooks.OnRequest for a call that ended (resp is nil on error).
+// Every request of the client passes here, whichever part sent it (the
+// client, a producer's sinks, a consumer's fetchers, dialing), on the
+// caller's goroutine and with no lock held.
+func (c *conn) report(cl *call, resp Response, err error) {
+	h := c.cfg.hooks.OnRequest
+	if h == nil || cl.raw {
+		return
+	}
+	info := RequestInfo{NodeID: c.nodeID, Addr: c.addr, APIKey: cl.req.APIKey(), Version: cl.version,
+		Latency: time.Since(cl.start), Err: err, Response: resp}
+	select {
+	case <-cl.done: // the byte counts are final (and safe to read)
+		info.BytesWritten, info.BytesRead = cl.written, cl.received
+	default: // abandoned (context, timeout): the writer may still count
+	}
+	h(info)
 }
 
 // wait1 waits for a call's response. On timeout it closes the connection.
@@ -291,6 +366,12 @@ func expectsNoResponse(req Request) bool {
 
 // await waits for a call sent with send and decodes its response.
 func (c *conn) await(ctx context.Context, cl *call, timeout time.Duration) (Response, error) {
+	resp, err := c.await1(ctx, cl, timeout)
+	c.report(cl, resp, err)
+	return resp, err
+}
+
+func (c *conn) await1(ctx context.Context, cl *call, timeout time.Duration) (Response, error) {
 	if err := c.wait1(ctx, cl, timeout); err != nil {
 		return nil, err
 	}
@@ -397,11 +478,15 @@ func (c *conn) readLoop() {
 		}
 		first = false
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if (n < 4 && !(n >= 0 && c.rawTokens.Load())) || n > maxResponseSize {
+		if n < 4 && !(n >= 0 && c.rawTokens.Load()) || n > maxFrameSize {
 			c.close(fmt.Errorf("%w: response size %d", ErrMalformed, n))
 			return
 		}
-		frame, err := readFrame(c.nc, int(n))
+		if int(n) > c.cfg.maxResponseBytes {
+			c.close(fmt.Errorf("%w: the broker announced %d bytes, over the limit of %d (WithMaxResponseBytes)", ErrResponseTooLarge, n, c.cfg.maxResponseBytes))
+			return
+		}
+		frame, err := readFrame(c.nc, int(n), c.spareFrame(int(n)))
 		if err != nil {
 			c.close(readErr(err))
 			return
@@ -449,9 +534,37 @@ func isTLSRecord(b [4]byte) bool {
 	return b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 3 && b[2] <= 4
 }
 
-// readFrame reads n bytes, growing the buffer as bytes arrive, so that a
-// lying size prefix cannot make us allocate memory the peer never sends.
-func readFrame(r io.Reader, n int) ([]byte, error) {
+// spareFrame returns a pooled buffer of at least n bytes for the response
+// about to be read, if it answers a Fetch (whose buffer the consumer gives
+// back once its records are released), or nil.
+func (c *conn) spareFrame(n int) []byte {
+	if c.cfg.frames == nil {
+		return nil
+	}
+	c.mu.Lock()
+	var fetch bool
+	if len(c.inflight) > 0 && !c.inflight[0].raw {
+		_, fetch = c.inflight[0].req.(*FetchRequest)
+	}
+	c.mu.Unlock()
+	if !fetch {
+		return nil
+	}
+	return c.cfg.frames.get(n)
+}
+
+// readFrame reads n bytes. Into spare when it is large enough (a pooled
+// buffer: one read fills it); otherwise into a buffer grown as bytes arrive,
+// so that a lying size prefix cannot make us allocate memory the peer never
+// sends.
+func readFrame(r io.Reader, n int, spare []byte) ([]byte, error) {
+	if cap(spare) >= n {
+		buf := spare[:n]
+		if m, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("response cut short after %d of %d bytes: %w", m, n, err)
+		}
+		return buf, nil
+	}
 	buf := make([]byte, 0, min(n, readChunk))
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
@@ -467,6 +580,69 @@ func readFrame(r io.Reader, n int) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// framePool keeps the buffers of Fetch responses for reuse, so that a
+// consumer in its steady state reads each response into a buffer that is
+// already there instead of growing a new one. The consumer puts a buffer
+// back when the records that alias it are released (at the next Poll).
+// It keeps at most framePoolMax buffers and max bytes in all.
+type framePool struct {
+	mu   sync.Mutex
+	max  int
+	free [][]byte
+	kept int
+}
+
+const framePoolMax = 4
+
+func newFramePool(maxBytes int) *framePool { return &framePool{max: maxBytes} }
+
+// get returns the smallest kept buffer of at least n bytes, or nil.
+func (p *framePool) get(n int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := p.free[best]
+	p.free[best] = p.free[len(p.free)-1]
+	p.free[len(p.free)-1] = nil
+	p.free = p.free[:len(p.free)-1]
+	p.kept -= cap(b)
+	return b
+}
+
+// put keeps b for reuse, dropping smaller buffers to stay within the bounds.
+func (p *framePool) put(b []byte) {
+	if p == nil || cap(b) == 0 || cap(b) > p.max {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) > 0 && (len(p.free) >= framePoolMax || p.kept+cap(b) > p.max) {
+		small := 0
+		for i := range p.free {
+			if cap(p.free[i]) < cap(p.free[small]) {
+				small = i
+			}
+		}
+		if cap(p.free[small]) >= cap(b) {
+			return // b is the smallest: drop it
+		}
+		p.kept -= cap(p.free[small])
+		p.free[small] = p.free[len(p.free)-1]
+		p.free[len(p.free)-1] = nil
+		p.free = p.free[:len(p.free)-1]
+	}
+	p.free = append(p.free, b[:0])
+	p.kept += cap(b)
 }
 
 func readErr(err error) error {

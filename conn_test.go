@@ -424,10 +424,17 @@ func TestFakeFaults(t *testing.T) {
 			fault: huge(0x7fffffff, closeConn)},
 		{name: "negative size", key: 3, want: []error{ErrMalformed}, fault: huge(0x80000000, silence)},
 		{name: "size too small for a correlation ID", key: 3, want: []error{ErrMalformed}, fault: huge(3, silence)},
-		{name: "size 1GiB then silence", key: 3, want: []error{ErrResponseTimeout}, silent: true, alloc: 4 << 20,
-			fault: huge(1<<30, silence)},
-		{name: "size 1GiB then 512KiB then close", key: 3, want: []error{io.ErrUnexpectedEOF}, alloc: 4 << 20,
+		{name: "size 1GiB then 512KiB then silence", key: 3, want: []error{ErrResponseTooLarge}, wantMsg: "WithMaxResponseBytes", alloc: 1 << 20,
 			fault: huge(1<<30, func(fc *fakeConn) {
+				fc.write(payload)
+				fc.hold(nil)
+			})},
+		{name: "size one over the limit", key: 3, want: []error{ErrResponseTooLarge}, alloc: 1 << 20,
+			fault: huge(DefaultMaxResponseBytes+1, silence)},
+		{name: "size 64MiB then silence", key: 3, want: []error{ErrResponseTimeout}, silent: true, alloc: 4 << 20,
+			fault: huge(64<<20, silence)},
+		{name: "size 64MiB then 512KiB then close", key: 3, want: []error{io.ErrUnexpectedEOF}, alloc: 4 << 20,
+			fault: huge(64<<20, func(fc *fakeConn) {
 				fc.write(payload)
 				fc.close()
 			})},
@@ -469,6 +476,18 @@ func TestFakeFaults(t *testing.T) {
 				b := binary.BigEndian.AppendUint32(nil, 4+3)
 				b = binary.BigEndian.AppendUint32(b, uint32(r.corr))
 				fc.write(append(b, 0, 0, 0xff))
+			}},
+		{name: "ApiVersions v4 body unreadable, empty at v0", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
+			fault: func(fc *fakeConn, r *fakeRequest) {
+				// At v4 the throttle time is cut short; re-read at v0
+				// it says "no error, no API".
+				b := binary.BigEndian.AppendUint32(nil, 4+6)
+				b = binary.BigEndian.AppendUint32(b, uint32(r.corr))
+				fc.write(append(b, 0, 0, 0, 0, 0, 0))
+			}},
+		{name: "ApiVersions listing no API", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
+			fault: func(fc *fakeConn, r *fakeRequest) {
+				fc.reply(r, &ApiVersionsResponse{ApiKeys: []ApiVersionsResponseApiKey{}})
 			}},
 		{name: "ApiVersions error code", key: apiKeyApiVersions, want: []error{ErrClusterAuthorizationFailed}, wantMsg: "ApiVersions",
 			fault: func(fc *fakeConn, r *fakeRequest) {

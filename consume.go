@@ -391,7 +391,9 @@ func (c *Consumer) releaseCur() {
 // list; c.mu is held.
 func (c *Consumer) release(ch *fetchChunk) {
 	c.buffered -= ch.bytes
-	ch.reset()
+	frame := ch.frame
+	ch.reset() // nothing aliases the frame any more
+	c.cl.cfg.frames.put(frame)
 	if len(c.free) < 4 {
 		c.free = append(c.free, ch)
 	}

@@ -22,6 +22,7 @@ type fetchChunk struct {
 	ranges  []chunkRange
 	readers []RecordReader // one per partition with data
 	bytes   int            // charged to the buffer budget
+	frame   []byte         // the response the records alias, back to the frame pool on release
 }
 
 // chunkRange is one partition's records in a chunk.
@@ -42,6 +43,7 @@ func (ch *fetchChunk) reset() {
 		ch.readers[i].Reset(nil)
 	}
 	ch.bytes = 0
+	ch.frame = nil
 }
 
 // chunk returns a free chunk; c.mu is held.
@@ -142,7 +144,7 @@ func (f *fetcher) run() {
 		ch := c.chunk()
 		c.mu.Unlock()
 
-		r, err := c.cl.RequestBroker(c.ctx, f.node, req)
+		r, frame, err := c.cl.requestBroker(c.ctx, f.node, req)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -151,6 +153,7 @@ func (f *fetcher) run() {
 			continue
 		}
 		resp := r.(*FetchResponse)
+		ch.frame = frame
 		f.handle(ch, resp)
 		if resp.ThrottleTimeMs > 0 { // KIP-219: the broker muted us for that long
 			idle.Reset(time.Duration(resp.ThrottleTimeMs) * time.Millisecond)
@@ -286,33 +289,7 @@ func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
 	clear(f.results)
 	top := ErrorForCode(resp.ErrorCode)
 	if top == nil {
-		nr := 0
-		for ti := range resp.Responses {
-			t := &resp.Responses[ti]
-			name := t.Topic
-			if t.TopicID != (UUID{}) {
-				name = f.ids[t.TopicID]
-			}
-			for pi := range t.Partitions {
-				p := &t.Partitions[pi]
-				i, ok := f.index[topicPartition{name, p.PartitionIndex}]
-				if !ok {
-					continue
-				}
-				res := &f.results[i]
-				res.found, res.code, res.leader, res.preferred = true, p.ErrorCode, p.CurrentLeader, p.PreferredReadReplica
-				if p.ErrorCode != 0 {
-					continue
-				}
-				if nr == len(ch.readers) {
-					ch.readers = append(ch.readers, RecordReader{})
-				}
-				rd := &ch.readers[nr]
-				nr++
-				res.rng, res.err = f.decode(ch, rd, &f.sent[i], p)
-				ch.bytes += len(p.Records) + len(rd.scratch)
-			}
-		}
+		f.decodeAll(ch, resp)
 	}
 
 	c.mu.Lock()
@@ -396,6 +373,54 @@ func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
 	c.ready = append(c.ready, ch)
 	c.wakePoll()
 }
+
+// decodeAll decodes every partition of a response into the chunk and
+// f.results. Decompression is bounded per response, all partitions together
+// (fetchDecompressBudget), not only per partition: many partitions of
+// compression bombs would multiply the per-partition bound. Once the budget
+// is spent, a partition that needs more stops where it is, without an error,
+// and is fetched again (the first partition with data always gets a whole
+// partition's bound, so every fetch makes progress).
+func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse) {
+	budget := f.c.fetchDecompressBudget()
+	nr := 0
+	for ti := range resp.Responses {
+		t := &resp.Responses[ti]
+		name := t.Topic
+		if t.TopicID != (UUID{}) {
+			name = f.ids[t.TopicID]
+		}
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			i, ok := f.index[topicPartition{name, p.PartitionIndex}]
+			if !ok {
+				continue
+			}
+			res := &f.results[i]
+			res.found, res.code, res.leader, res.preferred = true, p.ErrorCode, p.CurrentLeader, p.PreferredReadReplica
+			if p.ErrorCode != 0 {
+				continue
+			}
+			if nr == len(ch.readers) {
+				ch.readers = append(ch.readers, RecordReader{})
+			}
+			rd := &ch.readers[nr]
+			nr++
+			rd.MaxDecompressed = max(min(DefaultMaxDecompressed, budget), 1)
+			res.rng, res.err = f.decode(ch, rd, &f.sent[i], p)
+			if res.err != nil && rd.MaxDecompressed < DefaultMaxDecompressed && errors.Is(res.err, ErrDecompressedTooLarge) {
+				res.err = nil // the response's budget is spent, not the partition's: fetch the rest again
+			}
+			budget -= cap(rd.scratch)
+			ch.bytes += len(p.Records) + len(rd.scratch)
+		}
+	}
+}
+
+// fetchDecompressBudget is how many bytes one Fetch response may decompress,
+// all partitions together: the buffer bytes (WithFetchBufferBytes), or one
+// partition's bound (DefaultMaxDecompressed) if that is more.
+func (c *Consumer) fetchDecompressBudget() int { return max(c.cfg.bufferBytes, DefaultMaxDecompressed) }
 
 func endpoints(eps []FetchResponseNodeEndpoint) []Broker {
 	var bs []Broker

@@ -37,6 +37,10 @@ type config struct {
 	hooks           Hooks
 	softwareName    string
 	softwareVer     string
+	// maxResponseBytes bounds a response frame (WithMaxResponseBytes, conn.go).
+	maxResponseBytes int
+	// frames is set by New: the client's pool of Fetch response buffers (conn.go).
+	frames *framePool
 
 	producer producerConfig // produce.go
 	consumer consumerConfig // consume.go
@@ -45,19 +49,20 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		clientID:        "kpax",
-		dialTimeout:     10 * time.Second,
-		requestTimeout:  30 * time.Second,
-		logger:          slog.New(discardHandler{}),
-		metadataMaxAge:  5 * time.Minute,
-		metadataMinAge:  100 * time.Millisecond,
-		retryBackoff:    100 * time.Millisecond,
-		retryBackoffMax: 5 * time.Second,
-		softwareName:    "kpax",
-		softwareVer:     "0.1.0",
-		producer:        defaultProducerConfig(),
-		consumer:        defaultConsumerConfig(),
-		group:           defaultGroupConfig(),
+		clientID:         "kpax",
+		dialTimeout:      10 * time.Second,
+		requestTimeout:   30 * time.Second,
+		logger:           slog.New(discardHandler{}),
+		metadataMaxAge:   5 * time.Minute,
+		metadataMinAge:   100 * time.Millisecond,
+		retryBackoff:     100 * time.Millisecond,
+		retryBackoffMax:  5 * time.Second,
+		softwareName:     "kpax",
+		softwareVer:      "0.1.0",
+		maxResponseBytes: DefaultMaxResponseBytes,
+		producer:         defaultProducerConfig(),
+		consumer:         defaultConsumerConfig(),
+		group:            defaultGroupConfig(),
 	}
 }
 
@@ -124,6 +129,9 @@ func (c *config) validate() error {
 		} else if v < 0 {
 			errs = append(errs, fmt.Errorf("max version %d for %s is negative", v, APIName(key)))
 		}
+	}
+	if c.maxResponseBytes < 64<<10 || c.maxResponseBytes > maxFrameSize || c.maxResponseBytes < int(c.consumer.maxBytes) {
+		errs = append(errs, fmt.Errorf("max response bytes %d: want 64 KiB to 1 GiB, and at least the fetch max bytes (%d)", c.maxResponseBytes, c.consumer.maxBytes))
 	}
 	errs = append(errs, c.producer.validate()...)
 	errs = append(errs, c.consumer.validate()...)
