@@ -187,44 +187,65 @@ func (c *consumerConfig) validate() []error {
 
 // WithFetchMaxWait sets how long a broker may hold a Fetch request while it
 // has less than the min bytes to return (Fetch MaxWaitMs). Default: 500ms.
-func WithFetchMaxWait(d time.Duration) Option { return func(c *config) { c.consumer.maxWait = d } }
+// Consumer option.
+func WithFetchMaxWait(d time.Duration) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxWait"); c.consumer.maxWait = d }
+}
 
 // WithFetchMinBytes sets how many bytes a broker waits for (up to the max
-// wait) before answering a Fetch. Default: 1.
-func WithFetchMinBytes(n int32) Option { return func(c *config) { c.consumer.minBytes = n } }
+// wait) before answering a Fetch. Default: 1. Consumer option.
+func WithFetchMinBytes(n int32) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMinBytes"); c.consumer.minBytes = n }
+}
 
 // WithFetchMaxBytes caps the record bytes of one Fetch response; a broker
 // still returns a first batch larger than that (KIP-74). Default: 50 MiB.
-func WithFetchMaxBytes(n int32) Option { return func(c *config) { c.consumer.maxBytes = n } }
+// Consumer option.
+func WithFetchMaxBytes(n int32) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxBytes"); c.consumer.maxBytes = n }
+}
 
 // WithFetchMaxPartitionBytes caps the record bytes one partition adds to a
-// Fetch response. Default: 1 MiB.
+// Fetch response. Default: 1 MiB. Consumer option.
 func WithFetchMaxPartitionBytes(n int32) Option {
-	return func(c *config) { c.consumer.maxPartitionBytes = n }
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxPartitionBytes"); c.consumer.maxPartitionBytes = n }
 }
 
 // WithFetchBufferBytes bounds the memory of fetched records that Poll has
 // not yet handed over or whose Fetch is still in use, compressed and
 // decompressed bytes together: fetching pauses while it is reached. A
 // Fetch request asks for no more than what is left of it. Default: 100 MiB.
-func WithFetchBufferBytes(n int) Option { return func(c *config) { c.consumer.bufferBytes = n } }
+// Consumer option.
+func WithFetchBufferBytes(n int) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchBufferBytes"); c.consumer.bufferBytes = n }
+}
 
 // WithIsolationLevel sets which transactional records the consumer returns.
-// Default: ReadUncommitted.
-func WithIsolationLevel(l IsolationLevel) Option { return func(c *config) { c.consumer.isolation = l } }
+// Default: ReadUncommitted. Consumer option.
+func WithIsolationLevel(l IsolationLevel) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithIsolationLevel"); c.consumer.isolation = l }
+}
 
 // WithOffsetReset sets what happens when a partition's position is out of
-// its log's range. Default: ResetEarliest.
-func WithOffsetReset(r OffsetReset) Option { return func(c *config) { c.consumer.reset = r } }
+// its log's range. Default: ResetEarliest. Consumer option.
+func WithOffsetReset(r OffsetReset) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithOffsetReset"); c.consumer.reset = r }
+}
 
-// NewConsumer returns a consumer that uses the client's consumer options,
-// overridden by opts. It consumes nothing until Assign. Close it to stop its
-// goroutines.
+// NewConsumer returns a consumer configured by the consumer options given
+// to New, overridden by opts, which must be consumer options (a client,
+// producer or group option is an error, see Option). It consumes nothing
+// until Assign. Close it to stop its goroutines.
 func (cl *Client) NewConsumer(opts ...Option) (*Consumer, error) {
-	cfg, err := applyOptions(cl.cfg, opts)
+	cfg, err := applyOptionsFor(cl.cfg, opts, scopeConsumer)
 	if err != nil {
 		return nil, err
 	}
+	return cl.newConsumer(cfg)
+}
+
+// newConsumer returns a consumer with the (validated) configuration.
+func (cl *Client) newConsumer(cfg config) (*Consumer, error) {
 	if cl.isClosed() {
 		return nil, ErrClientClosed
 	}

@@ -63,7 +63,7 @@ func ExampleProducer_Produce() {
 		log.Fatal(err)
 	}
 	defer cl.Close()
-	p, err := cl.NewProducer(kpax.WithLinger(5*time.Millisecond), kpax.WithCompression(kpax.CompressionLZ4, 0))
+	p, err := cl.NewProducer(kpax.WithLinger(5*time.Millisecond), kpax.WithCompression(kpax.CompressionLZ4))
 	if err != nil {
 		log.Fatal(err)
 	}

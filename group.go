@@ -107,49 +107,59 @@ func (c *groupConfig) validate() []error {
 // WithSessionTimeout sets how long the coordinator waits for a heartbeat
 // before it drops the member and moves its partitions. The broker bounds it
 // (group.min.session.timeout.ms, 6s by default, to
-// group.max.session.timeout.ms). Default: 45s.
-func WithSessionTimeout(d time.Duration) Option { return func(c *config) { c.group.session = d } }
+// group.max.session.timeout.ms). Default: 45s. Group option.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithSessionTimeout"); c.group.session = d }
+}
 
 // WithRebalanceTimeout sets how long the coordinator waits, in a
 // rebalance, for every member to join again; it is also how long a member
-// may take to revoke its partitions. Default: 60s.
-func WithRebalanceTimeout(d time.Duration) Option { return func(c *config) { c.group.rebalance = d } }
+// may take to revoke its partitions. Default: 60s. Group option.
+func WithRebalanceTimeout(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithRebalanceTimeout"); c.group.rebalance = d }
+}
 
 // WithHeartbeatInterval sets how often a member tells the coordinator it is
 // alive, which is also how soon it learns of a rebalance. It must be below
 // the session timeout (a third of it or less is usual). Default: 3s.
-func WithHeartbeatInterval(d time.Duration) Option { return func(c *config) { c.group.heartbeat = d } }
+// Group option.
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithHeartbeatInterval"); c.group.heartbeat = d }
+}
 
 // WithInstanceID makes the member static (KIP-345, group.instance.id): a
 // member that restarts with the same ID within the session timeout gets
 // its partitions back without a rebalance, and Close does not leave the
 // group. IDs must be unique within the group. Default: "" (dynamic).
-func WithInstanceID(id string) Option { return func(c *config) { c.group.instanceID = id } }
+// Group option.
+func WithInstanceID(id string) Option {
+	return func(c *config) { c.in(scopeGroup, "WithInstanceID"); c.group.instanceID = id }
+}
 
 // WithBalancers sets the assignment strategies the member supports, most
 // preferred first; the coordinator picks the first one every member
 // supports. The member rebalances cooperatively (KIP-429) only when every
 // balancer is cooperative. Default: RangeBalancer(),
 // CooperativeStickyBalancer(), as the Java client 3.x (eager rebalancing,
-// and a path to cooperative-sticky by a second rolling restart).
+// and a path to cooperative-sticky by a second rolling restart). Group option.
 func WithBalancers(bs ...Balancer) Option {
-	return func(c *config) { c.group.balancers = append([]Balancer(nil), bs...) }
+	return func(c *config) { c.in(scopeGroup, "WithBalancers"); c.group.balancers = append([]Balancer(nil), bs...) }
 }
 
 // WithAutoCommit sets how often the group consumer commits, in the
 // background, the positions after the records the application is done with
 // (those of every Poll but the last). 0 turns automatic commits off; the
-// commits on revocation and Close still happen. Default: 5s.
+// commits on revocation and Close still happen. Default: 5s. Group option.
 func WithAutoCommit(interval time.Duration) Option {
-	return func(c *config) { c.group.autoCommit = interval }
+	return func(c *config) { c.in(scopeGroup, "WithAutoCommit"); c.group.autoCommit = interval }
 }
 
 // WithOnAssigned sets a function called with the partitions the member
 // gains in a rebalance, before their committed offsets are fetched. It runs
 // on the group's own goroutine (never in Poll) and delays the rebalance, so
-// it should be quick. Default: none.
+// it should be quick. Default: none. Group option.
 func WithOnAssigned(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onAssigned = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnAssigned"); c.group.onAssigned = f }
 }
 
 // WithOnRevoked sets a function called with the partitions the member gives
@@ -157,26 +167,31 @@ func WithOnAssigned(f func(ctx context.Context, partitions map[string][]int32)) 
 // the application came back to Poll from the records it had (or half the
 // rebalance timeout passed) and before their positions are committed. It
 // runs on the group's own goroutine (in Close, on Close's). Default: none.
+// Group option.
 func WithOnRevoked(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onRevoked = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnRevoked"); c.group.onRevoked = f }
 }
 
 // WithOnLost sets a function called with the partitions the member lost
 // without revoking them: the coordinator dropped it (session timeout,
 // fencing). Another member may already consume them, so nothing is
-// committed. It runs on the group's own goroutine. Default: none.
+// committed. It runs on the group's own goroutine. Default: none. Group option.
 func WithOnLost(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onLost = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnLost"); c.group.onLost = f }
 }
 
 // WithGroupProtocol selects the group protocol. Default:
-// ClassicGroupProtocol.
-func WithGroupProtocol(p GroupProtocol) Option { return func(c *config) { c.group.protocol = p } }
+// ClassicGroupProtocol. Group option.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(c *config) { c.in(scopeGroup, "WithGroupProtocol"); c.group.protocol = p }
+}
 
 // WithStartOffset sets where a group member starts consuming a partition
 // that has no committed offset. Default: Earliest(), so that nothing
-// produced before the group's first commit is skipped.
-func WithStartOffset(o Offset) Option { return func(c *config) { c.group.start = o } }
+// produced before the group's first commit is skipped. Group option.
+func WithStartOffset(o Offset) Option {
+	return func(c *config) { c.in(scopeGroup, "WithStartOffset"); c.group.start = o }
+}
 
 // GroupError is a failure of a group request, reported by Poll (in
 // Fetch.Errors while the member retries, or as Poll's error when it is
@@ -243,10 +258,12 @@ type GroupConsumer struct {
 }
 
 // NewGroupConsumer joins the group and consumes its share of the topics'
-// partitions. It uses the client's consumer and group options, overridden
-// by opts. Close it to leave the group and stop its goroutines.
+// partitions. It is configured by the consumer and group options given to
+// New, overridden by opts, which must be consumer or group options (a
+// client or producer option is an error, see Option). Close it to leave the
+// group and stop its goroutines.
 func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option) (*GroupConsumer, error) {
-	cfg, err := applyOptions(cl.cfg, opts)
+	cfg, err := applyOptionsFor(cl.cfg, opts, scopeConsumer|scopeGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +276,7 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 	if len(ts) == 0 || slices.Contains(ts, "") {
 		return nil, errors.New("kpax: NewGroupConsumer: no topics, or an empty topic name")
 	}
-	c, err := cl.NewConsumer(opts...)
+	c, err := cl.newConsumer(cfg)
 	if err != nil {
 		return nil, err
 	}
