@@ -263,15 +263,41 @@ func (cl *Client) newConsumer(cfg config) (*Consumer, error) {
 
 // Assign adds partitions to consume, each from its start point:
 // parts[topic][partition]. A partition already assigned restarts from the
-// new start point.
-func (c *Consumer) Assign(parts map[string]map[int32]Offset) {
+// new start point. It returns an error, and assigns nothing, for an empty
+// topic name, a negative partition or offset, or a closed consumer.
+func (c *Consumer) Assign(parts map[string]map[int32]Offset) error {
 	tps := make(map[topicPartition]Offset)
 	for t, ps := range parts {
 		for p, o := range ps {
+			if err := checkAssign(t, p, o); err != nil {
+				return err
+			}
 			tps[topicPartition{t, p}] = o
 		}
 	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrConsumerClosed
+	}
 	c.assign(tps)
+	return nil
+}
+
+// checkAssign checks one partition given to Assign.
+func checkAssign(topic string, partition int32, o Offset) error {
+	switch {
+	case topic == "":
+		return errors.New("kpax: Assign: empty topic name")
+	case partition < 0:
+		return fmt.Errorf("kpax: Assign: %s: negative partition %d", topic, partition)
+	case o.kind == offsetExact && o.at < 0:
+		return fmt.Errorf("kpax: Assign: %s/%d: negative offset %d", topic, partition, o.at)
+	case o.kind < offsetEarliest || o.kind > offsetTime:
+		return fmt.Errorf("kpax: Assign: %s/%d: bad Offset", topic, partition)
+	}
+	return nil
 }
 
 // Unassign stops consuming the partitions; Poll returns no more of their
@@ -332,6 +358,9 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // Poll waits until records or errors are ready, or ctx ends, and returns
 // them. Each call releases the records of the previous one.
 func (c *Consumer) Poll(ctx context.Context) (Fetch, error) {
+	if ctx == nil {
+		return Fetch{}, errNilContext
+	}
 	c.mu.Lock()
 	c.releaseCur()
 	for {
@@ -423,6 +452,9 @@ func (c *Consumer) release(ch *fetchChunk) {
 // Close stops fetching and releases the consumer's goroutines, waiting for
 // them until ctx ends. Records of the last Poll are invalid afterwards.
 func (c *Consumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
@@ -461,7 +493,10 @@ type position struct {
 
 // assign starts fetching the given partitions from their start points
 // (already-assigned partitions keep their position unless listed).
-func (c *Consumer) assign(tps map[topicPartition]Offset) {
+func (c *Consumer) assign(tps map[topicPartition]Offset) { c.assignPaused(tps, nil) }
+
+// assignPaused is assign, with the partitions in paused started paused.
+func (c *Consumer) assignPaused(tps map[topicPartition]Offset, paused map[topicPartition]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -474,6 +509,7 @@ func (c *Consumer) assign(tps map[topicPartition]Offset) {
 			c.parts[tp] = fp
 		}
 		fp.start(o)
+		fp.paused = paused[tp]
 	}
 	c.kickManager()
 }

@@ -255,6 +255,16 @@ type GroupConsumer struct {
 	committed  map[topicPartition]position
 	queue      []*commitReq // group_commit.go
 	queueWake  chan struct{}
+
+	// Paused by the application: whole topics and single partitions, kept
+	// across rebalances (see Pause).
+	pausedTopics map[string]bool
+	pausedParts  map[topicPartition]bool
+	// marking: the application marks what it processed (MarkRecords,
+	// MarkOffsets) and commits cover marks, not positions (group_commit.go).
+	marking  bool
+	marks    map[topicPartition]position
+	noCommit bool // CloseWithoutCommit
 }
 
 // NewGroupConsumer joins the group and consumes its share of the topics'
@@ -283,6 +293,7 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 	g := &GroupConsumer{
 		cl: cl, conf: cfg, cfg: cfg.group, group: group, topics: ts, c: c, cooperative: true,
 		generation: -1, owned: map[topicPartition]bool{}, committed: map[topicPartition]position{},
+		pausedTopics: map[string]bool{}, pausedParts: map[topicPartition]bool{}, marks: map[topicPartition]position{},
 		idle: make(chan struct{}), ran: make(chan struct{}), queueWake: make(chan struct{}, 1),
 	}
 	for _, b := range g.cfg.balancers {
@@ -302,6 +313,9 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 // may hold *GroupError values besides *PartitionError ones. After a fatal
 // group error (e.g. FENCED_INSTANCE_ID) Poll returns it.
 func (g *GroupConsumer) Poll(ctx context.Context) (Fetch, error) {
+	if ctx == nil {
+		return Fetch{}, errNilContext
+	}
 	n := g.c.pollCount()
 	g.mu.Lock()
 	if g.closed {
@@ -427,11 +441,16 @@ func (g *GroupConsumer) request(ctx context.Context, op string, req Request) (Re
 }
 
 // Close leaves the group: it calls OnRevoked with the owned partitions,
-// commits their positions (after every record Poll returned), sends
-// LeaveGroup unless the member is static, and stops the member's
-// goroutines. It returns within ctx; whatever is left undone then is
-// abandoned (the coordinator drops the member after the session timeout).
+// commits their positions (after every record Poll returned; with marking,
+// exactly what was marked, see MarkRecords), sends LeaveGroup unless the
+// member is static, and stops the member's goroutines. It returns within
+// ctx; whatever is left undone then is abandoned (the coordinator drops the
+// member after the session timeout). CloseWithoutCommit leaves without the
+// commit.
 func (g *GroupConsumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -450,13 +469,17 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	g.mu.Lock()
-	owned, member, fatal, kip848 := g.ownedList(), g.memberID, g.fatal, g.kip848
+	owned, member, fatal, kip848, noCommit := g.ownedList(), g.memberID, g.fatal, g.kip848, g.noCommit
 	g.mu.Unlock()
 	if len(owned) > 0 && fatal == nil {
 		if f := g.cfg.onRevoked; f != nil {
 			f(ctx, partsByTopic(setOf(owned)))
 		}
-		if err := g.commitWait(ctx, g.c.unassign(owned), true); err != nil {
+		pos := g.toCommit(g.c.unassign(owned), owned)
+		if noCommit {
+			pos = nil
+		}
+		if err := g.commitWait(ctx, pos, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -486,6 +509,92 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
+}
+
+// CloseWithoutCommit leaves the group like Close, but commits nothing: the
+// next owner of the partitions starts from the last commit (a rollback of
+// everything processed since). Use it to stop after a failure the
+// application cannot vouch for.
+func (g *GroupConsumer) CloseWithoutCommit(ctx context.Context) error {
+	g.mu.Lock()
+	g.noCommit = true
+	g.mu.Unlock()
+	return g.Close(ctx)
+}
+
+// Pause stops fetching partitions of a topic (all of them, also those the
+// member is assigned later, when none is given) and drops what was fetched
+// of them and not yet returned: Poll returns none of their records until
+// Resume, which goes on from the record after the last one returned.
+//
+// Unlike Consumer.Pause, pauses outlast rebalances: a paused partition that
+// the member keeps (a cooperative rebalance) stays paused at its position,
+// and one it loses and gets back later starts paused, at its committed
+// offset, until Resume. Pausing a partition the member does not own is
+// allowed: it applies when the partition is assigned.
+func (g *GroupConsumer) Pause(topic string, partitions ...int32) {
+	g.mu.Lock()
+	if len(partitions) == 0 {
+		g.pausedTopics[topic] = true
+	}
+	for _, p := range partitions {
+		g.pausedParts[topicPartition{topic, p}] = true
+	}
+	g.mu.Unlock()
+	g.c.Pause(topic, partitions...)
+}
+
+// Resume fetches paused partitions of a topic again (all of them when none
+// is given). Resuming some partitions of a topic paused as a whole leaves
+// its other owned partitions paused.
+func (g *GroupConsumer) Resume(topic string, partitions ...int32) {
+	g.mu.Lock()
+	if len(partitions) == 0 {
+		delete(g.pausedTopics, topic)
+		for tp := range g.pausedParts {
+			if tp.topic == topic {
+				delete(g.pausedParts, tp)
+			}
+		}
+	} else {
+		if g.pausedTopics[topic] {
+			delete(g.pausedTopics, topic)
+			for tp := range g.owned {
+				if tp.topic == topic {
+					g.pausedParts[tp] = true
+				}
+			}
+		}
+		for _, p := range partitions {
+			delete(g.pausedParts, topicPartition{topic, p})
+		}
+	}
+	g.mu.Unlock()
+	g.c.Resume(topic, partitions...)
+}
+
+// pausedOf returns which of tps the application paused.
+func (g *GroupConsumer) pausedOf(tps map[topicPartition]Offset) map[topicPartition]bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[topicPartition]bool{}
+	for tp := range tps {
+		if g.pausedTopics[tp.topic] || g.pausedParts[tp] {
+			out[tp] = true
+		}
+	}
+	return out
+}
+
+// Position returns the next offset Poll will return of a partition the
+// member owns (the offset after the last record returned), and false if it
+// does not own it or its start point is not resolved yet. A partition
+// starts at its committed offset when it is assigned; one the member keeps
+// through a cooperative rebalance keeps its position, and one revoked (all
+// of them in an eager rebalance) starts again from what was committed on
+// revocation.
+func (g *GroupConsumer) Position(topic string, partition int32) (int64, bool) {
+	return g.c.Position(topic, partition)
 }
 
 // leave sends LeaveGroup so that the group rebalances at once.

@@ -226,7 +226,7 @@ func TestIntegrationGroupCommits(t *testing.T) {
 		return o[0] == 10 && o[1] == 10
 	})
 	res := make(chan error, 1)
-	g.CommitAsync(func(err error) { res <- err })
+	g.CommitAsync(context.Background(), func(err error) { res <- err })
 	if err := <-res; err != nil {
 		t.Fatalf("CommitAsync: %v", err)
 	}

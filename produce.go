@@ -174,13 +174,23 @@ func recordSize(r *Record) int {
 // producer goroutine. r must not be changed until then. r.Partition is used
 // only with ManualPartitioner.
 //
+// A record with a zero Timestamp gets the current time (its create time, as
+// in the Java client): Produce sets r.Timestamp, so a Record reused for
+// another Produce keeps it unless reset. An explicit Timestamp is sent as
+// it is. (A topic with message.timestamp.type=LogAppendTime replaces both
+// with the broker's time.)
+//
 // When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
 // Produce blocks until there is room or ctx ends, and then returns ctx's
 // error without queueing r (cb is not called). It returns an error without
-// queueing for a closed producer or a record larger than the max batch size.
+// queueing for a nil record, a record without a topic, a closed producer or
+// a record larger than the max batch size.
 func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, error)) error {
-	if r.Topic == "" {
-		return errors.New("kpax: record without a topic")
+	if r == nil || r.Topic == "" || ctx == nil {
+		return badProduce(ctx, r)
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = time.Now() // one clock read per record, outside the lock
 	}
 	size := recordSize(r)
 	if size > p.cfg.maxBatchBytes {
@@ -225,6 +235,18 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	p.route(ts, pr)
 	p.mu.Unlock()
 	return nil
+}
+
+// badProduce is Produce's error for a nil context or record, or a record
+// without a topic.
+func badProduce(ctx context.Context, r *Record) error {
+	switch {
+	case ctx == nil:
+		return errors.New("kpax: Produce: nil context")
+	case r == nil:
+		return errors.New("kpax: Produce: nil record")
+	}
+	return errors.New("kpax: record without a topic")
 }
 
 // route picks the partition of a record of a known topic and queues it.
@@ -358,46 +380,24 @@ func (p *Producer) poke() {
 
 // ProduceSync sends the records and waits for all of them; it returns the
 // first error (records already queued are still sent when ctx ends first).
+// It is a ProduceWaiter's Produce and Wait.
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
+	var w ProduceWaiter
 	for _, r := range rs {
-		wg.Add(1)
-		err := p.Produce(ctx, r, func(_ *Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-		if err != nil {
-			wg.Done()
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
+		if err := w.Produce(ctx, p, r); err != nil {
 			break
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return first
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return w.Wait(ctx)
 }
 
 // Flush sends every buffered record without waiting for the linger and
 // returns when all of them have their outcome, or ctx's error when it ends
 // first.
 func (p *Producer) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.mu.Lock()
 	p.flushing++
 	p.mu.Unlock()
@@ -430,6 +430,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 // ErrProducerClosed (wrapped in ErrMaybePersisted where they may have been
 // sent). All of the producer's goroutines have ended when it returns.
 func (p *Producer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
