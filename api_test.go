@@ -318,3 +318,81 @@ func TestProduceWaiter(t *testing.T) {
 		t.Fatal("Wait lost the Produce error")
 	}
 }
+
+// listOffsetByTime asks the partition's leader for the first offset whose
+// timestamp is at or after t (ListOffsets by time).
+func listOffsetByTime(ctx context.Context, t *testing.T, cl *Client, topic string, at time.Time) int64 {
+	t.Helper()
+	r, err := cl.Request(ctx, &ListOffsetsRequest{ReplicaID: -1, Topics: []ListOffsetsRequestTopic{{Name: topic,
+		Partitions: []ListOffsetsRequestTopicPartition{{PartitionIndex: 0, Timestamp: at.UnixMilli(), CurrentLeaderEpoch: -1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.(*ListOffsetsResponse).Topics[0].Partitions[0]
+	if err := ErrorForCode(p.ErrorCode); err != nil {
+		t.Fatal(err)
+	}
+	return p.Offset
+}
+
+// TestIntegrationProduceTimestamps: records produced without a timestamp
+// carry their create time, so that ListOffsets by time and AtTime find
+// them on a real broker; an explicit timestamp is kept.
+func TestIntegrationProduceTimestamps(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			old := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+			early := []*Record{
+				{Topic: topic, Value: []byte("old"), Timestamp: old}, // offset 0
+				{Topic: topic, Value: []byte("a")},                   // 1
+				{Topic: topic, Value: []byte("b")},                   // 2
+			}
+			produceKpax(t, cl, early)
+			time.Sleep(20 * time.Millisecond)
+			mid := time.Now()
+			time.Sleep(20 * time.Millisecond)
+			produceKpax(t, cl, []*Record{{Topic: topic, Value: []byte("c")}, {Topic: topic, Value: []byte("d")}}) // 3, 4
+			for _, tt := range []struct {
+				at   time.Time
+				want int64
+			}{
+				{old.Add(-time.Minute), 0},
+				{old.Add(time.Millisecond), 1}, // the first record stamped by Produce
+				{mid, 3},
+				{time.Now().Add(time.Hour), -1}, // none: the log end (-1 from ListOffsets)
+			} {
+				if got := listOffsetByTime(ctx, t, cl, topic, tt.at); got != tt.want {
+					t.Errorf("ListOffsets(time %v) = %d, want %d", tt.at.Format(time.StampMilli), got, tt.want)
+				}
+			}
+			c, err := cl.NewConsumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			if err := c.Assign(map[string]map[int32]Offset{topic: {0: AtTime(mid)}}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for len(got) < 2 {
+				f, err := c.Poll(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range f.Records {
+					got = append(got, string(r.Value))
+					if r.Timestamp.Before(mid) {
+						t.Errorf("record %s at %d has timestamp %v, before %v", r.Value, r.Offset, r.Timestamp, mid)
+					}
+				}
+			}
+			if strings.Join(got, ",") != "c,d" {
+				t.Errorf("AtTime(mid) read %v, want [c d]", got)
+			}
+		})
+	}
+}
