@@ -22,6 +22,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 )
@@ -237,6 +239,9 @@ func (cl *Client) seedPools() []*brokerPool {
 // code in the response forgets the cached coordinator, so that the next call
 // asks FindCoordinator again and goes to the right broker.
 func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
+	if err := checkCall(ctx, req); err != nil {
+		return nil, err
+	}
 	nodeID, err := cl.route(ctx, req)
 	if err != nil {
 		return nil, err
@@ -249,8 +254,11 @@ func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
 }
 
 // RequestBroker sends req to the broker with the node ID and returns its
-// response.
+// response. Negative IDs are the seed brokers (-1 the first).
 func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) (Response, error) {
+	if err := checkCall(ctx, req); err != nil {
+		return nil, err
+	}
 	resp, _, err := cl.requestBroker(ctx, nodeID, req)
 	return resp, err
 }
@@ -276,6 +284,34 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 	}
 	return resp, frame, err
 }
+
+// ErrBadRequest is matched (errors.Is) by the error of Client.Request and
+// Client.RequestBroker for a request they cannot send: nil, a typed nil
+// (e.g. (*MetadataRequest)(nil)), or a type that is not one of this
+// package's generated request types.
+var ErrBadRequest = errors.New("kpax: bad request")
+
+// checkCall checks the arguments of Request and RequestBroker, so that no
+// caller's value can panic the connection's goroutines, which encode it.
+func checkCall(ctx context.Context, req Request) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	if req == nil {
+		return fmt.Errorf("%w: nil Request", ErrBadRequest)
+	}
+	t := reflect.TypeOf(req)
+	if t.Kind() != reflect.Pointer || t.Elem().PkgPath() != requestPkgPath {
+		return fmt.Errorf("%w: %T is not a request type of package kpax (see NewRequest)", ErrBadRequest, req)
+	}
+	if reflect.ValueOf(req).IsNil() {
+		return fmt.Errorf("%w: nil %T", ErrBadRequest, req)
+	}
+	return nil
+}
+
+// requestPkgPath is the package of the generated request types.
+var requestPkgPath = reflect.TypeOf(ApiVersionsRequest{}).PkgPath()
 
 // send sends req over a connection of the pool.
 func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Response, error) {
@@ -527,6 +563,9 @@ func coordinatorKey(req Request) (kind int8, key string, ok bool) {
 // Metadata returns what the cluster says of the topics (every topic when
 // none is given) and refreshes the client's cache with it.
 func (cl *Client) Metadata(ctx context.Context, topics ...string) (*ClusterMetadata, error) {
+	if slices.Contains(topics, "") {
+		return nil, errors.New("kpax: Metadata: empty topic name")
+	}
 	req := &MetadataRequest{}
 	if topics != nil {
 		req.Topics = make([]MetadataRequestTopic, len(topics))

@@ -140,7 +140,9 @@ const maxFrameSize = 1 << 30
 // allocated: the request fails with an error wrapping ErrResponseTooLarge
 // and that connection closes. Raise it with WithFetchMaxBytes, or for
 // topics whose max.message.bytes exceeds it.
-func WithMaxResponseBytes(n int) Option { return func(c *config) { c.maxResponseBytes = n } }
+func WithMaxResponseBytes(n int) Option {
+	return func(c *config) { c.in(scopeClient, "WithMaxResponseBytes"); c.maxResponseBytes = n }
+}
 
 // readChunk is how much of a frame is read (and allocated) at a time, so a
 // huge size prefix costs only what actually arrives.

@@ -187,44 +187,65 @@ func (c *consumerConfig) validate() []error {
 
 // WithFetchMaxWait sets how long a broker may hold a Fetch request while it
 // has less than the min bytes to return (Fetch MaxWaitMs). Default: 500ms.
-func WithFetchMaxWait(d time.Duration) Option { return func(c *config) { c.consumer.maxWait = d } }
+// Consumer option.
+func WithFetchMaxWait(d time.Duration) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxWait"); c.consumer.maxWait = d }
+}
 
 // WithFetchMinBytes sets how many bytes a broker waits for (up to the max
-// wait) before answering a Fetch. Default: 1.
-func WithFetchMinBytes(n int32) Option { return func(c *config) { c.consumer.minBytes = n } }
+// wait) before answering a Fetch. Default: 1. Consumer option.
+func WithFetchMinBytes(n int32) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMinBytes"); c.consumer.minBytes = n }
+}
 
 // WithFetchMaxBytes caps the record bytes of one Fetch response; a broker
 // still returns a first batch larger than that (KIP-74). Default: 50 MiB.
-func WithFetchMaxBytes(n int32) Option { return func(c *config) { c.consumer.maxBytes = n } }
+// Consumer option.
+func WithFetchMaxBytes(n int32) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxBytes"); c.consumer.maxBytes = n }
+}
 
 // WithFetchMaxPartitionBytes caps the record bytes one partition adds to a
-// Fetch response. Default: 1 MiB.
+// Fetch response. Default: 1 MiB. Consumer option.
 func WithFetchMaxPartitionBytes(n int32) Option {
-	return func(c *config) { c.consumer.maxPartitionBytes = n }
+	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxPartitionBytes"); c.consumer.maxPartitionBytes = n }
 }
 
 // WithFetchBufferBytes bounds the memory of fetched records that Poll has
 // not yet handed over or whose Fetch is still in use, compressed and
 // decompressed bytes together: fetching pauses while it is reached. A
 // Fetch request asks for no more than what is left of it. Default: 100 MiB.
-func WithFetchBufferBytes(n int) Option { return func(c *config) { c.consumer.bufferBytes = n } }
+// Consumer option.
+func WithFetchBufferBytes(n int) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithFetchBufferBytes"); c.consumer.bufferBytes = n }
+}
 
 // WithIsolationLevel sets which transactional records the consumer returns.
-// Default: ReadUncommitted.
-func WithIsolationLevel(l IsolationLevel) Option { return func(c *config) { c.consumer.isolation = l } }
+// Default: ReadUncommitted. Consumer option.
+func WithIsolationLevel(l IsolationLevel) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithIsolationLevel"); c.consumer.isolation = l }
+}
 
 // WithOffsetReset sets what happens when a partition's position is out of
-// its log's range. Default: ResetEarliest.
-func WithOffsetReset(r OffsetReset) Option { return func(c *config) { c.consumer.reset = r } }
+// its log's range. Default: ResetEarliest. Consumer option.
+func WithOffsetReset(r OffsetReset) Option {
+	return func(c *config) { c.in(scopeConsumer, "WithOffsetReset"); c.consumer.reset = r }
+}
 
-// NewConsumer returns a consumer that uses the client's consumer options,
-// overridden by opts. It consumes nothing until Assign. Close it to stop its
-// goroutines.
+// NewConsumer returns a consumer configured by the consumer options given
+// to New, overridden by opts, which must be consumer options (a client,
+// producer or group option is an error, see Option). It consumes nothing
+// until Assign. Close it to stop its goroutines.
 func (cl *Client) NewConsumer(opts ...Option) (*Consumer, error) {
-	cfg, err := applyOptions(cl.cfg, opts)
+	cfg, err := applyOptionsFor(cl.cfg, opts, scopeConsumer)
 	if err != nil {
 		return nil, err
 	}
+	return cl.newConsumer(cfg)
+}
+
+// newConsumer returns a consumer with the (validated) configuration.
+func (cl *Client) newConsumer(cfg config) (*Consumer, error) {
 	if cl.isClosed() {
 		return nil, ErrClientClosed
 	}
@@ -242,15 +263,41 @@ func (cl *Client) NewConsumer(opts ...Option) (*Consumer, error) {
 
 // Assign adds partitions to consume, each from its start point:
 // parts[topic][partition]. A partition already assigned restarts from the
-// new start point.
-func (c *Consumer) Assign(parts map[string]map[int32]Offset) {
+// new start point. It returns an error, and assigns nothing, for an empty
+// topic name, a negative partition or offset, or a closed consumer.
+func (c *Consumer) Assign(parts map[string]map[int32]Offset) error {
 	tps := make(map[topicPartition]Offset)
 	for t, ps := range parts {
 		for p, o := range ps {
+			if err := checkAssign(t, p, o); err != nil {
+				return err
+			}
 			tps[topicPartition{t, p}] = o
 		}
 	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrConsumerClosed
+	}
 	c.assign(tps)
+	return nil
+}
+
+// checkAssign checks one partition given to Assign.
+func checkAssign(topic string, partition int32, o Offset) error {
+	switch {
+	case topic == "":
+		return errors.New("kpax: Assign: empty topic name")
+	case partition < 0:
+		return fmt.Errorf("kpax: Assign: %s: negative partition %d", topic, partition)
+	case o.kind == offsetExact && o.at < 0:
+		return fmt.Errorf("kpax: Assign: %s/%d: negative offset %d", topic, partition, o.at)
+	case o.kind < offsetEarliest || o.kind > offsetTime:
+		return fmt.Errorf("kpax: Assign: %s/%d: bad Offset", topic, partition)
+	}
+	return nil
 }
 
 // Unassign stops consuming the partitions; Poll returns no more of their
@@ -311,6 +358,9 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // Poll waits until records or errors are ready, or ctx ends, and returns
 // them. Each call releases the records of the previous one.
 func (c *Consumer) Poll(ctx context.Context) (Fetch, error) {
+	if ctx == nil {
+		return Fetch{}, errNilContext
+	}
 	c.mu.Lock()
 	c.releaseCur()
 	for {
@@ -404,6 +454,9 @@ func (c *Consumer) release(ch *fetchChunk) {
 // Close stops fetching and releases the consumer's goroutines, waiting for
 // them until ctx ends. Records of the last Poll are invalid afterwards.
 func (c *Consumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
@@ -442,7 +495,10 @@ type position struct {
 
 // assign starts fetching the given partitions from their start points
 // (already-assigned partitions keep their position unless listed).
-func (c *Consumer) assign(tps map[topicPartition]Offset) {
+func (c *Consumer) assign(tps map[topicPartition]Offset) { c.assignPaused(tps, nil) }
+
+// assignPaused is assign, with the partitions in paused started paused.
+func (c *Consumer) assignPaused(tps map[topicPartition]Offset, paused map[topicPartition]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -455,6 +511,7 @@ func (c *Consumer) assign(tps map[topicPartition]Offset) {
 			c.parts[tp] = fp
 		}
 		fp.start(o)
+		fp.paused = paused[tp]
 	}
 	c.kickManager()
 }

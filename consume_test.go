@@ -198,7 +198,7 @@ func TestIntegrationConsumerCodecs(t *testing.T) {
 							Headers: []Header{{Key: "i", Value: []byte(fmt.Sprint(i))}}})
 						want[p] = append(want[p], v)
 					}
-					produceKpax(t, cl, recs, WithCompression(codec, 0), WithPartitioner(ManualPartitioner()))
+					produceKpax(t, cl, recs, WithCompression(codec), WithPartitioner(ManualPartitioner()))
 
 					c := newTestConsumer(t, cl, WithFetchMaxPartitionBytes(64<<10))
 					c.Assign(map[string]map[int32]Offset{topic: {0: Earliest(), 1: Earliest()}})

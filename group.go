@@ -107,49 +107,59 @@ func (c *groupConfig) validate() []error {
 // WithSessionTimeout sets how long the coordinator waits for a heartbeat
 // before it drops the member and moves its partitions. The broker bounds it
 // (group.min.session.timeout.ms, 6s by default, to
-// group.max.session.timeout.ms). Default: 45s.
-func WithSessionTimeout(d time.Duration) Option { return func(c *config) { c.group.session = d } }
+// group.max.session.timeout.ms). Default: 45s. Group option.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithSessionTimeout"); c.group.session = d }
+}
 
 // WithRebalanceTimeout sets how long the coordinator waits, in a
 // rebalance, for every member to join again; it is also how long a member
-// may take to revoke its partitions. Default: 60s.
-func WithRebalanceTimeout(d time.Duration) Option { return func(c *config) { c.group.rebalance = d } }
+// may take to revoke its partitions. Default: 60s. Group option.
+func WithRebalanceTimeout(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithRebalanceTimeout"); c.group.rebalance = d }
+}
 
 // WithHeartbeatInterval sets how often a member tells the coordinator it is
 // alive, which is also how soon it learns of a rebalance. It must be below
 // the session timeout (a third of it or less is usual). Default: 3s.
-func WithHeartbeatInterval(d time.Duration) Option { return func(c *config) { c.group.heartbeat = d } }
+// Group option.
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(c *config) { c.in(scopeGroup, "WithHeartbeatInterval"); c.group.heartbeat = d }
+}
 
 // WithInstanceID makes the member static (KIP-345, group.instance.id): a
 // member that restarts with the same ID within the session timeout gets
 // its partitions back without a rebalance, and Close does not leave the
 // group. IDs must be unique within the group. Default: "" (dynamic).
-func WithInstanceID(id string) Option { return func(c *config) { c.group.instanceID = id } }
+// Group option.
+func WithInstanceID(id string) Option {
+	return func(c *config) { c.in(scopeGroup, "WithInstanceID"); c.group.instanceID = id }
+}
 
 // WithBalancers sets the assignment strategies the member supports, most
 // preferred first; the coordinator picks the first one every member
 // supports. The member rebalances cooperatively (KIP-429) only when every
 // balancer is cooperative. Default: RangeBalancer(),
 // CooperativeStickyBalancer(), as the Java client 3.x (eager rebalancing,
-// and a path to cooperative-sticky by a second rolling restart).
+// and a path to cooperative-sticky by a second rolling restart). Group option.
 func WithBalancers(bs ...Balancer) Option {
-	return func(c *config) { c.group.balancers = append([]Balancer(nil), bs...) }
+	return func(c *config) { c.in(scopeGroup, "WithBalancers"); c.group.balancers = append([]Balancer(nil), bs...) }
 }
 
 // WithAutoCommit sets how often the group consumer commits, in the
 // background, the positions after the records the application is done with
 // (those of every Poll but the last). 0 turns automatic commits off; the
-// commits on revocation and Close still happen. Default: 5s.
+// commits on revocation and Close still happen. Default: 5s. Group option.
 func WithAutoCommit(interval time.Duration) Option {
-	return func(c *config) { c.group.autoCommit = interval }
+	return func(c *config) { c.in(scopeGroup, "WithAutoCommit"); c.group.autoCommit = interval }
 }
 
 // WithOnAssigned sets a function called with the partitions the member
 // gains in a rebalance, before their committed offsets are fetched. It runs
 // on the group's own goroutine (never in Poll) and delays the rebalance, so
-// it should be quick. Default: none.
+// it should be quick. Default: none. Group option.
 func WithOnAssigned(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onAssigned = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnAssigned"); c.group.onAssigned = f }
 }
 
 // WithOnRevoked sets a function called with the partitions the member gives
@@ -157,26 +167,31 @@ func WithOnAssigned(f func(ctx context.Context, partitions map[string][]int32)) 
 // the application came back to Poll from the records it had (or half the
 // rebalance timeout passed) and before their positions are committed. It
 // runs on the group's own goroutine (in Close, on Close's). Default: none.
+// Group option.
 func WithOnRevoked(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onRevoked = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnRevoked"); c.group.onRevoked = f }
 }
 
 // WithOnLost sets a function called with the partitions the member lost
 // without revoking them: the coordinator dropped it (session timeout,
 // fencing). Another member may already consume them, so nothing is
-// committed. It runs on the group's own goroutine. Default: none.
+// committed. It runs on the group's own goroutine. Default: none. Group option.
 func WithOnLost(f func(ctx context.Context, partitions map[string][]int32)) Option {
-	return func(c *config) { c.group.onLost = f }
+	return func(c *config) { c.in(scopeGroup, "WithOnLost"); c.group.onLost = f }
 }
 
 // WithGroupProtocol selects the group protocol. Default:
-// ClassicGroupProtocol.
-func WithGroupProtocol(p GroupProtocol) Option { return func(c *config) { c.group.protocol = p } }
+// ClassicGroupProtocol. Group option.
+func WithGroupProtocol(p GroupProtocol) Option {
+	return func(c *config) { c.in(scopeGroup, "WithGroupProtocol"); c.group.protocol = p }
+}
 
 // WithStartOffset sets where a group member starts consuming a partition
 // that has no committed offset. Default: Earliest(), so that nothing
-// produced before the group's first commit is skipped.
-func WithStartOffset(o Offset) Option { return func(c *config) { c.group.start = o } }
+// produced before the group's first commit is skipped. Group option.
+func WithStartOffset(o Offset) Option {
+	return func(c *config) { c.in(scopeGroup, "WithStartOffset"); c.group.start = o }
+}
 
 // GroupError is a failure of a group request, reported by Poll (in
 // Fetch.Errors while the member retries, or as Poll's error when it is
@@ -240,13 +255,25 @@ type GroupConsumer struct {
 	committed  map[topicPartition]position
 	queue      []*commitReq // group_commit.go
 	queueWake  chan struct{}
+
+	// Paused by the application: whole topics and single partitions, kept
+	// across rebalances (see Pause).
+	pausedTopics map[string]bool
+	pausedParts  map[topicPartition]bool
+	// marking: the application marks what it processed (MarkRecords,
+	// MarkOffsets) and commits cover marks, not positions (group_commit.go).
+	marking  bool
+	marks    map[topicPartition]position
+	noCommit bool // CloseWithoutCommit
 }
 
 // NewGroupConsumer joins the group and consumes its share of the topics'
-// partitions. It uses the client's consumer and group options, overridden
-// by opts. Close it to leave the group and stop its goroutines.
+// partitions. It is configured by the consumer and group options given to
+// New, overridden by opts, which must be consumer or group options (a
+// client or producer option is an error, see Option). Close it to leave the
+// group and stop its goroutines.
 func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option) (*GroupConsumer, error) {
-	cfg, err := applyOptions(cl.cfg, opts)
+	cfg, err := applyOptionsFor(cl.cfg, opts, scopeConsumer|scopeGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -259,13 +286,14 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 	if len(ts) == 0 || slices.Contains(ts, "") {
 		return nil, errors.New("kpax: NewGroupConsumer: no topics, or an empty topic name")
 	}
-	c, err := cl.NewConsumer(opts...)
+	c, err := cl.newConsumer(cfg)
 	if err != nil {
 		return nil, err
 	}
 	g := &GroupConsumer{
 		cl: cl, conf: cfg, cfg: cfg.group, group: group, topics: ts, c: c, cooperative: true,
 		generation: -1, owned: map[topicPartition]bool{}, committed: map[topicPartition]position{},
+		pausedTopics: map[string]bool{}, pausedParts: map[topicPartition]bool{}, marks: map[topicPartition]position{},
 		idle: make(chan struct{}), ran: make(chan struct{}), queueWake: make(chan struct{}, 1),
 	}
 	for _, b := range g.cfg.balancers {
@@ -285,6 +313,9 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 // may hold *GroupError values besides *PartitionError ones. After a fatal
 // group error (e.g. FENCED_INSTANCE_ID) Poll returns it.
 func (g *GroupConsumer) Poll(ctx context.Context) (Fetch, error) {
+	if ctx == nil {
+		return Fetch{}, errNilContext
+	}
 	n := g.c.pollCount()
 	g.mu.Lock()
 	if g.closed {
@@ -410,11 +441,16 @@ func (g *GroupConsumer) request(ctx context.Context, op string, req Request) (Re
 }
 
 // Close leaves the group: it calls OnRevoked with the owned partitions,
-// commits their positions (after every record Poll returned), sends
-// LeaveGroup unless the member is static, and stops the member's
-// goroutines. It returns within ctx; whatever is left undone then is
-// abandoned (the coordinator drops the member after the session timeout).
+// commits their positions (after every record Poll returned; with marking,
+// exactly what was marked, see MarkRecords), sends LeaveGroup unless the
+// member is static, and stops the member's goroutines. It returns within
+// ctx; whatever is left undone then is abandoned (the coordinator drops the
+// member after the session timeout). CloseWithoutCommit leaves without the
+// commit.
 func (g *GroupConsumer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -433,13 +469,17 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	g.mu.Lock()
-	owned, member, fatal, kip848 := g.ownedList(), g.memberID, g.fatal, g.kip848
+	owned, member, fatal, kip848, noCommit := g.ownedList(), g.memberID, g.fatal, g.kip848, g.noCommit
 	g.mu.Unlock()
 	if len(owned) > 0 && fatal == nil {
 		if f := g.cfg.onRevoked; f != nil {
 			f(ctx, partsByTopic(setOf(owned)))
 		}
-		if err := g.commitWait(ctx, g.c.unassign(owned), true); err != nil {
+		pos := g.toCommit(g.c.unassign(owned), owned)
+		if noCommit {
+			pos = nil
+		}
+		if err := g.commitWait(ctx, pos, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -469,6 +509,92 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
+}
+
+// CloseWithoutCommit leaves the group like Close, but commits nothing: the
+// next owner of the partitions starts from the last commit (a rollback of
+// everything processed since). Use it to stop after a failure the
+// application cannot vouch for.
+func (g *GroupConsumer) CloseWithoutCommit(ctx context.Context) error {
+	g.mu.Lock()
+	g.noCommit = true
+	g.mu.Unlock()
+	return g.Close(ctx)
+}
+
+// Pause stops fetching partitions of a topic (all of them, also those the
+// member is assigned later, when none is given) and drops what was fetched
+// of them and not yet returned: Poll returns none of their records until
+// Resume, which goes on from the record after the last one returned.
+//
+// Unlike Consumer.Pause, pauses outlast rebalances: a paused partition that
+// the member keeps (a cooperative rebalance) stays paused at its position,
+// and one it loses and gets back later starts paused, at its committed
+// offset, until Resume. Pausing a partition the member does not own is
+// allowed: it applies when the partition is assigned.
+func (g *GroupConsumer) Pause(topic string, partitions ...int32) {
+	g.mu.Lock()
+	if len(partitions) == 0 {
+		g.pausedTopics[topic] = true
+	}
+	for _, p := range partitions {
+		g.pausedParts[topicPartition{topic, p}] = true
+	}
+	g.mu.Unlock()
+	g.c.Pause(topic, partitions...)
+}
+
+// Resume fetches paused partitions of a topic again (all of them when none
+// is given). Resuming some partitions of a topic paused as a whole leaves
+// its other owned partitions paused.
+func (g *GroupConsumer) Resume(topic string, partitions ...int32) {
+	g.mu.Lock()
+	if len(partitions) == 0 {
+		delete(g.pausedTopics, topic)
+		for tp := range g.pausedParts {
+			if tp.topic == topic {
+				delete(g.pausedParts, tp)
+			}
+		}
+	} else {
+		if g.pausedTopics[topic] {
+			delete(g.pausedTopics, topic)
+			for tp := range g.owned {
+				if tp.topic == topic {
+					g.pausedParts[tp] = true
+				}
+			}
+		}
+		for _, p := range partitions {
+			delete(g.pausedParts, topicPartition{topic, p})
+		}
+	}
+	g.mu.Unlock()
+	g.c.Resume(topic, partitions...)
+}
+
+// pausedOf returns which of tps the application paused.
+func (g *GroupConsumer) pausedOf(tps map[topicPartition]Offset) map[topicPartition]bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[topicPartition]bool{}
+	for tp := range tps {
+		if g.pausedTopics[tp.topic] || g.pausedParts[tp] {
+			out[tp] = true
+		}
+	}
+	return out
+}
+
+// Position returns the next offset Poll will return of a partition the
+// member owns (the offset after the last record returned), and false if it
+// does not own it or its start point is not resolved yet. A partition
+// starts at its committed offset when it is assigned; one the member keeps
+// through a cooperative rebalance keeps its position, and one revoked (all
+// of them in an eager rebalance) starts again from what was committed on
+// revocation.
+func (g *GroupConsumer) Position(topic string, partition int32) (int64, bool) {
+	return g.c.Position(topic, partition)
 }
 
 // leave sends LeaveGroup so that the group rebalances at once.

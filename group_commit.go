@@ -3,6 +3,7 @@ package kpax
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -19,18 +20,24 @@ type commitReq struct {
 	done     func(error)
 }
 
-// Commit commits the positions after every record Poll returned, for the
-// partitions the member owns, and waits for the coordinator's answer. Call
-// it after processing what Poll returned. Commits are sent in the order
-// they were asked for, whatever their kind.
+// Commit commits, for the partitions the member owns, the positions after
+// every record Poll returned (with marking: what was marked, see
+// MarkRecords), and waits for the coordinator's answer. Call it after
+// processing what Poll returned. Commits are sent in the order they were
+// asked for, whatever their kind.
 func (g *GroupConsumer) Commit(ctx context.Context) error {
-	return g.commitWait(ctx, g.c.positions(), false)
+	if ctx == nil {
+		return errNilContext
+	}
+	return g.commitWait(ctx, g.current(), false)
 }
 
-// CommitAsync commits like Commit without waiting; cb, if not nil, is
-// called with the result on the group's commit goroutine (it must not call
-// Commit or CommitOffsets, which would wait for that goroutine).
-func (g *GroupConsumer) CommitAsync(cb func(error)) {
+// CommitAsync commits like Commit without waiting: ctx bounds the commit
+// (its retries included), as it bounds Commit. cb, if not nil, is called
+// with the result on the group's commit goroutine (it must not call Commit
+// or CommitOffsets, which would wait for that goroutine); a nil cb logs a
+// failure.
+func (g *GroupConsumer) CommitAsync(ctx context.Context, cb func(error)) {
 	if cb == nil {
 		cb = func(err error) {
 			if err != nil {
@@ -38,30 +45,169 @@ func (g *GroupConsumer) CommitAsync(cb func(error)) {
 			}
 		}
 	}
-	g.enqueue(&commitReq{ctx: g.ctx, offs: g.c.positions(), done: cb})
+	if ctx == nil {
+		cb(errNilContext)
+		return
+	}
+	g.enqueue(&commitReq{ctx: ctx, offs: g.current(), done: cb})
 }
 
 // CommitOffsets commits the given next offsets to consume,
 // offsets[topic][partition], whether the member owns the partitions or not,
-// and waits for the coordinator's answer.
+// and waits for the coordinator's answer. An empty topic name or a
+// negative partition or offset is an error, and nothing is committed.
 func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[string]map[int32]int64) error {
-	offs := map[topicPartition]position{}
-	for t, ps := range offsets {
-		for p, o := range ps {
-			offs[topicPartition{t, p}] = position{offset: o, epoch: -1}
-		}
+	if ctx == nil {
+		return errNilContext
+	}
+	offs, err := positionsOf("CommitOffsets", offsets)
+	if err != nil {
+		return err
 	}
 	return g.commitWait(ctx, offs, true)
 }
 
-// autoCommit queues a commit of the positions, if they moved since the
-// last commit. While the application may still be processing the last
-// Poll's records, it leaves the commit to the next Poll.
+// positionsOf checks and converts offsets[topic][partition].
+func positionsOf(op string, offsets map[string]map[int32]int64) (map[topicPartition]position, error) {
+	offs := map[topicPartition]position{}
+	for t, ps := range offsets {
+		for p, o := range ps {
+			if t == "" || p < 0 || o < 0 {
+				return nil, fmt.Errorf("kpax: %s: bad partition %q/%d or offset %d", op, t, p, o)
+			}
+			offs[topicPartition{t, p}] = position{offset: o, epoch: -1}
+		}
+	}
+	return offs, nil
+}
+
+// MarkRecords marks records as processed: from now on the member's
+// commits (automatic ones, Commit, CommitAsync, and those on revocation
+// and in Close) cover exactly what was marked, the offset after each
+// partition's latest marked record, never the positions Poll reached. Mark
+// a record after processing it; the first mark switches the member to
+// marking for good. A mark only moves forward, and marks of partitions the
+// member does not own (any more) are ignored. Marking is how an
+// application that stops in the middle of a Poll's records (a record
+// limit, a failure) commits only what it processed.
+func (g *GroupConsumer) MarkRecords(rs ...*Record) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.marking = true
+	for _, r := range rs {
+		if r != nil {
+			g.markLocked(topicPartition{r.Topic, r.Partition}, position{offset: r.Offset + 1, epoch: r.LeaderEpoch})
+		}
+	}
+}
+
+// MarkOffsets marks the next offsets to consume, offsets[topic][partition],
+// as MarkRecords does for records: offset n marks every record before n as
+// processed. A bad topic, partition or offset is an error, and nothing is
+// marked.
+func (g *GroupConsumer) MarkOffsets(offsets map[string]map[int32]int64) error {
+	offs, err := positionsOf("MarkOffsets", offsets)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.marking = true
+	for tp, p := range offs {
+		g.markLocked(tp, p)
+	}
+	return nil
+}
+
+// markLocked moves a partition's mark forward; g.mu is held.
+func (g *GroupConsumer) markLocked(tp topicPartition, p position) {
+	if !g.owned[tp] {
+		return
+	}
+	if m, ok := g.marks[tp]; !ok || p.offset > m.offset {
+		g.marks[tp] = p
+	}
+}
+
+// current returns what a commit of the owned partitions covers: the
+// consumer's positions, or the marks when the application marks.
+func (g *GroupConsumer) current() map[topicPartition]position {
+	pos := g.c.positions()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.marking {
+		return pos
+	}
+	out := make(map[topicPartition]position, len(g.marks))
+	for tp, p := range g.marks {
+		out[tp] = p
+	}
+	return out
+}
+
+// toCommit returns what the commit of partitions the member gives up
+// covers: their positions pos, or their marks (which it forgets) when the
+// application marks.
+func (g *GroupConsumer) toCommit(pos map[topicPartition]position, tps []topicPartition) map[topicPartition]position {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.marking {
+		return pos
+	}
+	out := make(map[topicPartition]position, len(tps))
+	for _, tp := range tps {
+		if m, ok := g.marks[tp]; ok {
+			out[tp] = m
+			delete(g.marks, tp)
+		}
+	}
+	return out
+}
+
+// Committed returns the offsets the group has committed for the partitions
+// of the member's topics, offsets[topic][partition] (the next offset to
+// consume; partitions without a commit are left out), as the coordinator
+// has them now. ctx bounds the request and its retries.
+func (g *GroupConsumer) Committed(ctx context.Context) (map[string]map[int32]int64, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
+	var tps []topicPartition
+	for _, t := range g.topics {
+		tm, err := g.cl.meta.topic(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range tm.Partitions {
+			tps = append(tps, topicPartition{t, p.Partition})
+		}
+	}
+	got, err := g.offsetFetch(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int32]int64{}
+	for tp, p := range got {
+		if p.offset < 0 {
+			continue
+		}
+		if out[tp.topic] == nil {
+			out[tp.topic] = map[int32]int64{}
+		}
+		out[tp.topic][tp.partition] = p.offset
+	}
+	return out, nil
+}
+
+// autoCommit queues a commit of the positions (or the marks), if they
+// moved since the last commit. While the application may still be
+// processing the last Poll's records, it leaves a commit of positions to
+// the next Poll.
 func (g *GroupConsumer) autoCommit() {
-	offs := g.c.positions()
+	offs := g.current()
 	n := g.c.pollCount() // read after the positions: covers what they include
 	g.mu.Lock()
-	if g.done < n {
+	if g.done < n && !g.marking {
 		g.commitPoll = true
 		g.mu.Unlock()
 		return
@@ -229,6 +375,25 @@ func (g *GroupConsumer) commitNow(ctx context.Context, offs map[topicPartition]p
 func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) (map[topicPartition]Offset, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.rebalance)
 	defer cancel()
+	got, err := g.offsetFetch(ctx, tps)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[topicPartition]Offset, len(tps))
+	for _, tp := range tps {
+		if c := got[tp]; c.offset >= 0 {
+			out[tp] = Offset{kind: offsetExact, at: c.offset, epoch: max(c.epoch, -1)}
+		} else {
+			out[tp] = g.cfg.start
+		}
+	}
+	return out, nil
+}
+
+// offsetFetch returns the committed offsets of tps (offset -1: none),
+// retrying until ctx ends while offsets are unstable (a transaction is
+// pending) or the coordinator moves.
+func (g *GroupConsumer) offsetFetch(ctx context.Context, tps []topicPartition) (map[topicPartition]position, error) {
 	req := &OffsetFetchRequest{GroupID: g.group, RequireStable: true}
 	grp := OffsetFetchRequestGroup{GroupID: g.group, MemberEpoch: -1}
 	for _, tp := range tps {
@@ -252,7 +417,7 @@ func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) 
 			}
 			continue
 		}
-		out, err := g.startOffsets(r.(*OffsetFetchResponse), tps)
+		out, err := readCommitted(r.(*OffsetFetchResponse), tps)
 		if err == nil {
 			return out, nil
 		}
@@ -264,9 +429,9 @@ func (g *GroupConsumer) fetchOffsets(ctx context.Context, tps []topicPartition) 
 	}
 }
 
-// startOffsets reads an OffsetFetch response (v0-7 top-level topics, v8+
-// per group).
-func (g *GroupConsumer) startOffsets(resp *OffsetFetchResponse, tps []topicPartition) (map[topicPartition]Offset, error) {
+// readCommitted reads an OffsetFetch response (v0-7 top-level topics,
+// v8+ per group): the committed offset of each of tps, -1 for none.
+func readCommitted(resp *OffsetFetchResponse, tps []topicPartition) (map[topicPartition]position, error) {
 	type committed struct {
 		offset int64
 		epoch  int32
@@ -291,7 +456,7 @@ func (g *GroupConsumer) startOffsets(resp *OffsetFetchResponse, tps []topicParti
 	if err := ErrorForCode(code); err != nil {
 		return nil, err
 	}
-	out := make(map[topicPartition]Offset, len(tps))
+	out := make(map[topicPartition]position, len(tps))
 	var errs []error
 	for _, tp := range tps {
 		c, ok := got[tp]
@@ -300,10 +465,10 @@ func (g *GroupConsumer) startOffsets(resp *OffsetFetchResponse, tps []topicParti
 			continue
 		}
 		if !ok || c.offset < 0 {
-			out[tp] = g.cfg.start
+			out[tp] = position{offset: -1, epoch: -1}
 			continue
 		}
-		out[tp] = Offset{kind: offsetExact, at: c.offset, epoch: max(c.epoch, -1)}
+		out[tp] = position{offset: c.offset, epoch: c.epoch}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

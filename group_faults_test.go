@@ -134,7 +134,7 @@ func TestIntegrationGroupConsumerProtocol(t *testing.T) {
 	bs := testBrokers(t)
 	if addr, ok := bs["4.x"]; ok {
 		t.Run("4.x", func(t *testing.T) {
-			cl := newTestClient(t, addr)
+			cl := newGroupTestClient(t, addr)
 			topic := createTestTopic(t, cl, 4)
 			group := "g-" + topic
 			opts := fastGroup(WithGroupProtocol(ConsumerGroupProtocol))
@@ -167,7 +167,7 @@ func TestIntegrationGroupConsumerProtocol(t *testing.T) {
 	}
 	if addr, ok := bs["3.9"]; ok {
 		t.Run("3.9 fallback", func(t *testing.T) {
-			cl := newTestClient(t, addr)
+			cl := newGroupTestClient(t, addr)
 			topic := createTestTopic(t, cl, 2)
 			seen := newSeenSet()
 			produceSpread(t, cl, topic, 2, 10, "a")
@@ -187,7 +187,7 @@ func TestIntegrationGroupConsumerProtocol(t *testing.T) {
 // CommitOffsets commits explicit offsets.
 func TestIntegrationGroupCommits(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 2)
 	group := "g-" + topic
 	produceSpread(t, cl, topic, 2, 10, "a")
@@ -226,7 +226,7 @@ func TestIntegrationGroupCommits(t *testing.T) {
 		return o[0] == 10 && o[1] == 10
 	})
 	res := make(chan error, 1)
-	g.CommitAsync(func(err error) { res <- err })
+	g.CommitAsync(context.Background(), func(err error) { res <- err })
 	if err := <-res; err != nil {
 		t.Fatalf("CommitAsync: %v", err)
 	}
@@ -243,7 +243,7 @@ func TestIntegrationGroupCommits(t *testing.T) {
 // FENCED_INSTANCE_ID after OnLost.
 func TestIntegrationGroupFenced(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 2)
 	group := "g-" + topic
 	lost := make(chan map[string][]int32, 1)
@@ -287,7 +287,7 @@ func TestIntegrationGroupFenced(t *testing.T) {
 // to a subscribed topic and rebalances them in.
 func TestIntegrationGroupNewPartitions(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 2)
 	group := "g-" + topic
 	opts := fastGroup(WithMetadataMaxAge(500 * time.Millisecond))
@@ -360,7 +360,7 @@ func TestGroupFakeCoordinator(t *testing.T) {
 		}
 		return nil
 	})
-	cl := newTestClient(t, f.addr())
+	cl := newGroupTestClient(t, f.addr())
 	g, err := cl.NewGroupConsumer("g", []string{"t"}, fastGroup(WithStartOffset(Latest()))...)
 	if err != nil {
 		t.Fatal(err)
@@ -408,11 +408,11 @@ func TestGroupFakeCoordinator(t *testing.T) {
 // group formed is rebalanced in by the leader.
 func TestIntegrationGroupTopicAppears(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr, WithMetadataMaxAge(500*time.Millisecond))
 	topic := createTestTopic(t, cl, 1)
 	later := topic + "-later"
 	group := "g-" + topic
-	g, err := cl.NewGroupConsumer(group, []string{topic, later}, fastGroup(WithMetadataMaxAge(500*time.Millisecond))...)
+	g, err := cl.NewGroupConsumer(group, []string{topic, later}, fastGroup()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func TestIntegrationGroupTopicAppears(t *testing.T) {
 // reached: the commit on revocation, eager and cooperative.
 func TestIntegrationGroupCommitOnRevoke(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	for _, b := range []Balancer{RangeBalancer(), CooperativeStickyBalancer()} {
 		t.Run(b.Protocol(), func(t *testing.T) {
 			topic := createTestTopic(t, cl, 2)
@@ -463,7 +463,7 @@ func TestIntegrationGroupCommitOnRevoke(t *testing.T) {
 // there.
 func TestIntegrationGroupCommitOnClose(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 2)
 	group := "g-" + topic
 	seen := newSeenSet()

@@ -143,6 +143,7 @@ func (g *GroupConsumer) lose(ctx context.Context, err error, resetMember bool) {
 	}
 	for _, tp := range lost {
 		delete(g.owned, tp)
+		delete(g.marks, tp)
 	}
 	g.mu.Unlock()
 	if len(lost) == 0 {
@@ -196,7 +197,8 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 		f(ctx, partsByTopic(setOf(tps)))
 	}
 	pos := g.c.unassign(tps)
-	g.waitDone(ctx) // a Poll that returned their records before unassign
+	g.waitDone(ctx)            // a Poll that returned their records before unassign
+	pos = g.toCommit(pos, tps) // after the application's last marks
 	g.conf.logger.Debug("kpax: group partitions revoked", "group", g.group, "positions", fmt.Sprint(pos))
 	g.mu.Lock()
 	for _, tp := range tps {
@@ -434,7 +436,12 @@ func (g *GroupConsumer) apply(ctx context.Context, res joinResult) bool {
 		return true
 	}
 	g.conf.logger.Debug("kpax: group partitions assigned", "group", g.group, "offsets", fmt.Sprint(offs))
-	g.c.assign(offs)
+	g.c.assignPaused(offs, g.pausedOf(offs))
+	// A Pause between pausedOf and assignPaused found the partitions not
+	// yet assigned: apply the pauses again.
+	for tp := range g.pausedOf(offs) {
+		g.c.Pause(tp.topic, tp.partition)
+	}
 	return len(revoked) > 0
 }
 

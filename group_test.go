@@ -70,8 +70,14 @@ func groupBroker(t *testing.T) string {
 // timeout, quick heartbeats, no auto commit.
 func fastGroup(extra ...Option) []Option {
 	return append([]Option{WithSessionTimeout(6 * time.Second), WithHeartbeatInterval(300 * time.Millisecond),
-		WithRebalanceTimeout(15 * time.Second), WithAutoCommit(0), WithFetchMaxWait(100 * time.Millisecond),
-		WithRetryBackoff(50*time.Millisecond, time.Second)}, extra...)
+		WithRebalanceTimeout(15 * time.Second), WithAutoCommit(0), WithFetchMaxWait(100 * time.Millisecond)}, extra...)
+}
+
+// newGroupTestClient is newTestClient with the short retry backoff the
+// group tests use.
+func newGroupTestClient(t *testing.T, addr string, opts ...Option) *Client {
+	t.Helper()
+	return newTestClient(t, addr, append([]Option{WithRetryBackoff(50*time.Millisecond, time.Second)}, opts...)...)
 }
 
 // seenSet counts how often each record was processed, by member.
@@ -133,8 +139,10 @@ func startMember(t *testing.T, addr, name, group, topic string, seen *seenSet, o
 // with commit false, never commits itself.
 func startMemberCommitting(t *testing.T, addr, name, group, topic string, seen *seenSet, commit bool, opts ...Option) *testMember {
 	t.Helper()
-	cl := newTestClient(t, addr, WithClientID(name))
-	g, err := cl.NewGroupConsumer(group, []string{topic}, opts...)
+	// New takes every option (the group's as the defaults of its members),
+	// so client options (WithMetadataMaxAge) can come with the group's.
+	cl := newGroupTestClient(t, addr, append([]Option{WithClientID(name)}, opts...)...)
+	g, err := cl.NewGroupConsumer(group, []string{topic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +256,7 @@ func TestIntegrationGroupSplit(t *testing.T) {
 }
 
 func testGroupSplit(t *testing.T, addr string) {
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	const parts = 6
 	topic := createTestTopic(t, cl, parts)
 	group := "g-" + topic
@@ -289,7 +297,7 @@ func testGroupSplit(t *testing.T, addr string) {
 // member takes partitions without the others losing what they keep.
 func TestIntegrationGroupCooperative(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 4)
 	group := "g-" + topic
 	var mu sync.Mutex
@@ -366,7 +374,7 @@ func TestIntegrationGroupKcat(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat is needed for the interop tests: %v", err)
 	}
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	for _, tc := range []struct {
 		strategy  string
 		b         Balancer
@@ -442,7 +450,7 @@ func TestIntegrationGroupKcat(t *testing.T) {
 // session timeout gets its partitions back with no rebalance.
 func TestIntegrationGroupStatic(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 4)
 	group := "g-" + topic
 	var rebalances atomic.Int32
@@ -498,7 +506,7 @@ func TestIntegrationGroupStatic(t *testing.T) {
 // no goroutine behind.
 func TestIntegrationGroupClose(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 2)
 	group := "g-" + topic
 	produceSpread(t, cl, topic, 2, 10, "a")
@@ -520,7 +528,7 @@ func TestIntegrationGroupClose(t *testing.T) {
 
 	// An unreachable coordinator: Close gives up at its deadline.
 	fn := newFaultNet(t)
-	ccl := newTestClient(t, addr, fn.Option())
+	ccl := newGroupTestClient(t, addr, fn.Option())
 	g, err := ccl.NewGroupConsumer(group, []string{topic}, fastGroup()...)
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +559,7 @@ func TestIntegrationGroupClose(t *testing.T) {
 // its records must keep their partition.
 func TestIntegrationConsumerReassignOrder(t *testing.T) {
 	addr := groupBroker(t)
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 4)
 	produceSpread(t, cl, topic, 4, 50, "a")
 	c := newTestConsumer(t, cl)
@@ -578,7 +586,7 @@ func TestIntegrationGroupKcatOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat is needed for the interop tests: %v", err)
 	}
-	cl := newTestClient(t, addr)
+	cl := newGroupTestClient(t, addr)
 	topic := createTestTopic(t, cl, 1)
 	group := "g-" + topic
 	// runKcat consumes in the group until it printed n offsets, then stops

@@ -151,11 +151,12 @@ type batch struct {
 	lastErr    error
 }
 
-// NewProducer returns a producer that uses the client's producer options,
-// overridden by opts (which are validated the same way: a bad one is an
-// error). Close it to send what is buffered and release its goroutines.
+// NewProducer returns a producer configured by the producer options given
+// to New, overridden by opts, which must be producer options (a client,
+// consumer or group option is an error, see Option; so is a bad value).
+// Close it to send what is buffered and release its goroutines.
 func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
-	cfg, err := applyOptions(cl.cfg, opts)
+	cfg, err := applyOptionsFor(cl.cfg, opts, scopeProducer)
 	if err != nil {
 		return nil, err
 	}
@@ -198,13 +199,23 @@ func recordSize(r *Record) int {
 // producer: a callback may call Produce, Flush and Close. It must not wait
 // for another record's callback (ProduceSync does), which runs after it.
 //
+// A record with a zero Timestamp gets the current time (its create time, as
+// in the Java client): Produce sets r.Timestamp, so a Record reused for
+// another Produce keeps it unless reset. An explicit Timestamp is sent as
+// it is. (A topic with message.timestamp.type=LogAppendTime replaces both
+// with the broker's time.)
+//
 // When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
 // Produce blocks until there is room or ctx ends, and then returns ctx's
 // error without queueing r (cb is not called). It returns an error without
-// queueing for a closed producer or a record larger than the max batch size.
+// queueing for a nil record, a record without a topic, a closed producer or
+// a record larger than the max batch size.
 func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, error)) error {
-	if r.Topic == "" {
-		return errors.New("kpax: record without a topic")
+	if r == nil || r.Topic == "" || ctx == nil {
+		return badProduce(ctx, r)
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = time.Now() // one clock read per record, outside the lock
 	}
 	size := recordSize(r)
 	if size > p.cfg.maxBatchBytes {
@@ -249,6 +260,18 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	p.route(ts, pr)
 	p.mu.Unlock()
 	return nil
+}
+
+// badProduce is Produce's error for a nil context or record, or a record
+// without a topic.
+func badProduce(ctx context.Context, r *Record) error {
+	switch {
+	case ctx == nil:
+		return errors.New("kpax: Produce: nil context")
+	case r == nil:
+		return errors.New("kpax: Produce: nil record")
+	}
+	return errors.New("kpax: record without a topic")
 }
 
 // route picks the partition of a record of a known topic and queues it.
@@ -382,40 +405,15 @@ func (p *Producer) poke() {
 
 // ProduceSync sends the records and waits for all of them; it returns the
 // first error (records already queued are still sent when ctx ends first).
+// It is a ProduceWaiter's Produce and Wait.
 func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
+	var w ProduceWaiter
 	for _, r := range rs {
-		wg.Add(1)
-		err := p.Produce(ctx, r, func(_ *Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-		if err != nil {
-			wg.Done()
-			mu.Lock()
-			if first == nil {
-				first = err
-			}
-			mu.Unlock()
+		if err := w.Produce(ctx, p, r); err != nil {
 			break
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return first
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return w.Wait(ctx)
 }
 
 // Flush sends every buffered record without waiting for the linger and
@@ -423,6 +421,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
 // or ctx's error when it ends first. Called from a callback, it waits for
 // the outcomes only: the callbacks run after the caller's.
 func (p *Producer) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.mu.Lock()
 	p.flushing++
 	p.mu.Unlock()
@@ -455,6 +456,9 @@ func (p *Producer) Flush(ctx context.Context) error {
 // ErrProducerClosed (wrapped in ErrMaybePersisted where they may have been
 // sent). All of the producer's goroutines have ended when it returns.
 func (p *Producer) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
@@ -650,13 +654,14 @@ func (p *Producer) reloadBy(ts *topicState, t time.Time) {
 }
 
 // partitionLimit is how many batches of one partition may be in flight:
-// ordering needs one at a time without idempotence unless the user allows
-// more; with idempotence the broker keeps order for up to 5.
+// with idempotence the broker keeps their order (up to 5); without it a
+// retry can reorder them, so one at a time unless the user allowed more
+// (WithMaxInFlight).
 func (p *Producer) partitionLimit() int {
-	if p.cfg.idempotent {
+	if p.cfg.idempotent || p.cfg.maxInFlightSet {
 		return p.cfg.maxInFlight
 	}
-	return p.cfg.maxInFlight
+	return 1
 }
 
 // producerConfig holds the producer's options; its defaults are part of
@@ -666,6 +671,7 @@ type producerConfig struct {
 	linger             time.Duration
 	maxBatchBytes      int
 	maxInFlight        int
+	maxInFlightSet     bool // WithMaxInFlight was given (see partitionLimit)
 	compression        Compression
 	compressionLevel   int
 	produceTimeout     time.Duration
@@ -696,7 +702,7 @@ func defaultProducerConfig() producerConfig {
 func (c *producerConfig) validate() []error {
 	var errs []error
 	if c.acks != 0 && c.acks != 1 && c.acks != -1 {
-		errs = append(errs, fmt.Errorf("acks %d: want 0, 1 or -1 (all)", c.acks))
+		errs = append(errs, fmt.Errorf("acks %d: want AcksNone (0), AcksLeader (1) or AcksAll (-1)", c.acks))
 	}
 	if c.idempotent && c.acks != -1 {
 		if c.idempotenceSet {
@@ -732,66 +738,126 @@ func (c *producerConfig) validate() []error {
 	return errs
 }
 
+// Acks is how many replicas must have a record before the broker
+// acknowledges it (the Produce request's acks): AcksNone, AcksLeader or
+// AcksAll.
+type Acks int16
+
+const (
+	// AcksAll waits for every in-sync replica (acks=-1 or "all"). The
+	// default, and the only setting the idempotent producer allows.
+	AcksAll Acks = -1
+	// AcksNone gets no response at all (acks=0): a record's outcome is
+	// known as soon as its request is written, and its Offset stays unknown
+	// (-1).
+	AcksNone Acks = 0
+	// AcksLeader waits for the partition's leader only (acks=1): a record
+	// is lost if the leader fails before a follower copied it.
+	AcksLeader Acks = 1
+)
+
 // WithAcks sets how many replicas must have a record before the broker
-// acknowledges it: 0 (none: no response, offsets unknown), 1 (the leader) or
-// -1 (all in-sync replicas). Default: -1.
-func WithAcks(acks int) Option { return func(c *config) { c.producer.acks = int16(acks) } }
+// acknowledges it. Default: AcksAll. Producer option.
+func WithAcks(acks Acks) Option {
+	return func(c *config) { c.in(scopeProducer, "WithAcks"); c.producer.acks = int16(acks) }
+}
 
 // WithLinger sets how long a partition's first record waits for more to
-// fill its batch. Default: 5ms.
-func WithLinger(d time.Duration) Option { return func(c *config) { c.producer.linger = d } }
+// fill its batch. Default: 5ms. Producer option.
+func WithLinger(d time.Duration) Option {
+	return func(c *config) { c.in(scopeProducer, "WithLinger"); c.producer.linger = d }
+}
 
 // WithMaxBatchBytes caps a batch's size (records before compression); it must
 // stay under the broker's message.max.bytes. Default: 1,000,000.
-func WithMaxBatchBytes(n int) Option { return func(c *config) { c.producer.maxBatchBytes = n } }
+// Producer option.
+func WithMaxBatchBytes(n int) Option {
+	return func(c *config) { c.in(scopeProducer, "WithMaxBatchBytes"); c.producer.maxBatchBytes = n }
+}
 
 // WithMaxInFlight sets how many Produce requests may wait for a response per
-// broker (and batches per partition); at most 5 with idempotence. Default: 5.
-func WithMaxInFlight(n int) Option { return func(c *config) { c.producer.maxInFlight = n } }
+// broker (and batches per partition); at most 5 with idempotence. Without
+// idempotence a partition has one batch in flight at a time, so that a
+// retry cannot reorder its records, unless this option is given: then up to
+// n, accepting that risk (as max.in.flight.requests.per.connection does in
+// the Java client). Default: 5 (per partition: 5 with idempotence, 1
+// without). Producer option.
+func WithMaxInFlight(n int) Option {
+	return func(c *config) {
+		c.in(scopeProducer, "WithMaxInFlight")
+		c.producer.maxInFlight, c.producer.maxInFlightSet = n, true
+	}
+}
 
-// WithCompression compresses batches with the codec at the level (0: the
-// codec's default). Default: CompressionNone.
-func WithCompression(codec Compression, level int) Option {
-	return func(c *config) { c.producer.compression, c.producer.compressionLevel = codec, level }
+// WithCompression compresses batches with the codec at its default level.
+// Default: CompressionNone. Producer option.
+func WithCompression(codec Compression) Option {
+	return func(c *config) {
+		c.in(scopeProducer, "WithCompression")
+		c.producer.compression, c.producer.compressionLevel = codec, 0
+	}
+}
+
+// WithCompressionLevel compresses batches with the codec at the level: 1 to 9
+// for gzip, 1 to 17 for LZ4 (1 the fast compressor, the higher ones its
+// high-compression mode), -131072 to 22 for zstd (negative: the fastest); 0
+// is the codec's default, and snappy has no levels. Default: CompressionNone.
+// Producer option.
+func WithCompressionLevel(codec Compression, level int) Option {
+	return func(c *config) {
+		c.in(scopeProducer, "WithCompressionLevel")
+		c.producer.compression, c.producer.compressionLevel = codec, level
+	}
 }
 
 // WithProduceTimeout sets the time the broker may take to get the acks
-// (a Produce request's TimeoutMs). Default: 30s.
+// (a Produce request's TimeoutMs). Default: 30s. Producer option.
 func WithProduceTimeout(d time.Duration) Option {
-	return func(c *config) { c.producer.produceTimeout = d }
+	return func(c *config) { c.in(scopeProducer, "WithProduceTimeout"); c.producer.produceTimeout = d }
 }
 
 // WithDeliveryTimeout bounds the time from Produce to a record's outcome,
 // retries included. The producer reads the clock once per batch rather than
 // per record, so a record may expire up to one sender pass early: at most
 // the linger while its partition sends, 100ms while it cannot. Default: 2m.
+// Producer option.
 func WithDeliveryTimeout(d time.Duration) Option {
-	return func(c *config) { c.producer.deliveryTimeout = d }
+	return func(c *config) { c.in(scopeProducer, "WithDeliveryTimeout"); c.producer.deliveryTimeout = d }
 }
 
 // WithMaxBufferedRecords caps the records waiting for their outcome; Produce
-// blocks when it is reached (backpressure). Default: 100,000.
+// blocks when it is reached (backpressure). Default: 100,000. Producer option.
 func WithMaxBufferedRecords(n int) Option {
-	return func(c *config) { c.producer.maxBufferedRecords = n }
+	return func(c *config) { c.in(scopeProducer, "WithMaxBufferedRecords"); c.producer.maxBufferedRecords = n }
 }
 
 // WithMaxBufferedBytes caps the bytes (keys, values, headers) waiting for
 // their outcome; Produce blocks when it is reached. Default: 64 MiB.
-func WithMaxBufferedBytes(n int) Option { return func(c *config) { c.producer.maxBufferedBytes = n } }
+// Producer option.
+func WithMaxBufferedBytes(n int) Option {
+	return func(c *config) { c.in(scopeProducer, "WithMaxBufferedBytes"); c.producer.maxBufferedBytes = n }
+}
 
 // WithIdempotence turns the idempotent producer on or off. On, retries
 // never duplicate or reorder records in a partition; it needs acks=-1.
 // Default: on when acks is -1 and the broker supports it (Kafka 0.11+).
+// Producer option.
 func WithIdempotence(on bool) Option {
-	return func(c *config) { c.producer.idempotent, c.producer.idempotenceSet = on, true }
+	return func(c *config) {
+		c.in(scopeProducer, "WithIdempotence")
+		c.producer.idempotent, c.producer.idempotenceSet = on, true
+	}
 }
 
 // WithPartitioner sets how records are spread over partitions. Default:
 // StickyPartitioner (murmur2 for keyed records, sticky for the others).
-func WithPartitioner(p Partitioner) Option { return func(c *config) { c.producer.partitioner = p } }
+// Producer option.
+func WithPartitioner(p Partitioner) Option {
+	return func(c *config) { c.in(scopeProducer, "WithPartitioner"); c.producer.partitioner = p }
+}
 
 // WithPartitionAvoidance sets how long unkeyed records avoid a partition
-// whose produce failed, before trying it again. Default: 10s.
+// whose produce failed, before trying it again. Default: 10s. Producer option.
 func WithPartitionAvoidance(d time.Duration) Option {
-	return func(c *config) { c.producer.avoidPeriod = d }
+	return func(c *config) { c.in(scopeProducer, "WithPartitionAvoidance"); c.producer.avoidPeriod = d }
 }

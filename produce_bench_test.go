@@ -67,7 +67,7 @@ func BenchmarkProduce(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer cl.Close()
-			p, err := cl.NewProducer(WithAcks(1), WithLinger(10*time.Millisecond), WithCompression(c, 0))
+			p, err := cl.NewProducer(WithAcks(1), WithLinger(10*time.Millisecond), WithCompression(c))
 			if err != nil {
 				b.Fatal(err)
 			}

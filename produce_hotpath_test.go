@@ -66,7 +66,7 @@ func TestProduceHotPathOrderAndOffsets(t *testing.T) {
 	tests := []struct {
 		name  string
 		codec Compression
-		acks  int
+		acks  Acks
 	}{
 		{"none-acks1", CompressionNone, 1},
 		{"lz4-idempotent", CompressionLZ4, -1},
@@ -81,7 +81,7 @@ func TestProduceHotPathOrderAndOffsets(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cl.Close()
-			p, err := cl.NewProducer(WithAcks(tt.acks), WithLinger(time.Millisecond), WithCompression(tt.codec, 0),
+			p, err := cl.NewProducer(WithAcks(tt.acks), WithLinger(time.Millisecond), WithCompression(tt.codec),
 				WithMaxBatchBytes(2048), WithMaxBufferedRecords(300), WithMaxBufferedBytes(64<<10))
 			if err != nil {
 				t.Fatal(err)

@@ -194,7 +194,7 @@ func TestIntegrationProduceInterop(t *testing.T) {
 						}
 						recs[i] = r
 					}
-					produceKpax(t, cl, recs, WithCompression(codec, 0), WithLinger(5*time.Millisecond))
+					produceKpax(t, cl, recs, WithCompression(codec), WithLinger(5*time.Millisecond))
 					byPos := map[[2]int64]*Record{}
 					for _, r := range recs {
 						if r.Key != nil {

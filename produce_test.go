@@ -72,7 +72,7 @@ func TestProducerOptionsValidate(t *testing.T) {
 	}{
 		{WithAcks(2), "acks 2"},
 		{WithMaxInFlight(6), "max in-flight"},
-		{WithCompression(CompressionGzip, 42), "level"},
+		{WithCompressionLevel(CompressionGzip, 42), "level"},
 		{WithMaxBatchBytes(10), "max batch bytes"},
 		{WithDeliveryTimeout(0), "delivery timeout"},
 	} {
@@ -150,7 +150,7 @@ func TestIntegrationProducer(t *testing.T) {
 			for _, c := range codecs {
 				t.Run(c.String(), func(t *testing.T) {
 					topic := createTestTopic(t, cl, 3)
-					p, err := cl.NewProducer(WithCompression(c, 0), WithLinger(2*time.Millisecond))
+					p, err := cl.NewProducer(WithCompression(c), WithLinger(2*time.Millisecond))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -263,7 +263,7 @@ func TestIntegrationProducerAcks(t *testing.T) {
 			topic := createTestTopic(t, cl, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			for _, acks := range []int{0, 1, -1} {
+			for _, acks := range []Acks{AcksNone, AcksLeader, AcksAll} {
 				p, err := cl.NewProducer(WithAcks(acks))
 				if err != nil {
 					t.Fatal(err)

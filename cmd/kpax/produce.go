@@ -38,14 +38,14 @@ func (h *headerFlag) Set(s string) error {
 }
 
 // parseAcks parses -acks.
-func parseAcks(s string) (int, error) {
+func parseAcks(s string) (kpax.Acks, error) {
 	switch strings.ToLower(s) {
 	case "all", "-1":
-		return -1, nil
+		return kpax.AcksAll, nil
 	case "1":
-		return 1, nil
+		return kpax.AcksLeader, nil
 	case "0":
-		return 0, nil
+		return kpax.AcksNone, nil
 	}
 	return 0, fmt.Errorf("-acks %q: want all (-1), 1 or 0", s)
 }
@@ -94,7 +94,7 @@ must exist (kpax topic create).`)
 
 	ctx, cancel := e.deadline(ctx, 0)
 	defer cancel()
-	opts := []kpax.Option{kpax.WithCompression(codec, 0), kpax.WithAcks(acks), kpax.WithLinger(*linger)}
+	opts := []kpax.Option{kpax.WithCompression(codec), kpax.WithAcks(acks), kpax.WithLinger(*linger)}
 	spec := topicSpec{topic: topic}
 	if *partition >= 0 {
 		opts = append(opts, kpax.WithPartitioner(kpax.ManualPartitioner()))

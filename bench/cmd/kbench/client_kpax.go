@@ -32,11 +32,11 @@ func newKpaxProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 		return nil, err
 	}
 	opts := []kpax.Option{
-		kpax.WithAcks(s.Acks),
+		kpax.WithAcks(kpax.Acks(s.Acks)),
 		kpax.WithIdempotence(s.Idempotent),
 		kpax.WithLinger(s.Linger),
 		kpax.WithMaxBatchBytes(s.MaxBatchBytes),
-		kpax.WithCompression(codec, 0),
+		kpax.WithCompression(codec),
 		kpax.WithMaxBufferedRecords(s.MaxBuffered),
 		kpax.WithPartitioner(kpax.RoundRobinPartitioner()),
 		kpax.WithMaxInFlight(maxInFlight),
@@ -50,7 +50,7 @@ func newKpaxProducer(s *Spec, done doneFunc, track bool) (producer, error) {
 	kp.cb = func(_ *kpax.Record, err error) { done(-1, err) }
 	kp.opts = fmt.Sprintf("kpax.New(WithSeedBrokers(%q)).NewProducer(\n"+
 		"  WithAcks(%d), WithIdempotence(%v), WithLinger(%v), WithMaxBatchBytes(%d),\n"+
-		"  WithCompression(%v, 0 /* codec default level */), WithMaxBufferedRecords(%d),\n"+
+		"  WithCompression(%v /* codec default level */), WithMaxBufferedRecords(%d),\n"+
 		"  WithPartitioner(RoundRobinPartitioner()), WithMaxInFlight(%d))\n"+
 		"  other settings: kpax defaults (max buffered bytes 64 MiB, delivery timeout 2m, produce timeout and retries as documented)",
 		s.Addr, s.Acks, s.Idempotent, s.Linger, s.MaxBatchBytes, codec, s.MaxBuffered, maxInFlight)
