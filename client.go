@@ -286,6 +286,9 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 		return nil, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
+	if err == nil {
+		err = c.versions.fits(req, v)
+	}
 	if err != nil {
 		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
@@ -385,7 +388,13 @@ func (cl *Client) route(ctx context.Context, req Request) (int32, error) {
 		}
 	case *CreateTopicsRequest, *DeleteTopicsRequest, *CreatePartitionsRequest, *ElectLeadersRequest,
 		*AlterPartitionReassignmentsRequest, *ListPartitionReassignmentsRequest, *UpdateFeaturesRequest:
-		return cl.meta.controllerID(ctx)
+		id, err := cl.meta.controllerID(ctx)
+		if errors.Is(err, ErrNotController) && cl.anyLegacy() {
+			// Metadata v0 names no controller: the broker answers that it
+			// lacks the API, in words that name its version.
+			return cl.meta.anyBroker(ctx), nil
+		}
+		return id, err
 	}
 	if kind, key, ok := coordinatorKey(req); ok {
 		return cl.meta.coordinator(ctx, kind, key)

@@ -66,9 +66,9 @@ const apiKeyFindCoordinator = 10
 func (v *apiVersions) describe() string {
 	switch {
 	case v.era == era08:
-		return "Kafka 0.8 (it predates ApiVersions)"
+		return "Kafka 0.8, before ApiVersions"
 	case v.era == era09 || v.legacy:
-		return "Kafka 0.9 (it predates ApiVersions)"
+		return "Kafka 0.9, before ApiVersions"
 	}
 	av, fetch := v.max[apiKeyApiVersions], v.max[1]
 	switch {
@@ -92,4 +92,35 @@ func (v *apiVersions) describe() string {
 // unsupported is the error for an API the broker lacks, naming its version.
 func (v *apiVersions) unsupported(key int16) error {
 	return fmt.Errorf("%w: the broker (%s) does not support %s", ErrUnsupportedVersion, v.describe(), APIName(key))
+}
+
+// fits reports a request whose fields mean something the version it goes
+// at cannot say, instead of letting the broker reject it with a vaguer
+// error: CreateTopics with -1 partitions or replicas (the broker's
+// defaults, KIP-464) before v4, i.e. Kafka 2.4.
+func (v *apiVersions) fits(req Request, version int16) error {
+	r, ok := req.(*CreateTopicsRequest)
+	if !ok || version >= 4 {
+		return nil
+	}
+	for _, t := range r.Topics {
+		if len(t.Assignments) == 0 && (t.NumPartitions < 0 || t.ReplicationFactor < 0) {
+			return fmt.Errorf("%w: topic %q: the broker (%s) takes CreateTopics v%d, which has no broker default (-1) "+
+				"for the number of partitions or the replication factor (v4, Kafka 2.4): give both",
+				ErrUnsupportedVersion, t.Name, v.describe(), version)
+		}
+	}
+	return nil
+}
+
+// anyLegacy reports whether a broker was taken for one without ApiVersions.
+func (cl *Client) anyLegacy() bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for _, m := range cl.legacy {
+		if m.era != eraModern {
+			return true
+		}
+	}
+	return false
 }
