@@ -45,24 +45,29 @@ type Client struct {
 	pools   map[int32]*brokerPool // by node ID
 	seeds   []*brokerPool         // node IDs -1, -2, ...
 	retired []*brokerPool         // closed pools whose connections may still be ending
-	legacy  map[string]bool       // by address: the broker predates ApiVersions (false: it answered ApiVersions)
+	legacy  map[string]legacyMark // by address: whether the broker answered ApiVersions (legacy.go)
 }
 
-// isLegacy reports whether the broker at addr is known to predate
-// ApiVersions, whichever pool (seed or node ID) found out.
-func (cl *Client) isLegacy(addr string) bool {
+// legacyDial returns the era to dial the broker at addr in without asking
+// ApiVersions: an old one's, whichever pool (seed or node ID) found out, until
+// its recheck is due; else eraModern (negotiate).
+func (cl *Client) legacyDial(addr string) legacyEra {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return cl.legacy[addr]
+	m := cl.legacy[addr]
+	if m.era == eraModern || time.Now().After(m.until) {
+		return eraModern
+	}
+	return m.era
 }
 
-func (cl *Client) setLegacy(addr string, on bool) {
+func (cl *Client) setLegacy(addr string, era legacyEra) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.legacy == nil {
-		cl.legacy = make(map[string]bool)
+		cl.legacy = make(map[string]legacyMark)
 	}
-	cl.legacy[addr] = on
+	cl.legacy[addr] = legacyMark{era: era, until: time.Now().Add(legacyRecheck)}
 }
 
 // isModern reports whether the broker at addr has answered ApiVersions:
@@ -70,8 +75,15 @@ func (cl *Client) setLegacy(addr string, on bool) {
 func (cl *Client) isModern(addr string) bool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	legacy, known := cl.legacy[addr]
-	return known && !legacy
+	m, known := cl.legacy[addr]
+	return known && m.era == eraModern
+}
+
+// wasLegacy reports whether the broker at addr was last taken for an old one.
+func (cl *Client) wasLegacy(addr string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.legacy[addr].era != eraModern
 }
 
 // Hooks are functions the client calls on events, e.g. to count requests,
@@ -327,6 +339,9 @@ func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Re
 		return nil, nil, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
+	if err == nil {
+		err = c.versions.fits(req, v)
+	}
 	if err != nil {
 		return nil, nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
@@ -418,7 +433,13 @@ func (cl *Client) route(ctx context.Context, req Request) (int32, error) {
 		}
 	case *CreateTopicsRequest, *DeleteTopicsRequest, *CreatePartitionsRequest, *ElectLeadersRequest,
 		*AlterPartitionReassignmentsRequest, *ListPartitionReassignmentsRequest, *UpdateFeaturesRequest:
-		return cl.meta.controllerID(ctx)
+		id, err := cl.meta.controllerID(ctx)
+		if errors.Is(err, ErrNotController) && cl.anyLegacy() {
+			// Metadata v0 names no controller: the broker answers that it
+			// lacks the API, in words that name its version.
+			return cl.meta.anyBroker(ctx), nil
+		}
+		return id, err
 	}
 	if kind, key, ok := coordinatorKey(req); ok {
 		return cl.meta.coordinator(ctx, kind, key)
@@ -604,7 +625,6 @@ type brokerPool struct {
 	dialing  [numLanes]chan struct{}
 	failures int
 	retryAt  time.Time
-	eofs     int // ApiVersions answered by a closed connection, in a row
 	closed   bool
 	old      []*conn // replaced before their SASL session ended, still answering
 }
@@ -637,7 +657,7 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		p.dialing[lane] = ch
 		wait := time.Until(p.retryAt)
 		p.mu.Unlock()
-		legacy := p.cl.isLegacy(p.addr)
+		legacy := p.cl.legacyDial(p.addr)
 
 		// Close ends a dial in progress too (TLS, ApiVersions, SASL), and
 		// waits for it: the dial counts with the connections' goroutines.
@@ -675,7 +695,7 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 	}
 }
 
-func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) (*conn, error) {
+func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy legacyEra) (*conn, error) {
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -688,38 +708,19 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 		}
 	}
 	cfg := &p.cl.cfg
-	// Versions are negotiated on every dial, even with a broker taken for
-	// one that predates ApiVersions: a connection closed on ApiVersions can
-	// also be a network fault or a broker going down, and the mark must not
-	// stick to a broker that answers again. Only a broker that still closes
-	// on ApiVersions gets a v0 connection (at once after this pool's two
-	// closed ApiVersions in a row).
-	p.mu.Lock()
-	fresh := p.eofs >= 2
-	p.mu.Unlock()
-	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy && fresh, &p.cl.conns)
-	if legacy && !fresh && err != nil && errors.Is(err, errLegacyBroker) {
-		c, err = dialConn(ctx, cfg, p.nodeID, p.addr, true, &p.cl.conns)
-	} else if err == nil && !(legacy && fresh) && !p.cl.isModern(p.addr) {
-		p.cl.setLegacy(p.addr, false)
-		if legacy {
-			cfg.logger.Info("kpax: broker answers ApiVersions again; negotiating versions", "broker", p.addr)
+	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy, &p.cl.conns)
+	if legacy == eraModern {
+		if err != nil && (errors.Is(err, errLegacyBroker) || errors.Is(err, errSilentBroker)) && !p.cl.isModern(p.addr) {
+			c, err = p.dialLegacy(ctx, err)
+		} else if err == nil && !p.cl.isModern(p.addr) {
+			if p.cl.wasLegacy(p.addr) {
+				cfg.logger.Info("kpax: broker answers ApiVersions again; negotiating versions", "broker", p.addr)
+			}
+			p.cl.setLegacy(p.addr, eraModern)
 		}
 	}
 	if h := cfg.hooks.OnConnect; h != nil {
 		h(p.nodeID, p.addr, err)
-	}
-	if err != nil && errors.Is(err, errLegacyBroker) {
-		p.mu.Lock()
-		p.eofs++
-		legacy := p.eofs >= 2 && !p.cl.isModern(p.addr)
-		p.mu.Unlock()
-		if legacy {
-			// Twice in a row: a broker older than 0.10, which closes the
-			// connection on ApiVersions. Talk v0 to it while it keeps doing so.
-			p.cl.setLegacy(p.addr, true)
-			cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr)
-		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -730,7 +731,7 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy bool) 
 		cfg.logger.Warn("kpax: dial failed", "broker", p.addr, "node", p.nodeID, "err", err)
 		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
-	p.failures, p.eofs = 0, 0
+	p.failures = 0
 	cfg.logger.Debug("kpax: connected", "broker", p.addr, "node", p.nodeID)
 	return c, nil
 }
@@ -754,6 +755,36 @@ func (p *brokerPool) closeLane(lane int, err error) {
 	if c != nil {
 		c.close(err)
 	}
+}
+
+// dialLegacy follows a dial whose ApiVersions found no answer (first), in
+// the same call, so that the request that met an old broker does not fail
+// for it. A closed connection is asked once more (it can also be a fault:
+// two in a row is Kafka 0.8); a silent one (Kafka 0.9) is not, since asking
+// again costs another wait. Then a v0 connection is dialed.
+func (p *brokerPool) dialLegacy(ctx context.Context, first error) (*conn, error) {
+	cfg := &p.cl.cfg
+	era := era09
+	if errors.Is(first, errLegacyBroker) {
+		era = era08
+		c, err := dialConn(ctx, cfg, p.nodeID, p.addr, eraModern, &p.cl.conns)
+		if err == nil {
+			p.cl.setLegacy(p.addr, eraModern)
+			return c, nil
+		}
+		if !errors.Is(err, errLegacyBroker) {
+			return nil, err
+		}
+	}
+	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, era, &p.cl.conns)
+	if err != nil {
+		return nil, err
+	}
+	if !p.cl.wasLegacy(p.addr) {
+		cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr, "err", first)
+	}
+	p.cl.setLegacy(p.addr, era)
+	return c, nil
 }
 
 // renew takes a connection whose SASL session ends soon (KIP-368) out of

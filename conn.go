@@ -77,7 +77,8 @@ type call struct {
 // max -1.
 type apiVersions struct {
 	min, max [128]int16
-	legacy   bool // the broker predates ApiVersions (Kafka 0.8.2 - 0.9)
+	legacy   bool      // the broker predates ApiVersions (Kafka 0.8.2 - 0.9)
+	era      legacyEra // which of them (legacy.go)
 }
 
 func newAPIVersions() apiVersions {
@@ -88,23 +89,12 @@ func newAPIVersions() apiVersions {
 	return v
 }
 
-// legacyAPIVersions is what a broker that predates ApiVersions (0.8.2 - 0.9)
-// is assumed to support: v0 of the APIs that existed then.
-func legacyAPIVersions() apiVersions {
-	v := newAPIVersions()
-	v.legacy = true
-	for key := 0; key <= 16; key++ {
-		v.min[key], v.max[key] = 0, 0
-	}
-	return v
-}
-
 // pick returns the version to send req at: the highest that the broker,
 // this package and the configured cap all allow.
 func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	key := req.APIKey()
 	if key < 0 || int(key) >= len(v.max) || v.max[key] < 0 {
-		return 0, fmt.Errorf("%w: the broker does not support %s", ErrUnsupportedVersion, APIName(key))
+		return 0, v.unsupported(key)
 	}
 	hi := min(v.max[key], req.MaxVersion())
 	if c, ok := caps[key]; ok {
@@ -112,8 +102,8 @@ func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	}
 	lo := max(v.min[key], req.MinVersion())
 	if hi < lo {
-		return 0, fmt.Errorf("%w: %s: the broker supports v%d-%d, the client v%d-%d (capped at %d)",
-			ErrUnsupportedVersion, APIName(key), v.min[key], v.max[key], req.MinVersion(), req.MaxVersion(), hi)
+		return 0, fmt.Errorf("%w: %s: the broker (%s) supports v%d-%d, the client v%d-%d (capped at %d)",
+			ErrUnsupportedVersion, APIName(key), v.describe(), v.min[key], v.max[key], req.MinVersion(), req.MaxVersion(), hi)
 	}
 	return hi, nil
 }
@@ -149,8 +139,9 @@ func WithMaxResponseBytes(n int) Option {
 const readChunk = 1 << 20
 
 // dialConn connects to a broker and negotiates versions and security. The
-// connection is ready for requests when it returns.
-func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legacy bool, parent *sync.WaitGroup) (*conn, error) {
+// connection is ready for requests when it returns. With legacy other than
+// eraModern it asks no ApiVersions and talks v0 (legacy.go).
+func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legacy legacyEra, parent *sync.WaitGroup) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
 	dial := cfg.dialer
@@ -185,8 +176,8 @@ func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legac
 	}
 	go c.writeLoop()
 	go c.readLoop()
-	if legacy {
-		c.versions = legacyAPIVersions()
+	if legacy != eraModern {
+		c.versions = legacyVersions(legacy)
 	} else if err := c.negotiate(ctx); err != nil {
 		c.close(err)
 		c.wait()
@@ -218,13 +209,16 @@ func (c *conn) negotiate(ctx context.Context) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		cl, err := c.send(ctx, req, v, false)
 		if err == nil {
-			if err = c.wait1(ctx, cl, c.cfg.requestTimeout); err != nil {
+			if err = c.wait1(ctx, cl, apiVersionsSilence(c.cfg)); err != nil {
 				c.report(cl, nil, err)
 			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				return fmt.Errorf("%w: %w", errLegacyBroker, err)
+			}
+			if errors.Is(err, ErrResponseTimeout) {
+				return fmt.Errorf("%w: %w", errSilentBroker, err)
 			}
 			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))
 		}

@@ -493,8 +493,7 @@ func TestFakeFaults(t *testing.T) {
 			fault: func(fc *fakeConn, r *fakeRequest) {
 				fc.reply(r, &ApiVersionsResponse{ErrorCode: ErrClusterAuthorizationFailed.Code()})
 			}},
-		{name: "ApiVersions never answered", key: apiKeyApiVersions, want: []error{ErrResponseTimeout}, silent: true,
-			fault: func(fc *fakeConn, r *fakeRequest) { fc.hold(nil) }},
+		// ApiVersions never answered: what Kafka 0.9 does; TestFakeSilentLegacyBroker.
 		{name: "Metadata not advertised", key: apiKeyApiVersions, want: []error{ErrUnsupportedVersion}, kept: true,
 			fault: func(fc *fakeConn, r *fakeRequest) {
 				fc.reply(r, &ApiVersionsResponse{ApiKeys: fc.fb.versions[:1]})
@@ -608,13 +607,13 @@ func TestFakeTimeoutPipelined(t *testing.T) {
 	mustMetadata(t, cl, -1)
 }
 
-// TestFakeLegacyBroker: a broker older than Kafka 0.10 closes the
-// connection on ApiVersions. After two such closes in a row the client talks
-// v0 to it, and a Metadata v0 request works.
+// TestFakeLegacyBroker: a broker older than Kafka 0.8 closes the
+// connection on ApiVersions. The first request already works: after two such
+// closes in a row, within that request, the client talks v0 to it.
 func TestFakeLegacyBroker(t *testing.T) {
 	fb := newFakeBroker(t, func(fc *fakeConn, r *fakeRequest) bool {
 		if r.key == apiKeyApiVersions || r.version != 0 {
-			fc.close() // what 0.8/0.9 brokers do with requests they do not know
+			fc.close() // what 0.8 brokers do with requests they do not know
 			return true
 		}
 		return false
@@ -622,15 +621,7 @@ func TestFakeLegacyBroker(t *testing.T) {
 	cl := newTestClient(t, fb.addr, WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var r Response
-	var err error
-	for range 3 {
-		if r, err = cl.RequestBroker(ctx, -1, metadataFor("t")); err == nil {
-			break
-		}
-		wantBrokerError(t, err, fb.addr, io.EOF)
-		t.Logf("failed: %v", err)
-	}
+	r, err := cl.RequestBroker(ctx, -1, metadataFor("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -652,6 +643,50 @@ func TestFakeLegacyBroker(t *testing.T) {
 	}
 	if len(md.Topics) != 1 || md.Topics[0].Name != "u" {
 		t.Fatalf("metadata %+v", md)
+	}
+}
+
+// TestFakeSilentLegacyBroker: a Kafka 0.9 broker leaves ApiVersions
+// unanswered (the connection stays open). The first request waits half the
+// dial timeout, then works over a v0 connection; an API 0.9 lacks fails at
+// once with an error that names the broker's version.
+func TestFakeSilentLegacyBroker(t *testing.T) {
+	fb := newFakeBroker(t, func(fc *fakeConn, r *fakeRequest) bool {
+		return r.key == apiKeyApiVersions // never answered
+	})
+	const dialTimeout = 600 * time.Millisecond
+	cl := newTestClient(t, fb.addr, WithDialTimeout(dialTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := cl.RequestBroker(ctx, -1, metadataFor("t")); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < dialTimeout/2 || took > 3*dialTimeout {
+		t.Errorf("first request took %v, want about %v", took, dialTimeout/2)
+	}
+	var got []fakeSeen
+	for _, s := range fb.requests() {
+		got = append(got, fakeSeen{s.key, s.version, s.conn})
+	}
+	want := []fakeSeen{{apiKeyApiVersions, 4, 1}, {3, 0, 2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("requests (key, version, conn) %v, want %v", got, want)
+	}
+	_, err := cl.RequestBroker(ctx, -1, &CreateTopicsRequest{})
+	if !errors.Is(err, ErrUnsupportedVersion) || !strings.Contains(err.Error(), "Kafka 0.9") {
+		t.Fatalf("CreateTopics on 0.9: %v, want ErrUnsupportedVersion naming Kafka 0.9", err)
+	}
+
+	// Control: a broker silent on v0 too is a hung one, and the request fails.
+	hung := newFakeBroker(t, func(fc *fakeConn, r *fakeRequest) bool { return true })
+	const requestTimeout = 300 * time.Millisecond
+	cl = newTestClient(t, hung.addr, WithDialTimeout(dialTimeout), WithRequestTimeout(requestTimeout))
+	start = time.Now()
+	_, err = cl.RequestBroker(ctx, -1, metadataFor("t"))
+	wantBrokerError(t, err, hung.addr, ErrResponseTimeout)
+	if took := time.Since(start); took > dialTimeout/2+requestTimeout+time.Second {
+		t.Errorf("a hung broker failed after %v", took)
 	}
 }
 

@@ -2,6 +2,7 @@ package kpax
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -233,8 +234,13 @@ func topicFromResponse(t *MetadataResponseTopic) *TopicMetadata {
 
 // topic returns the cached metadata of a topic, loading it when missing or
 // stale.
+//
+// A topic without a leader yet (LEADER_NOT_AVAILABLE: one just created, or
+// auto-created by this very lookup on a broker before 0.11) is asked again
+// until it has one, within leaderWait.
 func (m *metadataCache) topic(ctx context.Context, name string) (*TopicMetadata, error) {
-	for attempt := 0; attempt < 3; attempt++ {
+	start := time.Now()
+	for attempt := 0; attempt < 3 || m.waitLeader(ctx, name, start, attempt); attempt++ {
 		m.mu.Lock()
 		t := m.topics[name]
 		known := m.wanted[name]
@@ -264,6 +270,7 @@ func (m *metadataCache) topic(ctx context.Context, name string) (*TopicMetadata,
 
 // leader returns the partition's leader, loading metadata as needed.
 func (m *metadataCache) leader(ctx context.Context, topic string, partition int32) (PartitionMetadata, error) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		t, err := m.topic(ctx, topic)
 		if err != nil {
@@ -278,7 +285,7 @@ func (m *metadataCache) leader(ctx context.Context, topic string, partition int3
 		if p.Leader >= 0 {
 			return p, nil
 		}
-		if attempt >= 2 {
+		if attempt >= 2 && !(errors.Is(p.Err, ErrLeaderNotAvailable) && m.leaderBackoff(ctx, start, attempt)) {
 			err := p.Err
 			if err == nil {
 				err = ErrLeaderNotAvailable
@@ -287,6 +294,41 @@ func (m *metadataCache) leader(ctx context.Context, topic string, partition int3
 		}
 		m.invalidate()
 	}
+}
+
+// waitLeader reports whether topic (after attempt lookups) should be asked
+// again: it is known but has no leader yet, and leaderBackoff allows it.
+func (m *metadataCache) waitLeader(ctx context.Context, topic string, start time.Time, attempt int) bool {
+	m.mu.Lock()
+	t := m.topics[topic]
+	m.mu.Unlock()
+	return t != nil && errors.Is(t.Err, ErrLeaderNotAvailable) && m.leaderBackoff(ctx, start, attempt)
+}
+
+// leaderBackoff waits before the next lookup of a leader that is being
+// elected (the retry backoff, doubling) and reports whether to look again:
+// not once the call's context or the request timeout since start would end
+// first.
+func (m *metadataCache) leaderBackoff(ctx context.Context, start time.Time, attempt int) bool {
+	cfg := &m.cl.cfg
+	wait := min(cfg.retryBackoff<<min(attempt, 16), cfg.retryBackoffMax)
+	end := start.Add(cfg.requestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	if time.Now().Add(wait).After(end) {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		m.invalidate()
+		return true
+	case <-ctx.Done():
+	case <-m.cl.closed:
+	}
+	return false
 }
 
 // topicName returns the name of a topic ID, loading metadata as needed.

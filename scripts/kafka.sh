@@ -24,13 +24,16 @@ DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 # Logging jars the broker needs but does not depend on (the distribution ships them in libs/).
 LOG4J1_DEPS="org.slf4j:slf4j-reload4j:1.7.36 ch.qos.reload4j:reload4j:1.2.25"
 LOG4J2_VERSION="2.25.5"
+JAXB_VERSION="2.3.1"
 
 usage() {
 	cat <<EOF
 usage: scripts/kafka.sh COMMAND [ARGS]
 
   fetch VERSION                     broker jars from Maven Central into the cache (idempotent)
-  start NAME VERSION PORT           single KRaft node (broker+controller) on 127.0.0.1:PORT
+  start NAME VERSION PORT           single KRaft node (broker+controller) on 127.0.0.1:PORT; before
+                                    Kafka 3.3 (e.g. 0.8.2.2, 2.8.2) a broker on its own ZooKeeper,
+                                    which listens on PORT+\$KPAX_ZK_PORT_OFFSET (default $CONTROLLER_OFFSET)
   secure-start NAME VERSION PORT    single node with PLAINTEXT on PORT (as start) plus SASL_PLAINTEXT
                                     on PORT+1, SSL on PORT+2, SASL_SSL on PORT+3 (see Secure nodes)
   cluster-start NAME VERSION PORT   $CLUSTER_SIZE KRaft nodes on 127.0.0.1:PORT..PORT+$((CLUSTER_SIZE - 1))
@@ -77,7 +80,7 @@ check_name() {
 	[[ $1 =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad name '$1' (letters, digits, '_', '.', '-')"
 }
 check_version() {
-	[[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "bad Kafka version '$1' (want e.g. 3.9.2)"
+	[[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || die "bad Kafka version '$1' (want e.g. 3.9.2 or 0.8.2.2)"
 }
 check_port() {
 	if ! [[ $1 =~ ^[0-9]+$ ]] || (($1 < 1024 || $1 + CONTROLLER_OFFSET + CLUSTER_SIZE > 65535)); then
@@ -85,12 +88,30 @@ check_port() {
 	fi
 }
 major() { echo "${1%%.*}"; }
+# version_num VERSION: 0.10.2.2 -> 10002, 3.9.2 -> 309000 (major*100000 + minor*100 + patch), to compare.
+version_num() {
+	local a b c
+	IFS=. read -r a b c _ <<<"$1"
+	echo $((10#$a * 100000 + 10#$b * 100 + 10#${c:-0}))
+}
+# zk_era VERSION: true for brokers that run on ZooKeeper here (before 3.3, where KRaft became
+# production-ready; the 0.x-2.x brokers have no KRaft at all, 2.8-3.2 only an early preview).
+zk_era() { (($(version_num "$1") < 300300)); }
+# scala_of VERSION: the Scala build of kafka_2.x this script takes: 2.11 (published for 0.8.2 to
+# 2.4), 2.13 from 2.4 on (the oldest Scala published for every version we use).
+scala_of() {
+	if (($(version_num "$1") < 200400)); then echo 2.11; else echo 2.13; fi
+}
 
 # Users of secure nodes: name:password, for PLAIN and both SCRAM mechanisms.
 SECURE_USERS=(alice:alice-secret bob:bob-secret)
 SECURE_USERS_DOC="alice (password alice-secret) and bob (bob-secret)"
 SECURE_PORTS=3 # listeners above the PLAINTEXT port: SASL_PLAINTEXT, SSL, SASL_SSL
 SECURE_REAUTH_MS=2000
+
+# ZooKeeper-era brokers (before 3.3): the functions live in a sibling file.
+# shellcheck source=scripts/kafka-zk.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-zk.sh"
 
 # ---------------------------------------------------------------------------------------------
 # fetch
@@ -105,8 +126,16 @@ dep_xml() { # group:artifact:version
 
 write_pom() { # VERSION FILE
 	local version=$1 deps d
-	deps=("org.apache.kafka:kafka_2.13:$version")
-	if (($(major "$version") >= 4)); then
+	deps=("org.apache.kafka:kafka_$(scala_of "$version"):$version")
+	if zk_era "$version"; then
+		# Java 11 dropped javax.xml.bind, which ZooKeeper-era brokers use (base64, ZooKeeper's
+		# 3.4 client); their own pom brings ZooKeeper, and log4j 1 up to 0.11 (later ones need it).
+		deps+=("javax.xml.bind:jaxb-api:$JAXB_VERSION")
+		if (($(major "$version") >= 1)); then
+			read -ra d <<<"$LOG4J1_DEPS"
+			deps+=("${d[@]}")
+		fi
+	elif (($(major "$version") >= 4)); then
 		# Kafka 4 logs through log4j2; pin api/core/binding to one version.
 		deps+=("org.apache.logging.log4j:log4j-api:$LOG4J2_VERSION"
 			"org.apache.logging.log4j:log4j-core:$LOG4J2_VERSION"
@@ -153,12 +182,14 @@ cmd_fetch() {
 		rm -rf "$libs.tmp"
 		mvn_args=(-B -q -ntp -Dstyle.color=never -f "$base/pom.xml")
 		[[ -n ${KPAX_MAVEN_REPO:-} ]] && mvn_args+=("-Dmaven.repo.local=$KPAX_MAVEN_REPO")
-		if ! mvn "${mvn_args[@]}" "$DEPENDENCY_PLUGIN:copy-dependencies" \
+		# Maven 3.8's local repository is not safe for concurrent writers (a parallel fetch of
+		# two versions failed on a half-written .pom.part): one mvn at a time per cache.
+		if ! flock "$CACHE_DIR/.mvn.lock" mvn "${mvn_args[@]}" "$DEPENDENCY_PLUGIN:copy-dependencies" \
 			-DincludeScope=runtime -DoutputDirectory="$libs.tmp" >"$base/mvn.log" 2>&1; then
 			tail -n 30 "$base/mvn.log" >&2
 			die "mvn failed to fetch Kafka $version (log: $base/mvn.log)"
 		fi
-		[[ -f $libs.tmp/kafka_2.13-$version.jar ]] || die "no kafka_2.13-$version.jar after mvn (log: $base/mvn.log)"
+		[[ -f $libs.tmp/kafka_$(scala_of "$version")-$version.jar ]] || die "no kafka_$(scala_of "$version")-$version.jar after mvn (log: $base/mvn.log)"
 		rm -rf "$libs"
 		touch "$libs.tmp/.complete"
 		mv "$libs.tmp" "$libs"
@@ -186,6 +217,8 @@ heap="$heap"
 label=$label
 cluster_size=$cluster_size
 secure=${secure:-0}
+zk=${zk:-0}
+zkport=${zkport:-}
 EOF
 }
 
@@ -294,12 +327,13 @@ make_certs() {
 write_log_config() {
 	local dir=$1
 	cat >"$dir/log4j.properties" <<EOF
-log4j.rootLogger=WARN, file
+log4j.rootLogger=${KPAX_KAFKA_LOG_LEVEL:-WARN}, file
 log4j.appender.file=org.apache.log4j.FileAppender
 log4j.appender.file.File=$dir/logs/server.log
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.logger.kafka.server.KafkaServer=INFO
 EOF
 	cat >"$dir/log4j2.properties" <<EOF
 status = warn
@@ -308,7 +342,7 @@ appender.file.name = file
 appender.file.fileName = $dir/logs/server.log
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
+rootLogger.level = ${KPAX_KAFKA_LOG_LEVEL:-WARN}
 rootLogger.appenderRef.file.ref = file
 logger.raft.name = kafka.server.KafkaRaftServer
 logger.raft.level = INFO
@@ -366,6 +400,7 @@ launch() {
 	local dir=$1
 	load_node_env "$dir"
 	STARTED_DIRS+=("$dir")
+	if ((zk)); then launch_zk "$dir"; fi
 	java_cmd "$dir"
 	rm -f "$dir/pid"
 	# The inner bash writes its own pid and execs java, so the pid file holds java's pid.
@@ -421,7 +456,8 @@ node_ready() {
 	local dir=$1
 	port_open "$port" || return 1
 	if command -v kcat >/dev/null; then
-		kcat -b "127.0.0.1:$port" -L -m 3 2>/dev/null |
+		# shellcheck disable=SC2046
+		kcat -b "127.0.0.1:$port" $(kcat_probe_flags) -L -m 3 2>/dev/null |
 			grep -qE "broker $node_id at 127\.0\.0\.1:$port( |$)"
 	else
 		grep -q "Kafka Server started" "$dir/logs/server.log" 2>/dev/null
@@ -487,8 +523,14 @@ all_node_dirs() {
 	find "$RUN_ROOT" -mindepth 2 -maxdepth 3 -name node.env -printf '%h\n' | sort
 }
 
-# stop_dirs D...: SIGTERM all (and SIGCONT, in case they are paused), SIGKILL the stragglers.
+# stop_dirs D...: stop the brokers, then the ZooKeepers of ZooKeeper-era nodes.
 stop_dirs() {
+	stop_broker_dirs "$@"
+	stop_zk_dirs "$@"
+}
+
+# stop_broker_dirs D...: SIGTERM all (and SIGCONT, in case they are paused), SIGKILL the stragglers.
+stop_broker_dirs() {
 	local dir pid pids=() labels=() deadline i
 	for dir in "$@"; do
 		pid=$(node_pid "$dir")
@@ -545,13 +587,22 @@ cmd_start() {
 	t0=$(now)
 	cmd_fetch "$version"
 	local cport=$((port + CONTROLLER_OFFSET)) node_id=1 heap=$SINGLE_HEAP label=$name cluster_size=1 i
+	local zk=0 zkport=""
+	if zk_era "$version"; then
+		((!secure)) || die "secure-start runs KRaft nodes only (Kafka 3.3 and later), not $version"
+		zk=1 zkport=$((port + ZK_PORT_OFFSET)) cport=$zkport heap=$ZK_ERA_HEAP
+	fi
 	if ((secure)); then
 		for ((i = 1; i <= SECURE_PORTS; i++)); do extra_ports+=($((port + i))); done
 	fi
 	check_ports_free "$port" "$cport" "${extra_ports[@]}"
 	local voters="1@127.0.0.1:$cport"
 	rm -rf "$dir"
-	prepare_node "$dir" "$(random_cluster_id)"
+	if ((zk)); then
+		prepare_zk_node "$dir"
+	else
+		prepare_node "$dir" "$(random_cluster_id)"
+	fi
 	launch "$dir"
 	wait_ready "$dir" "$t0"
 }
@@ -582,6 +633,7 @@ cmd_cluster_start() {
 	check_name "$name"
 	check_version "$version"
 	check_port "$base"
+	! zk_era "$version" || die "cluster-start runs KRaft clusters only (Kafka 3.3 and later), not $version"
 	cdir="$RUN_ROOT/$name"
 	if [[ -d $cdir ]]; then
 		stop_leftovers "$name"

@@ -49,6 +49,39 @@ func parseTopicSpecs(args []string) ([]topicSpec, error) {
 	return specs, nil
 }
 
+// metadataWithLeaders loads the metadata of the topics, asking again while
+// one has no leader yet (LEADER_NOT_AVAILABLE: just created, or auto-created
+// by this very request on a broker before 0.11), within ctx and at most 30s.
+func metadataWithLeaders(ctx context.Context, cl *kpax.Client, names []string) (*kpax.ClusterMetadata, error) {
+	end := time.Now().Add(30 * time.Second)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		md, err := cl.Metadata(ctx, names...)
+		if err != nil || !electing(md) || time.Now().Add(wait).After(end) {
+			return md, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return md, nil
+		}
+	}
+}
+
+// electing reports whether a topic or partition of md waits for a leader.
+func electing(md *kpax.ClusterMetadata) bool {
+	for _, t := range md.Topics {
+		if errors.Is(t.Err, kpax.ErrLeaderNotAvailable) {
+			return true
+		}
+		for _, p := range t.Partitions {
+			if p.Leader < 0 && errors.Is(p.Err, kpax.ErrLeaderNotAvailable) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // resolve loads the metadata of the topics and lists their chosen partitions.
 // An unknown topic or partition is an error.
 func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.ClusterMetadata, []tp, error) {
@@ -60,7 +93,7 @@ func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.Clu
 			names = append(names, s.topic)
 		}
 	}
-	md, err := cl.Metadata(ctx, names...)
+	md, err := metadataWithLeaders(ctx, cl, names)
 	if err != nil {
 		return nil, nil, timeoutErr(ctx, err)
 	}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# compat.sh - the compatibility suite: one broker of each Kafka era, the Go checks (TestCompat in
+# compat_test.go) against all of them, the README's table from the results.
+#
+#   scripts/compat.sh run      fetch, start every version in parallel, go test -run TestCompat,
+#                              stop them (whatever happens), write the table (COMPAT_TABLE)
+#   scripts/compat.sh up       fetch and start them; print KPAX_TEST_COMPAT=...
+#   scripts/compat.sh down     stop them
+#   scripts/compat.sh readme   put COMPAT_TABLE into README.md between the compat-table markers
+#
+# Environment: COMPAT_VERSIONS (space-separated), COMPAT_PORT_BASE (version i listens on
+# COMPAT_PORT_BASE + 10*i; its ZooKeeper or KRaft controller on that + KPAX_ZK_PORT_OFFSET /
+# KPAX_CONTROLLER_PORT_OFFSET, both 1000 by default), KPAX_RUN_DIR (default $TMPDIR/kpax-compat),
+# COMPAT_TABLE (default $TMPDIR/kpax-compat-table.md), COMPAT_GOTESTFLAGS, GO.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+KAFKA="$here/kafka.sh"
+VERSIONS=(${COMPAT_VERSIONS:-0.8.2.2 0.9.0.1 0.10.2.2 0.11.0.3 1.1.1 2.4.1 2.8.2 3.9.2 4.4.0})
+BASE=${COMPAT_PORT_BASE:-24100}
+export KPAX_RUN_DIR="${KPAX_RUN_DIR:-${TMPDIR:-/tmp}/kpax-compat}"
+TABLE=${COMPAT_TABLE:-${TMPDIR:-/tmp}/kpax-compat-table.md}
+GO=${GO:-go}
+
+say() { echo "compat.sh: $*" >&2; }
+name_of() { echo "compat-${1//./_}"; }
+
+env_list() {
+	local i out=""
+	for i in "${!VERSIONS[@]}"; do out+="${out:+,}${VERSIONS[$i]}=127.0.0.1:$((BASE + 10 * i))"; done
+	echo "$out"
+}
+
+# up: fetch the versions (kafka.sh runs one mvn at a time), then start all in parallel.
+cmd_up() {
+	local i pids=() rc=0 t0=$SECONDS
+	for v in "${VERSIONS[@]}"; do "$KAFKA" fetch "$v" & pids+=($!); done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	((rc == 0)) || { say "fetching failed"; return 1; }
+	say "fetched ${#VERSIONS[@]} versions in $((SECONDS - t0))s"
+	t0=$SECONDS pids=()
+	for i in "${!VERSIONS[@]}"; do
+		"$KAFKA" start "$(name_of "${VERSIONS[$i]}")" "${VERSIONS[$i]}" $((BASE + 10 * i)) & pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	((rc == 0)) || { say "starting failed"; return 1; }
+	say "started ${#VERSIONS[@]} brokers in parallel in $((SECONDS - t0))s"
+	echo "KPAX_TEST_COMPAT=$(env_list)"
+}
+
+cmd_down() {
+	local v
+	for v in "${VERSIONS[@]}"; do "$KAFKA" stop "$(name_of "$v")" || true; done
+}
+
+cmd_readme() {
+	[[ -s $TABLE ]] || { say "no table at $TABLE (run scripts/compat.sh run)"; return 1; }
+	local readme="$root/README.md" tmp
+	grep -q '<!-- compat-table:begin -->' "$readme" || { say "README.md has no compat-table markers"; return 1; }
+	tmp=$(mktemp)
+	awk -v table="$TABLE" '
+		/<!-- compat-table:begin -->/ { print; while ((getline l < table) > 0) print l; skip = 1; next }
+		/<!-- compat-table:end -->/ { skip = 0 }
+		!skip { print }' "$readme" >"$tmp"
+	mv "$tmp" "$readme"
+	say "README.md: compatibility table from $TABLE"
+}
+
+cmd_run() {
+	local rc=0 t0=$SECONDS t1
+	trap cmd_down EXIT
+	cmd_up >/dev/null || rc=$?
+	t1=$SECONDS
+	if ((rc == 0)); then
+		rm -f "$TABLE"
+		(cd "$root" && KPAX_TEST_COMPAT=$(env_list) KPAX_COMPAT_TABLE=$TABLE \
+			$GO test ${COMPAT_GOTESTFLAGS:--count=1 -timeout 10m} -run '^TestCompat$' .) || rc=$?
+		say "suite: $((SECONDS - t1))s; table: $TABLE"
+		[[ -s $TABLE ]] && cat "$TABLE"
+	fi
+	cmd_down
+	trap - EXIT
+	say "total $((SECONDS - t0))s, exit $rc"
+	return "$rc"
+}
+
+case ${1:-} in
+up) cmd_up ;;
+down) cmd_down ;;
+run) cmd_run ;;
+readme) cmd_readme ;;
+*)
+	sed -n '2,15p' "$0" >&2
+	exit 2
+	;;
+esac
