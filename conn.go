@@ -105,7 +105,7 @@ func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	if key < 0 || int(key) >= len(v.max) || v.max[key] < 0 {
 		return 0, fmt.Errorf("%w: the broker does not support %s", ErrUnsupportedVersion, APIName(key))
 	}
-	hi := min(v.max[key], req.MaxVersion())
+	hi := min(v.max[key], req.MaxVersion(), pathMaxVersion(req))
 	if c, ok := caps[key]; ok {
 		hi = min(hi, c)
 	}

@@ -581,7 +581,7 @@ func isLeaderError(err error) bool {
 		errors.Is(err, ErrKafkaStorageError) || errors.Is(err, ErrNotEnoughReplicas)
 }
 
-func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseResponsePartitionResponse {
+func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseItemPartitionResponse {
 	for i := range resp.Responses {
 		if resp.Responses[i].Name != tp.topic {
 			continue

@@ -271,6 +271,14 @@ func emitMessage(e *emitter, m *message) {
 	for _, f := range m.root.fields {
 		emitNested(e, m, f)
 	}
+	if m.renamed != "" {
+		comment(e, "", fmt.Sprintf("%s%s is the name Kafka's older protocol guides give %s (the API was renamed %s; gen/merge.go).",
+			m.renamed, m.kind, name, m.api))
+		e.p("//")
+		e.p("// Deprecated: use %s.", name)
+		e.p("type %s%s = %s", m.renamed, m.kind, name)
+		e.p("")
+	}
 }
 
 func emitNested(e *emitter, m *message, f *field) {
