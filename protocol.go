@@ -50,11 +50,6 @@ type Response interface {
 	isResponse()
 }
 
-const (
-	apiKeyControlledShutdown int16 = 7
-	apiKeyApiVersions        int16 = 18
-)
-
 // requestHeaderVersion is the request header version used with a request:
 // v2 (with tagged fields) for flexible versions, v1 otherwise, and v0 (no
 // client ID) for ControlledShutdown v0.

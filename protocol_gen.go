@@ -1075,6 +1075,498 @@ func apiKeys() []int16 {
 	return []int16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 56, 57, 58, 60, 61, 64, 65, 66, 67, 68, 69, 71, 72, 74, 75, 76, 77, 78, 79, 80, 81, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94}
 }
 
+// The API keys of the protocol guides.
+const (
+	apiKeyProduce                               int16 = 0
+	apiKeyFetch                                 int16 = 1
+	apiKeyListOffsets                           int16 = 2
+	apiKeyMetadata                              int16 = 3
+	apiKeyLeaderAndIsr                          int16 = 4
+	apiKeyStopReplica                           int16 = 5
+	apiKeyUpdateMetadata                        int16 = 6
+	apiKeyControlledShutdown                    int16 = 7
+	apiKeyOffsetCommit                          int16 = 8
+	apiKeyOffsetFetch                           int16 = 9
+	apiKeyFindCoordinator                       int16 = 10
+	apiKeyJoinGroup                             int16 = 11
+	apiKeyHeartbeat                             int16 = 12
+	apiKeyLeaveGroup                            int16 = 13
+	apiKeySyncGroup                             int16 = 14
+	apiKeyDescribeGroups                        int16 = 15
+	apiKeyListGroups                            int16 = 16
+	apiKeySaslHandshake                         int16 = 17
+	apiKeyApiVersions                           int16 = 18
+	apiKeyCreateTopics                          int16 = 19
+	apiKeyDeleteTopics                          int16 = 20
+	apiKeyDeleteRecords                         int16 = 21
+	apiKeyInitProducerId                        int16 = 22
+	apiKeyOffsetForLeaderEpoch                  int16 = 23
+	apiKeyAddPartitionsToTxn                    int16 = 24
+	apiKeyAddOffsetsToTxn                       int16 = 25
+	apiKeyEndTxn                                int16 = 26
+	apiKeyWriteTxnMarkers                       int16 = 27
+	apiKeyTxnOffsetCommit                       int16 = 28
+	apiKeyDescribeAcls                          int16 = 29
+	apiKeyCreateAcls                            int16 = 30
+	apiKeyDeleteAcls                            int16 = 31
+	apiKeyDescribeConfigs                       int16 = 32
+	apiKeyAlterConfigs                          int16 = 33
+	apiKeyAlterReplicaLogDirs                   int16 = 34
+	apiKeyDescribeLogDirs                       int16 = 35
+	apiKeySaslAuthenticate                      int16 = 36
+	apiKeyCreatePartitions                      int16 = 37
+	apiKeyCreateDelegationToken                 int16 = 38
+	apiKeyRenewDelegationToken                  int16 = 39
+	apiKeyExpireDelegationToken                 int16 = 40
+	apiKeyDescribeDelegationToken               int16 = 41
+	apiKeyDeleteGroups                          int16 = 42
+	apiKeyElectLeaders                          int16 = 43
+	apiKeyIncrementalAlterConfigs               int16 = 44
+	apiKeyAlterPartitionReassignments           int16 = 45
+	apiKeyListPartitionReassignments            int16 = 46
+	apiKeyOffsetDelete                          int16 = 47
+	apiKeyDescribeClientQuotas                  int16 = 48
+	apiKeyAlterClientQuotas                     int16 = 49
+	apiKeyDescribeUserScramCredentials          int16 = 50
+	apiKeyAlterUserScramCredentials             int16 = 51
+	apiKeyDescribeQuorum                        int16 = 55
+	apiKeyAlterPartition                        int16 = 56
+	apiKeyUpdateFeatures                        int16 = 57
+	apiKeyEnvelope                              int16 = 58
+	apiKeyDescribeCluster                       int16 = 60
+	apiKeyDescribeProducers                     int16 = 61
+	apiKeyUnregisterBroker                      int16 = 64
+	apiKeyDescribeTransactions                  int16 = 65
+	apiKeyListTransactions                      int16 = 66
+	apiKeyAllocateProducerIds                   int16 = 67
+	apiKeyConsumerGroupHeartbeat                int16 = 68
+	apiKeyConsumerGroupDescribe                 int16 = 69
+	apiKeyGetTelemetrySubscriptions             int16 = 71
+	apiKeyPushTelemetry                         int16 = 72
+	apiKeyListConfigResources                   int16 = 74
+	apiKeyDescribeTopicPartitions               int16 = 75
+	apiKeyShareGroupHeartbeat                   int16 = 76
+	apiKeyShareGroupDescribe                    int16 = 77
+	apiKeyShareFetch                            int16 = 78
+	apiKeyShareAcknowledge                      int16 = 79
+	apiKeyAddRaftVoter                          int16 = 80
+	apiKeyRemoveRaftVoter                       int16 = 81
+	apiKeyInitializeShareGroupState             int16 = 83
+	apiKeyReadShareGroupState                   int16 = 84
+	apiKeyWriteShareGroupState                  int16 = 85
+	apiKeyDeleteShareGroupState                 int16 = 86
+	apiKeyReadShareGroupStateSummary            int16 = 87
+	apiKeyStreamsGroupHeartbeat                 int16 = 88
+	apiKeyStreamsGroupDescribe                  int16 = 89
+	apiKeyDescribeShareGroupOffsets             int16 = 90
+	apiKeyAlterShareGroupOffsets                int16 = 91
+	apiKeyDeleteShareGroupOffsets               int16 = 92
+	apiKeyStreamsGroupTopologyDescriptionUpdate int16 = 93
+	apiKeyUnregisterController                  int16 = 94
+)
+
+// routeKind says which broker a request goes to (gen/routing.go).
+type routeKind int8
+
+const (
+	routeAny              routeKind = iota // any broker
+	routeLeader                            // the leader of the request's first partition (leaderPartition)
+	routeController                        // the controller
+	routeGroupCoordinator                  // the coordinator of the group (coordinatorKey)
+	routeTxnCoordinator                    // the coordinator of the transactional ID (coordinatorKey)
+)
+
+// apiRoute returns where requests of the API key go.
+func apiRoute(key int16) routeKind {
+	switch key {
+	case apiKeyProduce, apiKeyFetch, apiKeyListOffsets, apiKeyDeleteRecords, apiKeyOffsetForLeaderEpoch:
+		return routeLeader
+	case apiKeyCreateTopics, apiKeyDeleteTopics, apiKeyCreatePartitions, apiKeyElectLeaders, apiKeyAlterPartitionReassignments, apiKeyListPartitionReassignments, apiKeyUpdateFeatures:
+		return routeController
+	case apiKeyJoinGroup, apiKeySyncGroup, apiKeyHeartbeat, apiKeyLeaveGroup, apiKeyOffsetCommit, apiKeyOffsetFetch, apiKeyDescribeGroups, apiKeyDeleteGroups, apiKeyOffsetDelete, apiKeyTxnOffsetCommit, apiKeyConsumerGroupHeartbeat, apiKeyConsumerGroupDescribe:
+		return routeGroupCoordinator
+	case apiKeyInitProducerId, apiKeyAddPartitionsToTxn, apiKeyAddOffsetsToTxn, apiKeyEndTxn:
+		return routeTxnCoordinator
+	}
+	return routeAny
+}
+
+// apiLane returns the connection lane for requests of the API key: the broker holds fetches and
+// group joins on purpose, so they do not share a connection with other requests.
+func apiLane(key int16) int {
+	switch key {
+	case apiKeyFetch:
+		return laneFetch
+	case apiKeyJoinGroup, apiKeySyncGroup:
+		return laneGroup
+	}
+	return laneDefault
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *ProduceRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.TopicData) > 0 && len(r.TopicData[0].PartitionData) > 0 {
+		return r.TopicData[0].Name, r.TopicData[0].TopicID, r.TopicData[0].PartitionData[0].Index, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *FetchRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Topic, r.Topics[0].TopicID, r.Topics[0].Partitions[0].Partition, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *ListOffsetsRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Name, UUID{}, r.Topics[0].Partitions[0].PartitionIndex, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *DeleteRecordsRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Name, UUID{}, r.Topics[0].Partitions[0].PartitionIndex, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *OffsetForLeaderEpochRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Topic, UUID{}, r.Topics[0].Partitions[0].Partition, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *JoinGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *JoinGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *SyncGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *SyncGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *HeartbeatRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *HeartbeatResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *LeaveGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *LeaveGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Members {
+		x0 := &r.Members[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *OffsetCommitRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetCommitResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups.group_id, then group_id); ok is false if it has none.
+func (r *OffsetFetchRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.Groups) > 0 && r.Groups[0].GroupID != "" {
+		return r.Groups[0].GroupID, true
+	}
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetFetchResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		for i := range x0.Topics {
+			x1 := &x0.Topics[i]
+			for i := range x1.Partitions {
+				x2 := &x1.Partitions[i]
+				if match(x2.ErrorCode) {
+					return true
+				}
+			}
+		}
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups); ok is false if it has none.
+func (r *DescribeGroupsRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.Groups) > 0 && r.Groups[0] != "" {
+		return r.Groups[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DescribeGroupsResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups_names); ok is false if it has none.
+func (r *DeleteGroupsRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.GroupsNames) > 0 && r.GroupsNames[0] != "" {
+		return r.GroupsNames[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DeleteGroupsResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Results {
+		x0 := &r.Results[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *OffsetDeleteRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetDeleteResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *TxnOffsetCommitRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *TxnOffsetCommitResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *ConsumerGroupHeartbeatRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ConsumerGroupHeartbeatResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_ids); ok is false if it has none.
+func (r *ConsumerGroupDescribeRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.GroupIDs) > 0 && r.GroupIDs[0] != "" {
+		return r.GroupIDs[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ConsumerGroupDescribeResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *InitProducerIdRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != nil && *r.TransactionalID != "" {
+		return *r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *InitProducerIdResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (v3_and_below_transactional_id); ok is false if it has none.
+func (r *AddPartitionsToTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.V3AndBelowTransactionalID != "" {
+		return r.V3AndBelowTransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *AddPartitionsToTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *AddOffsetsToTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != "" {
+		return r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *AddOffsetsToTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *EndTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != "" {
+		return r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *EndTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
 // ProduceRequest is the request of the Produce API (key 0), versions 0-13, flexible from version
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type ProduceRequest struct {

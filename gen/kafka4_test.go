@@ -179,7 +179,7 @@ ToyRequest min=4
 	if got := "\n" + modelString(req.root, 2, ""); got != want {
 		t.Errorf("model:\n%s\nwant:%s", got, want)
 	}
-	if _, err := emit(merged, msgs); err != nil {
+	if _, err := emit(merged, msgs, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -309,7 +309,7 @@ func TestMergeGuides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src, err := emit(sp, msgs)
+		src, err := emit(sp, msgs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -381,4 +381,50 @@ func TestParseKafka4Errors(t *testing.T) {
 			t.Fatalf("error %v", err)
 		}
 	})
+}
+
+// TestCheckRoutes: a route that does not fit the messages is an error.
+func TestCheckRoutes(t *testing.T) {
+	sp, err := parseSpec(toy4())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ = mergeSpecs([]namedSpec{{"toy4", sp}})
+	msgs, err := buildMessages(sp, &overlay{taggedArrays: []taggedArray{{"Toy Request", "ends"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*message{}
+	for _, m := range msgs {
+		byName[m.api+" "+m.kind] = m
+	}
+	tests := []struct {
+		name string
+		r    route
+		want string
+	}{
+		{"ok: group", route{api: "Toy", kind: "group", keys: []string{"name"}}, ""},
+		{"ok: leader", route{api: "Toy", kind: "leader", topic: "cursor.topic", partition: "cursor.partition"}, "goes through cursor, not an array"},
+		{"no API", route{api: "Nope", kind: "group", keys: []string{"name"}}, `no API "Nope"`},
+		{"no field", route{api: "Toy", kind: "group", keys: []string{"nope"}}, `no field "nope"`},
+		{"wrong type", route{api: "Toy", kind: "leader", topic: "name", partition: "topics.id"}, "topics.id is UUID, want an untagged INT32"},
+		{"tagged key", route{api: "Toy", kind: "txn", keys: []string{"hint"}}, "want an untagged STRING"},
+		{"bad kind", route{api: "Toy", kind: "broker"}, `kind "broker"`},
+		{"group without keys", route{api: "Toy", kind: "group"}, "a group route with keys []"},
+		{"leader without partition", route{api: "Toy", kind: "leader", topic: "name"}, "a leader route"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkRoutes([]route{tt.r}, byName)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
 }

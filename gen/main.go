@@ -104,7 +104,7 @@ func generate(ov *overlay, docs ...namedDoc) ([]byte, error) {
 	if err := checkComplete(sp, msgs); err != nil {
 		return nil, err
 	}
-	return emit(sp, msgs)
+	return emit(sp, msgs, ov.routes)
 }
 
 // checkComplete makes sure every API of the key table has a request and a

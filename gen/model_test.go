@@ -50,6 +50,7 @@ func fixtureOverlay() *overlay {
 		nullable: []nullableField{{"DescribeGroups Request", "groups", 0, -1}},
 		// Not in the default overlay: Kafka's default is false.
 		defaults: []fieldDefault{{"DescribeGroups Request", "include_authorized_operations", "true"}},
+		routes:   []route{{api: "DescribeGroups", kind: "group", keys: []string{"groups"}}},
 	}
 	// The fixtures are in Kafka 3.9's notation, which does not show tagged
 	// fields; Kafka 4's guide states these, so the default overlay no

@@ -47,6 +47,7 @@ type overlay struct {
 	tagged       []taggedField
 	taggedArrays []taggedArray
 	defaults     []fieldDefault
+	routes       []route // where requests go (routing.go)
 }
 
 // nullableField marks the field at path (dot-separated spec names) of msg
@@ -85,6 +86,7 @@ type fieldDefault struct {
 
 func defaultOverlay() *overlay {
 	return &overlay{
+		routes: defaultRoutes(),
 		// Versions only Kafka 3.9's guide lists (below 4.x's oldest).
 		nullable: []nullableField{
 			{"DescribeConfigs Request", "resources.configuration_keys", 0, 0},
