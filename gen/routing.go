@@ -33,37 +33,37 @@ type route struct {
 
 func defaultRoutes() []route {
 	return []route{
-	{api: "Produce", kind: "leader", topic: "topic_data.name", topicID: "topic_data.topic_id", partition: "topic_data.partition_data.index"},
-	{api: "Fetch", kind: "leader", topic: "topics.topic", topicID: "topics.topic_id", partition: "topics.partitions.partition", lane: "fetch"},
-	{api: "ListOffsets", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
-	{api: "DeleteRecords", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
-	{api: "OffsetForLeaderEpoch", kind: "leader", topic: "topics.topic", partition: "topics.partitions.partition"},
+		{api: "Produce", kind: "leader", topic: "topic_data.name", topicID: "topic_data.topic_id", partition: "topic_data.partition_data.index"},
+		{api: "Fetch", kind: "leader", topic: "topics.topic", topicID: "topics.topic_id", partition: "topics.partitions.partition", lane: "fetch"},
+		{api: "ListOffsets", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
+		{api: "DeleteRecords", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
+		{api: "OffsetForLeaderEpoch", kind: "leader", topic: "topics.topic", partition: "topics.partitions.partition"},
 
-	{api: "CreateTopics", kind: "controller"},
-	{api: "DeleteTopics", kind: "controller"},
-	{api: "CreatePartitions", kind: "controller"},
-	{api: "ElectLeaders", kind: "controller"},
-	{api: "AlterPartitionReassignments", kind: "controller"},
-	{api: "ListPartitionReassignments", kind: "controller"},
-	{api: "UpdateFeatures", kind: "controller"},
+		{api: "CreateTopics", kind: "controller"},
+		{api: "DeleteTopics", kind: "controller"},
+		{api: "CreatePartitions", kind: "controller"},
+		{api: "ElectLeaders", kind: "controller"},
+		{api: "AlterPartitionReassignments", kind: "controller"},
+		{api: "ListPartitionReassignments", kind: "controller"},
+		{api: "UpdateFeatures", kind: "controller"},
 
-	{api: "JoinGroup", kind: "group", keys: []string{"group_id"}, lane: "group"},
-	{api: "SyncGroup", kind: "group", keys: []string{"group_id"}, lane: "group"},
-	{api: "Heartbeat", kind: "group", keys: []string{"group_id"}},
-	{api: "LeaveGroup", kind: "group", keys: []string{"group_id"}},
-	{api: "OffsetCommit", kind: "group", keys: []string{"group_id"}},
-	{api: "OffsetFetch", kind: "group", keys: []string{"groups.group_id", "group_id"}},
-	{api: "DescribeGroups", kind: "group", keys: []string{"groups"}},
-	{api: "DeleteGroups", kind: "group", keys: []string{"groups_names"}},
-	{api: "OffsetDelete", kind: "group", keys: []string{"group_id"}},
-	{api: "TxnOffsetCommit", kind: "group", keys: []string{"group_id"}}, // the consumer group's coordinator
-	{api: "ConsumerGroupHeartbeat", kind: "group", keys: []string{"group_id"}},
-	{api: "ConsumerGroupDescribe", kind: "group", keys: []string{"group_ids"}},
+		{api: "JoinGroup", kind: "group", keys: []string{"group_id"}, lane: "group"},
+		{api: "SyncGroup", kind: "group", keys: []string{"group_id"}, lane: "group"},
+		{api: "Heartbeat", kind: "group", keys: []string{"group_id"}},
+		{api: "LeaveGroup", kind: "group", keys: []string{"group_id"}},
+		{api: "OffsetCommit", kind: "group", keys: []string{"group_id"}},
+		{api: "OffsetFetch", kind: "group", keys: []string{"groups.group_id", "group_id"}},
+		{api: "DescribeGroups", kind: "group", keys: []string{"groups"}},
+		{api: "DeleteGroups", kind: "group", keys: []string{"groups_names"}},
+		{api: "OffsetDelete", kind: "group", keys: []string{"group_id"}},
+		{api: "TxnOffsetCommit", kind: "group", keys: []string{"group_id"}}, // the consumer group's coordinator
+		{api: "ConsumerGroupHeartbeat", kind: "group", keys: []string{"group_id"}},
+		{api: "ConsumerGroupDescribe", kind: "group", keys: []string{"group_ids"}},
 
-	{api: "InitProducerId", kind: "txn", keys: []string{"transactional_id"}}, // none: an idempotent producer, any broker
-	{api: "AddPartitionsToTxn", kind: "txn", keys: []string{"v3_and_below_transactional_id"}},
-	{api: "AddOffsetsToTxn", kind: "txn", keys: []string{"transactional_id"}},
-	{api: "EndTxn", kind: "txn", keys: []string{"transactional_id"}},
+		{api: "InitProducerId", kind: "txn", keys: []string{"transactional_id"}}, // none: an idempotent producer, any broker
+		{api: "AddPartitionsToTxn", kind: "txn", keys: []string{"v3_and_below_transactional_id"}},
+		{api: "AddOffsetsToTxn", kind: "txn", keys: []string{"transactional_id"}},
+		{api: "EndTxn", kind: "txn", keys: []string{"transactional_id"}},
 	}
 }
 
