@@ -188,7 +188,7 @@ var errLegacyBroker = errors.New("the broker closed the connection on ApiVersion
 // its own range, and we ask again at its newest version.
 func (c *conn) negotiate(ctx context.Context) error {
 	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer}
-	v := req.MaxVersion()
+	v := min(req.MaxVersion(), pathMaxVersion(req))
 	if capV, ok := c.cfg.maxVersions[apiKeyApiVersions]; ok {
 		v = max(min(v, capV), 0)
 	}

@@ -22,6 +22,11 @@ func pathMaxVersion(req Request) int16 {
 	case *TxnOffsetCommitRequest:
 		// v5+ is transactions V2 (KIP-890), v6 names topics by ID.
 		return 4
+	case *ApiVersionsRequest:
+		// v5 (KIP-1242) carries the cluster and node the client means to
+		// reach; a 4.4 broker rejects it (INVALID_REQUEST) when they are
+		// left unset, and the connection does not fill them yet.
+		return 4
 	case *EndTxnRequest:
 		// v5 is transactions V2 (KIP-890): the broker bumps the producer
 		// epoch at every commit and returns it, which the client must adopt.
