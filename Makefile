@@ -6,11 +6,17 @@ SHELL := /bin/bash
 GO            ?= go
 KAFKA         := scripts/kafka.sh
 
+# The newest Kafka release: the protocol guide protocol_gen.go is generated from (merged with
+# KAFKA_BASE's, the last guide that lists every version back to v0) and the 4.x test broker.
+# Bumping it is this one line and `make generate`.
+KAFKA_NEWEST  ?= 4.4.0
+KAFKA_BASE    ?= 3.9.2
+
 # Brokers for the integration tests (single KRaft nodes on 127.0.0.1).
-K39_VERSION   ?= 3.9.2
+K39_VERSION   ?= $(KAFKA_BASE)
 K39_NAME      ?= k39
 K39_PORT      ?= 19092
-K4_VERSION    ?= 4.4.0
+K4_VERSION    ?= $(KAFKA_NEWEST)
 K4_NAME       ?= k4
 K4_PORT       ?= 29092
 # 3-node cluster for failover work: broker ports CLUSTER_PORT..CLUSTER_PORT+2.
@@ -23,7 +29,13 @@ CLUSTER_PORT  ?= 21092
 TEST_PORT_BASE ?= 23092
 TEST_RUN_DIR  ?= $(or $(TMPDIR),/tmp)/kpax-kafka-tests-$(TEST_PORT_BASE)
 
-SPEC          ?= ../shared/spec/kafka-protocol-3.9.html
+# The protocol guides gen/ reads, oldest first: scripts/spec.sh prints them from the kafka-clients
+# jars into $(KPAX_CACHE)/spec (default ~/.cache/kpax/spec), outside the tree. SPEC=path overrides
+# them with one guide (e.g. a hand-kept 3.9 page).
+SPEC_VERSIONS ?= $(KAFKA_BASE) $(KAFKA_NEWEST)
+SPEC          ?=
+SPECS          = $(if $(SPEC),$(SPEC),$(foreach v,$(SPEC_VERSIONS),$(shell scripts/spec.sh $(v))))
+GEN_ARGS       = $(foreach s,$(SPECS),-spec $(s))
 TEST_TIMEOUT  ?= 25m
 GOTESTFLAGS   ?= -race -count=1 -timeout $(TEST_TIMEOUT) -v
 GOTEST_LOG    ?= $(or $(TMPDIR),/tmp)/kpax-gotest.log
@@ -35,9 +47,10 @@ TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_KAFKA_SH=$(CURDIR)/$(KAFKA) \
 	KPAX_TEST_PORT_BASE=$(TEST_PORT_BASE) \
 	KPAX_RUN_DIR=$(TEST_RUN_DIR) \
-	KPAX_TEST_NODE_VERSION=$(K4_VERSION)
+	KPAX_TEST_NODE_VERSION=$(K4_VERSION) \
+	KPAX_SPECS="$(SPECS)"
 
-.PHONY: help demo demo-down deps fetch kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
+.PHONY: help demo demo-down deps fetch spec generate kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
 	vet gencheck gotest test fuzz bench bench-unit
 
 help:
@@ -51,7 +64,9 @@ help:
 	@echo 'make cluster-down stop it'
 	@echo 'make kafka-stop-all  stop every node under $$KPAX_RUN_DIR (also ones others started)'
 	@echo 'make vet          go vet ./...'
-	@echo 'make gencheck     protocol_gen.go matches `go run ./gen -spec $(SPEC)`'
+	@echo 'make spec         the protocol guides of Kafka $(SPEC_VERSIONS) from the kafka-clients jars (scripts/spec.sh)'
+	@echo 'make generate     protocol_gen.go from them (go generate runs this)'
+	@echo 'make gencheck     protocol_gen.go matches what gen writes from them'
 	@echo 'make gotest       go test $(GOTESTFLAGS) ./... against running brokers'
 	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, kafka-down (always), summary'
 	@echo 'make fuzz         each Fuzz target for FUZZTIME=$(FUZZTIME)'
@@ -74,6 +89,14 @@ deps:
 	@scripts/deps.sh
 	@$(KAFKA) fetch $(K39_VERSION)
 	@$(KAFKA) fetch $(K4_VERSION)
+	@for v in $(SPEC_VERSIONS); do scripts/spec.sh $$v >/dev/null; done
+
+spec:
+	@for v in $(SPEC_VERSIONS); do scripts/spec.sh $$v; done
+
+generate:
+	@[ -n "$(strip $(SPECS))" ] || { echo "generate: no protocol guide (scripts/spec.sh failed?)" >&2; exit 1; }
+	$(GO) run ./gen $(GEN_ARGS) -o protocol_gen.go
 
 fetch:
 	@$(KAFKA) fetch $(K39_VERSION)
@@ -112,12 +135,12 @@ vet:
 	$(GO) vet ./...
 
 gencheck:
-	@if [ ! -d gen ]; then echo "gencheck: no gen/ yet, skipped"; exit 0; fi; \
-	if [ ! -f "$(SPEC)" ]; then echo "gencheck: spec $(SPEC) not found (set SPEC=...)" >&2; exit 1; fi; \
+	@[ -n "$(strip $(SPECS))" ] || { echo "gencheck: no protocol guide (scripts/spec.sh failed?)" >&2; exit 1; }; \
 	tmp=$$(mktemp "$${TMPDIR:-/tmp}/kpax-protocol_gen.XXXXXX"); trap 'rm -f "$$tmp"' EXIT; \
-	$(GO) run ./gen -spec "$(SPEC)" -o "$$tmp"; \
-	if cmp -s "$$tmp" protocol_gen.go; then echo "gencheck: protocol_gen.go is up to date"; \
-	else echo "gencheck: protocol_gen.go is stale: run go run ./gen -spec $(SPEC) -o protocol_gen.go" >&2; \
+	for s in $(SPECS); do [ -f "$$s" ] || { echo "gencheck: spec $$s not found" >&2; exit 1; }; done; \
+	$(GO) run ./gen $(GEN_ARGS) -o "$$tmp"; \
+	if cmp -s "$$tmp" protocol_gen.go; then echo "gencheck: protocol_gen.go is up to date ($(if $(SPEC),$(SPEC),Kafka $(SPEC_VERSIONS)))"; \
+	else echo "gencheck: protocol_gen.go is stale: run make generate" >&2; \
 		diff -u protocol_gen.go "$$tmp" | head -n 40 >&2 || true; exit 1; fi
 
 # go test against brokers that are already up (make kafka-up); output also in GOTEST_LOG.

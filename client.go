@@ -333,7 +333,7 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 
 // sendFrame is send, also returning the frame the response aliases.
 func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Response, []byte, error) {
-	lane := laneOf(req)
+	lane := apiLane(req.APIKey())
 	c, err := p.get(ctx, lane)
 	if err != nil {
 		return nil, nil, err
@@ -366,16 +366,6 @@ const (
 	numLanes
 )
 
-func laneOf(req Request) int {
-	switch req.APIKey() {
-	case 1: // Fetch
-		return laneFetch
-	case 11, 14: // JoinGroup, SyncGroup
-		return laneGroup
-	}
-	return laneDefault
-}
-
 // extraTimeout is how long the broker may hold the request on purpose.
 func extraTimeout(req Request) time.Duration {
 	ms := int32(0)
@@ -398,41 +388,32 @@ func extraTimeout(req Request) time.Duration {
 	return time.Duration(max(ms, 0)) * time.Millisecond
 }
 
-// route picks the broker for a request (see Request).
+// route picks the broker for a request (see Request), as the generated
+// routing table (apiRoute, gen/routing.go) says.
 func (cl *Client) route(ctx context.Context, req Request) (int32, error) {
 	if cl.isClosed() {
 		return -1, ErrClientClosed
 	}
-	switch r := req.(type) {
-	case *ProduceRequest:
-		if len(r.TopicData) > 0 && len(r.TopicData[0].PartitionData) > 0 {
-			return cl.leaderID(ctx, r.TopicData[0].Name, r.TopicData[0].PartitionData[0].Index)
+	switch apiRoute(req.APIKey()) {
+	case routeLeader:
+		r, ok := req.(interface {
+			leaderPartition() (string, UUID, int32, bool)
+		})
+		if !ok {
+			break
 		}
-	case *FetchRequest:
-		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			name := r.Topics[0].Topic
-			if name == "" && r.Topics[0].TopicID != (UUID{}) {
-				var err error
-				if name, err = cl.meta.topicName(ctx, r.Topics[0].TopicID); err != nil {
-					return -1, err
-				}
+		name, id, partition, ok := r.leaderPartition()
+		if !ok {
+			break
+		}
+		if name == "" && id != (UUID{}) {
+			var err error
+			if name, err = cl.meta.topicName(ctx, id); err != nil {
+				return -1, err
 			}
-			return cl.leaderID(ctx, name, r.Topics[0].Partitions[0].Partition)
 		}
-	case *ListOffsetsRequest:
-		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			return cl.leaderID(ctx, r.Topics[0].Name, r.Topics[0].Partitions[0].PartitionIndex)
-		}
-	case *DeleteRecordsRequest:
-		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			return cl.leaderID(ctx, r.Topics[0].Name, r.Topics[0].Partitions[0].PartitionIndex)
-		}
-	case *OffsetForLeaderEpochRequest:
-		if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
-			return cl.leaderID(ctx, r.Topics[0].Topic, r.Topics[0].Partitions[0].Partition)
-		}
-	case *CreateTopicsRequest, *DeleteTopicsRequest, *CreatePartitionsRequest, *ElectLeadersRequest,
-		*AlterPartitionReassignmentsRequest, *ListPartitionReassignmentsRequest, *UpdateFeaturesRequest:
+		return cl.leaderID(ctx, name, partition)
+	case routeController:
 		id, err := cl.meta.controllerID(ctx)
 		if errors.Is(err, ErrNotController) && cl.anyLegacy() {
 			// Metadata v0 names no controller: the broker answers that it
@@ -440,9 +421,10 @@ func (cl *Client) route(ctx context.Context, req Request) (int32, error) {
 			return cl.meta.anyBroker(ctx), nil
 		}
 		return id, err
-	}
-	if kind, key, ok := coordinatorKey(req); ok {
-		return cl.meta.coordinator(ctx, kind, key)
+	case routeGroupCoordinator, routeTxnCoordinator:
+		if kind, key, ok := coordinatorKey(req); ok {
+			return cl.meta.coordinator(ctx, kind, key)
+		}
 	}
 	return cl.meta.anyBroker(ctx), nil
 }
@@ -459,126 +441,32 @@ func (cl *Client) leaderID(ctx context.Context, topic string, partition int32) (
 // not (or no longer) the coordinator: NOT_COORDINATOR or
 // COORDINATOR_NOT_AVAILABLE anywhere an error code of the response can be.
 func coordinatorMoved(resp Response) bool {
-	moved := func(code int16) bool {
+	r, ok := resp.(interface{ hasErrorCode(func(int16) bool) bool })
+	return ok && r.hasErrorCode(func(code int16) bool {
 		return code == ErrNotCoordinator.code || code == ErrCoordinatorNotAvailable.code
-	}
-	switch r := resp.(type) {
-	case *JoinGroupResponse:
-		return moved(r.ErrorCode)
-	case *SyncGroupResponse:
-		return moved(r.ErrorCode)
-	case *HeartbeatResponse:
-		return moved(r.ErrorCode)
-	case *LeaveGroupResponse:
-		return moved(r.ErrorCode)
-	case *OffsetDeleteResponse:
-		return moved(r.ErrorCode)
-	case *ConsumerGroupHeartbeatResponse:
-		return moved(r.ErrorCode)
-	case *InitProducerIdResponse:
-		return moved(r.ErrorCode)
-	case *AddOffsetsToTxnResponse:
-		return moved(r.ErrorCode)
-	case *EndTxnResponse:
-		return moved(r.ErrorCode)
-	case *OffsetFetchResponse:
-		if moved(r.ErrorCode) {
-			return true
-		}
-		for _, g := range r.Groups {
-			if moved(g.ErrorCode) {
-				return true
-			}
-		}
-	case *OffsetCommitResponse:
-		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				if moved(p.ErrorCode) {
-					return true
-				}
-			}
-		}
-	case *TxnOffsetCommitResponse:
-		for _, t := range r.Topics {
-			for _, p := range t.Partitions {
-				if moved(p.ErrorCode) {
-					return true
-				}
-			}
-		}
-	case *DescribeGroupsResponse:
-		for _, g := range r.Groups {
-			if moved(g.ErrorCode) {
-				return true
-			}
-		}
-	case *DeleteGroupsResponse:
-		for _, g := range r.Results {
-			if moved(g.ErrorCode) {
-				return true
-			}
-		}
-	case *ConsumerGroupDescribeResponse:
-		for _, g := range r.Groups {
-			if moved(g.ErrorCode) {
-				return true
-			}
-		}
-	}
-	return false
+	})
 }
 
 // coordinatorKey returns the coordinator a request goes to: kind 0 for a
-// group, 1 for a transactional ID.
+// group, 1 for a transactional ID, and the key, from the generated routing
+// (apiRoute and the request's coordinatorKey method).
 func coordinatorKey(req Request) (kind int8, key string, ok bool) {
-	switch r := req.(type) {
-	case *JoinGroupRequest:
-		return 0, r.GroupID, true
-	case *HeartbeatRequest:
-		return 0, r.GroupID, true
-	case *LeaveGroupRequest:
-		return 0, r.GroupID, true
-	case *SyncGroupRequest:
-		return 0, r.GroupID, true
-	case *OffsetCommitRequest:
-		return 0, r.GroupID, true
-	case *OffsetFetchRequest:
-		if len(r.Groups) > 0 {
-			return 0, r.Groups[0].GroupID, true
-		}
-		return 0, r.GroupID, true
-	case *DescribeGroupsRequest:
-		if len(r.Groups) > 0 {
-			return 0, r.Groups[0], true
-		}
-	case *DeleteGroupsRequest:
-		if len(r.GroupsNames) > 0 {
-			return 0, r.GroupsNames[0], true
-		}
-	case *OffsetDeleteRequest:
-		return 0, r.GroupID, true
-	case *TxnOffsetCommitRequest:
-		return 0, r.GroupID, true
-	case *ConsumerGroupHeartbeatRequest:
-		return 0, r.GroupID, true
-	case *ConsumerGroupDescribeRequest:
-		if len(r.GroupIDs) > 0 {
-			return 0, r.GroupIDs[0], true
-		}
-	case *InitProducerIdRequest:
-		if r.TransactionalID != nil {
-			return 1, *r.TransactionalID, true
-		}
-	case *AddPartitionsToTxnRequest:
-		if r.V3AndBelowTransactionalID != "" {
-			return 1, r.V3AndBelowTransactionalID, true
-		}
-	case *AddOffsetsToTxnRequest:
-		return 1, r.TransactionalID, true
-	case *EndTxnRequest:
-		return 1, r.TransactionalID, true
+	switch apiRoute(req.APIKey()) {
+	case routeGroupCoordinator:
+		kind = 0
+	case routeTxnCoordinator:
+		kind = 1
+	default:
+		return 0, "", false
 	}
-	return 0, "", false
+	r, isKeyed := req.(interface{ coordinatorKey() (string, bool) })
+	if !isKeyed {
+		return 0, "", false
+	}
+	if key, ok = r.coordinatorKey(); !ok {
+		return 0, "", false
+	}
+	return kind, key, true
 }
 
 // Metadata returns what the cluster says of the topics (every topic when

@@ -96,7 +96,7 @@ func (v *apiVersions) pick(req Request, caps map[int16]int16) (int16, error) {
 	if key < 0 || int(key) >= len(v.max) || v.max[key] < 0 {
 		return 0, v.unsupported(key)
 	}
-	hi := min(v.max[key], req.MaxVersion())
+	hi := min(v.max[key], req.MaxVersion(), pathMaxVersion(req))
 	if c, ok := caps[key]; ok {
 		hi = min(hi, c)
 	}
@@ -202,7 +202,7 @@ var errLegacyBroker = errors.New("the broker closed the connection on ApiVersion
 // its own range, and we ask again at its newest version.
 func (c *conn) negotiate(ctx context.Context) error {
 	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer}
-	v := req.MaxVersion()
+	v := min(req.MaxVersion(), pathMaxVersion(req))
 	if capV, ok := c.cfg.maxVersions[apiKeyApiVersions]; ok {
 		v = max(min(v, capV), 0)
 	}

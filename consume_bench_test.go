@@ -65,9 +65,9 @@ func (b *benchFetchBroker) handle(req Request, v int16) Response {
 		defer b.mu.Unlock()
 		resp := &FetchResponse{}
 		for _, t := range r.Topics {
-			rt := FetchResponseResponse{Topic: t.Topic, TopicID: t.TopicID}
+			rt := FetchResponseItem{Topic: t.Topic, TopicID: t.TopicID}
 			for _, p := range t.Partitions {
-				rt.Partitions = append(rt.Partitions, FetchResponseResponsePartition{
+				rt.Partitions = append(rt.Partitions, FetchResponseItemPartition{
 					PartitionIndex: p.Partition, HighWatermark: 1 << 62, LastStableOffset: 1 << 62,
 					LogStartOffset: 0, PreferredReadReplica: -1,
 					Records: b.records(p.FetchOffset, p.PartitionMaxBytes),

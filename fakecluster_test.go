@@ -235,14 +235,14 @@ func (f *fakeCluster) respond(req Request, v int16) Response {
 		}
 		resp := &ProduceResponse{}
 		for _, td := range r.TopicData {
-			rt := ProduceResponseResponse{Name: td.Name}
+			rt := ProduceResponseItem{Name: td.Name}
 			for _, pd := range td.PartitionData {
 				n := int64(0)
 				if len(pd.Records) >= 61 {
 					n = int64(binary.BigEndian.Uint32(pd.Records[57:61]))
 				}
 				base := f.produced.Add(n) - n
-				rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseResponsePartitionResponse{
+				rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseItemPartitionResponse{
 					Index: pd.Index, BaseOffset: base, LogAppendTimeMs: -1})
 			}
 			resp.Responses = append(resp.Responses, rt)

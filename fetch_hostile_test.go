@@ -56,9 +56,9 @@ func (h *hostileFetchBroker) handle(req Request, v int16) Response {
 		h.done = true
 		h.mu.Unlock()
 		for _, t := range r.Topics {
-			rt := FetchResponseResponse{Topic: t.Topic, TopicID: t.TopicID}
+			rt := FetchResponseItem{Topic: t.Topic, TopicID: t.TopicID}
 			for _, p := range t.Partitions {
-				fp := FetchResponseResponsePartition{PartitionIndex: p.Partition, HighWatermark: 1, LastStableOffset: 1, PreferredReadReplica: -1}
+				fp := FetchResponseItemPartition{PartitionIndex: p.Partition, HighWatermark: 1, LastStableOffset: 1, PreferredReadReplica: -1}
 				if first {
 					fp.Records = h.batch
 					h.mu.Lock()

@@ -93,7 +93,7 @@ type fetchResult struct {
 	code      int16
 	rng       chunkRange
 	err       error // corrupt data
-	leader    *FetchResponseResponsePartitionCurrentLeader
+	leader    *FetchResponseItemPartitionCurrentLeader
 	preferred int32
 }
 
@@ -433,14 +433,14 @@ func endpoints(eps []FetchResponseNodeEndpoint) []Broker {
 // decode appends the records of one partition's data to ch.recs: records
 // from the fetch offset on, without control records and, when reading
 // committed, without aborted transactions.
-func (f *fetcher) decode(ch *fetchChunk, rd *RecordReader, sp *sentPart, p *FetchResponseResponsePartition) (chunkRange, error) {
+func (f *fetcher) decode(ch *fetchChunk, rd *RecordReader, sp *sentPart, p *FetchResponseItemPartition) (chunkRange, error) {
 	rng := chunkRange{start: len(ch.recs), next: sp.offset, epoch: sp.epoch}
 	rd.Topic, rd.Partition, rd.KeepControl = sp.fp.tp.topic, sp.fp.tp.partition, true
 	rd.Reset(p.Records)
 	committed := f.c.cfg.isolation == ReadCommitted
 	txns := p.AbortedTransactions
 	if committed && len(txns) > 1 {
-		slices.SortFunc(txns, func(a, b FetchResponseResponsePartitionAbortedTransaction) int {
+		slices.SortFunc(txns, func(a, b FetchResponseItemPartitionAbortedTransaction) int {
 			return cmp.Compare(a.FirstOffset, b.FirstOffset)
 		})
 	}

@@ -60,8 +60,6 @@ func legacyVersions(era legacyEra) apiVersions {
 	return v
 }
 
-const apiKeyFindCoordinator = 10
-
 // describe names the broker's Kafka version, as far as its API versions tell.
 func (v *apiVersions) describe() string {
 	switch {

@@ -684,7 +684,7 @@ func (sp *seqPartition) handler(node int32, addrs func() [2]string) func(Request
 		case *ProduceRequest:
 			resp := &ProduceResponse{}
 			for _, td := range r.TopicData {
-				rt := ProduceResponseResponse{Name: td.Name}
+				rt := ProduceResponseItem{Name: td.Name}
 				for _, pd := range td.PartitionData {
 					rt.PartitionResponses = append(rt.PartitionResponses, sp.append(node, pd))
 				}
@@ -697,8 +697,8 @@ func (sp *seqPartition) handler(node int32, addrs func() [2]string) func(Request
 }
 
 // append applies one batch on node; sp.mu is held.
-func (sp *seqPartition) append(node int32, pd ProduceRequestTopicDataPartitionData) ProduceResponseResponsePartitionResponse {
-	out := ProduceResponseResponsePartitionResponse{Index: pd.Index, BaseOffset: -1, LogAppendTimeMs: -1}
+func (sp *seqPartition) append(node int32, pd ProduceRequestTopicDataPartitionData) ProduceResponseItemPartitionResponse {
+	out := ProduceResponseItemPartitionResponse{Index: pd.Index, BaseOffset: -1, LogAppendTimeMs: -1}
 	if node != sp.leader {
 		out.ErrorCode = ErrNotLeaderOrFollower.Code()
 		return out

@@ -37,7 +37,7 @@ func (lb *logBroker) handle(req Request, _ int16) Response {
 	var rr RecordReader
 	var recs []Record
 	for _, td := range pr.TopicData {
-		rt := ProduceResponseResponse{Name: td.Name}
+		rt := ProduceResponseItem{Name: td.Name}
 		for _, pd := range td.PartitionData {
 			rr.Reset(pd.Records)
 			var err error
@@ -48,7 +48,7 @@ func (lb *logBroker) handle(req Request, _ int16) Response {
 			for _, r := range recs {
 				lb.logs[pd.Index] = append(lb.logs[pd.Index], string(r.Value)) // r.Value aliases the request buffer
 			}
-			rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseResponsePartitionResponse{
+			rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseItemPartitionResponse{
 				Index: pd.Index, BaseOffset: base, LogAppendTimeMs: -1})
 		}
 		resp.Responses = append(resp.Responses, rt)

@@ -50,7 +50,7 @@ func (ib *idemBroker) handle(req Request, _ int16) Response {
 		ib.produces++
 		resp := &ProduceResponse{}
 		for _, td := range r.TopicData {
-			rt := ProduceResponseResponse{Name: td.Name}
+			rt := ProduceResponseItem{Name: td.Name}
 			for _, pd := range td.PartitionData {
 				rt.PartitionResponses = append(rt.PartitionResponses, ib.append(pd))
 			}
@@ -63,7 +63,7 @@ func (ib *idemBroker) handle(req Request, _ int16) Response {
 
 // append applies a batch: one without a producer ID is always appended (no
 // deduplication without idempotence). ib.mu is held.
-func (ib *idemBroker) append(pd ProduceRequestTopicDataPartitionData) ProduceResponseResponsePartitionResponse {
+func (ib *idemBroker) append(pd ProduceRequestTopicDataPartitionData) ProduceResponseItemPartitionResponse {
 	sp := ib.sp
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -76,21 +76,21 @@ func (ib *idemBroker) append(pd ProduceRequestTopicDataPartitionData) ProduceRes
 			sp.log = append(sp.log, seqOf(r.Value))
 		}
 		if ib.produces <= ib.timeouts {
-			return ProduceResponseResponsePartitionResponse{Index: pd.Index, ErrorCode: ErrRequestTimedOut.Code(), BaseOffset: -1}
+			return ProduceResponseItemPartitionResponse{Index: pd.Index, ErrorCode: ErrRequestTimedOut.Code(), BaseOffset: -1}
 		}
-		return ProduceResponseResponsePartitionResponse{Index: pd.Index, BaseOffset: base, LogAppendTimeMs: -1}
+		return ProduceResponseItemPartitionResponse{Index: pd.Index, BaseOffset: base, LogAppendTimeMs: -1}
 	}
 	if ib.produces == ib.unknownAt {
 		// The producer's state is gone (retention removed its batches):
 		// the log start is past everything it wrote.
 		clear(sp.next)
-		return ProduceResponseResponsePartitionResponse{Index: pd.Index, ErrorCode: ErrUnknownProducerId.Code(),
+		return ProduceResponseItemPartitionResponse{Index: pd.Index, ErrorCode: ErrUnknownProducerId.Code(),
 			BaseOffset: -1, LogStartOffset: int64(len(sp.log))}
 	}
 	out := sp.append(1, pd)
 	if out.ErrorCode == 0 && ib.produces <= ib.timeouts {
 		// Appended, but the replication did not finish in time.
-		out = ProduceResponseResponsePartitionResponse{Index: pd.Index, ErrorCode: ErrRequestTimedOut.Code(), BaseOffset: -1}
+		out = ProduceResponseItemPartitionResponse{Index: pd.Index, ErrorCode: ErrRequestTimedOut.Code(), BaseOffset: -1}
 	}
 	return out
 }

@@ -1,14 +1,15 @@
 package kpax
 
-//go:generate go run ./gen -spec ../shared/spec/kafka-protocol-3.9.html -o protocol_gen.go
+//go:generate make --no-print-directory generate
 
-// protocol_gen.go is generated from the Kafka protocol guide, the HTML page
-// published with every Apache Kafka release (for 3.9:
-// https://kafka.apache.org/39/protocol.html, with its generated parts, the
-// error table, the API key table and the BNF of each message version, inlined).
-// The generator in gen/ reads the guide by path; the guide is not part of this
-// repository. Kafka 3.9 is the last release whose guide lists every version
-// back to v0; newer brokers are reached by ApiVersions negotiation.
+// protocol_gen.go is generated from the Kafka protocol guides of two
+// releases, merged: 3.9.2, the last that lists every version back to v0, and
+// the newest 4.x (the Makefile's KAFKA_NEWEST), for everything 4.x lists.
+// scripts/spec.sh prints a guide's generated parts (primitive types, error
+// codes, API keys, the BNF of every message version) from that release's
+// kafka-clients jar into a cache outside the tree; `make generate` (which
+// go generate runs) feeds them to gen/. gen/merge.go says how the guides
+// are merged.
 
 import (
 	"encoding/binary"
@@ -48,11 +49,6 @@ type Response interface {
 	Message
 	isResponse()
 }
-
-const (
-	apiKeyControlledShutdown int16 = 7
-	apiKeyApiVersions        int16 = 18
-)
 
 // requestHeaderVersion is the request header version used with a request:
 // v2 (with tagged fields) for flexible versions, v1 otherwise, and v0 (no

@@ -80,8 +80,8 @@ var (
 	// member's supported protocols are incompatible with those of existing members or first group
 	// member tried to join with empty protocol type or empty protocol list.
 	ErrInconsistentGroupProtocol = &Error{code: 23, name: "INCONSISTENT_GROUP_PROTOCOL", retriable: false, desc: "The group member's supported protocols are incompatible with those of existing members or first group member tried to join with empty protocol type or empty protocol list."}
-	// ErrInvalidGroupId is the Kafka error INVALID_GROUP_ID (24). The configured groupId is invalid.
-	ErrInvalidGroupId = &Error{code: 24, name: "INVALID_GROUP_ID", retriable: false, desc: "The configured groupId is invalid."}
+	// ErrInvalidGroupId is the Kafka error INVALID_GROUP_ID (24). The group id is invalid.
+	ErrInvalidGroupId = &Error{code: 24, name: "INVALID_GROUP_ID", retriable: false, desc: "The group id is invalid."}
 	// ErrUnknownMemberId is the Kafka error UNKNOWN_MEMBER_ID (25). The coordinator is not aware of
 	// this member.
 	ErrUnknownMemberId = &Error{code: 25, name: "UNKNOWN_MEMBER_ID", retriable: false, desc: "The coordinator is not aware of this member."}
@@ -257,9 +257,9 @@ var (
 	// ErrPreferredLeaderNotAvailable is the Kafka error PREFERRED_LEADER_NOT_AVAILABLE (80). The
 	// preferred leader was not available. Retriable.
 	ErrPreferredLeaderNotAvailable = &Error{code: 80, name: "PREFERRED_LEADER_NOT_AVAILABLE", retriable: true, desc: "The preferred leader was not available."}
-	// ErrGroupMaxSizeReached is the Kafka error GROUP_MAX_SIZE_REACHED (81). The consumer group has
-	// reached its max size.
-	ErrGroupMaxSizeReached = &Error{code: 81, name: "GROUP_MAX_SIZE_REACHED", retriable: false, desc: "The consumer group has reached its max size."}
+	// ErrGroupMaxSizeReached is the Kafka error GROUP_MAX_SIZE_REACHED (81). The group has reached its
+	// maximum size.
+	ErrGroupMaxSizeReached = &Error{code: 81, name: "GROUP_MAX_SIZE_REACHED", retriable: false, desc: "The group has reached its maximum size."}
 	// ErrFencedInstanceId is the Kafka error FENCED_INSTANCE_ID (82). The broker rejected this static
 	// consumer since another consumer with the same group.instance.id has registered with a different
 	// member.id.
@@ -389,9 +389,9 @@ var (
 	// ErrInvalidShareSessionEpoch is the Kafka error INVALID_SHARE_SESSION_EPOCH (123). The share
 	// session epoch is invalid. Retriable.
 	ErrInvalidShareSessionEpoch = &Error{code: 123, name: "INVALID_SHARE_SESSION_EPOCH", retriable: true, desc: "The share session epoch is invalid."}
-	// ErrFencedStateEpoch is the Kafka error FENCED_STATE_EPOCH (124). The share coordinator rejected
-	// the request because the share-group state epoch did not match.
-	ErrFencedStateEpoch = &Error{code: 124, name: "FENCED_STATE_EPOCH", retriable: false, desc: "The share coordinator rejected the request because the share-group state epoch did not match."}
+	// ErrFencedStateEpoch is the Kafka error FENCED_STATE_EPOCH (124). The coordinator rejected the
+	// request because the state epoch did not match.
+	ErrFencedStateEpoch = &Error{code: 124, name: "FENCED_STATE_EPOCH", retriable: false, desc: "The coordinator rejected the request because the state epoch did not match."}
 	// ErrInvalidVoterKey is the Kafka error INVALID_VOTER_KEY (125). The voter key doesn't match the
 	// receiving replica's key.
 	ErrInvalidVoterKey = &Error{code: 125, name: "INVALID_VOTER_KEY", retriable: false, desc: "The voter key doesn't match the receiving replica's key."}
@@ -401,6 +401,34 @@ var (
 	// ErrVoterNotFound is the Kafka error VOTER_NOT_FOUND (127). The voter is not part of the set of
 	// voters.
 	ErrVoterNotFound = &Error{code: 127, name: "VOTER_NOT_FOUND", retriable: false, desc: "The voter is not part of the set of voters."}
+	// ErrInvalidRegularExpression is the Kafka error INVALID_REGULAR_EXPRESSION (128). The regular
+	// expression is not valid.
+	ErrInvalidRegularExpression = &Error{code: 128, name: "INVALID_REGULAR_EXPRESSION", retriable: false, desc: "The regular expression is not valid."}
+	// ErrRebootstrapRequired is the Kafka error REBOOTSTRAP_REQUIRED (129). Client metadata is stale.
+	// The client should rebootstrap to obtain new metadata.
+	ErrRebootstrapRequired = &Error{code: 129, name: "REBOOTSTRAP_REQUIRED", retriable: false, desc: "Client metadata is stale. The client should rebootstrap to obtain new metadata."}
+	// ErrStreamsInvalidTopology is the Kafka error STREAMS_INVALID_TOPOLOGY (130). The supplied
+	// topology is invalid.
+	ErrStreamsInvalidTopology = &Error{code: 130, name: "STREAMS_INVALID_TOPOLOGY", retriable: false, desc: "The supplied topology is invalid."}
+	// ErrStreamsInvalidTopologyEpoch is the Kafka error STREAMS_INVALID_TOPOLOGY_EPOCH (131). The
+	// supplied topology epoch is invalid.
+	ErrStreamsInvalidTopologyEpoch = &Error{code: 131, name: "STREAMS_INVALID_TOPOLOGY_EPOCH", retriable: false, desc: "The supplied topology epoch is invalid."}
+	// ErrStreamsTopologyFenced is the Kafka error STREAMS_TOPOLOGY_FENCED (132). The supplied topology
+	// epoch is outdated.
+	ErrStreamsTopologyFenced = &Error{code: 132, name: "STREAMS_TOPOLOGY_FENCED", retriable: false, desc: "The supplied topology epoch is outdated."}
+	// ErrShareSessionLimitReached is the Kafka error SHARE_SESSION_LIMIT_REACHED (133). The limit of
+	// share sessions has been reached. Retriable.
+	ErrShareSessionLimitReached = &Error{code: 133, name: "SHARE_SESSION_LIMIT_REACHED", retriable: true, desc: "The limit of share sessions has been reached."}
+	// ErrGroupDeletionFailed is the Kafka error GROUP_DELETION_FAILED (134). DeleteGroups could not
+	// complete; see the error message on the per-group result for details.
+	ErrGroupDeletionFailed = &Error{code: 134, name: "GROUP_DELETION_FAILED", retriable: false, desc: "DeleteGroups could not complete; see the error message on the per-group result for details."}
+	// ErrStreamsTopologyDescriptionUpdateFailed is the Kafka error
+	// STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED (135). The broker could not process the topology
+	// description update; see the error message for details.
+	ErrStreamsTopologyDescriptionUpdateFailed = &Error{code: 135, name: "STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED", retriable: false, desc: "The broker could not process the topology description update; see the error message for details."}
+	// ErrControllerIdNotRegistered is the Kafka error CONTROLLER_ID_NOT_REGISTERED (136). The given
+	// controller ID was not registered.
+	ErrControllerIdNotRegistered = &Error{code: 136, name: "CONTROLLER_ID_NOT_REGISTERED", retriable: false, desc: "The given controller ID was not registered."}
 )
 
 // errorForCode returns the error value of a known code, and nil for 0 and unknown codes.
@@ -662,6 +690,24 @@ func errorForCode(code int16) *Error {
 		return ErrDuplicateVoter
 	case 127:
 		return ErrVoterNotFound
+	case 128:
+		return ErrInvalidRegularExpression
+	case 129:
+		return ErrRebootstrapRequired
+	case 130:
+		return ErrStreamsInvalidTopology
+	case 131:
+		return ErrStreamsInvalidTopologyEpoch
+	case 132:
+		return ErrStreamsTopologyFenced
+	case 133:
+		return ErrShareSessionLimitReached
+	case 134:
+		return ErrGroupDeletionFailed
+	case 135:
+		return ErrStreamsTopologyDescriptionUpdateFailed
+	case 136:
+		return ErrControllerIdNotRegistered
 	}
 	return nil
 }
@@ -802,7 +848,7 @@ func NewRequest(key int16) Request {
 	case 72:
 		return new(PushTelemetryRequest)
 	case 74:
-		return new(ListClientMetricsResourcesRequest)
+		return new(ListConfigResourcesRequest)
 	case 75:
 		return new(DescribeTopicPartitionsRequest)
 	case 76:
@@ -827,6 +873,20 @@ func NewRequest(key int16) Request {
 		return new(DeleteShareGroupStateRequest)
 	case 87:
 		return new(ReadShareGroupStateSummaryRequest)
+	case 88:
+		return new(StreamsGroupHeartbeatRequest)
+	case 89:
+		return new(StreamsGroupDescribeRequest)
+	case 90:
+		return new(DescribeShareGroupOffsetsRequest)
+	case 91:
+		return new(AlterShareGroupOffsetsRequest)
+	case 92:
+		return new(DeleteShareGroupOffsetsRequest)
+	case 93:
+		return new(StreamsGroupTopologyDescriptionUpdateRequest)
+	case 94:
+		return new(UnregisterControllerRequest)
 	}
 	return nil
 }
@@ -967,7 +1027,7 @@ func APIName(key int16) string {
 	case 72:
 		return "PushTelemetry"
 	case 74:
-		return "ListClientMetricsResources"
+		return "ListConfigResources"
 	case 75:
 		return "DescribeTopicPartitions"
 	case 76:
@@ -992,16 +1052,522 @@ func APIName(key int16) string {
 		return "DeleteShareGroupState"
 	case 87:
 		return "ReadShareGroupStateSummary"
+	case 88:
+		return "StreamsGroupHeartbeat"
+	case 89:
+		return "StreamsGroupDescribe"
+	case 90:
+		return "DescribeShareGroupOffsets"
+	case 91:
+		return "AlterShareGroupOffsets"
+	case 92:
+		return "DeleteShareGroupOffsets"
+	case 93:
+		return "StreamsGroupTopologyDescriptionUpdate"
+	case 94:
+		return "UnregisterController"
 	}
 	return ""
 }
 
 // apiKeys lists every API key of the protocol guide, in order.
 func apiKeys() []int16 {
-	return []int16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 56, 57, 58, 60, 61, 64, 65, 66, 67, 68, 69, 71, 72, 74, 75, 76, 77, 78, 79, 80, 81, 83, 84, 85, 86, 87}
+	return []int16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 55, 56, 57, 58, 60, 61, 64, 65, 66, 67, 68, 69, 71, 72, 74, 75, 76, 77, 78, 79, 80, 81, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94}
 }
 
-// ProduceRequest is the request of the Produce API (key 0), versions 0-11, flexible from version
+// The API keys of the protocol guides.
+const (
+	apiKeyProduce                               int16 = 0
+	apiKeyFetch                                 int16 = 1
+	apiKeyListOffsets                           int16 = 2
+	apiKeyMetadata                              int16 = 3
+	apiKeyLeaderAndIsr                          int16 = 4
+	apiKeyStopReplica                           int16 = 5
+	apiKeyUpdateMetadata                        int16 = 6
+	apiKeyControlledShutdown                    int16 = 7
+	apiKeyOffsetCommit                          int16 = 8
+	apiKeyOffsetFetch                           int16 = 9
+	apiKeyFindCoordinator                       int16 = 10
+	apiKeyJoinGroup                             int16 = 11
+	apiKeyHeartbeat                             int16 = 12
+	apiKeyLeaveGroup                            int16 = 13
+	apiKeySyncGroup                             int16 = 14
+	apiKeyDescribeGroups                        int16 = 15
+	apiKeyListGroups                            int16 = 16
+	apiKeySaslHandshake                         int16 = 17
+	apiKeyApiVersions                           int16 = 18
+	apiKeyCreateTopics                          int16 = 19
+	apiKeyDeleteTopics                          int16 = 20
+	apiKeyDeleteRecords                         int16 = 21
+	apiKeyInitProducerId                        int16 = 22
+	apiKeyOffsetForLeaderEpoch                  int16 = 23
+	apiKeyAddPartitionsToTxn                    int16 = 24
+	apiKeyAddOffsetsToTxn                       int16 = 25
+	apiKeyEndTxn                                int16 = 26
+	apiKeyWriteTxnMarkers                       int16 = 27
+	apiKeyTxnOffsetCommit                       int16 = 28
+	apiKeyDescribeAcls                          int16 = 29
+	apiKeyCreateAcls                            int16 = 30
+	apiKeyDeleteAcls                            int16 = 31
+	apiKeyDescribeConfigs                       int16 = 32
+	apiKeyAlterConfigs                          int16 = 33
+	apiKeyAlterReplicaLogDirs                   int16 = 34
+	apiKeyDescribeLogDirs                       int16 = 35
+	apiKeySaslAuthenticate                      int16 = 36
+	apiKeyCreatePartitions                      int16 = 37
+	apiKeyCreateDelegationToken                 int16 = 38
+	apiKeyRenewDelegationToken                  int16 = 39
+	apiKeyExpireDelegationToken                 int16 = 40
+	apiKeyDescribeDelegationToken               int16 = 41
+	apiKeyDeleteGroups                          int16 = 42
+	apiKeyElectLeaders                          int16 = 43
+	apiKeyIncrementalAlterConfigs               int16 = 44
+	apiKeyAlterPartitionReassignments           int16 = 45
+	apiKeyListPartitionReassignments            int16 = 46
+	apiKeyOffsetDelete                          int16 = 47
+	apiKeyDescribeClientQuotas                  int16 = 48
+	apiKeyAlterClientQuotas                     int16 = 49
+	apiKeyDescribeUserScramCredentials          int16 = 50
+	apiKeyAlterUserScramCredentials             int16 = 51
+	apiKeyDescribeQuorum                        int16 = 55
+	apiKeyAlterPartition                        int16 = 56
+	apiKeyUpdateFeatures                        int16 = 57
+	apiKeyEnvelope                              int16 = 58
+	apiKeyDescribeCluster                       int16 = 60
+	apiKeyDescribeProducers                     int16 = 61
+	apiKeyUnregisterBroker                      int16 = 64
+	apiKeyDescribeTransactions                  int16 = 65
+	apiKeyListTransactions                      int16 = 66
+	apiKeyAllocateProducerIds                   int16 = 67
+	apiKeyConsumerGroupHeartbeat                int16 = 68
+	apiKeyConsumerGroupDescribe                 int16 = 69
+	apiKeyGetTelemetrySubscriptions             int16 = 71
+	apiKeyPushTelemetry                         int16 = 72
+	apiKeyListConfigResources                   int16 = 74
+	apiKeyDescribeTopicPartitions               int16 = 75
+	apiKeyShareGroupHeartbeat                   int16 = 76
+	apiKeyShareGroupDescribe                    int16 = 77
+	apiKeyShareFetch                            int16 = 78
+	apiKeyShareAcknowledge                      int16 = 79
+	apiKeyAddRaftVoter                          int16 = 80
+	apiKeyRemoveRaftVoter                       int16 = 81
+	apiKeyInitializeShareGroupState             int16 = 83
+	apiKeyReadShareGroupState                   int16 = 84
+	apiKeyWriteShareGroupState                  int16 = 85
+	apiKeyDeleteShareGroupState                 int16 = 86
+	apiKeyReadShareGroupStateSummary            int16 = 87
+	apiKeyStreamsGroupHeartbeat                 int16 = 88
+	apiKeyStreamsGroupDescribe                  int16 = 89
+	apiKeyDescribeShareGroupOffsets             int16 = 90
+	apiKeyAlterShareGroupOffsets                int16 = 91
+	apiKeyDeleteShareGroupOffsets               int16 = 92
+	apiKeyStreamsGroupTopologyDescriptionUpdate int16 = 93
+	apiKeyUnregisterController                  int16 = 94
+)
+
+// routeKind says which broker a request goes to (gen/routing.go).
+type routeKind int8
+
+const (
+	routeAny              routeKind = iota // any broker
+	routeLeader                            // the leader of the request's first partition (leaderPartition)
+	routeController                        // the controller
+	routeGroupCoordinator                  // the coordinator of the group (coordinatorKey)
+	routeTxnCoordinator                    // the coordinator of the transactional ID (coordinatorKey)
+)
+
+// apiRoute returns where requests of the API key go.
+func apiRoute(key int16) routeKind {
+	switch key {
+	case apiKeyProduce, apiKeyFetch, apiKeyListOffsets, apiKeyDeleteRecords, apiKeyOffsetForLeaderEpoch:
+		return routeLeader
+	case apiKeyCreateTopics, apiKeyDeleteTopics, apiKeyCreatePartitions, apiKeyElectLeaders, apiKeyAlterPartitionReassignments, apiKeyListPartitionReassignments, apiKeyUpdateFeatures:
+		return routeController
+	case apiKeyJoinGroup, apiKeySyncGroup, apiKeyHeartbeat, apiKeyLeaveGroup, apiKeyOffsetCommit, apiKeyOffsetFetch, apiKeyDescribeGroups, apiKeyDeleteGroups, apiKeyOffsetDelete, apiKeyTxnOffsetCommit, apiKeyConsumerGroupHeartbeat, apiKeyConsumerGroupDescribe:
+		return routeGroupCoordinator
+	case apiKeyInitProducerId, apiKeyAddPartitionsToTxn, apiKeyAddOffsetsToTxn, apiKeyEndTxn:
+		return routeTxnCoordinator
+	}
+	return routeAny
+}
+
+// apiLane returns the connection lane for requests of the API key: the broker holds fetches and
+// group joins on purpose, so they do not share a connection with other requests.
+func apiLane(key int16) int {
+	switch key {
+	case apiKeyFetch:
+		return laneFetch
+	case apiKeyJoinGroup, apiKeySyncGroup:
+		return laneGroup
+	}
+	return laneDefault
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *ProduceRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.TopicData) > 0 && len(r.TopicData[0].PartitionData) > 0 {
+		return r.TopicData[0].Name, r.TopicData[0].TopicID, r.TopicData[0].PartitionData[0].Index, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *FetchRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Topic, r.Topics[0].TopicID, r.Topics[0].Partitions[0].Partition, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *ListOffsetsRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Name, UUID{}, r.Topics[0].Partitions[0].PartitionIndex, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *DeleteRecordsRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Name, UUID{}, r.Topics[0].Partitions[0].PartitionIndex, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// leaderPartition returns the first partition of the request, which routes it to its leader:
+// the topic's name, its ID (zero if none), the partition; ok is false if there is none.
+func (r *OffsetForLeaderEpochRequest) leaderPartition() (topic string, topicID UUID, partition int32, ok bool) {
+	if len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 {
+		return r.Topics[0].Topic, UUID{}, r.Topics[0].Partitions[0].Partition, true
+	}
+	return "", UUID{}, 0, false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *JoinGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *JoinGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *SyncGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *SyncGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *HeartbeatRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *HeartbeatResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *LeaveGroupRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *LeaveGroupResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Members {
+		x0 := &r.Members[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *OffsetCommitRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetCommitResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups.group_id, then group_id); ok is false if it has none.
+func (r *OffsetFetchRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.Groups) > 0 && r.Groups[0].GroupID != "" {
+		return r.Groups[0].GroupID, true
+	}
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetFetchResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		for i := range x0.Topics {
+			x1 := &x0.Topics[i]
+			for i := range x1.Partitions {
+				x2 := &x1.Partitions[i]
+				if match(x2.ErrorCode) {
+					return true
+				}
+			}
+		}
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups); ok is false if it has none.
+func (r *DescribeGroupsRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.Groups) > 0 && r.Groups[0] != "" {
+		return r.Groups[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DescribeGroupsResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups_names); ok is false if it has none.
+func (r *DeleteGroupsRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.GroupsNames) > 0 && r.GroupsNames[0] != "" {
+		return r.GroupsNames[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DeleteGroupsResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Results {
+		x0 := &r.Results[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *OffsetDeleteRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *OffsetDeleteResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *TxnOffsetCommitRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *TxnOffsetCommitResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Topics {
+		x0 := &r.Topics[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *ConsumerGroupHeartbeatRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ConsumerGroupHeartbeatResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_ids); ok is false if it has none.
+func (r *ConsumerGroupDescribeRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.GroupIDs) > 0 && r.GroupIDs[0] != "" {
+		return r.GroupIDs[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ConsumerGroupDescribeResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *InitProducerIdRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != nil && *r.TransactionalID != "" {
+		return *r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *InitProducerIdResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (v3_and_below_transactional_id); ok is false if it has none.
+func (r *AddPartitionsToTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.V3AndBelowTransactionalID != "" {
+		return r.V3AndBelowTransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *AddPartitionsToTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *AddOffsetsToTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != "" {
+		return r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *AddOffsetsToTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the transactional ID the request's coordinator is found by (transactional_id); ok is false if it has none.
+func (r *EndTxnRequest) coordinatorKey() (key string, ok bool) {
+	if r.TransactionalID != "" {
+		return r.TransactionalID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *EndTxnResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// ProduceRequest is the request of the Produce API (key 0), versions 0-13, flexible from version
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type ProduceRequest struct {
 	// The transactional ID, or null if the producer is not transactional.
@@ -1024,8 +1590,8 @@ func (*ProduceRequest) APIKey() int16 { return 0 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ProduceRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 11.
-func (*ProduceRequest) MaxVersion() int16 { return 11 }
+// MaxVersion returns the newest version the protocol guide lists, 13.
+func (*ProduceRequest) MaxVersion() int16 { return 13 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ProduceRequest) IsFlexible(version int16) bool { return version >= 9 }
@@ -1088,8 +1654,10 @@ func (m *ProduceRequest) decode(d *decoder, v int16, flex bool) {
 
 // ProduceRequestTopicData is a part of ProduceRequest (the TopicData field).
 type ProduceRequestTopicData struct {
+	// The unique topic ID
+	TopicID UUID `kafka:"versions=13+"`
 	// The topic name.
-	Name string `kafka:"versions=0+"`
+	Name string `kafka:"versions=0-12"`
 	// Each partition to produce to.
 	PartitionData []ProduceRequestTopicDataPartitionData `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -1097,7 +1665,12 @@ type ProduceRequestTopicData struct {
 }
 
 func (m *ProduceRequestTopicData) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 13 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 12 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.PartitionData), m.PartitionData == nil, false, flex)
 	for i := range m.PartitionData {
 		b = m.PartitionData[i].append(b, v, flex)
@@ -1111,7 +1684,12 @@ func (m *ProduceRequestTopicData) append(b []byte, v int16, flex bool) []byte {
 }
 
 func (m *ProduceRequestTopicData) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 13 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 12 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 6); n >= 0 {
 		m.PartitionData = make([]ProduceRequestTopicDataPartitionData, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -1162,17 +1740,15 @@ func (m *ProduceRequestTopicDataPartitionData) decode(d *decoder, v int16, flex 
 	}
 }
 
-// ProduceResponse is the response of the Produce API (key 0), versions 0-11, flexible from version
+// ProduceResponse is the response of the Produce API (key 0), versions 0-13, flexible from version
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type ProduceResponse struct {
-	// Each produce response
-	Responses []ProduceResponseResponse `kafka:"versions=0+"`
+	// Each produce response.
+	Responses []ProduceResponseItem `kafka:"versions=0+"`
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
-	ThrottleTimeMs int32 `kafka:"versions=1+"`
-	// Endpoints for all current leaders enumerated in PartitionProduceResponses, with errors
-	// NOT_LEADER_OR_FOLLOWER (KIP-951).
-	NodeEndpoints []ProduceResponseNodeEndpoint `kafka:"versions=10+ tag=0"`
+	ThrottleTimeMs int32                         `kafka:"versions=1+"`
+	NodeEndpoints  []ProduceResponseNodeEndpoint `kafka:"versions=10+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
@@ -1183,8 +1759,8 @@ func (*ProduceResponse) APIKey() int16 { return 0 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ProduceResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 11.
-func (*ProduceResponse) MaxVersion() int16 { return 11 }
+// MaxVersion returns the newest version the protocol guide lists, 13.
+func (*ProduceResponse) MaxVersion() int16 { return 13 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ProduceResponse) IsFlexible(version int16) bool { return version >= 9 }
@@ -1235,7 +1811,7 @@ func (m *ProduceResponse) append(b []byte, v int16, flex bool) []byte {
 
 func (m *ProduceResponse) decode(d *decoder, v int16, flex bool) {
 	if n := d.arrayLen(flex, 3); n >= 0 {
-		m.Responses = make([]ProduceResponseResponse, n)
+		m.Responses = make([]ProduceResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -1265,18 +1841,25 @@ func (m *ProduceResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ProduceResponseResponse is a part of ProduceResponse (the Responses field).
-type ProduceResponseResponse struct {
-	// The topic name
-	Name string `kafka:"versions=0+"`
+// ProduceResponseItem is a part of ProduceResponse (the Responses field).
+type ProduceResponseItem struct {
+	// The unique topic ID
+	TopicID UUID `kafka:"versions=13+"`
+	// The topic name.
+	Name string `kafka:"versions=0-12"`
 	// Each partition that we produced to within the topic.
-	PartitionResponses []ProduceResponseResponsePartitionResponse `kafka:"versions=0+"`
+	PartitionResponses []ProduceResponseItemPartitionResponse `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
 
-func (m *ProduceResponseResponse) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+func (m *ProduceResponseItem) append(b []byte, v int16, flex bool) []byte {
+	if v >= 13 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 12 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.PartitionResponses), m.PartitionResponses == nil, false, flex)
 	for i := range m.PartitionResponses {
 		b = m.PartitionResponses[i].append(b, v, flex)
@@ -1289,10 +1872,15 @@ func (m *ProduceResponseResponse) append(b []byte, v int16, flex bool) []byte {
 	return b
 }
 
-func (m *ProduceResponseResponse) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+func (m *ProduceResponseItem) decode(d *decoder, v int16, flex bool) {
+	if v >= 13 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 12 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 14); n >= 0 {
-		m.PartitionResponses = make([]ProduceResponseResponsePartitionResponse, n)
+		m.PartitionResponses = make([]ProduceResponseItemPartitionResponse, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.PartitionResponses[i].decode(d, v, flex)
 		}
@@ -1307,9 +1895,9 @@ func (m *ProduceResponseResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ProduceResponseResponsePartitionResponse is a part of ProduceResponse (the PartitionResponses
+// ProduceResponseItemPartitionResponse is a part of ProduceResponse (the PartitionResponses
 // field).
-type ProduceResponseResponsePartitionResponse struct {
+type ProduceResponseItemPartitionResponse struct {
 	// The partition index.
 	Index int32 `kafka:"versions=0+"`
 	// The error code, or 0 if there was no error.
@@ -1322,18 +1910,17 @@ type ProduceResponseResponsePartitionResponse struct {
 	LogAppendTimeMs int64 `kafka:"versions=2+ default=-1"`
 	// The log start offset. Default -1 when absent (v<5).
 	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
-	// The batch indices of records that caused the batch to be dropped
-	RecordErrors []ProduceResponseResponsePartitionResponseRecordError `kafka:"versions=8+"`
+	// The batch indices of records that caused the batch to be dropped.
+	RecordErrors []ProduceResponseItemPartitionResponseRecordError `kafka:"versions=8+"`
 	// The global error message summarizing the common root cause of the records that caused the batch
-	// to be dropped
-	ErrorMessage *string `kafka:"versions=8+ nullable=8+"`
-	// The leader broker that the producer should use for future requests (KIP-951).
-	CurrentLeader *ProduceResponseResponsePartitionResponseCurrentLeader `kafka:"versions=10+ tag=0"`
+	// to be dropped.
+	ErrorMessage  *string                                            `kafka:"versions=8+ nullable=8+"`
+	CurrentLeader *ProduceResponseItemPartitionResponseCurrentLeader `kafka:"versions=10+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
 
-func (m *ProduceResponseResponsePartitionResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *ProduceResponseItemPartitionResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.Index)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendInt64(b, m.BaseOffset)
@@ -1370,7 +1957,7 @@ func (m *ProduceResponseResponsePartitionResponse) append(b []byte, v int16, fle
 	return b
 }
 
-func (m *ProduceResponseResponsePartitionResponse) decode(d *decoder, v int16, flex bool) {
+func (m *ProduceResponseItemPartitionResponse) decode(d *decoder, v int16, flex bool) {
 	m.Index = d.int32()
 	m.ErrorCode = d.int16()
 	m.BaseOffset = d.int64()
@@ -1386,7 +1973,7 @@ func (m *ProduceResponseResponsePartitionResponse) decode(d *decoder, v int16, f
 	}
 	if v >= 8 {
 		if n := d.arrayLen(flex, 6); n >= 0 {
-			m.RecordErrors = make([]ProduceResponseResponsePartitionResponseRecordError, n)
+			m.RecordErrors = make([]ProduceResponseItemPartitionResponseRecordError, n)
 			for i := 0; i < n && d.err == nil; i++ {
 				m.RecordErrors[i].decode(d, v, flex)
 			}
@@ -1401,7 +1988,7 @@ func (m *ProduceResponseResponsePartitionResponse) decode(d *decoder, v int16, f
 			switch {
 			case tag == 0 && (v >= 10):
 				fd := &decoder{b: data}
-				m.CurrentLeader = new(ProduceResponseResponsePartitionResponseCurrentLeader)
+				m.CurrentLeader = new(ProduceResponseItemPartitionResponseCurrentLeader)
 				m.CurrentLeader.decode(fd, v, true)
 				d.sub(fd, tag)
 			default:
@@ -1413,18 +2000,18 @@ func (m *ProduceResponseResponsePartitionResponse) decode(d *decoder, v int16, f
 	}
 }
 
-// ProduceResponseResponsePartitionResponseRecordError is a part of ProduceResponse (the
-// RecordErrors field).
-type ProduceResponseResponsePartitionResponseRecordError struct {
-	// The batch index of the record that cause the batch to be dropped
+// ProduceResponseItemPartitionResponseRecordError is a part of ProduceResponse (the RecordErrors
+// field).
+type ProduceResponseItemPartitionResponseRecordError struct {
+	// The batch index of the record that caused the batch to be dropped.
 	BatchIndex int32 `kafka:"versions=8+"`
-	// The error message of the record that caused the batch to be dropped
+	// The error message of the record that caused the batch to be dropped.
 	BatchIndexErrorMessage *string `kafka:"versions=8+ nullable=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=9+"`
 }
 
-func (m *ProduceResponseResponsePartitionResponseRecordError) append(b []byte, v int16, flex bool) []byte {
+func (m *ProduceResponseItemPartitionResponseRecordError) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.BatchIndex)
 	b = appendNullableString(b, m.BatchIndexErrorMessage, flex)
 	if flex {
@@ -1435,7 +2022,7 @@ func (m *ProduceResponseResponsePartitionResponseRecordError) append(b []byte, v
 	return b
 }
 
-func (m *ProduceResponseResponsePartitionResponseRecordError) decode(d *decoder, v int16, flex bool) {
+func (m *ProduceResponseItemPartitionResponseRecordError) decode(d *decoder, v int16, flex bool) {
 	m.BatchIndex = d.int32()
 	m.BatchIndexErrorMessage = d.nullableString(flex)
 	if flex {
@@ -1448,16 +2035,18 @@ func (m *ProduceResponseResponsePartitionResponseRecordError) decode(d *decoder,
 	}
 }
 
-// ProduceResponseResponsePartitionResponseCurrentLeader is a part of ProduceResponse (the
+// ProduceResponseItemPartitionResponseCurrentLeader is a part of ProduceResponse (the
 // CurrentLeader field).
-type ProduceResponseResponsePartitionResponseCurrentLeader struct {
-	LeaderID    int32 `kafka:"versions=10+"`
+type ProduceResponseItemPartitionResponseCurrentLeader struct {
+	// The ID of the current leader or -1 if the leader is unknown.
+	LeaderID int32 `kafka:"versions=10+"`
+	// The latest known leader epoch.
 	LeaderEpoch int32 `kafka:"versions=10+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=10+"`
 }
 
-func (m *ProduceResponseResponsePartitionResponseCurrentLeader) append(b []byte, v int16, flex bool) []byte {
+func (m *ProduceResponseItemPartitionResponseCurrentLeader) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.LeaderID)
 	b = appendInt32(b, m.LeaderEpoch)
 	if flex {
@@ -1468,7 +2057,7 @@ func (m *ProduceResponseResponsePartitionResponseCurrentLeader) append(b []byte,
 	return b
 }
 
-func (m *ProduceResponseResponsePartitionResponseCurrentLeader) decode(d *decoder, v int16, flex bool) {
+func (m *ProduceResponseItemPartitionResponseCurrentLeader) decode(d *decoder, v int16, flex bool) {
 	m.LeaderID = d.int32()
 	m.LeaderEpoch = d.int32()
 	if flex {
@@ -1519,10 +2108,10 @@ func (m *ProduceResponseNodeEndpoint) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// FetchRequest is the request of the Fetch API (key 1), versions 0-17, flexible from version 12.
+// FetchRequest is the request of the Fetch API (key 1), versions 0-18, flexible from version 12.
 // Fields list the versions that carry them in their kafka struct tag.
 type FetchRequest struct {
-	// The broker ID of the follower, of -1 if this request is from a consumer. Default -1 when absent
+	// The replica ID of the follower, or -1 if this request is from a consumer. Default -1 when absent
 	// (versions 15+).
 	ReplicaID int32 `kafka:"versions=0-14 default=-1"`
 	// The maximum time in milliseconds to wait for the response.
@@ -1537,7 +2126,7 @@ type FetchRequest struct {
 	// non-transactional and COMMITTED transactional records are visible. To be more concrete,
 	// READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset),
 	// and enables the inclusion of the list of aborted transactions in the result, which allows
-	// consumers to discard ABORTED transactional records
+	// consumers to discard ABORTED transactional records.
 	IsolationLevel int8 `kafka:"versions=4+"`
 	// The fetch session ID.
 	SessionID int32 `kafka:"versions=7+"`
@@ -1548,11 +2137,9 @@ type FetchRequest struct {
 	Topics []FetchRequestTopic `kafka:"versions=0+"`
 	// In an incremental fetch request, the partitions to remove.
 	ForgottenTopicsData []FetchRequestForgottenTopicsData `kafka:"versions=7+"`
-	// Rack ID of the consumer making this request
-	RackID string `kafka:"versions=11+"`
-	// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
-	ClusterID *string `kafka:"versions=12+ nullable=12+ tag=0"`
-	// The state of the replica in the follower (brokers only).
+	// Rack ID of the consumer making this request.
+	RackID       string                    `kafka:"versions=11+"`
+	ClusterID    *string                   `kafka:"versions=12+ nullable=12+ tag=0"`
 	ReplicaState *FetchRequestReplicaState `kafka:"versions=15+ tag=1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
@@ -1564,8 +2151,8 @@ func (*FetchRequest) APIKey() int16 { return 1 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*FetchRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 17.
-func (*FetchRequest) MaxVersion() int16 { return 17 }
+// MaxVersion returns the newest version the protocol guide lists, 18.
+func (*FetchRequest) MaxVersion() int16 { return 18 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*FetchRequest) IsFlexible(version int16) bool { return version >= 12 }
@@ -1709,7 +2296,7 @@ func (m *FetchRequest) decode(d *decoder, v int16, flex bool) {
 
 // FetchRequestTopic is a part of FetchRequest (the Topics field).
 type FetchRequestTopic struct {
-	// The unique topic ID
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=13+"`
 	// The name of the topic to fetch.
 	Topic string `kafka:"versions=0-12"`
@@ -1776,9 +2363,9 @@ type FetchRequestTopicPartition struct {
 	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
 	// The maximum bytes to fetch from this partition. See KIP-74 for cases where this limit may not be
 	// honored.
-	PartitionMaxBytes int32 `kafka:"versions=0+"`
-	// The directory id of the follower fetching (brokers only).
-	ReplicaDirectoryID *UUID `kafka:"versions=17+ tag=0"`
+	PartitionMaxBytes  int32  `kafka:"versions=0+"`
+	ReplicaDirectoryID *UUID  `kafka:"versions=17+ tag=0"`
+	HighWatermark      *int64 `kafka:"versions=18+ tag=1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
@@ -1801,6 +2388,9 @@ func (m *FetchRequestTopicPartition) append(b []byte, v int16, flex bool) []byte
 		if (v >= 17) && m.ReplicaDirectoryID != nil {
 			n++
 		}
+		if (v >= 18) && m.HighWatermark != nil {
+			n++
+		}
 		b = appendUvarint(b, uint64(n))
 		ui := 0
 		if (v >= 17) && m.ReplicaDirectoryID != nil {
@@ -1808,6 +2398,12 @@ func (m *FetchRequestTopicPartition) append(b []byte, v int16, flex bool) []byte
 			start := len(b)
 			b = appendUUID(b, *m.ReplicaDirectoryID)
 			b = appendTagged(b, start, 0)
+		}
+		if (v >= 18) && m.HighWatermark != nil {
+			b, ui = appendUnknownTagsBelow(b, m.UnknownTags, ui, 1)
+			start := len(b)
+			b = appendInt64(b, *m.HighWatermark)
+			b = appendTagged(b, start, 1)
 		}
 		b = appendUnknownTags(b, m.UnknownTags[ui:])
 	}
@@ -1843,6 +2439,12 @@ func (m *FetchRequestTopicPartition) decode(d *decoder, v int16, flex bool) {
 				*x = fd.uuid()
 				m.ReplicaDirectoryID = x
 				d.sub(fd, tag)
+			case tag == 1 && (v >= 18):
+				fd := &decoder{b: data}
+				x := new(int64)
+				*x = fd.int64()
+				m.HighWatermark = x
+				d.sub(fd, tag)
 			default:
 				if d.err == nil {
 					m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
@@ -1854,7 +2456,7 @@ func (m *FetchRequestTopicPartition) decode(d *decoder, v int16, flex bool) {
 
 // FetchRequestForgottenTopicsData is a part of FetchRequest (the ForgottenTopicsData field).
 type FetchRequestForgottenTopicsData struct {
-	// The unique topic ID
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=13+"`
 	// The topic name.
 	Topic string `kafka:"versions=7-12"`
@@ -1908,7 +2510,8 @@ func (m *FetchRequestForgottenTopicsData) decode(d *decoder, v int16, flex bool)
 
 // FetchRequestReplicaState is a part of FetchRequest (the ReplicaState field).
 type FetchRequestReplicaState struct {
-	ReplicaID    int32 `kafka:"versions=15+"`
+	ReplicaID int32 `kafka:"versions=15+"`
+	// The epoch of this follower, or -1 if not available.
 	ReplicaEpoch int64 `kafka:"versions=15+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=15+"`
@@ -1938,7 +2541,7 @@ func (m *FetchRequestReplicaState) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// FetchResponse is the response of the Fetch API (key 1), versions 0-17, flexible from version 12.
+// FetchResponse is the response of the Fetch API (key 1), versions 0-18, flexible from version 12.
 // Fields list the versions that carry them in their kafka struct tag.
 type FetchResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -1949,9 +2552,7 @@ type FetchResponse struct {
 	// The fetch session ID, or 0 if this is not part of a fetch session.
 	SessionID int32 `kafka:"versions=7+"`
 	// The response topics.
-	Responses []FetchResponseResponse `kafka:"versions=0+"`
-	// Endpoints for all current leaders enumerated in PartitionData, with errors
-	// NOT_LEADER_OR_FOLLOWER (KIP-951).
+	Responses     []FetchResponseItem         `kafka:"versions=0+"`
 	NodeEndpoints []FetchResponseNodeEndpoint `kafka:"versions=16+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
@@ -1963,8 +2564,8 @@ func (*FetchResponse) APIKey() int16 { return 1 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*FetchResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 17.
-func (*FetchResponse) MaxVersion() int16 { return 17 }
+// MaxVersion returns the newest version the protocol guide lists, 18.
+func (*FetchResponse) MaxVersion() int16 { return 18 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*FetchResponse) IsFlexible(version int16) bool { return version >= 12 }
@@ -2030,7 +2631,7 @@ func (m *FetchResponse) decode(d *decoder, v int16, flex bool) {
 		m.SessionID = d.int32()
 	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
-		m.Responses = make([]FetchResponseResponse, n)
+		m.Responses = make([]FetchResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -2057,19 +2658,19 @@ func (m *FetchResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// FetchResponseResponse is a part of FetchResponse (the Responses field).
-type FetchResponseResponse struct {
-	// The unique topic ID
+// FetchResponseItem is a part of FetchResponse (the Responses field).
+type FetchResponseItem struct {
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=13+"`
 	// The topic name.
 	Topic string `kafka:"versions=0-12"`
 	// The topic partitions.
-	Partitions []FetchResponseResponsePartition `kafka:"versions=0+"`
+	Partitions []FetchResponseItemPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItem) append(b []byte, v int16, flex bool) []byte {
 	if v >= 13 {
 		b = appendUUID(b, m.TopicID)
 	}
@@ -2088,7 +2689,7 @@ func (m *FetchResponseResponse) append(b []byte, v int16, flex bool) []byte {
 	return b
 }
 
-func (m *FetchResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItem) decode(d *decoder, v int16, flex bool) {
 	if v >= 13 {
 		m.TopicID = d.uuid()
 	}
@@ -2096,7 +2697,7 @@ func (m *FetchResponseResponse) decode(d *decoder, v int16, flex bool) {
 		m.Topic = d.string(flex)
 	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
-		m.Partitions = make([]FetchResponseResponsePartition, n)
+		m.Partitions = make([]FetchResponseItemPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
 		}
@@ -2111,8 +2712,8 @@ func (m *FetchResponseResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// FetchResponseResponsePartition is a part of FetchResponse (the Partitions field).
-type FetchResponseResponsePartition struct {
+// FetchResponseItemPartition is a part of FetchResponse (the Partitions field).
+type FetchResponseItemPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The error code, or 0 if there was no fetch error.
@@ -2126,27 +2727,20 @@ type FetchResponseResponsePartition struct {
 	// The current log start offset. Default -1 when absent (v<5).
 	LogStartOffset int64 `kafka:"versions=5+ default=-1"`
 	// The aborted transactions.
-	AbortedTransactions []FetchResponseResponsePartitionAbortedTransaction `kafka:"versions=4+ nullable=4+"`
+	AbortedTransactions []FetchResponseItemPartitionAbortedTransaction `kafka:"versions=4+ nullable=4+"`
 	// The preferred read replica for the consumer to use on its next fetch request. Default -1 when
 	// absent (v<11).
 	PreferredReadReplica int32 `kafka:"versions=11+ default=-1"`
 	// The record data.
-	Records []byte `kafka:"versions=0+ nullable=0+"`
-	// In case divergence is detected based on the LastFetchedEpoch and FetchOffset in the request,
-	// this field indicates the largest epoch and its end offset such that subsequent records are known
-	// to diverge (KIP-320).
-	DivergingEpoch *FetchResponseResponsePartitionDivergingEpoch `kafka:"versions=12+ tag=0"`
-	// The current leader of the partition, when the request failed with NOT_LEADER_OR_FOLLOWER or
-	// FENCED_LEADER_EPOCH (KIP-951).
-	CurrentLeader *FetchResponseResponsePartitionCurrentLeader `kafka:"versions=12+ tag=1"`
-	// In the case of fetching an offset less than the LogStartOffset, this is the end offset and epoch
-	// that should be used in the FetchSnapshot request.
-	SnapshotID *FetchResponseResponsePartitionSnapshotID `kafka:"versions=12+ tag=2"`
+	Records        []byte                                    `kafka:"versions=0+ nullable=0+"`
+	DivergingEpoch *FetchResponseItemPartitionDivergingEpoch `kafka:"versions=12+ tag=0"`
+	CurrentLeader  *FetchResponseItemPartitionCurrentLeader  `kafka:"versions=12+ tag=1"`
+	SnapshotID     *FetchResponseItemPartitionSnapshotID     `kafka:"versions=12+ tag=2"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponsePartition) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItemPartition) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.PartitionIndex)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendInt64(b, m.HighWatermark)
@@ -2202,7 +2796,7 @@ func (m *FetchResponseResponsePartition) append(b []byte, v int16, flex bool) []
 	return b
 }
 
-func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItemPartition) decode(d *decoder, v int16, flex bool) {
 	m.PartitionIndex = d.int32()
 	m.ErrorCode = d.int16()
 	m.HighWatermark = d.int64()
@@ -2218,7 +2812,7 @@ func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) 
 	}
 	if v >= 4 {
 		if n := d.arrayLen(flex, 16); n >= 0 {
-			m.AbortedTransactions = make([]FetchResponseResponsePartitionAbortedTransaction, n)
+			m.AbortedTransactions = make([]FetchResponseItemPartitionAbortedTransaction, n)
 			for i := 0; i < n && d.err == nil; i++ {
 				m.AbortedTransactions[i].decode(d, v, flex)
 			}
@@ -2236,17 +2830,17 @@ func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) 
 			switch {
 			case tag == 0 && (v >= 12):
 				fd := &decoder{b: data}
-				m.DivergingEpoch = new(FetchResponseResponsePartitionDivergingEpoch)
+				m.DivergingEpoch = new(FetchResponseItemPartitionDivergingEpoch)
 				m.DivergingEpoch.decode(fd, v, true)
 				d.sub(fd, tag)
 			case tag == 1 && (v >= 12):
 				fd := &decoder{b: data}
-				m.CurrentLeader = new(FetchResponseResponsePartitionCurrentLeader)
+				m.CurrentLeader = new(FetchResponseItemPartitionCurrentLeader)
 				m.CurrentLeader.decode(fd, v, true)
 				d.sub(fd, tag)
 			case tag == 2 && (v >= 12):
 				fd := &decoder{b: data}
-				m.SnapshotID = new(FetchResponseResponsePartitionSnapshotID)
+				m.SnapshotID = new(FetchResponseItemPartitionSnapshotID)
 				m.SnapshotID.decode(fd, v, true)
 				d.sub(fd, tag)
 			default:
@@ -2258,9 +2852,9 @@ func (m *FetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) 
 	}
 }
 
-// FetchResponseResponsePartitionAbortedTransaction is a part of FetchResponse (the
-// AbortedTransactions field).
-type FetchResponseResponsePartitionAbortedTransaction struct {
+// FetchResponseItemPartitionAbortedTransaction is a part of FetchResponse (the AbortedTransactions
+// field).
+type FetchResponseItemPartitionAbortedTransaction struct {
 	// The producer id associated with the aborted transaction.
 	ProducerID int64 `kafka:"versions=4+"`
 	// The first offset in the aborted transaction.
@@ -2269,7 +2863,7 @@ type FetchResponseResponsePartitionAbortedTransaction struct {
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponsePartitionAbortedTransaction) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItemPartitionAbortedTransaction) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt64(b, m.ProducerID)
 	b = appendInt64(b, m.FirstOffset)
 	if flex {
@@ -2280,7 +2874,7 @@ func (m *FetchResponseResponsePartitionAbortedTransaction) append(b []byte, v in
 	return b
 }
 
-func (m *FetchResponseResponsePartitionAbortedTransaction) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItemPartitionAbortedTransaction) decode(d *decoder, v int16, flex bool) {
 	m.ProducerID = d.int64()
 	m.FirstOffset = d.int64()
 	if flex {
@@ -2293,16 +2887,17 @@ func (m *FetchResponseResponsePartitionAbortedTransaction) decode(d *decoder, v 
 	}
 }
 
-// FetchResponseResponsePartitionDivergingEpoch is a part of FetchResponse (the DivergingEpoch
-// field).
-type FetchResponseResponsePartitionDivergingEpoch struct {
-	Epoch     int32 `kafka:"versions=12+"`
+// FetchResponseItemPartitionDivergingEpoch is a part of FetchResponse (the DivergingEpoch field).
+type FetchResponseItemPartitionDivergingEpoch struct {
+	// The largest epoch.
+	Epoch int32 `kafka:"versions=12+"`
+	// The end offset of the epoch.
 	EndOffset int64 `kafka:"versions=12+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponsePartitionDivergingEpoch) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItemPartitionDivergingEpoch) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.Epoch)
 	b = appendInt64(b, m.EndOffset)
 	if flex {
@@ -2313,7 +2908,7 @@ func (m *FetchResponseResponsePartitionDivergingEpoch) append(b []byte, v int16,
 	return b
 }
 
-func (m *FetchResponseResponsePartitionDivergingEpoch) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItemPartitionDivergingEpoch) decode(d *decoder, v int16, flex bool) {
 	m.Epoch = d.int32()
 	m.EndOffset = d.int64()
 	if flex {
@@ -2326,16 +2921,15 @@ func (m *FetchResponseResponsePartitionDivergingEpoch) decode(d *decoder, v int1
 	}
 }
 
-// FetchResponseResponsePartitionCurrentLeader is a part of FetchResponse (the CurrentLeader
-// field).
-type FetchResponseResponsePartitionCurrentLeader struct {
+// FetchResponseItemPartitionCurrentLeader is a part of FetchResponse (the CurrentLeader field).
+type FetchResponseItemPartitionCurrentLeader struct {
 	LeaderID    int32 `kafka:"versions=12+"`
 	LeaderEpoch int32 `kafka:"versions=12+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponsePartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItemPartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.LeaderID)
 	b = appendInt32(b, m.LeaderEpoch)
 	if flex {
@@ -2346,7 +2940,7 @@ func (m *FetchResponseResponsePartitionCurrentLeader) append(b []byte, v int16, 
 	return b
 }
 
-func (m *FetchResponseResponsePartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItemPartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
 	m.LeaderID = d.int32()
 	m.LeaderEpoch = d.int32()
 	if flex {
@@ -2359,15 +2953,15 @@ func (m *FetchResponseResponsePartitionCurrentLeader) decode(d *decoder, v int16
 	}
 }
 
-// FetchResponseResponsePartitionSnapshotID is a part of FetchResponse (the SnapshotID field).
-type FetchResponseResponsePartitionSnapshotID struct {
+// FetchResponseItemPartitionSnapshotID is a part of FetchResponse (the SnapshotID field).
+type FetchResponseItemPartitionSnapshotID struct {
 	EndOffset int64 `kafka:"versions=12+"`
 	Epoch     int32 `kafka:"versions=12+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=12+"`
 }
 
-func (m *FetchResponseResponsePartitionSnapshotID) append(b []byte, v int16, flex bool) []byte {
+func (m *FetchResponseItemPartitionSnapshotID) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt64(b, m.EndOffset)
 	b = appendInt32(b, m.Epoch)
 	if flex {
@@ -2378,7 +2972,7 @@ func (m *FetchResponseResponsePartitionSnapshotID) append(b []byte, v int16, fle
 	return b
 }
 
-func (m *FetchResponseResponsePartitionSnapshotID) decode(d *decoder, v int16, flex bool) {
+func (m *FetchResponseItemPartitionSnapshotID) decode(d *decoder, v int16, flex bool) {
 	m.EndOffset = d.int64()
 	m.Epoch = d.int32()
 	if flex {
@@ -2429,7 +3023,7 @@ func (m *FetchResponseNodeEndpoint) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ListOffsetsRequest is the request of the ListOffsets API (key 2), versions 0-9, flexible from
+// ListOffsetsRequest is the request of the ListOffsets API (key 2), versions 0-11, flexible from
 // version 6. Fields list the versions that carry them in their kafka struct tag.
 type ListOffsetsRequest struct {
 	// The broker ID of the requester, or -1 if this request is being made by a normal consumer.
@@ -2439,10 +3033,13 @@ type ListOffsetsRequest struct {
 	// non-transactional and COMMITTED transactional records are visible. To be more concrete,
 	// READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset),
 	// and enables the inclusion of the list of aborted transactions in the result, which allows
-	// consumers to discard ABORTED transactional records
+	// consumers to discard ABORTED transactional records.
 	IsolationLevel int8 `kafka:"versions=2+"`
 	// Each topic in the request.
 	Topics []ListOffsetsRequestTopic `kafka:"versions=0+"`
+	// The timeout to await a response in milliseconds for requests that require reading from remote
+	// storage for topics enabled with tiered storage.
+	TimeoutMs int32 `kafka:"versions=10+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6+"`
 }
@@ -2453,8 +3050,8 @@ func (*ListOffsetsRequest) APIKey() int16 { return 2 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ListOffsetsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*ListOffsetsRequest) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 11.
+func (*ListOffsetsRequest) MaxVersion() int16 { return 11 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ListOffsetsRequest) IsFlexible(version int16) bool { return version >= 6 }
@@ -2484,6 +3081,9 @@ func (m *ListOffsetsRequest) append(b []byte, v int16, flex bool) []byte {
 	for i := range m.Topics {
 		b = m.Topics[i].append(b, v, flex)
 	}
+	if v >= 10 {
+		b = appendInt32(b, m.TimeoutMs)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -2502,6 +3102,9 @@ func (m *ListOffsetsRequest) decode(d *decoder, v int16, flex bool) {
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Topics[i].decode(d, v, flex)
 		}
+	}
+	if v >= 10 {
+		m.TimeoutMs = d.int32()
 	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
@@ -2609,7 +3212,7 @@ func (m *ListOffsetsRequestTopicPartition) decode(d *decoder, v int16, flex bool
 	}
 }
 
-// ListOffsetsResponse is the response of the ListOffsets API (key 2), versions 0-9, flexible from
+// ListOffsetsResponse is the response of the ListOffsets API (key 2), versions 0-11, flexible from
 // version 6. Fields list the versions that carry them in their kafka struct tag.
 type ListOffsetsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -2627,8 +3230,8 @@ func (*ListOffsetsResponse) APIKey() int16 { return 2 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ListOffsetsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*ListOffsetsResponse) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 11.
+func (*ListOffsetsResponse) MaxVersion() int16 { return 11 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ListOffsetsResponse) IsFlexible(version int16) bool { return version >= 6 }
@@ -2686,7 +3289,7 @@ func (m *ListOffsetsResponse) decode(d *decoder, v int16, flex bool) {
 
 // ListOffsetsResponseTopic is a part of ListOffsetsResponse (the Topics field).
 type ListOffsetsResponseTopic struct {
-	// The topic name
+	// The topic name.
 	Name string `kafka:"versions=0+"`
 	// Each partition in the response.
 	Partitions []ListOffsetsResponseTopicPartition `kafka:"versions=0+"`
@@ -2736,7 +3339,7 @@ type ListOffsetsResponseTopicPartition struct {
 	Timestamp int64 `kafka:"versions=1+ default=-1"`
 	// The returned offset. Default -1 when absent (v<1).
 	Offset int64 `kafka:"versions=1+ default=-1"`
-	// Default -1 when absent (v<4).
+	// The leader epoch associated with the returned offset. Default -1 when absent (v<4).
 	LeaderEpoch int32 `kafka:"versions=4+ default=-1"`
 	// The result offsets.
 	OldStyleOffsets []int64 `kafka:"versions=0"`
@@ -2806,7 +3409,7 @@ func (m *ListOffsetsResponseTopicPartition) decode(d *decoder, v int16, flex boo
 	}
 }
 
-// MetadataRequest is the request of the Metadata API (key 3), versions 0-12, flexible from version
+// MetadataRequest is the request of the Metadata API (key 3), versions 0-13, flexible from version
 // 9. Fields list the versions that carry them in their kafka struct tag.
 type MetadataRequest struct {
 	// The topics to fetch metadata for.
@@ -2828,8 +3431,8 @@ func (*MetadataRequest) APIKey() int16 { return 3 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*MetadataRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 12.
-func (*MetadataRequest) MaxVersion() int16 { return 12 }
+// MaxVersion returns the newest version the protocol guide lists, 13.
+func (*MetadataRequest) MaxVersion() int16 { return 13 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*MetadataRequest) IsFlexible(version int16) bool { return version >= 9 }
@@ -2946,7 +3549,7 @@ func (m *MetadataRequestTopic) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// MetadataResponse is the response of the Metadata API (key 3), versions 0-12, flexible from
+// MetadataResponse is the response of the Metadata API (key 3), versions 0-13, flexible from
 // version 9. Fields list the versions that carry them in their kafka struct tag.
 type MetadataResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -2960,6 +3563,8 @@ type MetadataResponse struct {
 	ControllerID int32 `kafka:"versions=1+ default=-1"`
 	// Each topic in the response.
 	Topics []MetadataResponseTopic `kafka:"versions=0+"`
+	// The top-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=13+"`
 	// 32-bit bitfield to represent authorized operations for this cluster. Default -2147483648 when
 	// absent (versions 0-7,11+).
 	ClusterAuthorizedOperations int32 `kafka:"versions=8-10 default=-2147483648"`
@@ -2973,8 +3578,8 @@ func (*MetadataResponse) APIKey() int16 { return 3 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*MetadataResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 12.
-func (*MetadataResponse) MaxVersion() int16 { return 12 }
+// MaxVersion returns the newest version the protocol guide lists, 13.
+func (*MetadataResponse) MaxVersion() int16 { return 13 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*MetadataResponse) IsFlexible(version int16) bool { return version >= 9 }
@@ -3012,6 +3617,9 @@ func (m *MetadataResponse) append(b []byte, v int16, flex bool) []byte {
 	for i := range m.Topics {
 		b = m.Topics[i].append(b, v, flex)
 	}
+	if v >= 13 {
+		b = appendInt16(b, m.ErrorCode)
+	}
 	if v >= 8 && v <= 10 {
 		b = appendInt32(b, m.ClusterAuthorizedOperations)
 	}
@@ -3046,6 +3654,9 @@ func (m *MetadataResponse) decode(d *decoder, v int16, flex bool) {
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Topics[i].decode(d, v, flex)
 		}
+	}
+	if v >= 13 {
+		m.ErrorCode = d.int16()
 	}
 	if v >= 8 && v <= 10 {
 		m.ClusterAuthorizedOperations = d.int32()
@@ -4964,7 +5575,7 @@ func (m *ControlledShutdownResponseRemainingPartition) decode(d *decoder, v int1
 	}
 }
 
-// OffsetCommitRequest is the request of the OffsetCommit API (key 8), versions 0-9, flexible from
+// OffsetCommitRequest is the request of the OffsetCommit API (key 8), versions 0-10, flexible from
 // version 8. Fields list the versions that carry them in their kafka struct tag.
 type OffsetCommitRequest struct {
 	// The unique group identifier.
@@ -4990,8 +5601,8 @@ func (*OffsetCommitRequest) APIKey() int16 { return 8 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*OffsetCommitRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*OffsetCommitRequest) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 10.
+func (*OffsetCommitRequest) MaxVersion() int16 { return 10 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*OffsetCommitRequest) IsFlexible(version int16) bool { return version >= 8 }
@@ -5074,8 +5685,10 @@ func (m *OffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 
 // OffsetCommitRequestTopic is a part of OffsetCommitRequest (the Topics field).
 type OffsetCommitRequestTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=10+"`
 	// The topic name.
-	Name string `kafka:"versions=0+"`
+	Name string `kafka:"versions=0-9"`
 	// Each partition to commit offsets for.
 	Partitions []OffsetCommitRequestTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5083,7 +5696,12 @@ type OffsetCommitRequestTopic struct {
 }
 
 func (m *OffsetCommitRequestTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 10 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 9 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
 		b = m.Partitions[i].append(b, v, flex)
@@ -5097,7 +5715,12 @@ func (m *OffsetCommitRequestTopic) append(b []byte, v int16, flex bool) []byte {
 }
 
 func (m *OffsetCommitRequestTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 10 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 9 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 14); n >= 0 {
 		m.Partitions = make([]OffsetCommitRequestTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -5172,7 +5795,7 @@ func (m *OffsetCommitRequestTopicPartition) decode(d *decoder, v int16, flex boo
 	}
 }
 
-// OffsetCommitResponse is the response of the OffsetCommit API (key 8), versions 0-9, flexible
+// OffsetCommitResponse is the response of the OffsetCommit API (key 8), versions 0-10, flexible
 // from version 8. Fields list the versions that carry them in their kafka struct tag.
 type OffsetCommitResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -5190,8 +5813,8 @@ func (*OffsetCommitResponse) APIKey() int16 { return 8 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*OffsetCommitResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*OffsetCommitResponse) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 10.
+func (*OffsetCommitResponse) MaxVersion() int16 { return 10 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*OffsetCommitResponse) IsFlexible(version int16) bool { return version >= 8 }
@@ -5249,8 +5872,10 @@ func (m *OffsetCommitResponse) decode(d *decoder, v int16, flex bool) {
 
 // OffsetCommitResponseTopic is a part of OffsetCommitResponse (the Topics field).
 type OffsetCommitResponseTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=10+"`
 	// The topic name.
-	Name string `kafka:"versions=0+"`
+	Name string `kafka:"versions=0-9"`
 	// The responses for each partition in the topic.
 	Partitions []OffsetCommitResponseTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5258,7 +5883,12 @@ type OffsetCommitResponseTopic struct {
 }
 
 func (m *OffsetCommitResponseTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 10 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 9 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
 		b = m.Partitions[i].append(b, v, flex)
@@ -5272,7 +5902,12 @@ func (m *OffsetCommitResponseTopic) append(b []byte, v int16, flex bool) []byte 
 }
 
 func (m *OffsetCommitResponseTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 10 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 9 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 6); n >= 0 {
 		m.Partitions = make([]OffsetCommitResponseTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -5323,10 +5958,10 @@ func (m *OffsetCommitResponseTopicPartition) decode(d *decoder, v int16, flex bo
 	}
 }
 
-// OffsetFetchRequest is the request of the OffsetFetch API (key 9), versions 0-9, flexible from
+// OffsetFetchRequest is the request of the OffsetFetch API (key 9), versions 0-10, flexible from
 // version 6. Fields list the versions that carry them in their kafka struct tag.
 type OffsetFetchRequest struct {
-	// Each group we would like to fetch offsets for
+	// Each group we would like to fetch offsets for.
 	Groups []OffsetFetchRequestGroup `kafka:"versions=8+"`
 	// The group to fetch offsets for.
 	GroupID string `kafka:"versions=0-7"`
@@ -5345,8 +5980,8 @@ func (*OffsetFetchRequest) APIKey() int16 { return 9 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*OffsetFetchRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*OffsetFetchRequest) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 10.
+func (*OffsetFetchRequest) MaxVersion() int16 { return 10 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*OffsetFetchRequest) IsFlexible(version int16) bool { return version >= 6 }
@@ -5431,7 +6066,7 @@ func (m *OffsetFetchRequest) decode(d *decoder, v int16, flex bool) {
 type OffsetFetchRequestGroup struct {
 	// The group ID.
 	GroupID string `kafka:"versions=8+"`
-	// The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
+	// The member id.
 	MemberID *string `kafka:"versions=9+ nullable=9+"`
 	// The member epoch if using the new consumer protocol (KIP-848). Default -1 when absent (v<9).
 	MemberEpoch int32 `kafka:"versions=9+ default=-1"`
@@ -5489,8 +6124,10 @@ func (m *OffsetFetchRequestGroup) decode(d *decoder, v int16, flex bool) {
 
 // OffsetFetchRequestGroupTopic is a part of OffsetFetchRequest (the Topics field).
 type OffsetFetchRequestGroupTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=10+"`
 	// The topic name.
-	Name string `kafka:"versions=8+"`
+	Name string `kafka:"versions=8-9"`
 	// The partition indexes we would like to fetch offsets for.
 	PartitionIndexes []int32 `kafka:"versions=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -5498,7 +6135,12 @@ type OffsetFetchRequestGroupTopic struct {
 }
 
 func (m *OffsetFetchRequestGroupTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 10 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 9 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.PartitionIndexes), m.PartitionIndexes == nil, false, flex)
 	for _, e := range m.PartitionIndexes {
 		b = appendInt32(b, e)
@@ -5512,7 +6154,12 @@ func (m *OffsetFetchRequestGroupTopic) append(b []byte, v int16, flex bool) []by
 }
 
 func (m *OffsetFetchRequestGroupTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 10 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 9 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 4); n >= 0 {
 		m.PartitionIndexes = make([]int32, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -5571,7 +6218,7 @@ func (m *OffsetFetchRequestTopic) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// OffsetFetchResponse is the response of the OffsetFetch API (key 9), versions 0-9, flexible from
+// OffsetFetchResponse is the response of the OffsetFetch API (key 9), versions 0-10, flexible from
 // version 6. Fields list the versions that carry them in their kafka struct tag.
 type OffsetFetchResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -5593,8 +6240,8 @@ func (*OffsetFetchResponse) APIKey() int16 { return 9 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*OffsetFetchResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 9.
-func (*OffsetFetchResponse) MaxVersion() int16 { return 9 }
+// MaxVersion returns the newest version the protocol guide lists, 10.
+func (*OffsetFetchResponse) MaxVersion() int16 { return 10 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*OffsetFetchResponse) IsFlexible(version int16) bool { return version >= 6 }
@@ -5722,16 +6369,23 @@ func (m *OffsetFetchResponseGroup) decode(d *decoder, v int16, flex bool) {
 
 // OffsetFetchResponseGroupTopic is a part of OffsetFetchResponse (the Topics field).
 type OffsetFetchResponseGroupTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=10+"`
 	// The topic name.
-	Name string `kafka:"versions=8+"`
-	// The responses per partition
+	Name string `kafka:"versions=8-9"`
+	// The responses per partition.
 	Partitions []OffsetFetchResponseGroupTopicPartition `kafka:"versions=8+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=8+"`
 }
 
 func (m *OffsetFetchResponseGroupTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 10 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 9 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
 		b = m.Partitions[i].append(b, v, flex)
@@ -5745,7 +6399,12 @@ func (m *OffsetFetchResponseGroupTopic) append(b []byte, v int16, flex bool) []b
 }
 
 func (m *OffsetFetchResponseGroupTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 10 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 9 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 20); n >= 0 {
 		m.Partitions = make([]OffsetFetchResponseGroupTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -5812,7 +6471,7 @@ func (m *OffsetFetchResponseGroupTopicPartition) decode(d *decoder, v int16, fle
 type OffsetFetchResponseTopic struct {
 	// The topic name.
 	Name string `kafka:"versions=0-7"`
-	// The responses per partition
+	// The responses per partition.
 	Partitions []OffsetFetchResponseTopicPartition `kafka:"versions=0-7"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6-7"`
@@ -5907,7 +6566,7 @@ func (m *OffsetFetchResponseTopicPartition) decode(d *decoder, v int16, flex boo
 type FindCoordinatorRequest struct {
 	// The coordinator key.
 	Key string `kafka:"versions=0-3"`
-	// The coordinator key type. (Group, transaction, etc.)
+	// The coordinator key type. (group, transaction, share).
 	KeyType int8 `kafka:"versions=1+"`
 	// The coordinator keys.
 	CoordinatorKeys []string `kafka:"versions=4+"`
@@ -5995,7 +6654,7 @@ type FindCoordinatorResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=1+"`
-	// Each coordinator result in the response
+	// Each coordinator result in the response.
 	Coordinators []FindCoordinatorResponseCoordinator `kafka:"versions=4+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0-3"`
@@ -6323,8 +6982,9 @@ type JoinGroupResponse struct {
 	// True if the leader must skip running the assignment.
 	SkipAssignment bool `kafka:"versions=9+"`
 	// The member ID assigned by the group coordinator.
-	MemberID string                    `kafka:"versions=0+"`
-	Members  []JoinGroupResponseMember `kafka:"versions=0+"`
+	MemberID string `kafka:"versions=0+"`
+	// The group members.
+	Members []JoinGroupResponseMember `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6+"`
 }
@@ -7076,10 +7736,10 @@ func (m *SyncGroupResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DescribeGroupsRequest is the request of the DescribeGroups API (key 15), versions 0-5, flexible
+// DescribeGroupsRequest is the request of the DescribeGroups API (key 15), versions 0-6, flexible
 // from version 5. Fields list the versions that carry them in their kafka struct tag.
 type DescribeGroupsRequest struct {
-	// The names of the groups to describe
+	// The names of the groups to describe.
 	Groups []string `kafka:"versions=0+"`
 	// Whether to include authorized operations.
 	IncludeAuthorizedOperations bool `kafka:"versions=3+"`
@@ -7093,8 +7753,8 @@ func (*DescribeGroupsRequest) APIKey() int16 { return 15 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeGroupsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 5.
-func (*DescribeGroupsRequest) MaxVersion() int16 { return 5 }
+// MaxVersion returns the newest version the protocol guide lists, 6.
+func (*DescribeGroupsRequest) MaxVersion() int16 { return 6 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeGroupsRequest) IsFlexible(version int16) bool { return version >= 5 }
@@ -7151,7 +7811,7 @@ func (m *DescribeGroupsRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DescribeGroupsResponse is the response of the DescribeGroups API (key 15), versions 0-5,
+// DescribeGroupsResponse is the response of the DescribeGroups API (key 15), versions 0-6,
 // flexible from version 5. Fields list the versions that carry them in their kafka struct tag.
 type DescribeGroupsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -7169,8 +7829,8 @@ func (*DescribeGroupsResponse) APIKey() int16 { return 15 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeGroupsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 5.
-func (*DescribeGroupsResponse) MaxVersion() int16 { return 5 }
+// MaxVersion returns the newest version the protocol guide lists, 6.
+func (*DescribeGroupsResponse) MaxVersion() int16 { return 6 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeGroupsResponse) IsFlexible(version int16) bool { return version >= 5 }
@@ -7230,6 +7890,8 @@ func (m *DescribeGroupsResponse) decode(d *decoder, v int16, flex bool) {
 type DescribeGroupsResponseGroup struct {
 	// The describe error, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
+	// The describe error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=6+ nullable=6+"`
 	// The group ID string.
 	GroupID string `kafka:"versions=0+"`
 	// The group state string, or the empty string.
@@ -7249,6 +7911,9 @@ type DescribeGroupsResponseGroup struct {
 
 func (m *DescribeGroupsResponseGroup) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt16(b, m.ErrorCode)
+	if v >= 6 {
+		b = appendNullableString(b, m.ErrorMessage, flex)
+	}
 	b = appendString(b, m.GroupID, flex)
 	b = appendString(b, m.GroupState, flex)
 	b = appendString(b, m.ProtocolType, flex)
@@ -7270,6 +7935,9 @@ func (m *DescribeGroupsResponseGroup) append(b []byte, v int16, flex bool) []byt
 
 func (m *DescribeGroupsResponseGroup) decode(d *decoder, v int16, flex bool) {
 	m.ErrorCode = d.int16()
+	if v >= 6 {
+		m.ErrorMessage = d.nullableString(flex)
+	}
 	m.GroupID = d.string(flex)
 	m.GroupState = d.string(flex)
 	m.ProtocolType = d.string(flex)
@@ -7297,7 +7965,7 @@ func (m *DescribeGroupsResponseGroup) decode(d *decoder, v int16, flex bool) {
 
 // DescribeGroupsResponseGroupMember is a part of DescribeGroupsResponse (the Members field).
 type DescribeGroupsResponseGroupMember struct {
-	// The member ID assigned by the group coordinator.
+	// The member id.
 	MemberID string `kafka:"versions=0+"`
 	// The unique identifier of the consumer instance provided by end user.
 	GroupInstanceID *string `kafka:"versions=4+ nullable=4+"`
@@ -7664,13 +8332,17 @@ func (m *SaslHandshakeResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ApiVersionsRequest is the request of the ApiVersions API (key 18), versions 0-4, flexible from
+// ApiVersionsRequest is the request of the ApiVersions API (key 18), versions 0-5, flexible from
 // version 3. Fields list the versions that carry them in their kafka struct tag.
 type ApiVersionsRequest struct {
 	// The name of the client.
 	ClientSoftwareName string `kafka:"versions=3+"`
 	// The version of the client.
 	ClientSoftwareVersion string `kafka:"versions=3+"`
+	// The cluster ID the client intends to connect to. Provide both ClusterId and NodeId, if known.
+	ClusterID *string `kafka:"versions=5+ nullable=5+"`
+	// The node ID the client intends to connect to. Provide both ClusterId and NodeId, if known.
+	NodeID int32 `kafka:"versions=5+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -7681,8 +8353,8 @@ func (*ApiVersionsRequest) APIKey() int16 { return 18 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ApiVersionsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*ApiVersionsRequest) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*ApiVersionsRequest) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ApiVersionsRequest) IsFlexible(version int16) bool { return version >= 3 }
@@ -7710,6 +8382,12 @@ func (m *ApiVersionsRequest) append(b []byte, v int16, flex bool) []byte {
 	if v >= 3 {
 		b = appendString(b, m.ClientSoftwareVersion, flex)
 	}
+	if v >= 5 {
+		b = appendNullableString(b, m.ClusterID, flex)
+	}
+	if v >= 5 {
+		b = appendInt32(b, m.NodeID)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -7725,6 +8403,12 @@ func (m *ApiVersionsRequest) decode(d *decoder, v int16, flex bool) {
 	if v >= 3 {
 		m.ClientSoftwareVersion = d.string(flex)
 	}
+	if v >= 5 {
+		m.ClusterID = d.nullableString(flex)
+	}
+	if v >= 5 {
+		m.NodeID = d.int32()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -7735,7 +8419,7 @@ func (m *ApiVersionsRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ApiVersionsResponse is the response of the ApiVersions API (key 18), versions 0-4, flexible from
+// ApiVersionsResponse is the response of the ApiVersions API (key 18), versions 0-5, flexible from
 // version 3. Fields list the versions that carry them in their kafka struct tag.
 type ApiVersionsResponse struct {
 	// The top-level error code.
@@ -7744,17 +8428,11 @@ type ApiVersionsResponse struct {
 	ApiKeys []ApiVersionsResponseApiKey `kafka:"versions=0+"`
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
-	ThrottleTimeMs int32 `kafka:"versions=1+"`
-	// Features supported by the broker.
-	SupportedFeatures []ApiVersionsResponseSupportedFeature `kafka:"versions=3+ tag=0"`
-	// The monotonically increasing epoch for the finalized features information. Absent means unknown
-	// (-1).
-	FinalizedFeaturesEpoch *int64 `kafka:"versions=3+ tag=1"`
-	// List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch
-	// is set.
-	FinalizedFeatures []ApiVersionsResponseFinalizedFeature `kafka:"versions=3+ tag=2"`
-	// Set by a KRaft controller if the required configurations for ZK migration are present.
-	ZkMigrationReady *bool `kafka:"versions=3+ tag=3"`
+	ThrottleTimeMs         int32                                 `kafka:"versions=1+"`
+	SupportedFeatures      []ApiVersionsResponseSupportedFeature `kafka:"versions=3+ tag=0"`
+	FinalizedFeaturesEpoch *int64                                `kafka:"versions=3+ tag=1"`
+	FinalizedFeatures      []ApiVersionsResponseFinalizedFeature `kafka:"versions=3+ tag=2"`
+	ZkMigrationReady       *bool                                 `kafka:"versions=3+ tag=3"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -7765,8 +8443,8 @@ func (*ApiVersionsResponse) APIKey() int16 { return 18 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ApiVersionsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*ApiVersionsResponse) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*ApiVersionsResponse) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ApiVersionsResponse) IsFlexible(version int16) bool { return version >= 3 }
@@ -7941,9 +8619,12 @@ func (m *ApiVersionsResponseApiKey) decode(d *decoder, v int16, flex bool) {
 // ApiVersionsResponseSupportedFeature is a part of ApiVersionsResponse (the SupportedFeatures
 // field).
 type ApiVersionsResponseSupportedFeature struct {
-	Name       string `kafka:"versions=3+"`
-	MinVersion int16  `kafka:"versions=3+"`
-	MaxVersion int16  `kafka:"versions=3+"`
+	// The name of the feature.
+	Name string `kafka:"versions=3+"`
+	// The minimum supported version for the feature.
+	MinVersion int16 `kafka:"versions=3+"`
+	// The maximum supported version for the feature.
+	MaxVersion int16 `kafka:"versions=3+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -8308,7 +8989,7 @@ func (m *CreateTopicsResponse) decode(d *decoder, v int16, flex bool) {
 type CreateTopicsResponseTopic struct {
 	// The topic name.
 	Name string `kafka:"versions=0+"`
-	// The unique topic ID
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=7+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
@@ -8319,9 +9000,8 @@ type CreateTopicsResponseTopic struct {
 	// Replication factor of the topic. Default -1 when absent (v<5).
 	ReplicationFactor int16 `kafka:"versions=5+ default=-1"`
 	// Configuration of the topic.
-	Configs []CreateTopicsResponseTopicConfig `kafka:"versions=5+ nullable=5+"`
-	// Optional topic config error returned if configs are not returned in the response.
-	TopicConfigErrorCode *int16 `kafka:"versions=5+ tag=0"`
+	Configs              []CreateTopicsResponseTopicConfig `kafka:"versions=5+ nullable=5+"`
+	TopicConfigErrorCode *int16                            `kafka:"versions=5+ tag=0"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=5+"`
 }
@@ -8460,9 +9140,9 @@ func (m *CreateTopicsResponseTopicConfig) decode(d *decoder, v int16, flex bool)
 // DeleteTopicsRequest is the request of the DeleteTopics API (key 20), versions 0-6, flexible from
 // version 4. Fields list the versions that carry them in their kafka struct tag.
 type DeleteTopicsRequest struct {
-	// The name or topic ID of the topic
+	// The name or topic ID of the topic.
 	Topics []DeleteTopicsRequestTopic `kafka:"versions=6+"`
-	// The names of the topics to delete
+	// The names of the topics to delete.
 	TopicNames []string `kafka:"versions=0-5"`
 	// The length of time in milliseconds to wait for the deletions to complete.
 	TimeoutMs int32 `kafka:"versions=0+"`
@@ -8550,9 +9230,9 @@ func (m *DeleteTopicsRequest) decode(d *decoder, v int16, flex bool) {
 
 // DeleteTopicsRequestTopic is a part of DeleteTopicsRequest (the Topics field).
 type DeleteTopicsRequestTopic struct {
-	// The topic name
+	// The topic name.
 	Name *string `kafka:"versions=6+ nullable=6+"`
-	// The unique topic ID
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=6+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=6+"`
@@ -8589,7 +9269,7 @@ type DeleteTopicsResponse struct {
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=1+"`
 	// The results for each topic we tried to delete.
-	Responses []DeleteTopicsResponseResponse `kafka:"versions=0+"`
+	Responses []DeleteTopicsResponseItem `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
@@ -8642,7 +9322,7 @@ func (m *DeleteTopicsResponse) decode(d *decoder, v int16, flex bool) {
 		m.ThrottleTimeMs = d.int32()
 	}
 	if n := d.arrayLen(flex, 4); n >= 0 {
-		m.Responses = make([]DeleteTopicsResponseResponse, n)
+		m.Responses = make([]DeleteTopicsResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -8657,11 +9337,11 @@ func (m *DeleteTopicsResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DeleteTopicsResponseResponse is a part of DeleteTopicsResponse (the Responses field).
-type DeleteTopicsResponseResponse struct {
-	// The topic name
+// DeleteTopicsResponseItem is a part of DeleteTopicsResponse (the Responses field).
+type DeleteTopicsResponseItem struct {
+	// The topic name.
 	Name *string `kafka:"versions=0+ nullable=6+"`
-	// the unique topic ID
+	// The unique topic ID.
 	TopicID UUID `kafka:"versions=6+"`
 	// The deletion error, or 0 if the deletion succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
@@ -8671,7 +9351,7 @@ type DeleteTopicsResponseResponse struct {
 	UnknownTags []TaggedField `kafka:"versions=4+"`
 }
 
-func (m *DeleteTopicsResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *DeleteTopicsResponseItem) append(b []byte, v int16, flex bool) []byte {
 	if v >= 6 {
 		b = appendNullableString(b, m.Name, flex)
 	} else {
@@ -8692,7 +9372,7 @@ func (m *DeleteTopicsResponseResponse) append(b []byte, v int16, flex bool) []by
 	return b
 }
 
-func (m *DeleteTopicsResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *DeleteTopicsResponseItem) decode(d *decoder, v int16, flex bool) {
 	if v >= 6 {
 		m.Name = d.nullableString(flex)
 	} else {
@@ -8832,7 +9512,7 @@ func (m *DeleteRecordsRequestTopic) decode(d *decoder, v int16, flex bool) {
 type DeleteRecordsRequestTopicPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
-	// The deletion offset.
+	// The deletion offset. -1 means that records should be truncated to the high watermark.
 	Offset int64 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -9678,7 +10358,7 @@ func (m *AddPartitionsToTxnRequestTransaction) decode(d *decoder, v int16, flex 
 type AddPartitionsToTxnRequestTransactionTopic struct {
 	// The name of the topic.
 	Name string `kafka:"versions=4+"`
-	// The partition indexes to add to the transaction
+	// The partition indexes to add to the transaction.
 	Partitions []int32 `kafka:"versions=4+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
@@ -9721,7 +10401,7 @@ func (m *AddPartitionsToTxnRequestTransactionTopic) decode(d *decoder, v int16, 
 type AddPartitionsToTxnRequestV3AndBelowTopic struct {
 	// The name of the topic.
 	Name string `kafka:"versions=0-3"`
-	// The partition indexes to add to the transaction
+	// The partition indexes to add to the transaction.
 	Partitions []int32 `kafka:"versions=0-3"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3"`
@@ -9906,7 +10586,7 @@ func (m *AddPartitionsToTxnResponseResultsByTransaction) decode(d *decoder, v in
 type AddPartitionsToTxnResponseResultsByTransactionTopicResult struct {
 	// The topic name.
 	Name string `kafka:"versions=4+"`
-	// The results for each partition
+	// The results for each partition.
 	ResultsByPartition []AddPartitionsToTxnResponseResultsByTransactionTopicResultResultsByPartition `kafka:"versions=4+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=4+"`
@@ -9984,7 +10664,7 @@ func (m *AddPartitionsToTxnResponseResultsByTransactionTopicResultResultsByParti
 type AddPartitionsToTxnResponseResultsByTopicV3AndBelow struct {
 	// The topic name.
 	Name string `kafka:"versions=0-3"`
-	// The results for each partition
+	// The results for each partition.
 	ResultsByPartition []AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition `kafka:"versions=0-3"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3"`
@@ -10191,7 +10871,7 @@ func (m *AddOffsetsToTxnResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// EndTxnRequest is the request of the EndTxn API (key 26), versions 0-4, flexible from version 3.
+// EndTxnRequest is the request of the EndTxn API (key 26), versions 0-5, flexible from version 3.
 // Fields list the versions that carry them in their kafka struct tag.
 type EndTxnRequest struct {
 	// The ID of the transaction to end.
@@ -10212,8 +10892,8 @@ func (*EndTxnRequest) APIKey() int16 { return 26 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*EndTxnRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*EndTxnRequest) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*EndTxnRequest) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*EndTxnRequest) IsFlexible(version int16) bool { return version >= 3 }
@@ -10262,7 +10942,7 @@ func (m *EndTxnRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// EndTxnResponse is the response of the EndTxn API (key 26), versions 0-4, flexible from version
+// EndTxnResponse is the response of the EndTxn API (key 26), versions 0-5, flexible from version
 // 3. Fields list the versions that carry them in their kafka struct tag.
 type EndTxnResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -10270,6 +10950,10 @@ type EndTxnResponse struct {
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
+	// The producer ID.
+	ProducerID int64 `kafka:"versions=5+"`
+	// The current epoch associated with the producer.
+	ProducerEpoch int16 `kafka:"versions=5+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=3+"`
 }
@@ -10280,8 +10964,8 @@ func (*EndTxnResponse) APIKey() int16 { return 26 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*EndTxnResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*EndTxnResponse) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*EndTxnResponse) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*EndTxnResponse) IsFlexible(version int16) bool { return version >= 3 }
@@ -10304,6 +10988,12 @@ func (m *EndTxnResponse) Decode(src []byte, version int16) error {
 func (m *EndTxnResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
 	b = appendInt16(b, m.ErrorCode)
+	if v >= 5 {
+		b = appendInt64(b, m.ProducerID)
+	}
+	if v >= 5 {
+		b = appendInt16(b, m.ProducerEpoch)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -10315,6 +11005,12 @@ func (m *EndTxnResponse) append(b []byte, v int16, flex bool) []byte {
 func (m *EndTxnResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	m.ErrorCode = d.int16()
+	if v >= 5 {
+		m.ProducerID = d.int64()
+	}
+	if v >= 5 {
+		m.ProducerEpoch = d.int16()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -10325,7 +11021,7 @@ func (m *EndTxnResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// WriteTxnMarkersRequest is the request of the WriteTxnMarkers API (key 27), versions 0-1,
+// WriteTxnMarkersRequest is the request of the WriteTxnMarkers API (key 27), versions 0-2,
 // flexible from version 1. Fields list the versions that carry them in their kafka struct tag.
 type WriteTxnMarkersRequest struct {
 	// The transaction markers to be written.
@@ -10340,8 +11036,8 @@ func (*WriteTxnMarkersRequest) APIKey() int16 { return 27 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*WriteTxnMarkersRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*WriteTxnMarkersRequest) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*WriteTxnMarkersRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*WriteTxnMarkersRequest) IsFlexible(version int16) bool { return version >= 1 }
@@ -10402,8 +11098,10 @@ type WriteTxnMarkersRequestMarker struct {
 	TransactionResult bool `kafka:"versions=0+"`
 	// Each topic that we want to write transaction marker(s) for.
 	Topics []WriteTxnMarkersRequestMarkerTopic `kafka:"versions=0+"`
-	// Epoch associated with the transaction state partition hosted by this transaction coordinator
+	// Epoch associated with the transaction state partition hosted by this transaction coordinator.
 	CoordinatorEpoch int32 `kafka:"versions=0+"`
+	// Transaction version of the marker. Ex: 0/1 = legacy (TV0/TV1), 2 = TV2 etc.
+	TransactionVersion int8 `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -10417,6 +11115,9 @@ func (m *WriteTxnMarkersRequestMarker) append(b []byte, v int16, flex bool) []by
 		b = m.Topics[i].append(b, v, flex)
 	}
 	b = appendInt32(b, m.CoordinatorEpoch)
+	if v >= 2 {
+		b = appendInt8(b, m.TransactionVersion)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -10436,6 +11137,9 @@ func (m *WriteTxnMarkersRequestMarker) decode(d *decoder, v int16, flex bool) {
 		}
 	}
 	m.CoordinatorEpoch = d.int32()
+	if v >= 2 {
+		m.TransactionVersion = d.int8()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -10488,7 +11192,7 @@ func (m *WriteTxnMarkersRequestMarkerTopic) decode(d *decoder, v int16, flex boo
 	}
 }
 
-// WriteTxnMarkersResponse is the response of the WriteTxnMarkers API (key 27), versions 0-1,
+// WriteTxnMarkersResponse is the response of the WriteTxnMarkers API (key 27), versions 0-2,
 // flexible from version 1. Fields list the versions that carry them in their kafka struct tag.
 type WriteTxnMarkersResponse struct {
 	// The results for writing makers.
@@ -10503,8 +11207,8 @@ func (*WriteTxnMarkersResponse) APIKey() int16 { return 27 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*WriteTxnMarkersResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*WriteTxnMarkersResponse) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*WriteTxnMarkersResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*WriteTxnMarkersResponse) IsFlexible(version int16) bool { return version >= 1 }
@@ -10673,7 +11377,7 @@ func (m *WriteTxnMarkersResponseMarkerTopicPartition) decode(d *decoder, v int16
 	}
 }
 
-// TxnOffsetCommitRequest is the request of the TxnOffsetCommit API (key 28), versions 0-4,
+// TxnOffsetCommitRequest is the request of the TxnOffsetCommit API (key 28), versions 0-6,
 // flexible from version 3. Fields list the versions that carry them in their kafka struct tag.
 type TxnOffsetCommitRequest struct {
 	// The ID of the transaction.
@@ -10684,8 +11388,9 @@ type TxnOffsetCommitRequest struct {
 	ProducerID int64 `kafka:"versions=0+"`
 	// The current epoch associated with the producer ID.
 	ProducerEpoch int16 `kafka:"versions=0+"`
-	// The generation of the consumer. Default -1 when absent (v<3).
-	GenerationID int32 `kafka:"versions=3+ default=-1"`
+	// The generation of the group if using the classic group protocol or the member epoch if using the
+	// consumer protocol. Default -1 when absent (v<3).
+	GenerationIDOrMemberEpoch int32 `kafka:"versions=3+ default=-1"`
 	// The member ID assigned by the group coordinator.
 	MemberID string `kafka:"versions=3+"`
 	// The unique identifier of the consumer instance provided by end user.
@@ -10702,8 +11407,8 @@ func (*TxnOffsetCommitRequest) APIKey() int16 { return 28 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*TxnOffsetCommitRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*TxnOffsetCommitRequest) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 6.
+func (*TxnOffsetCommitRequest) MaxVersion() int16 { return 6 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*TxnOffsetCommitRequest) IsFlexible(version int16) bool { return version >= 3 }
@@ -10730,7 +11435,7 @@ func (m *TxnOffsetCommitRequest) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt64(b, m.ProducerID)
 	b = appendInt16(b, m.ProducerEpoch)
 	if v >= 3 {
-		b = appendInt32(b, m.GenerationID)
+		b = appendInt32(b, m.GenerationIDOrMemberEpoch)
 	}
 	if v >= 3 {
 		b = appendString(b, m.MemberID, flex)
@@ -10756,9 +11461,9 @@ func (m *TxnOffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 	m.ProducerID = d.int64()
 	m.ProducerEpoch = d.int16()
 	if v >= 3 {
-		m.GenerationID = d.int32()
+		m.GenerationIDOrMemberEpoch = d.int32()
 	} else {
-		m.GenerationID = -1
+		m.GenerationIDOrMemberEpoch = -1
 	}
 	if v >= 3 {
 		m.MemberID = d.string(flex)
@@ -10784,8 +11489,10 @@ func (m *TxnOffsetCommitRequest) decode(d *decoder, v int16, flex bool) {
 
 // TxnOffsetCommitRequestTopic is a part of TxnOffsetCommitRequest (the Topics field).
 type TxnOffsetCommitRequestTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=6+"`
 	// The topic name.
-	Name string `kafka:"versions=0+"`
+	Name string `kafka:"versions=0-5"`
 	// The partitions inside the topic that we want to commit offsets for.
 	Partitions []TxnOffsetCommitRequestTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -10793,7 +11500,12 @@ type TxnOffsetCommitRequestTopic struct {
 }
 
 func (m *TxnOffsetCommitRequestTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 6 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 5 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
 		b = m.Partitions[i].append(b, v, flex)
@@ -10807,7 +11519,12 @@ func (m *TxnOffsetCommitRequestTopic) append(b []byte, v int16, flex bool) []byt
 }
 
 func (m *TxnOffsetCommitRequestTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 6 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 5 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 14); n >= 0 {
 		m.Partitions = make([]TxnOffsetCommitRequestTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -10872,7 +11589,7 @@ func (m *TxnOffsetCommitRequestTopicPartition) decode(d *decoder, v int16, flex 
 	}
 }
 
-// TxnOffsetCommitResponse is the response of the TxnOffsetCommit API (key 28), versions 0-4,
+// TxnOffsetCommitResponse is the response of the TxnOffsetCommit API (key 28), versions 0-6,
 // flexible from version 3. Fields list the versions that carry them in their kafka struct tag.
 type TxnOffsetCommitResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -10890,8 +11607,8 @@ func (*TxnOffsetCommitResponse) APIKey() int16 { return 28 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*TxnOffsetCommitResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*TxnOffsetCommitResponse) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 6.
+func (*TxnOffsetCommitResponse) MaxVersion() int16 { return 6 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*TxnOffsetCommitResponse) IsFlexible(version int16) bool { return version >= 3 }
@@ -10945,8 +11662,10 @@ func (m *TxnOffsetCommitResponse) decode(d *decoder, v int16, flex bool) {
 
 // TxnOffsetCommitResponseTopic is a part of TxnOffsetCommitResponse (the Topics field).
 type TxnOffsetCommitResponseTopic struct {
+	// The topic ID.
+	TopicID UUID `kafka:"versions=6+"`
 	// The topic name.
-	Name string `kafka:"versions=0+"`
+	Name string `kafka:"versions=0-5"`
 	// The responses for each partition in the topic.
 	Partitions []TxnOffsetCommitResponseTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -10954,7 +11673,12 @@ type TxnOffsetCommitResponseTopic struct {
 }
 
 func (m *TxnOffsetCommitResponseTopic) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+	if v >= 6 {
+		b = appendUUID(b, m.TopicID)
+	}
+	if v <= 5 {
+		b = appendString(b, m.Name, flex)
+	}
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
 		b = m.Partitions[i].append(b, v, flex)
@@ -10968,7 +11692,12 @@ func (m *TxnOffsetCommitResponseTopic) append(b []byte, v int16, flex bool) []by
 }
 
 func (m *TxnOffsetCommitResponseTopic) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+	if v >= 6 {
+		m.TopicID = d.uuid()
+	}
+	if v <= 5 {
+		m.Name = d.string(flex)
+	}
 	if n := d.arrayLen(flex, 6); n >= 0 {
 		m.Partitions = make([]TxnOffsetCommitResponseTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -11589,7 +12318,7 @@ func (m *DeleteAclsRequest) decode(d *decoder, v int16, flex bool) {
 type DeleteAclsRequestFilter struct {
 	// The resource type.
 	ResourceTypeFilter int8 `kafka:"versions=0+"`
-	// The resource name.
+	// The resource name, or null to match any resource name.
 	ResourceNameFilter *string `kafka:"versions=0+ nullable=0+"`
 	// The pattern type. Default 3 when absent (v<1).
 	PatternTypeFilter int8 `kafka:"versions=1+ default=3"`
@@ -12102,7 +12831,7 @@ type DescribeConfigsResponseResultConfig struct {
 	// The synonyms for this configuration key.
 	Synonyms []DescribeConfigsResponseResultConfigSynonym `kafka:"versions=1+"`
 	// The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT,
-	// SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD
+	// SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD.
 	ConfigType int8 `kafka:"versions=3+"`
 	// The configuration documentation.
 	Documentation *string `kafka:"versions=3+ nullable=3+"`
@@ -12375,7 +13104,7 @@ type AlterConfigsResponse struct {
 	// if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
 	// The responses for each resource.
-	Responses []AlterConfigsResponseResponse `kafka:"versions=0+"`
+	Responses []AlterConfigsResponseItem `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -12424,7 +13153,7 @@ func (m *AlterConfigsResponse) append(b []byte, v int16, flex bool) []byte {
 func (m *AlterConfigsResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	if n := d.arrayLen(flex, 6); n >= 0 {
-		m.Responses = make([]AlterConfigsResponseResponse, n)
+		m.Responses = make([]AlterConfigsResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -12439,8 +13168,8 @@ func (m *AlterConfigsResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// AlterConfigsResponseResponse is a part of AlterConfigsResponse (the Responses field).
-type AlterConfigsResponseResponse struct {
+// AlterConfigsResponseItem is a part of AlterConfigsResponse (the Responses field).
+type AlterConfigsResponseItem struct {
 	// The resource error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The resource error message, or null if there was no error.
@@ -12453,7 +13182,7 @@ type AlterConfigsResponseResponse struct {
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
 
-func (m *AlterConfigsResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *AlterConfigsResponseItem) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
 	b = appendInt8(b, m.ResourceType)
@@ -12466,7 +13195,7 @@ func (m *AlterConfigsResponseResponse) append(b []byte, v int16, flex bool) []by
 	return b
 }
 
-func (m *AlterConfigsResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *AlterConfigsResponseItem) decode(d *decoder, v int16, flex bool) {
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
 	m.ResourceType = d.int8()
@@ -12781,7 +13510,7 @@ func (m *AlterReplicaLogDirsResponseResultPartition) decode(d *decoder, v int16,
 	}
 }
 
-// DescribeLogDirsRequest is the request of the DescribeLogDirs API (key 35), versions 0-4,
+// DescribeLogDirsRequest is the request of the DescribeLogDirs API (key 35), versions 0-5,
 // flexible from version 2. Fields list the versions that carry them in their kafka struct tag.
 type DescribeLogDirsRequest struct {
 	// Each topic that we want to describe log directories for, or null for all topics.
@@ -12796,8 +13525,8 @@ func (*DescribeLogDirsRequest) APIKey() int16 { return 35 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeLogDirsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*DescribeLogDirsRequest) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*DescribeLogDirsRequest) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeLogDirsRequest) IsFlexible(version int16) bool { return version >= 2 }
@@ -12850,7 +13579,7 @@ func (m *DescribeLogDirsRequest) decode(d *decoder, v int16, flex bool) {
 
 // DescribeLogDirsRequestTopic is a part of DescribeLogDirsRequest (the Topics field).
 type DescribeLogDirsRequestTopic struct {
-	// The topic name
+	// The topic name.
 	Topic string `kafka:"versions=0+"`
 	// The partition indexes.
 	Partitions []int32 `kafka:"versions=0+"`
@@ -12890,7 +13619,7 @@ func (m *DescribeLogDirsRequestTopic) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DescribeLogDirsResponse is the response of the DescribeLogDirs API (key 35), versions 0-4,
+// DescribeLogDirsResponse is the response of the DescribeLogDirs API (key 35), versions 0-5,
 // flexible from version 2. Fields list the versions that carry them in their kafka struct tag.
 type DescribeLogDirsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -12910,8 +13639,8 @@ func (*DescribeLogDirsResponse) APIKey() int16 { return 35 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeLogDirsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 4.
-func (*DescribeLogDirsResponse) MaxVersion() int16 { return 4 }
+// MaxVersion returns the newest version the protocol guide lists, 5.
+func (*DescribeLogDirsResponse) MaxVersion() int16 { return 5 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeLogDirsResponse) IsFlexible(version int16) bool { return version >= 2 }
@@ -12975,12 +13704,16 @@ type DescribeLogDirsResponseResult struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The absolute log directory path.
 	LogDir string `kafka:"versions=0+"`
-	// Each topic.
+	// The topics.
 	Topics []DescribeLogDirsResponseResultTopic `kafka:"versions=0+"`
-	// The total size in bytes of the volume the log directory is in. Default -1 when absent (v<4).
+	// The total size in bytes of the volume the log directory is in. This value does not include the
+	// size of data stored in remote storage. Default -1 when absent (v<4).
 	TotalBytes int64 `kafka:"versions=4+ default=-1"`
-	// The usable size in bytes of the volume the log directory is in. Default -1 when absent (v<4).
+	// The usable size in bytes of the volume the log directory is in. This value does not include the
+	// size of data stored in remote storage. Default -1 when absent (v<4).
 	UsableBytes int64 `kafka:"versions=4+ default=-1"`
+	// True if this log directory is cordoned.
+	IsCordoned bool `kafka:"versions=5+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -12997,6 +13730,9 @@ func (m *DescribeLogDirsResponseResult) append(b []byte, v int16, flex bool) []b
 	}
 	if v >= 4 {
 		b = appendInt64(b, m.UsableBytes)
+	}
+	if v >= 5 {
+		b = appendBool(b, m.IsCordoned)
 	}
 	if flex {
 		n := len(m.UnknownTags)
@@ -13025,6 +13761,9 @@ func (m *DescribeLogDirsResponseResult) decode(d *decoder, v int16, flex bool) {
 	} else {
 		m.UsableBytes = -1
 	}
+	if v >= 5 {
+		m.IsCordoned = d.bool()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -13038,7 +13777,8 @@ func (m *DescribeLogDirsResponseResult) decode(d *decoder, v int16, flex bool) {
 // DescribeLogDirsResponseResultTopic is a part of DescribeLogDirsResponse (the Topics field).
 type DescribeLogDirsResponseResultTopic struct {
 	// The topic name.
-	Name       string                                        `kafka:"versions=0+"`
+	Name string `kafka:"versions=0+"`
+	// The partitions.
 	Partitions []DescribeLogDirsResponseResultTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -13084,7 +13824,7 @@ type DescribeLogDirsResponseResultTopicPartition struct {
 	// The size of the log segments in this partition in bytes.
 	PartitionSize int64 `kafka:"versions=0+"`
 	// The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or
-	// current replica's LEO (if it is the future log for the partition)
+	// current replica's LEO (if it is the future log for the partition).
 	OffsetLag int64 `kafka:"versions=0+"`
 	// True if this log is created by AlterReplicaLogDirsRequest and will replace the current log of
 	// the replica in the future.
@@ -14292,9 +15032,9 @@ func (m *DescribeDelegationTokenResponseToken) decode(d *decoder, v int16, flex 
 // DescribeDelegationTokenResponseTokenRenewer is a part of DescribeDelegationTokenResponse (the
 // Renewers field).
 type DescribeDelegationTokenResponseTokenRenewer struct {
-	// The renewer principal type
+	// The renewer principal type.
 	PrincipalType string `kafka:"versions=0+"`
-	// The renewer principal name
+	// The renewer principal name.
 	PrincipalName string `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -14324,7 +15064,7 @@ func (m *DescribeDelegationTokenResponseTokenRenewer) decode(d *decoder, v int16
 	}
 }
 
-// DeleteGroupsRequest is the request of the DeleteGroups API (key 42), versions 0-2, flexible from
+// DeleteGroupsRequest is the request of the DeleteGroups API (key 42), versions 0-3, flexible from
 // version 2. Fields list the versions that carry them in their kafka struct tag.
 type DeleteGroupsRequest struct {
 	// The group names to delete.
@@ -14339,8 +15079,8 @@ func (*DeleteGroupsRequest) APIKey() int16 { return 42 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DeleteGroupsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 2.
-func (*DeleteGroupsRequest) MaxVersion() int16 { return 2 }
+// MaxVersion returns the newest version the protocol guide lists, 3.
+func (*DeleteGroupsRequest) MaxVersion() int16 { return 3 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DeleteGroupsRequest) IsFlexible(version int16) bool { return version >= 2 }
@@ -14391,13 +15131,13 @@ func (m *DeleteGroupsRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DeleteGroupsResponse is the response of the DeleteGroups API (key 42), versions 0-2, flexible
+// DeleteGroupsResponse is the response of the DeleteGroups API (key 42), versions 0-3, flexible
 // from version 2. Fields list the versions that carry them in their kafka struct tag.
 type DeleteGroupsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The deletion results
+	// The deletion results.
 	Results []DeleteGroupsResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -14409,8 +15149,8 @@ func (*DeleteGroupsResponse) APIKey() int16 { return 42 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DeleteGroupsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 2.
-func (*DeleteGroupsResponse) MaxVersion() int16 { return 2 }
+// MaxVersion returns the newest version the protocol guide lists, 3.
+func (*DeleteGroupsResponse) MaxVersion() int16 { return 3 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DeleteGroupsResponse) IsFlexible(version int16) bool { return version >= 2 }
@@ -14464,10 +15204,12 @@ func (m *DeleteGroupsResponse) decode(d *decoder, v int16, flex bool) {
 
 // DeleteGroupsResponseResult is a part of DeleteGroupsResponse (the Results field).
 type DeleteGroupsResponseResult struct {
-	// The group id
+	// The group id.
 	GroupID string `kafka:"versions=0+"`
 	// The deletion error, or 0 if the deletion succeeded.
 	ErrorCode int16 `kafka:"versions=0+"`
+	// The error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=3+ nullable=3+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
 }
@@ -14475,6 +15217,9 @@ type DeleteGroupsResponseResult struct {
 func (m *DeleteGroupsResponseResult) append(b []byte, v int16, flex bool) []byte {
 	b = appendString(b, m.GroupID, flex)
 	b = appendInt16(b, m.ErrorCode)
+	if v >= 3 {
+		b = appendNullableString(b, m.ErrorMessage, flex)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -14486,6 +15231,9 @@ func (m *DeleteGroupsResponseResult) append(b []byte, v int16, flex bool) []byte
 func (m *DeleteGroupsResponseResult) decode(d *decoder, v int16, flex bool) {
 	m.GroupID = d.string(flex)
 	m.ErrorCode = d.int16()
+	if v >= 3 {
+		m.ErrorMessage = d.nullableString(flex)
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -14701,9 +15449,9 @@ func (m *ElectLeadersResponse) decode(d *decoder, v int16, flex bool) {
 // ElectLeadersResponseReplicaElectionResult is a part of ElectLeadersResponse (the
 // ReplicaElectionResults field).
 type ElectLeadersResponseReplicaElectionResult struct {
-	// The topic name
+	// The topic name.
 	Topic string `kafka:"versions=0+"`
-	// The results for each partition
+	// The results for each partition.
 	PartitionResult []ElectLeadersResponseReplicaElectionResultPartitionResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -14744,7 +15492,7 @@ func (m *ElectLeadersResponseReplicaElectionResult) decode(d *decoder, v int16, 
 // ElectLeadersResponseReplicaElectionResultPartitionResult is a part of ElectLeadersResponse (the
 // PartitionResult field).
 type ElectLeadersResponseReplicaElectionResultPartitionResult struct {
-	// The partition id
+	// The partition id.
 	PartitionID int32 `kafka:"versions=0+"`
 	// The result error, or zero if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
@@ -14948,7 +15696,7 @@ type IncrementalAlterConfigsResponse struct {
 	// if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
 	// The responses for each resource.
-	Responses []IncrementalAlterConfigsResponseResponse `kafka:"versions=0+"`
+	Responses []IncrementalAlterConfigsResponseItem `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
@@ -14997,7 +15745,7 @@ func (m *IncrementalAlterConfigsResponse) append(b []byte, v int16, flex bool) [
 func (m *IncrementalAlterConfigsResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	if n := d.arrayLen(flex, 6); n >= 0 {
-		m.Responses = make([]IncrementalAlterConfigsResponseResponse, n)
+		m.Responses = make([]IncrementalAlterConfigsResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -15012,9 +15760,9 @@ func (m *IncrementalAlterConfigsResponse) decode(d *decoder, v int16, flex bool)
 	}
 }
 
-// IncrementalAlterConfigsResponseResponse is a part of IncrementalAlterConfigsResponse (the
-// Responses field).
-type IncrementalAlterConfigsResponseResponse struct {
+// IncrementalAlterConfigsResponseItem is a part of IncrementalAlterConfigsResponse (the Responses
+// field).
+type IncrementalAlterConfigsResponseItem struct {
 	// The resource error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The resource error message, or null if there was no error.
@@ -15027,7 +15775,7 @@ type IncrementalAlterConfigsResponseResponse struct {
 	UnknownTags []TaggedField `kafka:"versions=1+"`
 }
 
-func (m *IncrementalAlterConfigsResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *IncrementalAlterConfigsResponseItem) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
 	b = appendInt8(b, m.ResourceType)
@@ -15040,7 +15788,7 @@ func (m *IncrementalAlterConfigsResponseResponse) append(b []byte, v int16, flex
 	return b
 }
 
-func (m *IncrementalAlterConfigsResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *IncrementalAlterConfigsResponseItem) decode(d *decoder, v int16, flex bool) {
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
 	m.ResourceType = d.int8()
@@ -15056,11 +15804,14 @@ func (m *IncrementalAlterConfigsResponseResponse) decode(d *decoder, v int16, fl
 }
 
 // AlterPartitionReassignmentsRequest is the request of the AlterPartitionReassignments API (key
-// 45), versions 0-0, flexible from version 0. Fields list the versions that carry them in their
+// 45), versions 0-1, flexible from version 0. Fields list the versions that carry them in their
 // kafka struct tag.
 type AlterPartitionReassignmentsRequest struct {
 	// The time in ms to wait for the request to complete.
 	TimeoutMs int32 `kafka:"versions=0+"`
+	// The option indicating whether changing the replication factor of any given partition as part of
+	// this request is a valid move.
+	AllowReplicationFactorChange bool `kafka:"versions=1+"`
 	// The topics to reassign.
 	Topics []AlterPartitionReassignmentsRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -15073,8 +15824,8 @@ func (*AlterPartitionReassignmentsRequest) APIKey() int16 { return 45 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*AlterPartitionReassignmentsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*AlterPartitionReassignmentsRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*AlterPartitionReassignmentsRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*AlterPartitionReassignmentsRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -15099,6 +15850,9 @@ func (m *AlterPartitionReassignmentsRequest) Decode(src []byte, version int16) e
 
 func (m *AlterPartitionReassignmentsRequest) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.TimeoutMs)
+	if v >= 1 {
+		b = appendBool(b, m.AllowReplicationFactorChange)
+	}
 	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
 	for i := range m.Topics {
 		b = m.Topics[i].append(b, v, flex)
@@ -15113,6 +15867,9 @@ func (m *AlterPartitionReassignmentsRequest) append(b []byte, v int16, flex bool
 
 func (m *AlterPartitionReassignmentsRequest) decode(d *decoder, v int16, flex bool) {
 	m.TimeoutMs = d.int32()
+	if v >= 1 {
+		m.AllowReplicationFactorChange = d.bool()
+	}
 	if n := d.arrayLen(flex, 3); n >= 0 {
 		m.Topics = make([]AlterPartitionReassignmentsRequestTopic, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -15217,18 +15974,21 @@ func (m *AlterPartitionReassignmentsRequestTopicPartition) decode(d *decoder, v 
 }
 
 // AlterPartitionReassignmentsResponse is the response of the AlterPartitionReassignments API (key
-// 45), versions 0-0, flexible from version 0. Fields list the versions that carry them in their
+// 45), versions 0-1, flexible from version 0. Fields list the versions that carry them in their
 // kafka struct tag.
 type AlterPartitionReassignmentsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The option indicating whether changing the replication factor of any given partition as part of
+	// the request was allowed.
+	AllowReplicationFactorChange bool `kafka:"versions=1+"`
 	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The responses to topics to reassign.
-	Responses []AlterPartitionReassignmentsResponseResponse `kafka:"versions=0+"`
+	Responses []AlterPartitionReassignmentsResponseItem `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -15239,8 +15999,8 @@ func (*AlterPartitionReassignmentsResponse) APIKey() int16 { return 45 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*AlterPartitionReassignmentsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*AlterPartitionReassignmentsResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*AlterPartitionReassignmentsResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*AlterPartitionReassignmentsResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -15262,6 +16022,9 @@ func (m *AlterPartitionReassignmentsResponse) Decode(src []byte, version int16) 
 
 func (m *AlterPartitionReassignmentsResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
+	if v >= 1 {
+		b = appendBool(b, m.AllowReplicationFactorChange)
+	}
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
 	b = appendArrayLen(b, len(m.Responses), m.Responses == nil, false, flex)
@@ -15278,10 +16041,13 @@ func (m *AlterPartitionReassignmentsResponse) append(b []byte, v int16, flex boo
 
 func (m *AlterPartitionReassignmentsResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
+	if v >= 1 {
+		m.AllowReplicationFactorChange = d.bool()
+	}
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
 	if n := d.arrayLen(flex, 3); n >= 0 {
-		m.Responses = make([]AlterPartitionReassignmentsResponseResponse, n)
+		m.Responses = make([]AlterPartitionReassignmentsResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -15296,18 +16062,18 @@ func (m *AlterPartitionReassignmentsResponse) decode(d *decoder, v int16, flex b
 	}
 }
 
-// AlterPartitionReassignmentsResponseResponse is a part of AlterPartitionReassignmentsResponse
-// (the Responses field).
-type AlterPartitionReassignmentsResponseResponse struct {
-	// The topic name
+// AlterPartitionReassignmentsResponseItem is a part of AlterPartitionReassignmentsResponse (the
+// Responses field).
+type AlterPartitionReassignmentsResponseItem struct {
+	// The topic name.
 	Name string `kafka:"versions=0+"`
-	// The responses to partitions to reassign
-	Partitions []AlterPartitionReassignmentsResponseResponsePartition `kafka:"versions=0+"`
+	// The responses to partitions to reassign.
+	Partitions []AlterPartitionReassignmentsResponseItemPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *AlterPartitionReassignmentsResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *AlterPartitionReassignmentsResponseItem) append(b []byte, v int16, flex bool) []byte {
 	b = appendString(b, m.Name, flex)
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
@@ -15321,10 +16087,10 @@ func (m *AlterPartitionReassignmentsResponseResponse) append(b []byte, v int16, 
 	return b
 }
 
-func (m *AlterPartitionReassignmentsResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *AlterPartitionReassignmentsResponseItem) decode(d *decoder, v int16, flex bool) {
 	m.Name = d.string(flex)
 	if n := d.arrayLen(flex, 8); n >= 0 {
-		m.Partitions = make([]AlterPartitionReassignmentsResponseResponsePartition, n)
+		m.Partitions = make([]AlterPartitionReassignmentsResponseItemPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
 		}
@@ -15339,9 +16105,9 @@ func (m *AlterPartitionReassignmentsResponseResponse) decode(d *decoder, v int16
 	}
 }
 
-// AlterPartitionReassignmentsResponseResponsePartition is a part of
+// AlterPartitionReassignmentsResponseItemPartition is a part of
 // AlterPartitionReassignmentsResponse (the Partitions field).
-type AlterPartitionReassignmentsResponseResponsePartition struct {
+type AlterPartitionReassignmentsResponseItemPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The error code for this partition, or 0 if there was no error.
@@ -15352,7 +16118,7 @@ type AlterPartitionReassignmentsResponseResponsePartition struct {
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *AlterPartitionReassignmentsResponseResponsePartition) append(b []byte, v int16, flex bool) []byte {
+func (m *AlterPartitionReassignmentsResponseItemPartition) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.PartitionIndex)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
@@ -15364,7 +16130,7 @@ func (m *AlterPartitionReassignmentsResponseResponsePartition) append(b []byte, 
 	return b
 }
 
-func (m *AlterPartitionReassignmentsResponseResponsePartition) decode(d *decoder, v int16, flex bool) {
+func (m *AlterPartitionReassignmentsResponseItemPartition) decode(d *decoder, v int16, flex bool) {
 	m.PartitionIndex = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
@@ -15455,7 +16221,7 @@ func (m *ListPartitionReassignmentsRequest) decode(d *decoder, v int16, flex boo
 // ListPartitionReassignmentsRequestTopic is a part of ListPartitionReassignmentsRequest (the
 // Topics field).
 type ListPartitionReassignmentsRequestTopic struct {
-	// The topic name
+	// The topic name.
 	Name string `kafka:"versions=0+"`
 	// The partitions to list partition reassignments for.
 	PartitionIndexes []int32 `kafka:"versions=0+"`
@@ -15502,7 +16268,7 @@ type ListPartitionReassignmentsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The top-level error code, or 0 if there was no error
+	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
@@ -15690,7 +16456,7 @@ func (m *ListPartitionReassignmentsResponseTopicPartition) decode(d *decoder, v 
 type OffsetDeleteRequest struct {
 	// The unique group identifier.
 	GroupID string `kafka:"versions=0+"`
-	// The topics to delete offsets for
+	// The topics to delete offsets for.
 	Topics []OffsetDeleteRequestTopic `kafka:"versions=0+"`
 }
 
@@ -17089,6 +17855,7 @@ func (m *AlterUserScramCredentialsResponseResult) decode(d *decoder, v int16, fl
 // DescribeQuorumRequest is the request of the DescribeQuorum API (key 55), versions 0-2, flexible
 // from version 0. Fields list the versions that carry them in their kafka struct tag.
 type DescribeQuorumRequest struct {
+	// The topics to describe.
 	Topics []DescribeQuorumRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -17155,7 +17922,8 @@ func (m *DescribeQuorumRequest) decode(d *decoder, v int16, flex bool) {
 // DescribeQuorumRequestTopic is a part of DescribeQuorumRequest (the Topics field).
 type DescribeQuorumRequestTopic struct {
 	// The topic name.
-	TopicName  string                                `kafka:"versions=0+"`
+	TopicName string `kafka:"versions=0+"`
+	// The partitions to describe.
 	Partitions []DescribeQuorumRequestTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -17229,9 +17997,11 @@ type DescribeQuorumResponse struct {
 	// The top level error code.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage *string                       `kafka:"versions=2+ nullable=2+"`
-	Topics       []DescribeQuorumResponseTopic `kafka:"versions=0+"`
-	Nodes        []DescribeQuorumResponseNode  `kafka:"versions=2+"`
+	ErrorMessage *string `kafka:"versions=2+ nullable=2+"`
+	// The response from the describe quorum API.
+	Topics []DescribeQuorumResponseTopic `kafka:"versions=0+"`
+	// The nodes in the quorum.
+	Nodes []DescribeQuorumResponseNode `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -17318,7 +18088,8 @@ func (m *DescribeQuorumResponse) decode(d *decoder, v int16, flex bool) {
 // DescribeQuorumResponseTopic is a part of DescribeQuorumResponse (the Topics field).
 type DescribeQuorumResponseTopic struct {
 	// The topic name.
-	TopicName  string                                 `kafka:"versions=0+"`
+	TopicName string `kafka:"versions=0+"`
+	// The partition data.
 	Partitions []DescribeQuorumResponseTopicPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -17360,16 +18131,20 @@ func (m *DescribeQuorumResponseTopic) decode(d *decoder, v int16, flex bool) {
 type DescribeQuorumResponseTopicPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
-	ErrorCode      int16 `kafka:"versions=0+"`
+	// The partition error code.
+	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=2+ nullable=2+"`
 	// The ID of the current leader or -1 if the leader is unknown.
 	LeaderID int32 `kafka:"versions=0+"`
-	// The latest known leader epoch
-	LeaderEpoch   int32                                              `kafka:"versions=0+"`
-	HighWatermark int64                                              `kafka:"versions=0+"`
+	// The latest known leader epoch.
+	LeaderEpoch int32 `kafka:"versions=0+"`
+	// The high water mark.
+	HighWatermark int64 `kafka:"versions=0+"`
+	// The current voters of the partition.
 	CurrentVoters []DescribeQuorumResponseTopicPartitionCurrentVoter `kafka:"versions=0+"`
-	Observers     []DescribeQuorumResponseTopicPartitionObserver     `kafka:"versions=0+"`
+	// The observers of the partition.
+	Observers []DescribeQuorumResponseTopicPartitionObserver `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -17433,9 +18208,11 @@ func (m *DescribeQuorumResponseTopicPartition) decode(d *decoder, v int16, flex 
 // DescribeQuorumResponseTopicPartitionCurrentVoter is a part of DescribeQuorumResponse (the
 // CurrentVoters field).
 type DescribeQuorumResponseTopicPartitionCurrentVoter struct {
-	ReplicaID          int32 `kafka:"versions=0+"`
-	ReplicaDirectoryID UUID  `kafka:"versions=2+"`
-	// The last known log end offset of the follower or -1 if it is unknown
+	// The ID of the replica.
+	ReplicaID int32 `kafka:"versions=0+"`
+	// The replica directory ID of the replica.
+	ReplicaDirectoryID UUID `kafka:"versions=2+"`
+	// The last known log end offset of the follower or -1 if it is unknown.
 	LogEndOffset int64 `kafka:"versions=0+"`
 	// The last known leader wall clock time time when a follower fetched from the leader. This is
 	// reported as -1 both for the current leader or if it is unknown for a voter. Default -1 when
@@ -17557,9 +18334,9 @@ func (m *DescribeQuorumResponseTopicPartitionObserver) decode(d *decoder, v int1
 
 // DescribeQuorumResponseNode is a part of DescribeQuorumResponse (the Nodes field).
 type DescribeQuorumResponseNode struct {
-	// The ID of the associated node
+	// The ID of the associated node.
 	NodeID int32 `kafka:"versions=2+"`
-	// The listeners of this controller
+	// The listeners of this controller.
 	Listeners []DescribeQuorumResponseNodeListener `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -17599,11 +18376,11 @@ func (m *DescribeQuorumResponseNode) decode(d *decoder, v int16, flex bool) {
 
 // DescribeQuorumResponseNodeListener is a part of DescribeQuorumResponse (the Listeners field).
 type DescribeQuorumResponseNodeListener struct {
-	// The name of the endpoint
+	// The name of the endpoint.
 	Name string `kafka:"versions=2+"`
-	// The hostname
+	// The hostname.
 	Host string `kafka:"versions=2+"`
-	// The port
+	// The port.
 	Port uint16 `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=2+"`
@@ -18069,7 +18846,7 @@ func (m *AlterPartitionResponseTopicPartition) decode(d *decoder, v int16, flex 
 	}
 }
 
-// UpdateFeaturesRequest is the request of the UpdateFeatures API (key 57), versions 0-1, flexible
+// UpdateFeaturesRequest is the request of the UpdateFeatures API (key 57), versions 0-2, flexible
 // from version 0. Fields list the versions that carry them in their kafka struct tag.
 type UpdateFeaturesRequest struct {
 	// How long to wait in milliseconds before timing out the request.
@@ -18088,8 +18865,8 @@ func (*UpdateFeaturesRequest) APIKey() int16 { return 57 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*UpdateFeaturesRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*UpdateFeaturesRequest) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*UpdateFeaturesRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*UpdateFeaturesRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -18205,7 +18982,7 @@ func (m *UpdateFeaturesRequestFeatureUpdate) decode(d *decoder, v int16, flex bo
 	}
 }
 
-// UpdateFeaturesResponse is the response of the UpdateFeatures API (key 57), versions 0-1,
+// UpdateFeaturesResponse is the response of the UpdateFeatures API (key 57), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type UpdateFeaturesResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -18216,7 +18993,7 @@ type UpdateFeaturesResponse struct {
 	// The top-level error message, or `null` if there was no top-level error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// Results for each feature update.
-	Results []UpdateFeaturesResponseResult `kafka:"versions=0+"`
+	Results []UpdateFeaturesResponseResult `kafka:"versions=0-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18227,8 +19004,8 @@ func (*UpdateFeaturesResponse) APIKey() int16 { return 57 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*UpdateFeaturesResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*UpdateFeaturesResponse) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*UpdateFeaturesResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*UpdateFeaturesResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -18252,9 +19029,11 @@ func (m *UpdateFeaturesResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
-	b = appendArrayLen(b, len(m.Results), m.Results == nil, false, flex)
-	for i := range m.Results {
-		b = m.Results[i].append(b, v, flex)
+	if v <= 1 {
+		b = appendArrayLen(b, len(m.Results), m.Results == nil, false, flex)
+		for i := range m.Results {
+			b = m.Results[i].append(b, v, flex)
+		}
 	}
 	if flex {
 		n := len(m.UnknownTags)
@@ -18268,10 +19047,12 @@ func (m *UpdateFeaturesResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
-	if n := d.arrayLen(flex, 5); n >= 0 {
-		m.Results = make([]UpdateFeaturesResponseResult, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			m.Results[i].decode(d, v, flex)
+	if v <= 1 {
+		if n := d.arrayLen(flex, 5); n >= 0 {
+			m.Results = make([]UpdateFeaturesResponseResult, n)
+			for i := 0; i < n && d.err == nil; i++ {
+				m.Results[i].decode(d, v, flex)
+			}
 		}
 	}
 	if flex {
@@ -18287,13 +19068,13 @@ func (m *UpdateFeaturesResponse) decode(d *decoder, v int16, flex bool) {
 // UpdateFeaturesResponseResult is a part of UpdateFeaturesResponse (the Results field).
 type UpdateFeaturesResponseResult struct {
 	// The name of the finalized feature.
-	Feature string `kafka:"versions=0+"`
+	Feature string `kafka:"versions=0-1"`
 	// The feature update error code or `0` if the feature update succeeded.
-	ErrorCode int16 `kafka:"versions=0+"`
+	ErrorCode int16 `kafka:"versions=0-1"`
 	// The feature update error, or `null` if the feature update succeeded.
-	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	ErrorMessage *string `kafka:"versions=0-1 nullable=0-1"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
-	UnknownTags []TaggedField `kafka:"versions=0+"`
+	UnknownTags []TaggedField `kafka:"versions=0-1"`
 }
 
 func (m *UpdateFeaturesResponseResult) append(b []byte, v int16, flex bool) []byte {
@@ -18451,13 +19232,15 @@ func (m *EnvelopeResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DescribeClusterRequest is the request of the DescribeCluster API (key 60), versions 0-1,
+// DescribeClusterRequest is the request of the DescribeCluster API (key 60), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type DescribeClusterRequest struct {
 	// Whether to include cluster authorized operations.
 	IncludeClusterAuthorizedOperations bool `kafka:"versions=0+"`
 	// The endpoint type to describe. 1=brokers, 2=controllers. Default 1 when absent (v<1).
 	EndpointType int8 `kafka:"versions=1+ default=1"`
+	// Whether to include fenced brokers when listing brokers.
+	IncludeFencedBrokers bool `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18468,8 +19251,8 @@ func (*DescribeClusterRequest) APIKey() int16 { return 60 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeClusterRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*DescribeClusterRequest) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*DescribeClusterRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeClusterRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -18495,6 +19278,9 @@ func (m *DescribeClusterRequest) append(b []byte, v int16, flex bool) []byte {
 	if v >= 1 {
 		b = appendInt8(b, m.EndpointType)
 	}
+	if v >= 2 {
+		b = appendBool(b, m.IncludeFencedBrokers)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -18510,6 +19296,9 @@ func (m *DescribeClusterRequest) decode(d *decoder, v int16, flex bool) {
 	} else {
 		m.EndpointType = 1
 	}
+	if v >= 2 {
+		m.IncludeFencedBrokers = d.bool()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -18520,13 +19309,13 @@ func (m *DescribeClusterRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// DescribeClusterResponse is the response of the DescribeCluster API (key 60), versions 0-1,
+// DescribeClusterResponse is the response of the DescribeCluster API (key 60), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type DescribeClusterResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The top-level error code, or 0 if there was no error
+	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
@@ -18534,7 +19323,8 @@ type DescribeClusterResponse struct {
 	EndpointType int8 `kafka:"versions=1+ default=1"`
 	// The cluster ID that responding broker belongs to.
 	ClusterID string `kafka:"versions=0+"`
-	// The ID of the controller broker.
+	// The ID of the controller. When handled by a controller, returns the current voter leader ID.
+	// When handled by a broker, returns a random alive broker ID as a fallback.
 	ControllerID int32 `kafka:"versions=0+"`
 	// Each broker in the response.
 	Brokers []DescribeClusterResponseBroker `kafka:"versions=0+"`
@@ -18550,8 +19340,8 @@ func (*DescribeClusterResponse) APIKey() int16 { return 60 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*DescribeClusterResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*DescribeClusterResponse) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*DescribeClusterResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*DescribeClusterResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -18631,6 +19421,8 @@ type DescribeClusterResponseBroker struct {
 	Port int32 `kafka:"versions=0+"`
 	// The rack of the broker, or null if it has not been assigned to a rack.
 	Rack *string `kafka:"versions=0+ nullable=0+"`
+	// Whether the broker is fenced
+	IsFenced bool `kafka:"versions=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -18640,6 +19432,9 @@ func (m *DescribeClusterResponseBroker) append(b []byte, v int16, flex bool) []b
 	b = appendString(b, m.Host, flex)
 	b = appendInt32(b, m.Port)
 	b = appendNullableString(b, m.Rack, flex)
+	if v >= 2 {
+		b = appendBool(b, m.IsFenced)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -18653,6 +19448,9 @@ func (m *DescribeClusterResponseBroker) decode(d *decoder, v int16, flex bool) {
 	m.Host = d.string(flex)
 	m.Port = d.int32()
 	m.Rack = d.nullableString(flex)
+	if v >= 2 {
+		m.IsFenced = d.bool()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -18666,6 +19464,7 @@ func (m *DescribeClusterResponseBroker) decode(d *decoder, v int16, flex bool) {
 // DescribeProducersRequest is the request of the DescribeProducers API (key 61), versions 0-0,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type DescribeProducersRequest struct {
+	// The topics to list producers for.
 	Topics []DescribeProducersRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -18844,7 +19643,7 @@ func (m *DescribeProducersResponse) decode(d *decoder, v int16, flex bool) {
 
 // DescribeProducersResponseTopic is a part of DescribeProducersResponse (the Topics field).
 type DescribeProducersResponseTopic struct {
-	// The topic name
+	// The topic name.
 	Name string `kafka:"versions=0+"`
 	// Each partition in the response.
 	Partitions []DescribeProducersResponseTopicPartition `kafka:"versions=0+"`
@@ -18891,8 +19690,9 @@ type DescribeProducersResponseTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The partition error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
-	// The partition error message, which may be null if no additional details are available
-	ErrorMessage    *string                                                 `kafka:"versions=0+ nullable=0+"`
+	// The partition error message, which may be null if no additional details are available.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The active producers for the partition.
 	ActiveProducers []DescribeProducersResponseTopicPartitionActiveProducer `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -18937,11 +19737,17 @@ func (m *DescribeProducersResponseTopicPartition) decode(d *decoder, v int16, fl
 // DescribeProducersResponseTopicPartitionActiveProducer is a part of DescribeProducersResponse
 // (the ActiveProducers field).
 type DescribeProducersResponseTopicPartitionActiveProducer struct {
-	ProducerID            int64 `kafka:"versions=0+"`
-	ProducerEpoch         int32 `kafka:"versions=0+"`
-	LastSequence          int32 `kafka:"versions=0+"`
-	LastTimestamp         int64 `kafka:"versions=0+"`
-	CoordinatorEpoch      int32 `kafka:"versions=0+"`
+	// The producer id.
+	ProducerID int64 `kafka:"versions=0+"`
+	// The producer epoch.
+	ProducerEpoch int32 `kafka:"versions=0+"`
+	// The last sequence number sent by the producer.
+	LastSequence int32 `kafka:"versions=0+"`
+	// The last timestamp sent by the producer.
+	LastTimestamp int64 `kafka:"versions=0+"`
+	// The current epoch of the producer group.
+	CoordinatorEpoch int32 `kafka:"versions=0+"`
+	// The current transaction start offset of the producer.
 	CurrentTxnStartOffset int64 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -19180,7 +19986,8 @@ func (m *DescribeTransactionsRequest) decode(d *decoder, v int16, flex bool) {
 type DescribeTransactionsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
-	ThrottleTimeMs    int32                                          `kafka:"versions=0+"`
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The current state of the transaction.
 	TransactionStates []DescribeTransactionsResponseTransactionState `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -19248,13 +20055,20 @@ func (m *DescribeTransactionsResponse) decode(d *decoder, v int16, flex bool) {
 // DescribeTransactionsResponseTransactionState is a part of DescribeTransactionsResponse (the
 // TransactionStates field).
 type DescribeTransactionsResponseTransactionState struct {
-	ErrorCode              int16  `kafka:"versions=0+"`
-	TransactionalID        string `kafka:"versions=0+"`
-	TransactionState       string `kafka:"versions=0+"`
-	TransactionTimeoutMs   int32  `kafka:"versions=0+"`
-	TransactionStartTimeMs int64  `kafka:"versions=0+"`
-	ProducerID             int64  `kafka:"versions=0+"`
-	ProducerEpoch          int16  `kafka:"versions=0+"`
+	// The error code.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The transactional id.
+	TransactionalID string `kafka:"versions=0+"`
+	// The current transaction state of the producer.
+	TransactionState string `kafka:"versions=0+"`
+	// The timeout in milliseconds for the transaction.
+	TransactionTimeoutMs int32 `kafka:"versions=0+"`
+	// The start time of the transaction in milliseconds.
+	TransactionStartTimeMs int64 `kafka:"versions=0+"`
+	// The current producer id associated with the transaction.
+	ProducerID int64 `kafka:"versions=0+"`
+	// The current epoch associated with the producer id.
+	ProducerEpoch int16 `kafka:"versions=0+"`
 	// The set of partitions included in the current transaction (if active). When a transaction is
 	// preparing to commit or abort, this will include only partitions which do not have markers.
 	Topics []DescribeTransactionsResponseTransactionStateTopic `kafka:"versions=0+"`
@@ -19309,7 +20123,9 @@ func (m *DescribeTransactionsResponseTransactionState) decode(d *decoder, v int1
 // DescribeTransactionsResponseTransactionStateTopic is a part of DescribeTransactionsResponse (the
 // Topics field).
 type DescribeTransactionsResponseTransactionStateTopic struct {
-	Topic      string  `kafka:"versions=0+"`
+	// The topic name.
+	Topic string `kafka:"versions=0+"`
+	// The partition ids included in the current transaction.
 	Partitions []int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -19347,18 +20163,22 @@ func (m *DescribeTransactionsResponseTransactionStateTopic) decode(d *decoder, v
 	}
 }
 
-// ListTransactionsRequest is the request of the ListTransactions API (key 66), versions 0-1,
+// ListTransactionsRequest is the request of the ListTransactions API (key 66), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ListTransactionsRequest struct {
 	// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then
-	// only transactions matching one of the filtered states will be returned
+	// only transactions matching one of the filtered states will be returned.
 	StateFilters []string `kafka:"versions=0+"`
 	// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only
-	// transactions which match one of the filtered producerIds will be returned
+	// transactions which match one of the filtered producerIds will be returned.
 	ProducerIDFilters []int64 `kafka:"versions=0+"`
 	// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only
 	// transactions running longer than this duration will be returned. Default -1 when absent (v<1).
 	DurationFilter int64 `kafka:"versions=1+ default=-1"`
+	// The transactional ID regular expression pattern to filter by: if it is empty or null, all
+	// transactions are returned; Otherwise then only the transactions matching the given regular
+	// expression will be returned.
+	TransactionalIDPattern *string `kafka:"versions=2+ nullable=2+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -19369,8 +20189,8 @@ func (*ListTransactionsRequest) APIKey() int16 { return 66 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ListTransactionsRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*ListTransactionsRequest) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ListTransactionsRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ListTransactionsRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -19403,6 +20223,9 @@ func (m *ListTransactionsRequest) append(b []byte, v int16, flex bool) []byte {
 	if v >= 1 {
 		b = appendInt64(b, m.DurationFilter)
 	}
+	if v >= 2 {
+		b = appendNullableString(b, m.TransactionalIDPattern, flex)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -19429,6 +20252,9 @@ func (m *ListTransactionsRequest) decode(d *decoder, v int16, flex bool) {
 	} else {
 		m.DurationFilter = -1
 	}
+	if v >= 2 {
+		m.TransactionalIDPattern = d.nullableString(flex)
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -19439,16 +20265,18 @@ func (m *ListTransactionsRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ListTransactionsResponse is the response of the ListTransactions API (key 66), versions 0-1,
+// ListTransactionsResponse is the response of the ListTransactions API (key 66), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ListTransactionsResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	ErrorCode      int16 `kafka:"versions=0+"`
-	// Set of state filters provided in the request which were unknown to the transaction coordinator
-	UnknownStateFilters []string                                   `kafka:"versions=0+"`
-	TransactionStates   []ListTransactionsResponseTransactionState `kafka:"versions=0+"`
+	// The error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// Set of state filters provided in the request which were unknown to the transaction coordinator.
+	UnknownStateFilters []string `kafka:"versions=0+"`
+	// The current state of the transaction for the transactional id.
+	TransactionStates []ListTransactionsResponseTransactionState `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -19459,8 +20287,8 @@ func (*ListTransactionsResponse) APIKey() int16 { return 66 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ListTransactionsResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 1.
-func (*ListTransactionsResponse) MaxVersion() int16 { return 1 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ListTransactionsResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ListTransactionsResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -19527,9 +20355,11 @@ func (m *ListTransactionsResponse) decode(d *decoder, v int16, flex bool) {
 // ListTransactionsResponseTransactionState is a part of ListTransactionsResponse (the
 // TransactionStates field).
 type ListTransactionsResponseTransactionState struct {
+	// The transactional id.
 	TransactionalID string `kafka:"versions=0+"`
-	ProducerID      int64  `kafka:"versions=0+"`
-	// The current transaction state of the producer
+	// The producer id.
+	ProducerID int64 `kafka:"versions=0+"`
+	// The current transaction state of the producer.
 	TransactionState string `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -19697,13 +20527,13 @@ func (m *AllocateProducerIdsResponse) decode(d *decoder, v int16, flex bool) {
 }
 
 // ConsumerGroupHeartbeatRequest is the request of the ConsumerGroupHeartbeat API (key 68),
-// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type ConsumerGroupHeartbeatRequest struct {
 	// The group identifier.
 	GroupID string `kafka:"versions=0+"`
-	// The member id generated by the coordinator. The member id must be kept during the entire
-	// lifetime of the member.
+	// The member id generated by the consumer. The member id must be kept during the entire lifetime
+	// of the consumer process.
 	MemberID string `kafka:"versions=0+"`
 	// The current member epoch; 0 to join the group; -1 to leave the group; -2 to indicate that the
 	// static member will rejoin.
@@ -19718,6 +20548,8 @@ type ConsumerGroupHeartbeatRequest struct {
 	RebalanceTimeoutMs int32 `kafka:"versions=0+"`
 	// null if it didn't change since the last heartbeat; the subscribed topic names otherwise.
 	SubscribedTopicNames []string `kafka:"versions=0+ nullable=0+"`
+	// null if it didn't change since the last heartbeat; the subscribed topic regex otherwise.
+	SubscribedTopicRegex *string `kafka:"versions=1+ nullable=1+"`
 	// null if not used or if it didn't change since the last heartbeat; the server side assignor to
 	// use otherwise.
 	ServerAssignor *string `kafka:"versions=0+ nullable=0+"`
@@ -19733,8 +20565,8 @@ func (*ConsumerGroupHeartbeatRequest) APIKey() int16 { return 68 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ConsumerGroupHeartbeatRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ConsumerGroupHeartbeatRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ConsumerGroupHeartbeatRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ConsumerGroupHeartbeatRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -19768,6 +20600,9 @@ func (m *ConsumerGroupHeartbeatRequest) append(b []byte, v int16, flex bool) []b
 	for _, e := range m.SubscribedTopicNames {
 		b = appendString(b, e, flex)
 	}
+	if v >= 1 {
+		b = appendNullableString(b, m.SubscribedTopicRegex, flex)
+	}
 	b = appendNullableString(b, m.ServerAssignor, flex)
 	b = appendArrayLen(b, len(m.TopicPartitions), m.TopicPartitions == nil, true, flex)
 	for i := range m.TopicPartitions {
@@ -19793,6 +20628,9 @@ func (m *ConsumerGroupHeartbeatRequest) decode(d *decoder, v int16, flex bool) {
 		for i := 0; i < n && d.err == nil; i++ {
 			m.SubscribedTopicNames[i] = d.string(flex)
 		}
+	}
+	if v >= 1 {
+		m.SubscribedTopicRegex = d.nullableString(flex)
 	}
 	m.ServerAssignor = d.nullableString(flex)
 	if n := d.arrayLen(flex, 18); n >= 0 {
@@ -19855,18 +20693,18 @@ func (m *ConsumerGroupHeartbeatRequestTopicPartition) decode(d *decoder, v int16
 }
 
 // ConsumerGroupHeartbeatResponse is the response of the ConsumerGroupHeartbeat API (key 68),
-// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type ConsumerGroupHeartbeatResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The top-level error code, or 0 if there was no error
+	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
-	// The member id generated by the coordinator. Only provided when the member joins with MemberEpoch
-	// == 0.
+	// The member id is generated by the consumer starting from version 1, while in version 0, it can
+	// be provided by users or generated by the group coordinator.
 	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
@@ -19884,8 +20722,8 @@ func (*ConsumerGroupHeartbeatResponse) APIKey() int16 { return 68 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ConsumerGroupHeartbeatResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ConsumerGroupHeartbeatResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ConsumerGroupHeartbeatResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ConsumerGroupHeartbeatResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -20030,10 +20868,10 @@ func (m *ConsumerGroupHeartbeatResponseAssignmentTopicPartition) decode(d *decod
 }
 
 // ConsumerGroupDescribeRequest is the request of the ConsumerGroupDescribe API (key 69), versions
-// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
 // tag.
 type ConsumerGroupDescribeRequest struct {
-	// The ids of the groups to describe
+	// The ids of the groups to describe.
 	GroupIDs []string `kafka:"versions=0+"`
 	// Whether to include authorized operations.
 	IncludeAuthorizedOperations bool `kafka:"versions=0+"`
@@ -20047,8 +20885,8 @@ func (*ConsumerGroupDescribeRequest) APIKey() int16 { return 69 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ConsumerGroupDescribeRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ConsumerGroupDescribeRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ConsumerGroupDescribeRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ConsumerGroupDescribeRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -20104,7 +20942,7 @@ func (m *ConsumerGroupDescribeRequest) decode(d *decoder, v int16, flex bool) {
 }
 
 // ConsumerGroupDescribeResponse is the response of the ConsumerGroupDescribe API (key 69),
-// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type ConsumerGroupDescribeResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -20122,8 +20960,8 @@ func (*ConsumerGroupDescribeResponse) APIKey() int16 { return 69 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ConsumerGroupDescribeResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ConsumerGroupDescribeResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ConsumerGroupDescribeResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ConsumerGroupDescribeResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -20269,6 +21107,8 @@ type ConsumerGroupDescribeResponseGroupMember struct {
 	Assignment ConsumerGroupDescribeResponseGroupMemberAssignment `kafka:"versions=0+"`
 	// The target assignment.
 	TargetAssignment ConsumerGroupDescribeResponseGroupMemberTargetAssignment `kafka:"versions=0+"`
+	// -1 for unknown. 0 for classic member. +1 for consumer member.
+	MemberType int8 `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -20287,6 +21127,9 @@ func (m *ConsumerGroupDescribeResponseGroupMember) append(b []byte, v int16, fle
 	b = appendNullableString(b, m.SubscribedTopicRegex, flex)
 	b = m.Assignment.append(b, v, flex)
 	b = m.TargetAssignment.append(b, v, flex)
+	if v >= 1 {
+		b = appendInt8(b, m.MemberType)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -20311,6 +21154,9 @@ func (m *ConsumerGroupDescribeResponseGroupMember) decode(d *decoder, v int16, f
 	m.SubscribedTopicRegex = d.nullableString(flex)
 	m.Assignment.decode(d, v, flex)
 	m.TargetAssignment.decode(d, v, flex)
+	if v >= 1 {
+		m.MemberType = d.int8()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -20571,7 +21417,7 @@ type GetTelemetrySubscriptionsResponse struct {
 	PushIntervalMs int32 `kafka:"versions=0+"`
 	// The maximum bytes of binary data the broker accepts in PushTelemetryRequest.
 	TelemetryMaxBytes int32 `kafka:"versions=0+"`
-	// Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values
+	// Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values.
 	DeltaTemporality bool `kafka:"versions=0+"`
 	// Requested metrics prefix string match. Empty array: No metrics subscribed, Array[0] empty
 	// string: All metrics subscribed.
@@ -20799,45 +21645,51 @@ func (m *PushTelemetryResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ListClientMetricsResourcesRequest is the request of the ListClientMetricsResources API (key 74),
-// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
-// struct tag.
-type ListClientMetricsResourcesRequest struct {
+// ListConfigResourcesRequest is the request of the ListConfigResources API (key 74), versions 0-1,
+// flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
+type ListConfigResourcesRequest struct {
+	// The list of resource type. If the list is empty, it uses default supported config resource
+	// types.
+	ResourceTypes []int8 `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
 // APIKey returns the API key, 74.
-func (*ListClientMetricsResourcesRequest) APIKey() int16 { return 74 }
+func (*ListConfigResourcesRequest) APIKey() int16 { return 74 }
 
 // MinVersion returns the oldest version the protocol guide lists, 0.
-func (*ListClientMetricsResourcesRequest) MinVersion() int16 { return 0 }
+func (*ListConfigResourcesRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ListClientMetricsResourcesRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ListConfigResourcesRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
-func (*ListClientMetricsResourcesRequest) IsFlexible(version int16) bool { return version >= 0 }
+func (*ListConfigResourcesRequest) IsFlexible(version int16) bool { return version >= 0 }
 
-// NewResponse returns a new, empty ListClientMetricsResourcesResponse.
-func (*ListClientMetricsResourcesRequest) NewResponse() Response {
-	return new(ListClientMetricsResourcesResponse)
-}
+// NewResponse returns a new, empty ListConfigResourcesResponse.
+func (*ListConfigResourcesRequest) NewResponse() Response { return new(ListConfigResourcesResponse) }
 
 // AppendTo appends the message body encoded at the version to dst.
-func (m *ListClientMetricsResourcesRequest) AppendTo(dst []byte, version int16) []byte {
+func (m *ListConfigResourcesRequest) AppendTo(dst []byte, version int16) []byte {
 	return m.append(dst, version, m.IsFlexible(version))
 }
 
 // Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
-func (m *ListClientMetricsResourcesRequest) Decode(src []byte, version int16) error {
-	*m = ListClientMetricsResourcesRequest{}
+func (m *ListConfigResourcesRequest) Decode(src []byte, version int16) error {
+	*m = ListConfigResourcesRequest{}
 	d := decoder{b: src}
 	m.decode(&d, version, m.IsFlexible(version))
 	return d.err
 }
 
-func (m *ListClientMetricsResourcesRequest) append(b []byte, v int16, flex bool) []byte {
+func (m *ListConfigResourcesRequest) append(b []byte, v int16, flex bool) []byte {
+	if v >= 1 {
+		b = appendArrayLen(b, len(m.ResourceTypes), m.ResourceTypes == nil, false, flex)
+		for _, e := range m.ResourceTypes {
+			b = appendInt8(b, e)
+		}
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -20846,7 +21698,15 @@ func (m *ListClientMetricsResourcesRequest) append(b []byte, v int16, flex bool)
 	return b
 }
 
-func (m *ListClientMetricsResourcesRequest) decode(d *decoder, v int16, flex bool) {
+func (m *ListConfigResourcesRequest) decode(d *decoder, v int16, flex bool) {
+	if v >= 1 {
+		if n := d.arrayLen(flex, 1); n >= 0 {
+			m.ResourceTypes = make([]int8, n)
+			for i := 0; i < n && d.err == nil; i++ {
+				m.ResourceTypes[i] = d.int8()
+			}
+		}
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -20857,54 +21717,60 @@ func (m *ListClientMetricsResourcesRequest) decode(d *decoder, v int16, flex boo
 	}
 }
 
-// ListClientMetricsResourcesResponse is the response of the ListClientMetricsResources API (key
-// 74), versions 0-0, flexible from version 0. Fields list the versions that carry them in their
-// kafka struct tag.
-type ListClientMetricsResourcesResponse struct {
+// ListClientMetricsResourcesRequest is the name Kafka's older protocol guides give
+// ListConfigResourcesRequest (the API was renamed ListConfigResources; gen/merge.go).
+//
+// Deprecated: use ListConfigResourcesRequest.
+type ListClientMetricsResourcesRequest = ListConfigResourcesRequest
+
+// ListConfigResourcesResponse is the response of the ListConfigResources API (key 74), versions
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type ListConfigResourcesResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
-	// Each client metrics resource in the response.
-	ClientMetricsResources []ListClientMetricsResourcesResponseClientMetricsResource `kafka:"versions=0+"`
+	// Each config resource in the response.
+	ConfigResources []ListConfigResourcesResponseConfigResource `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
 // APIKey returns the API key, 74.
-func (*ListClientMetricsResourcesResponse) APIKey() int16 { return 74 }
+func (*ListConfigResourcesResponse) APIKey() int16 { return 74 }
 
 // MinVersion returns the oldest version the protocol guide lists, 0.
-func (*ListClientMetricsResourcesResponse) MinVersion() int16 { return 0 }
+func (*ListConfigResourcesResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ListClientMetricsResourcesResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ListConfigResourcesResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
-func (*ListClientMetricsResourcesResponse) IsFlexible(version int16) bool { return version >= 0 }
+func (*ListConfigResourcesResponse) IsFlexible(version int16) bool { return version >= 0 }
 
-func (*ListClientMetricsResourcesResponse) isResponse() {}
+func (*ListConfigResourcesResponse) isResponse() {}
 
 // AppendTo appends the message body encoded at the version to dst.
-func (m *ListClientMetricsResourcesResponse) AppendTo(dst []byte, version int16) []byte {
+func (m *ListConfigResourcesResponse) AppendTo(dst []byte, version int16) []byte {
 	return m.append(dst, version, m.IsFlexible(version))
 }
 
 // Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
-func (m *ListClientMetricsResourcesResponse) Decode(src []byte, version int16) error {
-	*m = ListClientMetricsResourcesResponse{}
+func (m *ListConfigResourcesResponse) Decode(src []byte, version int16) error {
+	*m = ListConfigResourcesResponse{}
 	d := decoder{b: src}
 	m.decode(&d, version, m.IsFlexible(version))
 	return d.err
 }
 
-func (m *ListClientMetricsResourcesResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *ListConfigResourcesResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
 	b = appendInt16(b, m.ErrorCode)
-	b = appendArrayLen(b, len(m.ClientMetricsResources), m.ClientMetricsResources == nil, false, flex)
-	for i := range m.ClientMetricsResources {
-		b = m.ClientMetricsResources[i].append(b, v, flex)
+	b = appendArrayLen(b, len(m.ConfigResources), m.ConfigResources == nil, false, flex)
+	for i := range m.ConfigResources {
+		b = m.ConfigResources[i].append(b, v, flex)
 	}
 	if flex {
 		n := len(m.UnknownTags)
@@ -20914,13 +21780,13 @@ func (m *ListClientMetricsResourcesResponse) append(b []byte, v int16, flex bool
 	return b
 }
 
-func (m *ListClientMetricsResourcesResponse) decode(d *decoder, v int16, flex bool) {
+func (m *ListConfigResourcesResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	m.ErrorCode = d.int16()
 	if n := d.arrayLen(flex, 2); n >= 0 {
-		m.ClientMetricsResources = make([]ListClientMetricsResourcesResponseClientMetricsResource, n)
+		m.ConfigResources = make([]ListConfigResourcesResponseConfigResource, n)
 		for i := 0; i < n && d.err == nil; i++ {
-			m.ClientMetricsResources[i].decode(d, v, flex)
+			m.ConfigResources[i].decode(d, v, flex)
 		}
 	}
 	if flex {
@@ -20933,17 +21799,22 @@ func (m *ListClientMetricsResourcesResponse) decode(d *decoder, v int16, flex bo
 	}
 }
 
-// ListClientMetricsResourcesResponseClientMetricsResource is a part of
-// ListClientMetricsResourcesResponse (the ClientMetricsResources field).
-type ListClientMetricsResourcesResponseClientMetricsResource struct {
+// ListConfigResourcesResponseConfigResource is a part of ListConfigResourcesResponse (the
+// ConfigResources field).
+type ListConfigResourcesResponseConfigResource struct {
 	// The resource name.
-	Name string `kafka:"versions=0+"`
+	ResourceName string `kafka:"versions=0+"`
+	// The resource type.
+	ResourceType int8 `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ListClientMetricsResourcesResponseClientMetricsResource) append(b []byte, v int16, flex bool) []byte {
-	b = appendString(b, m.Name, flex)
+func (m *ListConfigResourcesResponseConfigResource) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.ResourceName, flex)
+	if v >= 1 {
+		b = appendInt8(b, m.ResourceType)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -20952,8 +21823,11 @@ func (m *ListClientMetricsResourcesResponseClientMetricsResource) append(b []byt
 	return b
 }
 
-func (m *ListClientMetricsResourcesResponseClientMetricsResource) decode(d *decoder, v int16, flex bool) {
-	m.Name = d.string(flex)
+func (m *ListConfigResourcesResponseConfigResource) decode(d *decoder, v int16, flex bool) {
+	m.ResourceName = d.string(flex)
+	if v >= 1 {
+		m.ResourceType = d.int8()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -20963,6 +21837,12 @@ func (m *ListClientMetricsResourcesResponseClientMetricsResource) decode(d *deco
 		}
 	}
 }
+
+// ListClientMetricsResourcesResponse is the name Kafka's older protocol guides give
+// ListConfigResourcesResponse (the API was renamed ListConfigResources; gen/merge.go).
+//
+// Deprecated: use ListConfigResourcesResponse.
+type ListClientMetricsResourcesResponse = ListConfigResourcesResponse
 
 // DescribeTopicPartitionsRequest is the request of the DescribeTopicPartitions API (key 75),
 // versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
@@ -21053,7 +21933,7 @@ func (m *DescribeTopicPartitionsRequest) decode(d *decoder, v int16, flex bool) 
 // DescribeTopicPartitionsRequestTopic is a part of DescribeTopicPartitionsRequest (the Topics
 // field).
 type DescribeTopicPartitionsRequestTopic struct {
-	// The topic name
+	// The topic name.
 	Name string `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -21084,9 +21964,9 @@ func (m *DescribeTopicPartitionsRequestTopic) decode(d *decoder, v int16, flex b
 // DescribeTopicPartitionsRequestCursor is a part of DescribeTopicPartitionsRequest (the Cursor
 // field).
 type DescribeTopicPartitionsRequestCursor struct {
-	// The name for the first topic to process
+	// The name for the first topic to process.
 	TopicName string `kafka:"versions=0+"`
-	// The partition index to start with
+	// The partition index to start with.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -21275,9 +22155,9 @@ type DescribeTopicPartitionsResponseTopicPartition struct {
 	// The set of nodes that are in sync with the leader for this partition.
 	ISRNodes []int32 `kafka:"versions=0+"`
 	// The new eligible leader replicas otherwise.
-	EligibleLeaderReplicas []int32 `kafka:"versions=0+"`
+	EligibleLeaderReplicas []int32 `kafka:"versions=0+ nullable=0+"`
 	// The last known ELR.
-	LastKnownElr []int32 `kafka:"versions=0+"`
+	LastKnownElr []int32 `kafka:"versions=0+ nullable=0+"`
 	// The set of offline replicas of this partition.
 	OfflineReplicas []int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -21297,11 +22177,11 @@ func (m *DescribeTopicPartitionsResponseTopicPartition) append(b []byte, v int16
 	for _, e := range m.ISRNodes {
 		b = appendInt32(b, e)
 	}
-	b = appendArrayLen(b, len(m.EligibleLeaderReplicas), m.EligibleLeaderReplicas == nil, false, flex)
+	b = appendArrayLen(b, len(m.EligibleLeaderReplicas), m.EligibleLeaderReplicas == nil, true, flex)
 	for _, e := range m.EligibleLeaderReplicas {
 		b = appendInt32(b, e)
 	}
-	b = appendArrayLen(b, len(m.LastKnownElr), m.LastKnownElr == nil, false, flex)
+	b = appendArrayLen(b, len(m.LastKnownElr), m.LastKnownElr == nil, true, flex)
 	for _, e := range m.LastKnownElr {
 		b = appendInt32(b, e)
 	}
@@ -21365,9 +22245,9 @@ func (m *DescribeTopicPartitionsResponseTopicPartition) decode(d *decoder, v int
 // DescribeTopicPartitionsResponseNextCursor is a part of DescribeTopicPartitionsResponse (the
 // NextCursor field).
 type DescribeTopicPartitionsResponseNextCursor struct {
-	// The name for the first topic to process
+	// The name for the first topic to process.
 	TopicName string `kafka:"versions=0+"`
-	// The partition index to start with
+	// The partition index to start with.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -21397,13 +22277,13 @@ func (m *DescribeTopicPartitionsResponseNextCursor) decode(d *decoder, v int16, 
 	}
 }
 
-// ShareGroupHeartbeatRequest is the request of the ShareGroupHeartbeat API (key 76), versions 0-0,
+// ShareGroupHeartbeatRequest is the request of the ShareGroupHeartbeat API (key 76), versions 0-1,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareGroupHeartbeatRequest struct {
 	// The group identifier.
 	GroupID string `kafka:"versions=0+"`
-	// The member ID generated by the coordinator. The member ID must be kept during the entire
-	// lifetime of the member.
+	// The member id generated by the consumer. The member id must be kept during the entire lifetime
+	// of the consumer process.
 	MemberID string `kafka:"versions=0+"`
 	// The current member epoch; 0 to join the group; -1 to leave the group.
 	MemberEpoch int32 `kafka:"versions=0+"`
@@ -21422,8 +22302,8 @@ func (*ShareGroupHeartbeatRequest) APIKey() int16 { return 76 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareGroupHeartbeatRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareGroupHeartbeatRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ShareGroupHeartbeatRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareGroupHeartbeatRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -21483,18 +22363,17 @@ func (m *ShareGroupHeartbeatRequest) decode(d *decoder, v int16, flex bool) {
 }
 
 // ShareGroupHeartbeatResponse is the response of the ShareGroupHeartbeat API (key 76), versions
-// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
 // tag.
 type ShareGroupHeartbeatResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The top-level error code, or 0 if there was no error
+	// The top-level error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
-	// The member ID generated by the coordinator. Only provided when the member joins with MemberEpoch
-	// == 0.
+	// The member ID is generated by the consumer and provided by the consumer for all requests.
 	MemberID *string `kafka:"versions=0+ nullable=0+"`
 	// The member epoch.
 	MemberEpoch int32 `kafka:"versions=0+"`
@@ -21512,8 +22391,8 @@ func (*ShareGroupHeartbeatResponse) APIKey() int16 { return 76 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareGroupHeartbeatResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareGroupHeartbeatResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ShareGroupHeartbeatResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareGroupHeartbeatResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -21657,10 +22536,10 @@ func (m *ShareGroupHeartbeatResponseAssignmentTopicPartition) decode(d *decoder,
 	}
 }
 
-// ShareGroupDescribeRequest is the request of the ShareGroupDescribe API (key 77), versions 0-0,
+// ShareGroupDescribeRequest is the request of the ShareGroupDescribe API (key 77), versions 0-1,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareGroupDescribeRequest struct {
-	// The ids of the groups to describe
+	// The ids of the groups to describe.
 	GroupIDs []string `kafka:"versions=0+"`
 	// Whether to include authorized operations.
 	IncludeAuthorizedOperations bool `kafka:"versions=0+"`
@@ -21674,8 +22553,8 @@ func (*ShareGroupDescribeRequest) APIKey() int16 { return 77 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareGroupDescribeRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareGroupDescribeRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ShareGroupDescribeRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareGroupDescribeRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -21728,7 +22607,7 @@ func (m *ShareGroupDescribeRequest) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ShareGroupDescribeResponse is the response of the ShareGroupDescribe API (key 77), versions 0-0,
+// ShareGroupDescribeResponse is the response of the ShareGroupDescribe API (key 77), versions 0-1,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareGroupDescribeResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -21746,8 +22625,8 @@ func (*ShareGroupDescribeResponse) APIKey() int16 { return 77 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareGroupDescribeResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareGroupDescribeResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ShareGroupDescribeResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareGroupDescribeResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -22018,7 +22897,7 @@ func (m *ShareGroupDescribeResponseGroupMemberAssignmentTopicPartition) decode(d
 	}
 }
 
-// ShareFetchRequest is the request of the ShareFetch API (key 78), versions 0-0, flexible from
+// ShareFetchRequest is the request of the ShareFetch API (key 78), versions 0-2, flexible from
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareFetchRequest struct {
 	// The group identifier.
@@ -22034,6 +22913,15 @@ type ShareFetchRequest struct {
 	MinBytes int32 `kafka:"versions=0+"`
 	// The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
 	MaxBytes int32 `kafka:"versions=0+"`
+	// The maximum number of records to fetch. This limit can be exceeded for alignment of batch
+	// boundaries.
+	MaxRecords int32 `kafka:"versions=1+"`
+	// The optimal number of records for batches of acquired records and acknowledgements.
+	BatchSize int32 `kafka:"versions=1+"`
+	// The acquire mode to control the fetch behavior - 0:batch-optimized,1:record-limit.
+	ShareAcquireMode int8 `kafka:"versions=2+"`
+	// Whether Renew type acknowledgements present in AcknowledgementBatches.
+	IsRenewAck bool `kafka:"versions=2+"`
 	// The topics to fetch.
 	Topics []ShareFetchRequestTopic `kafka:"versions=0+"`
 	// The partitions to remove from this share session.
@@ -22048,8 +22936,8 @@ func (*ShareFetchRequest) APIKey() int16 { return 78 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareFetchRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareFetchRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ShareFetchRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareFetchRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -22077,6 +22965,18 @@ func (m *ShareFetchRequest) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.MaxWaitMs)
 	b = appendInt32(b, m.MinBytes)
 	b = appendInt32(b, m.MaxBytes)
+	if v >= 1 {
+		b = appendInt32(b, m.MaxRecords)
+	}
+	if v >= 1 {
+		b = appendInt32(b, m.BatchSize)
+	}
+	if v >= 2 {
+		b = appendInt8(b, m.ShareAcquireMode)
+	}
+	if v >= 2 {
+		b = appendBool(b, m.IsRenewAck)
+	}
 	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
 	for i := range m.Topics {
 		b = m.Topics[i].append(b, v, flex)
@@ -22100,6 +23000,18 @@ func (m *ShareFetchRequest) decode(d *decoder, v int16, flex bool) {
 	m.MaxWaitMs = d.int32()
 	m.MinBytes = d.int32()
 	m.MaxBytes = d.int32()
+	if v >= 1 {
+		m.MaxRecords = d.int32()
+	}
+	if v >= 1 {
+		m.BatchSize = d.int32()
+	}
+	if v >= 2 {
+		m.ShareAcquireMode = d.int8()
+	}
+	if v >= 2 {
+		m.IsRenewAck = d.bool()
+	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
 		m.Topics = make([]ShareFetchRequestTopic, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -22148,7 +23060,7 @@ func (m *ShareFetchRequestTopic) append(b []byte, v int16, flex bool) []byte {
 
 func (m *ShareFetchRequestTopic) decode(d *decoder, v int16, flex bool) {
 	m.TopicID = d.uuid()
-	if n := d.arrayLen(flex, 10); n >= 0 {
+	if n := d.arrayLen(flex, 6); n >= 0 {
 		m.Partitions = make([]ShareFetchRequestTopicPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
@@ -22170,7 +23082,7 @@ type ShareFetchRequestTopicPartition struct {
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The maximum bytes to fetch from this partition. 0 when only acknowledgement with no fetching is
 	// required. See KIP-74 for cases where this limit may not be honored.
-	PartitionMaxBytes int32 `kafka:"versions=0+"`
+	PartitionMaxBytes int32 `kafka:"versions=0"`
 	// Record batches to acknowledge.
 	AcknowledgementBatches []ShareFetchRequestTopicPartitionAcknowledgementBatche `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -22179,7 +23091,9 @@ type ShareFetchRequestTopicPartition struct {
 
 func (m *ShareFetchRequestTopicPartition) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.PartitionIndex)
-	b = appendInt32(b, m.PartitionMaxBytes)
+	if v <= 0 {
+		b = appendInt32(b, m.PartitionMaxBytes)
+	}
 	b = appendArrayLen(b, len(m.AcknowledgementBatches), m.AcknowledgementBatches == nil, false, flex)
 	for i := range m.AcknowledgementBatches {
 		b = m.AcknowledgementBatches[i].append(b, v, flex)
@@ -22194,7 +23108,9 @@ func (m *ShareFetchRequestTopicPartition) append(b []byte, v int16, flex bool) [
 
 func (m *ShareFetchRequestTopicPartition) decode(d *decoder, v int16, flex bool) {
 	m.PartitionIndex = d.int32()
-	m.PartitionMaxBytes = d.int32()
+	if v <= 0 {
+		m.PartitionMaxBytes = d.int32()
+	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
 		m.AcknowledgementBatches = make([]ShareFetchRequestTopicPartitionAcknowledgementBatche, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -22218,7 +23134,7 @@ type ShareFetchRequestTopicPartitionAcknowledgementBatche struct {
 	FirstOffset int64 `kafka:"versions=0+"`
 	// Last offset (inclusive) of batch of records to acknowledge.
 	LastOffset int64 `kafka:"versions=0+"`
-	// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
+	// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject,4:Renew.
 	AcknowledgeTypes []int8 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -22301,7 +23217,7 @@ func (m *ShareFetchRequestForgottenTopicsData) decode(d *decoder, v int16, flex 
 	}
 }
 
-// ShareFetchResponse is the response of the ShareFetch API (key 78), versions 0-0, flexible from
+// ShareFetchResponse is the response of the ShareFetch API (key 78), versions 0-2, flexible from
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareFetchResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -22311,8 +23227,10 @@ type ShareFetchResponse struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The time in milliseconds for which the acquired records are locked.
+	AcquisitionLockTimeoutMs int32 `kafka:"versions=1+"`
 	// The response topics.
-	Responses []ShareFetchResponseResponse `kafka:"versions=0+"`
+	Responses []ShareFetchResponseItem `kafka:"versions=0+"`
 	// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
 	NodeEndpoints []ShareFetchResponseNodeEndpoint `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -22325,8 +23243,8 @@ func (*ShareFetchResponse) APIKey() int16 { return 78 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareFetchResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareFetchResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ShareFetchResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareFetchResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -22350,6 +23268,9 @@ func (m *ShareFetchResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
+	if v >= 1 {
+		b = appendInt32(b, m.AcquisitionLockTimeoutMs)
+	}
 	b = appendArrayLen(b, len(m.Responses), m.Responses == nil, false, flex)
 	for i := range m.Responses {
 		b = m.Responses[i].append(b, v, flex)
@@ -22370,8 +23291,11 @@ func (m *ShareFetchResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
+	if v >= 1 {
+		m.AcquisitionLockTimeoutMs = d.int32()
+	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
-		m.Responses = make([]ShareFetchResponseResponse, n)
+		m.Responses = make([]ShareFetchResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -22392,17 +23316,17 @@ func (m *ShareFetchResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ShareFetchResponseResponse is a part of ShareFetchResponse (the Responses field).
-type ShareFetchResponseResponse struct {
+// ShareFetchResponseItem is a part of ShareFetchResponse (the Responses field).
+type ShareFetchResponseItem struct {
 	// The unique topic ID.
 	TopicID UUID `kafka:"versions=0+"`
 	// The topic partitions.
-	Partitions []ShareFetchResponseResponsePartition `kafka:"versions=0+"`
+	Partitions []ShareFetchResponseItemPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareFetchResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareFetchResponseItem) append(b []byte, v int16, flex bool) []byte {
 	b = appendUUID(b, m.TopicID)
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
@@ -22416,10 +23340,10 @@ func (m *ShareFetchResponseResponse) append(b []byte, v int16, flex bool) []byte
 	return b
 }
 
-func (m *ShareFetchResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *ShareFetchResponseItem) decode(d *decoder, v int16, flex bool) {
 	m.TopicID = d.uuid()
 	if n := d.arrayLen(flex, 22); n >= 0 {
-		m.Partitions = make([]ShareFetchResponseResponsePartition, n)
+		m.Partitions = make([]ShareFetchResponseItemPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
 		}
@@ -22434,8 +23358,8 @@ func (m *ShareFetchResponseResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ShareFetchResponseResponsePartition is a part of ShareFetchResponse (the Partitions field).
-type ShareFetchResponseResponsePartition struct {
+// ShareFetchResponseItemPartition is a part of ShareFetchResponse (the Partitions field).
+type ShareFetchResponseItemPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The fetch error code, or 0 if there was no fetch error.
@@ -22445,17 +23369,18 @@ type ShareFetchResponseResponsePartition struct {
 	// The acknowledge error code, or 0 if there was no acknowledge error.
 	AcknowledgeErrorCode int16 `kafka:"versions=0+"`
 	// The acknowledge error message, or null if there was no acknowledge error.
-	AcknowledgeErrorMessage *string                                          `kafka:"versions=0+ nullable=0+"`
-	CurrentLeader           ShareFetchResponseResponsePartitionCurrentLeader `kafka:"versions=0+"`
+	AcknowledgeErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The current leader of the partition.
+	CurrentLeader ShareFetchResponseItemPartitionCurrentLeader `kafka:"versions=0+"`
 	// The record data.
 	Records []byte `kafka:"versions=0+ nullable=0+"`
 	// The acquired records.
-	AcquiredRecords []ShareFetchResponseResponsePartitionAcquiredRecord `kafka:"versions=0+"`
+	AcquiredRecords []ShareFetchResponseItemPartitionAcquiredRecord `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareFetchResponseResponsePartition) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareFetchResponseItemPartition) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.PartitionIndex)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
@@ -22475,7 +23400,7 @@ func (m *ShareFetchResponseResponsePartition) append(b []byte, v int16, flex boo
 	return b
 }
 
-func (m *ShareFetchResponseResponsePartition) decode(d *decoder, v int16, flex bool) {
+func (m *ShareFetchResponseItemPartition) decode(d *decoder, v int16, flex bool) {
 	m.PartitionIndex = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
@@ -22484,7 +23409,7 @@ func (m *ShareFetchResponseResponsePartition) decode(d *decoder, v int16, flex b
 	m.CurrentLeader.decode(d, v, flex)
 	m.Records = d.nullableBytes(flex)
 	if n := d.arrayLen(flex, 19); n >= 0 {
-		m.AcquiredRecords = make([]ShareFetchResponseResponsePartitionAcquiredRecord, n)
+		m.AcquiredRecords = make([]ShareFetchResponseItemPartitionAcquiredRecord, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.AcquiredRecords[i].decode(d, v, flex)
 		}
@@ -22499,9 +23424,9 @@ func (m *ShareFetchResponseResponsePartition) decode(d *decoder, v int16, flex b
 	}
 }
 
-// ShareFetchResponseResponsePartitionCurrentLeader is a part of ShareFetchResponse (the
-// CurrentLeader field).
-type ShareFetchResponseResponsePartitionCurrentLeader struct {
+// ShareFetchResponseItemPartitionCurrentLeader is a part of ShareFetchResponse (the CurrentLeader
+// field).
+type ShareFetchResponseItemPartitionCurrentLeader struct {
 	// The ID of the current leader or -1 if the leader is unknown.
 	LeaderID int32 `kafka:"versions=0+"`
 	// The latest known leader epoch.
@@ -22510,7 +23435,7 @@ type ShareFetchResponseResponsePartitionCurrentLeader struct {
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareFetchResponseResponsePartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareFetchResponseItemPartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.LeaderID)
 	b = appendInt32(b, m.LeaderEpoch)
 	if flex {
@@ -22521,7 +23446,7 @@ func (m *ShareFetchResponseResponsePartitionCurrentLeader) append(b []byte, v in
 	return b
 }
 
-func (m *ShareFetchResponseResponsePartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
+func (m *ShareFetchResponseItemPartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
 	m.LeaderID = d.int32()
 	m.LeaderEpoch = d.int32()
 	if flex {
@@ -22534,9 +23459,9 @@ func (m *ShareFetchResponseResponsePartitionCurrentLeader) decode(d *decoder, v 
 	}
 }
 
-// ShareFetchResponseResponsePartitionAcquiredRecord is a part of ShareFetchResponse (the
+// ShareFetchResponseItemPartitionAcquiredRecord is a part of ShareFetchResponse (the
 // AcquiredRecords field).
-type ShareFetchResponseResponsePartitionAcquiredRecord struct {
+type ShareFetchResponseItemPartitionAcquiredRecord struct {
 	// The earliest offset in this batch of acquired records.
 	FirstOffset int64 `kafka:"versions=0+"`
 	// The last offset of this batch of acquired records.
@@ -22547,7 +23472,7 @@ type ShareFetchResponseResponsePartitionAcquiredRecord struct {
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareFetchResponseResponsePartitionAcquiredRecord) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareFetchResponseItemPartitionAcquiredRecord) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt64(b, m.FirstOffset)
 	b = appendInt64(b, m.LastOffset)
 	b = appendInt16(b, m.DeliveryCount)
@@ -22559,7 +23484,7 @@ func (m *ShareFetchResponseResponsePartitionAcquiredRecord) append(b []byte, v i
 	return b
 }
 
-func (m *ShareFetchResponseResponsePartitionAcquiredRecord) decode(d *decoder, v int16, flex bool) {
+func (m *ShareFetchResponseItemPartitionAcquiredRecord) decode(d *decoder, v int16, flex bool) {
 	m.FirstOffset = d.int64()
 	m.LastOffset = d.int64()
 	m.DeliveryCount = d.int16()
@@ -22615,7 +23540,7 @@ func (m *ShareFetchResponseNodeEndpoint) decode(d *decoder, v int16, flex bool) 
 	}
 }
 
-// ShareAcknowledgeRequest is the request of the ShareAcknowledge API (key 79), versions 0-0,
+// ShareAcknowledgeRequest is the request of the ShareAcknowledge API (key 79), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareAcknowledgeRequest struct {
 	// The group identifier.
@@ -22625,6 +23550,8 @@ type ShareAcknowledgeRequest struct {
 	// The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments
 	// for consecutive requests.
 	ShareSessionEpoch int32 `kafka:"versions=0+"`
+	// Whether Renew type acknowledgements present in AcknowledgementBatches.
+	IsRenewAck bool `kafka:"versions=2+"`
 	// The topics containing records to acknowledge.
 	Topics []ShareAcknowledgeRequestTopic `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -22637,8 +23564,8 @@ func (*ShareAcknowledgeRequest) APIKey() int16 { return 79 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareAcknowledgeRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareAcknowledgeRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ShareAcknowledgeRequest) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareAcknowledgeRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -22663,6 +23590,9 @@ func (m *ShareAcknowledgeRequest) append(b []byte, v int16, flex bool) []byte {
 	b = appendNullableString(b, m.GroupID, flex)
 	b = appendNullableString(b, m.MemberID, flex)
 	b = appendInt32(b, m.ShareSessionEpoch)
+	if v >= 2 {
+		b = appendBool(b, m.IsRenewAck)
+	}
 	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
 	for i := range m.Topics {
 		b = m.Topics[i].append(b, v, flex)
@@ -22679,6 +23609,9 @@ func (m *ShareAcknowledgeRequest) decode(d *decoder, v int16, flex bool) {
 	m.GroupID = d.nullableString(flex)
 	m.MemberID = d.nullableString(flex)
 	m.ShareSessionEpoch = d.int32()
+	if v >= 2 {
+		m.IsRenewAck = d.bool()
+	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
 		m.Topics = make([]ShareAcknowledgeRequestTopic, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -22787,7 +23720,7 @@ type ShareAcknowledgeRequestTopicPartitionAcknowledgementBatche struct {
 	FirstOffset int64 `kafka:"versions=0+"`
 	// Last offset (inclusive) of batch of records to acknowledge.
 	LastOffset int64 `kafka:"versions=0+"`
-	// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
+	// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject,4:Renew.
 	AcknowledgeTypes []int8 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -22827,7 +23760,7 @@ func (m *ShareAcknowledgeRequestTopicPartitionAcknowledgementBatche) decode(d *d
 	}
 }
 
-// ShareAcknowledgeResponse is the response of the ShareAcknowledge API (key 79), versions 0-0,
+// ShareAcknowledgeResponse is the response of the ShareAcknowledge API (key 79), versions 0-2,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type ShareAcknowledgeResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -22837,8 +23770,10 @@ type ShareAcknowledgeResponse struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The top-level error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The time in milliseconds for which the acquired records are locked.
+	AcquisitionLockTimeoutMs int32 `kafka:"versions=2+"`
 	// The response topics.
-	Responses []ShareAcknowledgeResponseResponse `kafka:"versions=0+"`
+	Responses []ShareAcknowledgeResponseItem `kafka:"versions=0+"`
 	// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
 	NodeEndpoints []ShareAcknowledgeResponseNodeEndpoint `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
@@ -22851,8 +23786,8 @@ func (*ShareAcknowledgeResponse) APIKey() int16 { return 79 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ShareAcknowledgeResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ShareAcknowledgeResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 2.
+func (*ShareAcknowledgeResponse) MaxVersion() int16 { return 2 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ShareAcknowledgeResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -22876,6 +23811,9 @@ func (m *ShareAcknowledgeResponse) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.ThrottleTimeMs)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
+	if v >= 2 {
+		b = appendInt32(b, m.AcquisitionLockTimeoutMs)
+	}
 	b = appendArrayLen(b, len(m.Responses), m.Responses == nil, false, flex)
 	for i := range m.Responses {
 		b = m.Responses[i].append(b, v, flex)
@@ -22896,8 +23834,11 @@ func (m *ShareAcknowledgeResponse) decode(d *decoder, v int16, flex bool) {
 	m.ThrottleTimeMs = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
+	if v >= 2 {
+		m.AcquisitionLockTimeoutMs = d.int32()
+	}
 	if n := d.arrayLen(flex, 18); n >= 0 {
-		m.Responses = make([]ShareAcknowledgeResponseResponse, n)
+		m.Responses = make([]ShareAcknowledgeResponseItem, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Responses[i].decode(d, v, flex)
 		}
@@ -22918,17 +23859,17 @@ func (m *ShareAcknowledgeResponse) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// ShareAcknowledgeResponseResponse is a part of ShareAcknowledgeResponse (the Responses field).
-type ShareAcknowledgeResponseResponse struct {
+// ShareAcknowledgeResponseItem is a part of ShareAcknowledgeResponse (the Responses field).
+type ShareAcknowledgeResponseItem struct {
 	// The unique topic ID.
 	TopicID UUID `kafka:"versions=0+"`
 	// The topic partitions.
-	Partitions []ShareAcknowledgeResponseResponsePartition `kafka:"versions=0+"`
+	Partitions []ShareAcknowledgeResponseItemPartition `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareAcknowledgeResponseResponse) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareAcknowledgeResponseItem) append(b []byte, v int16, flex bool) []byte {
 	b = appendUUID(b, m.TopicID)
 	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
 	for i := range m.Partitions {
@@ -22942,10 +23883,10 @@ func (m *ShareAcknowledgeResponseResponse) append(b []byte, v int16, flex bool) 
 	return b
 }
 
-func (m *ShareAcknowledgeResponseResponse) decode(d *decoder, v int16, flex bool) {
+func (m *ShareAcknowledgeResponseItem) decode(d *decoder, v int16, flex bool) {
 	m.TopicID = d.uuid()
 	if n := d.arrayLen(flex, 17); n >= 0 {
-		m.Partitions = make([]ShareAcknowledgeResponseResponsePartition, n)
+		m.Partitions = make([]ShareAcknowledgeResponseItemPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
 		}
@@ -22960,21 +23901,22 @@ func (m *ShareAcknowledgeResponseResponse) decode(d *decoder, v int16, flex bool
 	}
 }
 
-// ShareAcknowledgeResponseResponsePartition is a part of ShareAcknowledgeResponse (the Partitions
+// ShareAcknowledgeResponseItemPartition is a part of ShareAcknowledgeResponse (the Partitions
 // field).
-type ShareAcknowledgeResponseResponsePartition struct {
+type ShareAcknowledgeResponseItemPartition struct {
 	// The partition index.
 	PartitionIndex int32 `kafka:"versions=0+"`
 	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
-	ErrorMessage  *string                                                `kafka:"versions=0+ nullable=0+"`
-	CurrentLeader ShareAcknowledgeResponseResponsePartitionCurrentLeader `kafka:"versions=0+"`
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The current leader of the partition.
+	CurrentLeader ShareAcknowledgeResponseItemPartitionCurrentLeader `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareAcknowledgeResponseResponsePartition) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareAcknowledgeResponseItemPartition) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.PartitionIndex)
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
@@ -22987,7 +23929,7 @@ func (m *ShareAcknowledgeResponseResponsePartition) append(b []byte, v int16, fl
 	return b
 }
 
-func (m *ShareAcknowledgeResponseResponsePartition) decode(d *decoder, v int16, flex bool) {
+func (m *ShareAcknowledgeResponseItemPartition) decode(d *decoder, v int16, flex bool) {
 	m.PartitionIndex = d.int32()
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
@@ -23002,9 +23944,9 @@ func (m *ShareAcknowledgeResponseResponsePartition) decode(d *decoder, v int16, 
 	}
 }
 
-// ShareAcknowledgeResponseResponsePartitionCurrentLeader is a part of ShareAcknowledgeResponse
-// (the CurrentLeader field).
-type ShareAcknowledgeResponseResponsePartitionCurrentLeader struct {
+// ShareAcknowledgeResponseItemPartitionCurrentLeader is a part of ShareAcknowledgeResponse (the
+// CurrentLeader field).
+type ShareAcknowledgeResponseItemPartitionCurrentLeader struct {
 	// The ID of the current leader or -1 if the leader is unknown.
 	LeaderID int32 `kafka:"versions=0+"`
 	// The latest known leader epoch.
@@ -23013,7 +23955,7 @@ type ShareAcknowledgeResponseResponsePartitionCurrentLeader struct {
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
 
-func (m *ShareAcknowledgeResponseResponsePartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
+func (m *ShareAcknowledgeResponseItemPartitionCurrentLeader) append(b []byte, v int16, flex bool) []byte {
 	b = appendInt32(b, m.LeaderID)
 	b = appendInt32(b, m.LeaderEpoch)
 	if flex {
@@ -23024,7 +23966,7 @@ func (m *ShareAcknowledgeResponseResponsePartitionCurrentLeader) append(b []byte
 	return b
 }
 
-func (m *ShareAcknowledgeResponseResponsePartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
+func (m *ShareAcknowledgeResponseItemPartitionCurrentLeader) decode(d *decoder, v int16, flex bool) {
 	m.LeaderID = d.int32()
 	m.LeaderEpoch = d.int32()
 	if flex {
@@ -23080,17 +24022,22 @@ func (m *ShareAcknowledgeResponseNodeEndpoint) decode(d *decoder, v int16, flex 
 	}
 }
 
-// AddRaftVoterRequest is the request of the AddRaftVoter API (key 80), versions 0-0, flexible from
+// AddRaftVoterRequest is the request of the AddRaftVoter API (key 80), versions 0-1, flexible from
 // version 0. Fields list the versions that carry them in their kafka struct tag.
 type AddRaftVoterRequest struct {
+	// The cluster id.
 	ClusterID *string `kafka:"versions=0+ nullable=0+"`
-	TimeoutMs int32   `kafka:"versions=0+"`
-	// The replica id of the voter getting added to the topic partition
+	// The maximum time to wait for the request to complete before returning.
+	TimeoutMs int32 `kafka:"versions=0+"`
+	// The replica id of the voter getting added to the topic partition.
 	VoterID int32 `kafka:"versions=0+"`
-	// The directory id of the voter getting added to the topic partition
+	// The directory id of the voter getting added to the topic partition.
 	VoterDirectoryID UUID `kafka:"versions=0+"`
-	// The endpoints that can be used to communicate with the voter
+	// The endpoints that can be used to communicate with the voter.
 	Listeners []AddRaftVoterRequestListener `kafka:"versions=0+"`
+	// When true, return a response after the new voter set is committed. Otherwise, return after the
+	// leader writes the changes locally.
+	AckWhenCommitted bool `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -23101,8 +24048,8 @@ func (*AddRaftVoterRequest) APIKey() int16 { return 80 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*AddRaftVoterRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*AddRaftVoterRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*AddRaftVoterRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*AddRaftVoterRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -23132,6 +24079,9 @@ func (m *AddRaftVoterRequest) append(b []byte, v int16, flex bool) []byte {
 	for i := range m.Listeners {
 		b = m.Listeners[i].append(b, v, flex)
 	}
+	if v >= 1 {
+		b = appendBool(b, m.AckWhenCommitted)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -23151,6 +24101,9 @@ func (m *AddRaftVoterRequest) decode(d *decoder, v int16, flex bool) {
 			m.Listeners[i].decode(d, v, flex)
 		}
 	}
+	if v >= 1 {
+		m.AckWhenCommitted = d.bool()
+	}
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()
@@ -23163,11 +24116,11 @@ func (m *AddRaftVoterRequest) decode(d *decoder, v int16, flex bool) {
 
 // AddRaftVoterRequestListener is a part of AddRaftVoterRequest (the Listeners field).
 type AddRaftVoterRequestListener struct {
-	// The name of the endpoint
+	// The name of the endpoint.
 	Name string `kafka:"versions=0+"`
-	// The hostname
+	// The hostname.
 	Host string `kafka:"versions=0+"`
-	// The port
+	// The port.
 	Port uint16 `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -23199,13 +24152,13 @@ func (m *AddRaftVoterRequestListener) decode(d *decoder, v int16, flex bool) {
 	}
 }
 
-// AddRaftVoterResponse is the response of the AddRaftVoter API (key 80), versions 0-0, flexible
+// AddRaftVoterResponse is the response of the AddRaftVoter API (key 80), versions 0-1, flexible
 // from version 0. Fields list the versions that carry them in their kafka struct tag.
 type AddRaftVoterResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The error code, or 0 if there was no error
+	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
@@ -23219,8 +24172,8 @@ func (*AddRaftVoterResponse) APIKey() int16 { return 80 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*AddRaftVoterResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*AddRaftVoterResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*AddRaftVoterResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*AddRaftVoterResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -23269,10 +24222,11 @@ func (m *AddRaftVoterResponse) decode(d *decoder, v int16, flex bool) {
 // RemoveRaftVoterRequest is the request of the RemoveRaftVoter API (key 81), versions 0-0,
 // flexible from version 0. Fields list the versions that carry them in their kafka struct tag.
 type RemoveRaftVoterRequest struct {
+	// The cluster id of the request.
 	ClusterID *string `kafka:"versions=0+ nullable=0+"`
-	// The replica id of the voter getting removed from the topic partition
+	// The replica id of the voter getting removed from the topic partition.
 	VoterID int32 `kafka:"versions=0+"`
-	// The directory id of the voter getting removed from the topic partition
+	// The directory id of the voter getting removed from the topic partition.
 	VoterDirectoryID UUID `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -23338,7 +24292,7 @@ type RemoveRaftVoterResponse struct {
 	// The duration in milliseconds for which the request was throttled due to a quota violation, or
 	// zero if the request did not violate any quota.
 	ThrottleTimeMs int32 `kafka:"versions=0+"`
-	// The error code, or 0 if there was no error
+	// The error code, or 0 if there was no error.
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
@@ -23559,7 +24513,7 @@ func (m *InitializeShareGroupStateRequestTopicPartition) decode(d *decoder, v in
 // versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type InitializeShareGroupStateResponse struct {
-	// The initialization results
+	// The initialization results.
 	Results []InitializeShareGroupStateResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -23625,7 +24579,7 @@ func (m *InitializeShareGroupStateResponse) decode(d *decoder, v int16, flex boo
 // InitializeShareGroupStateResponseResult is a part of InitializeShareGroupStateResponse (the
 // Results field).
 type InitializeShareGroupStateResponseResult struct {
-	// The topic identifier
+	// The topic identifier.
 	TopicID UUID `kafka:"versions=0+"`
 	// The results for the partitions.
 	Partitions []InitializeShareGroupStateResponseResultPartition `kafka:"versions=0+"`
@@ -23856,7 +24810,7 @@ func (m *ReadShareGroupStateRequestTopicPartition) decode(d *decoder, v int16, f
 // 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
 // tag.
 type ReadShareGroupStateResponse struct {
-	// The read results
+	// The read results.
 	Results []ReadShareGroupStateResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -23921,7 +24875,7 @@ func (m *ReadShareGroupStateResponse) decode(d *decoder, v int16, flex bool) {
 
 // ReadShareGroupStateResponseResult is a part of ReadShareGroupStateResponse (the Results field).
 type ReadShareGroupStateResponseResult struct {
-	// The topic identifier
+	// The topic identifier.
 	TopicID UUID `kafka:"versions=0+"`
 	// The results for the partitions.
 	Partitions []ReadShareGroupStateResponseResultPartition `kafka:"versions=0+"`
@@ -23970,10 +24924,11 @@ type ReadShareGroupStateResponseResultPartition struct {
 	ErrorCode int16 `kafka:"versions=0+"`
 	// The error message, or null if there was no error.
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
-	// The state epoch for this share-partition.
+	// The state epoch of the share-partition.
 	StateEpoch int32 `kafka:"versions=0+"`
 	// The share-partition start offset, which can be -1 if it is not yet initialized.
-	StartOffset  int64                                                   `kafka:"versions=0+"`
+	StartOffset int64 `kafka:"versions=0+"`
+	// The state batches for this share-partition.
 	StateBatches []ReadShareGroupStateResponseResultPartitionStateBatche `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -24022,11 +24977,11 @@ func (m *ReadShareGroupStateResponseResultPartition) decode(d *decoder, v int16,
 // ReadShareGroupStateResponseResultPartitionStateBatche is a part of ReadShareGroupStateResponse
 // (the StateBatches field).
 type ReadShareGroupStateResponseResultPartitionStateBatche struct {
-	// The base offset of this state batch.
+	// The first offset of this state batch.
 	FirstOffset int64 `kafka:"versions=0+"`
 	// The last offset of this state batch.
 	LastOffset int64 `kafka:"versions=0+"`
-	// The state - 0:Available,2:Acked,4:Archived.
+	// The delivery state - 0:Available,2:Acked,4:Archived.
 	DeliveryState int8 `kafka:"versions=0+"`
 	// The delivery count.
 	DeliveryCount int16 `kafka:"versions=0+"`
@@ -24063,7 +25018,7 @@ func (m *ReadShareGroupStateResponseResultPartitionStateBatche) decode(d *decode
 }
 
 // WriteShareGroupStateRequest is the request of the WriteShareGroupState API (key 85), versions
-// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
 // tag.
 type WriteShareGroupStateRequest struct {
 	// The group identifier.
@@ -24080,8 +25035,8 @@ func (*WriteShareGroupStateRequest) APIKey() int16 { return 85 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*WriteShareGroupStateRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*WriteShareGroupStateRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*WriteShareGroupStateRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*WriteShareGroupStateRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -24181,12 +25136,16 @@ func (m *WriteShareGroupStateRequestTopic) decode(d *decoder, v int16, flex bool
 type WriteShareGroupStateRequestTopicPartition struct {
 	// The partition index.
 	Partition int32 `kafka:"versions=0+"`
-	// The state epoch for this share-partition.
+	// The state epoch of the share-partition.
 	StateEpoch int32 `kafka:"versions=0+"`
 	// The leader epoch of the share-partition.
 	LeaderEpoch int32 `kafka:"versions=0+"`
 	// The share-partition start offset, or -1 if the start offset is not being written.
-	StartOffset  int64                                                  `kafka:"versions=0+"`
+	StartOffset int64 `kafka:"versions=0+"`
+	// The number of offsets greater than or equal to share-partition start offset for which delivery
+	// has been completed.
+	DeliveryCompleteCount int32 `kafka:"versions=1+"`
+	// The state batches for the share-partition.
 	StateBatches []WriteShareGroupStateRequestTopicPartitionStateBatche `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -24197,6 +25156,9 @@ func (m *WriteShareGroupStateRequestTopicPartition) append(b []byte, v int16, fl
 	b = appendInt32(b, m.StateEpoch)
 	b = appendInt32(b, m.LeaderEpoch)
 	b = appendInt64(b, m.StartOffset)
+	if v >= 1 {
+		b = appendInt32(b, m.DeliveryCompleteCount)
+	}
 	b = appendArrayLen(b, len(m.StateBatches), m.StateBatches == nil, false, flex)
 	for i := range m.StateBatches {
 		b = m.StateBatches[i].append(b, v, flex)
@@ -24214,6 +25176,9 @@ func (m *WriteShareGroupStateRequestTopicPartition) decode(d *decoder, v int16, 
 	m.StateEpoch = d.int32()
 	m.LeaderEpoch = d.int32()
 	m.StartOffset = d.int64()
+	if v >= 1 {
+		m.DeliveryCompleteCount = d.int32()
+	}
 	if n := d.arrayLen(flex, 20); n >= 0 {
 		m.StateBatches = make([]WriteShareGroupStateRequestTopicPartitionStateBatche, n)
 		for i := 0; i < n && d.err == nil; i++ {
@@ -24233,11 +25198,11 @@ func (m *WriteShareGroupStateRequestTopicPartition) decode(d *decoder, v int16, 
 // WriteShareGroupStateRequestTopicPartitionStateBatche is a part of WriteShareGroupStateRequest
 // (the StateBatches field).
 type WriteShareGroupStateRequestTopicPartitionStateBatche struct {
-	// The base offset of this state batch.
+	// The first offset of this state batch.
 	FirstOffset int64 `kafka:"versions=0+"`
 	// The last offset of this state batch.
 	LastOffset int64 `kafka:"versions=0+"`
-	// The state - 0:Available,2:Acked,4:Archived
+	// The delivery state - 0:Available,2:Acked,4:Archived.
 	DeliveryState int8 `kafka:"versions=0+"`
 	// The delivery count.
 	DeliveryCount int16 `kafka:"versions=0+"`
@@ -24274,10 +25239,10 @@ func (m *WriteShareGroupStateRequestTopicPartitionStateBatche) decode(d *decoder
 }
 
 // WriteShareGroupStateResponse is the response of the WriteShareGroupState API (key 85), versions
-// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
 // tag.
 type WriteShareGroupStateResponse struct {
-	// The write results
+	// The write results.
 	Results []WriteShareGroupStateResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -24289,8 +25254,8 @@ func (*WriteShareGroupStateResponse) APIKey() int16 { return 85 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*WriteShareGroupStateResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*WriteShareGroupStateResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*WriteShareGroupStateResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*WriteShareGroupStateResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -24343,7 +25308,7 @@ func (m *WriteShareGroupStateResponse) decode(d *decoder, v int16, flex bool) {
 // WriteShareGroupStateResponseResult is a part of WriteShareGroupStateResponse (the Results
 // field).
 type WriteShareGroupStateResponseResult struct {
-	// The topic identifier
+	// The topic identifier.
 	TopicID UUID `kafka:"versions=0+"`
 	// The results for the partitions.
 	Partitions []WriteShareGroupStateResponseResultPartition `kafka:"versions=0+"`
@@ -24573,7 +25538,7 @@ func (m *DeleteShareGroupStateRequestTopicPartition) decode(d *decoder, v int16,
 // versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type DeleteShareGroupStateResponse struct {
-	// The delete results
+	// The delete results.
 	Results []DeleteShareGroupStateResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -24639,7 +25604,7 @@ func (m *DeleteShareGroupStateResponse) decode(d *decoder, v int16, flex bool) {
 // DeleteShareGroupStateResponseResult is a part of DeleteShareGroupStateResponse (the Results
 // field).
 type DeleteShareGroupStateResponseResult struct {
-	// The topic identifier
+	// The topic identifier.
 	TopicID UUID `kafka:"versions=0+"`
 	// The results for the partitions.
 	Partitions []DeleteShareGroupStateResponseResultPartition `kafka:"versions=0+"`
@@ -24719,7 +25684,7 @@ func (m *DeleteShareGroupStateResponseResultPartition) decode(d *decoder, v int1
 }
 
 // ReadShareGroupStateSummaryRequest is the request of the ReadShareGroupStateSummary API (key 87),
-// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
 // struct tag.
 type ReadShareGroupStateSummaryRequest struct {
 	// The group identifier.
@@ -24736,8 +25701,8 @@ func (*ReadShareGroupStateSummaryRequest) APIKey() int16 { return 87 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ReadShareGroupStateSummaryRequest) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ReadShareGroupStateSummaryRequest) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ReadShareGroupStateSummaryRequest) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ReadShareGroupStateSummaryRequest) IsFlexible(version int16) bool { return version >= 0 }
@@ -24871,10 +25836,10 @@ func (m *ReadShareGroupStateSummaryRequestTopicPartition) decode(d *decoder, v i
 }
 
 // ReadShareGroupStateSummaryResponse is the response of the ReadShareGroupStateSummary API (key
-// 87), versions 0-0, flexible from version 0. Fields list the versions that carry them in their
+// 87), versions 0-1, flexible from version 0. Fields list the versions that carry them in their
 // kafka struct tag.
 type ReadShareGroupStateSummaryResponse struct {
-	// The read results
+	// The read results.
 	Results []ReadShareGroupStateSummaryResponseResult `kafka:"versions=0+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
@@ -24886,8 +25851,8 @@ func (*ReadShareGroupStateSummaryResponse) APIKey() int16 { return 87 }
 // MinVersion returns the oldest version the protocol guide lists, 0.
 func (*ReadShareGroupStateSummaryResponse) MinVersion() int16 { return 0 }
 
-// MaxVersion returns the newest version the protocol guide lists, 0.
-func (*ReadShareGroupStateSummaryResponse) MaxVersion() int16 { return 0 }
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*ReadShareGroupStateSummaryResponse) MaxVersion() int16 { return 1 }
 
 // IsFlexible reports whether the version uses compact types and tagged fields.
 func (*ReadShareGroupStateSummaryResponse) IsFlexible(version int16) bool { return version >= 0 }
@@ -24940,7 +25905,7 @@ func (m *ReadShareGroupStateSummaryResponse) decode(d *decoder, v int16, flex bo
 // ReadShareGroupStateSummaryResponseResult is a part of ReadShareGroupStateSummaryResponse (the
 // Results field).
 type ReadShareGroupStateSummaryResponseResult struct {
-	// The topic identifier
+	// The topic identifier.
 	TopicID UUID `kafka:"versions=0+"`
 	// The results for the partitions.
 	Partitions []ReadShareGroupStateSummaryResponseResultPartition `kafka:"versions=0+"`
@@ -24964,7 +25929,7 @@ func (m *ReadShareGroupStateSummaryResponseResult) append(b []byte, v int16, fle
 
 func (m *ReadShareGroupStateSummaryResponseResult) decode(d *decoder, v int16, flex bool) {
 	m.TopicID = d.uuid()
-	if n := d.arrayLen(flex, 20); n >= 0 {
+	if n := d.arrayLen(flex, 24); n >= 0 {
 		m.Partitions = make([]ReadShareGroupStateSummaryResponseResultPartition, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			m.Partitions[i].decode(d, v, flex)
@@ -24991,8 +25956,13 @@ type ReadShareGroupStateSummaryResponseResultPartition struct {
 	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
 	// The state epoch of the share-partition.
 	StateEpoch int32 `kafka:"versions=0+"`
+	// The leader epoch of the share-partition.
+	LeaderEpoch int32 `kafka:"versions=0+"`
 	// The share-partition start offset.
 	StartOffset int64 `kafka:"versions=0+"`
+	// The number of offsets greater than or equal to share-partition start offset for which delivery
+	// has been completed.
+	DeliveryCompleteCount int32 `kafka:"versions=1+"`
 	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
 	UnknownTags []TaggedField `kafka:"versions=0+"`
 }
@@ -25002,7 +25972,11 @@ func (m *ReadShareGroupStateSummaryResponseResultPartition) append(b []byte, v i
 	b = appendInt16(b, m.ErrorCode)
 	b = appendNullableString(b, m.ErrorMessage, flex)
 	b = appendInt32(b, m.StateEpoch)
+	b = appendInt32(b, m.LeaderEpoch)
 	b = appendInt64(b, m.StartOffset)
+	if v >= 1 {
+		b = appendInt32(b, m.DeliveryCompleteCount)
+	}
 	if flex {
 		n := len(m.UnknownTags)
 		b = appendUvarint(b, uint64(n))
@@ -25016,7 +25990,4462 @@ func (m *ReadShareGroupStateSummaryResponseResultPartition) decode(d *decoder, v
 	m.ErrorCode = d.int16()
 	m.ErrorMessage = d.nullableString(flex)
 	m.StateEpoch = d.int32()
+	m.LeaderEpoch = d.int32()
 	m.StartOffset = d.int64()
+	if v >= 1 {
+		m.DeliveryCompleteCount = d.int32()
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequest is the request of the StreamsGroupHeartbeat API (key 88), versions
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type StreamsGroupHeartbeatRequest struct {
+	// The group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The member ID generated by the streams consumer. The member ID must be kept during the entire
+	// lifetime of the streams consumer process.
+	MemberID string `kafka:"versions=0+"`
+	// The current member epoch; 0 to join the group; -1 to leave the group; -2 to indicate that the
+	// static member will rejoin.
+	MemberEpoch int32 `kafka:"versions=0+"`
+	// The current endpoint epoch of this client, represents the latest endpoint epoch this client
+	// received
+	EndpointInformationEpoch int32 `kafka:"versions=0+"`
+	// null if not provided or if it didn't change since the last heartbeat; the instance ID for static
+	// membership otherwise.
+	InstanceID *string `kafka:"versions=0+ nullable=0+"`
+	// null if not provided or if it didn't change since the last heartbeat; the rack ID of the member
+	// otherwise.
+	RackID *string `kafka:"versions=0+ nullable=0+"`
+	// -1 if it didn't change since the last heartbeat; the maximum time in milliseconds that the
+	// coordinator will wait on the member to revoke its tasks otherwise.
+	RebalanceTimeoutMs int32 `kafka:"versions=0+"`
+	// The topology metadata of the streams application. Used to initialize the topology of the group
+	// and to check if the topology corresponds to the topology initialized for the group. Only sent
+	// when memberEpoch = 0, must be non-empty. Null otherwise.
+	Topology *StreamsGroupHeartbeatRequestTopology `kafka:"versions=0+ nullable=0+"`
+	// Currently owned active tasks for this client. Null if unchanged since last heartbeat.
+	ActiveTasks []StreamsGroupHeartbeatRequestActiveTask `kafka:"versions=0+ nullable=0+"`
+	// Currently owned standby tasks for this client. Null if unchanged since last heartbeat.
+	StandbyTasks []StreamsGroupHeartbeatRequestStandbyTask `kafka:"versions=0+ nullable=0+"`
+	// Currently owned warm-up tasks for this client. Null if unchanged since last heartbeat.
+	WarmupTasks []StreamsGroupHeartbeatRequestWarmupTask `kafka:"versions=0+ nullable=0+"`
+	// Identity of the streams instance that may have multiple consumers. Null if unchanged since last
+	// heartbeat.
+	ProcessID *string `kafka:"versions=0+ nullable=0+"`
+	// User-defined endpoint for Interactive Queries. Null if unchanged since last heartbeat, or if not
+	// defined on the client.
+	UserEndpoint *StreamsGroupHeartbeatRequestUserEndpoint `kafka:"versions=0+ nullable=0+"`
+	// Used for rack-aware assignment algorithm. Null if unchanged since last heartbeat.
+	ClientTags []StreamsGroupHeartbeatRequestClientTag `kafka:"versions=0+ nullable=0+"`
+	// Cumulative changelog offsets for tasks. Only updated when a warm-up task has caught up, and
+	// according to the task offset interval. Null if unchanged since last heartbeat.
+	TaskOffsets []StreamsGroupHeartbeatRequestTaskOffset `kafka:"versions=0+ nullable=0+"`
+	// Cumulative changelog end-offsets for tasks. Only updated when a warm-up task has caught up, and
+	// according to the task offset interval. Null if unchanged since last heartbeat.
+	TaskEndOffsets []StreamsGroupHeartbeatRequestTaskEndOffset `kafka:"versions=0+ nullable=0+"`
+	// Whether all Streams clients in the group should shut down.
+	ShutdownApplication bool `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 88.
+func (*StreamsGroupHeartbeatRequest) APIKey() int16 { return 88 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupHeartbeatRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*StreamsGroupHeartbeatRequest) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupHeartbeatRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty StreamsGroupHeartbeatResponse.
+func (*StreamsGroupHeartbeatRequest) NewResponse() Response {
+	return new(StreamsGroupHeartbeatResponse)
+}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupHeartbeatRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupHeartbeatRequest) Decode(src []byte, version int16) error {
+	*m = StreamsGroupHeartbeatRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupHeartbeatRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendString(b, m.MemberID, flex)
+	b = appendInt32(b, m.MemberEpoch)
+	b = appendInt32(b, m.EndpointInformationEpoch)
+	b = appendNullableString(b, m.InstanceID, flex)
+	b = appendNullableString(b, m.RackID, flex)
+	b = appendInt32(b, m.RebalanceTimeoutMs)
+	if m.Topology == nil {
+		b = appendInt8(b, -1)
+	} else {
+		b = appendInt8(b, 1)
+		b = m.Topology.append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.ActiveTasks), m.ActiveTasks == nil, true, flex)
+	for i := range m.ActiveTasks {
+		b = m.ActiveTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.StandbyTasks), m.StandbyTasks == nil, true, flex)
+	for i := range m.StandbyTasks {
+		b = m.StandbyTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.WarmupTasks), m.WarmupTasks == nil, true, flex)
+	for i := range m.WarmupTasks {
+		b = m.WarmupTasks[i].append(b, v, flex)
+	}
+	b = appendNullableString(b, m.ProcessID, flex)
+	if m.UserEndpoint == nil {
+		b = appendInt8(b, -1)
+	} else {
+		b = appendInt8(b, 1)
+		b = m.UserEndpoint.append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.ClientTags), m.ClientTags == nil, true, flex)
+	for i := range m.ClientTags {
+		b = m.ClientTags[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.TaskOffsets), m.TaskOffsets == nil, true, flex)
+	for i := range m.TaskOffsets {
+		b = m.TaskOffsets[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.TaskEndOffsets), m.TaskEndOffsets == nil, true, flex)
+	for i := range m.TaskEndOffsets {
+		b = m.TaskEndOffsets[i].append(b, v, flex)
+	}
+	b = appendBool(b, m.ShutdownApplication)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequest) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	m.MemberID = d.string(flex)
+	m.MemberEpoch = d.int32()
+	m.EndpointInformationEpoch = d.int32()
+	m.InstanceID = d.nullableString(flex)
+	m.RackID = d.nullableString(flex)
+	m.RebalanceTimeoutMs = d.int32()
+	if !(true) || d.int8() >= 0 {
+		m.Topology = new(StreamsGroupHeartbeatRequestTopology)
+		m.Topology.decode(d, v, flex)
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ActiveTasks = make([]StreamsGroupHeartbeatRequestActiveTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ActiveTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.StandbyTasks = make([]StreamsGroupHeartbeatRequestStandbyTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StandbyTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.WarmupTasks = make([]StreamsGroupHeartbeatRequestWarmupTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.WarmupTasks[i].decode(d, v, flex)
+		}
+	}
+	m.ProcessID = d.nullableString(flex)
+	if !(true) || d.int8() >= 0 {
+		m.UserEndpoint = new(StreamsGroupHeartbeatRequestUserEndpoint)
+		m.UserEndpoint.decode(d, v, flex)
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ClientTags = make([]StreamsGroupHeartbeatRequestClientTag, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ClientTags[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 14); n >= 0 {
+		m.TaskOffsets = make([]StreamsGroupHeartbeatRequestTaskOffset, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TaskOffsets[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 14); n >= 0 {
+		m.TaskEndOffsets = make([]StreamsGroupHeartbeatRequestTaskEndOffset, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TaskEndOffsets[i].decode(d, v, flex)
+		}
+	}
+	m.ShutdownApplication = d.bool()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopology is a part of StreamsGroupHeartbeatRequest (the Topology
+// field).
+type StreamsGroupHeartbeatRequestTopology struct {
+	// The epoch of the topology. Used to check if the topology corresponds to the topology initialized
+	// on the brokers.
+	Epoch int32 `kafka:"versions=0+"`
+	// The sub-topologies of the streams application.
+	Subtopologies []StreamsGroupHeartbeatRequestTopologySubtopology `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.Epoch)
+	b = appendArrayLen(b, len(m.Subtopologies), m.Subtopologies == nil, false, flex)
+	for i := range m.Subtopologies {
+		b = m.Subtopologies[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopology) decode(d *decoder, v int16, flex bool) {
+	m.Epoch = d.int32()
+	if n := d.arrayLen(flex, 8); n >= 0 {
+		m.Subtopologies = make([]StreamsGroupHeartbeatRequestTopologySubtopology, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Subtopologies[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopology is a part of StreamsGroupHeartbeatRequest (the
+// Subtopologies field).
+type StreamsGroupHeartbeatRequestTopologySubtopology struct {
+	// String to uniquely identify the subtopology. Deterministically generated from the topology
+	SubtopologyID string `kafka:"versions=0+"`
+	// The topics the topology reads from.
+	SourceTopics []string `kafka:"versions=0+"`
+	// The regular expressions identifying topics the subtopology reads from.
+	SourceTopicRegex []string `kafka:"versions=0+"`
+	// The set of state changelog topics associated with this subtopology. Created automatically.
+	StateChangelogTopics []StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic `kafka:"versions=0+"`
+	// The repartition topics the subtopology writes to.
+	RepartitionSinkTopics []string `kafka:"versions=0+"`
+	// The set of source topics that are internally created repartition topics. Created automatically.
+	RepartitionSourceTopics []StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic `kafka:"versions=0+"`
+	// A subset of source topics that must be copartitioned.
+	CopartitionGroups []StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.SourceTopicRegex), m.SourceTopicRegex == nil, false, flex)
+	for _, e := range m.SourceTopicRegex {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.StateChangelogTopics), m.StateChangelogTopics == nil, false, flex)
+	for i := range m.StateChangelogTopics {
+		b = m.StateChangelogTopics[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.RepartitionSinkTopics), m.RepartitionSinkTopics == nil, false, flex)
+	for _, e := range m.RepartitionSinkTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.RepartitionSourceTopics), m.RepartitionSourceTopics == nil, false, flex)
+	for i := range m.RepartitionSourceTopics {
+		b = m.RepartitionSourceTopics[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.CopartitionGroups), m.CopartitionGroups == nil, false, flex)
+	for i := range m.CopartitionGroups {
+		b = m.CopartitionGroups[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopology) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopicRegex = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopicRegex[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 9); n >= 0 {
+		m.StateChangelogTopics = make([]StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StateChangelogTopics[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.RepartitionSinkTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.RepartitionSinkTopics[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 9); n >= 0 {
+		m.RepartitionSourceTopics = make([]StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.RepartitionSourceTopics[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.CopartitionGroups = make([]StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.CopartitionGroups[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic is a part of
+// StreamsGroupHeartbeatRequest (the StateChangelogTopics field).
+type StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic struct {
+	// The name of the topic.
+	Name string `kafka:"versions=0+"`
+	// The number of partitions in the topic. Can be 0 if no specific number of partitions is enforced.
+	// Always 0 for changelog topics.
+	Partitions int32 `kafka:"versions=0+"`
+	// The replication factor of the topic. Can be 0 if the default replication factor should be used.
+	ReplicationFactor int16 `kafka:"versions=0+"`
+	// Topic-level configurations as key-value pairs.
+	TopicConfigs []StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt32(b, m.Partitions)
+	b = appendInt16(b, m.ReplicationFactor)
+	b = appendArrayLen(b, len(m.TopicConfigs), m.TopicConfigs == nil, false, flex)
+	for i := range m.TopicConfigs {
+		b = m.TopicConfigs[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopic) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.Partitions = d.int32()
+	m.ReplicationFactor = d.int16()
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.TopicConfigs = make([]StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TopicConfigs[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig is a part of
+// StreamsGroupHeartbeatRequest (the TopicConfigs field).
+type StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig struct {
+	// key of the config
+	Key string `kafka:"versions=0+"`
+	// value of the config
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyStateChangelogTopicConfig) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic is a part of
+// StreamsGroupHeartbeatRequest (the RepartitionSourceTopics field).
+type StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic struct {
+	Name string `kafka:"versions=0+"`
+	// The partitions of the input topics processed by this member.
+	Partitions        int32                                                                         `kafka:"versions=0+"`
+	ReplicationFactor int16                                                                         `kafka:"versions=0+"`
+	TopicConfigs      []StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt32(b, m.Partitions)
+	b = appendInt16(b, m.ReplicationFactor)
+	b = appendArrayLen(b, len(m.TopicConfigs), m.TopicConfigs == nil, false, flex)
+	for i := range m.TopicConfigs {
+		b = m.TopicConfigs[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopic) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.Partitions = d.int32()
+	m.ReplicationFactor = d.int16()
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.TopicConfigs = make([]StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TopicConfigs[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig is a part of
+// StreamsGroupHeartbeatRequest (the TopicConfigs field).
+type StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig struct {
+	Key   string `kafka:"versions=0+"`
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyRepartitionSourceTopicConfig) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup is a part of
+// StreamsGroupHeartbeatRequest (the CopartitionGroups field).
+type StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup struct {
+	// The topics the topology reads from. Index into the array on the subtopology level.
+	SourceTopics []int16 `kafka:"versions=0+"`
+	// Regular expressions identifying topics the subtopology reads from. Index into the array on the
+	// subtopology level.
+	SourceTopicRegex []int16 `kafka:"versions=0+"`
+	// The set of source topics that are internally created repartition topics. Index into the array on
+	// the subtopology level.
+	RepartitionSourceTopics []int16 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendInt16(b, e)
+	}
+	b = appendArrayLen(b, len(m.SourceTopicRegex), m.SourceTopicRegex == nil, false, flex)
+	for _, e := range m.SourceTopicRegex {
+		b = appendInt16(b, e)
+	}
+	b = appendArrayLen(b, len(m.RepartitionSourceTopics), m.RepartitionSourceTopics == nil, false, flex)
+	for _, e := range m.RepartitionSourceTopics {
+		b = appendInt16(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTopologySubtopologyCopartitionGroup) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 2); n >= 0 {
+		m.SourceTopics = make([]int16, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.int16()
+		}
+	}
+	if n := d.arrayLen(flex, 2); n >= 0 {
+		m.SourceTopicRegex = make([]int16, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopicRegex[i] = d.int16()
+		}
+	}
+	if n := d.arrayLen(flex, 2); n >= 0 {
+		m.RepartitionSourceTopics = make([]int16, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.RepartitionSourceTopics[i] = d.int16()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestActiveTask is a part of StreamsGroupHeartbeatRequest (the
+// ActiveTasks field).
+type StreamsGroupHeartbeatRequestActiveTask struct {
+	// The subtopology identifier.
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestActiveTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestActiveTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestStandbyTask is a part of StreamsGroupHeartbeatRequest (the
+// StandbyTasks field).
+type StreamsGroupHeartbeatRequestStandbyTask struct {
+	// The subtopology identifier.
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestStandbyTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestStandbyTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestWarmupTask is a part of StreamsGroupHeartbeatRequest (the
+// WarmupTasks field).
+type StreamsGroupHeartbeatRequestWarmupTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestWarmupTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestWarmupTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestUserEndpoint is a part of StreamsGroupHeartbeatRequest (the
+// UserEndpoint field).
+type StreamsGroupHeartbeatRequestUserEndpoint struct {
+	// host of the endpoint
+	Host string `kafka:"versions=0+"`
+	// port of the endpoint
+	Port uint16 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestUserEndpoint) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Host, flex)
+	b = appendUint16(b, m.Port)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestUserEndpoint) decode(d *decoder, v int16, flex bool) {
+	m.Host = d.string(flex)
+	m.Port = d.uint16()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestClientTag is a part of StreamsGroupHeartbeatRequest (the ClientTags
+// field).
+type StreamsGroupHeartbeatRequestClientTag struct {
+	Key   string `kafka:"versions=0+"`
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestClientTag) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestClientTag) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTaskOffset is a part of StreamsGroupHeartbeatRequest (the
+// TaskOffsets field).
+type StreamsGroupHeartbeatRequestTaskOffset struct {
+	SubtopologyID string `kafka:"versions=0+"`
+	// The partition.
+	Partition int32 `kafka:"versions=0+"`
+	// The offset.
+	Offset int64 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTaskOffset) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendInt32(b, m.Partition)
+	b = appendInt64(b, m.Offset)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTaskOffset) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	m.Partition = d.int32()
+	m.Offset = d.int64()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatRequestTaskEndOffset is a part of StreamsGroupHeartbeatRequest (the
+// TaskEndOffsets field).
+type StreamsGroupHeartbeatRequestTaskEndOffset struct {
+	SubtopologyID string `kafka:"versions=0+"`
+	Partition     int32  `kafka:"versions=0+"`
+	Offset        int64  `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatRequestTaskEndOffset) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendInt32(b, m.Partition)
+	b = appendInt64(b, m.Offset)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatRequestTaskEndOffset) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	m.Partition = d.int32()
+	m.Offset = d.int64()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponse is the response of the StreamsGroupHeartbeat API (key 88),
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type StreamsGroupHeartbeatResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The top-level error code, or 0 if there was no error
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The member id is always generated by the streams consumer.
+	MemberID string `kafka:"versions=0+"`
+	// The member epoch.
+	MemberEpoch int32 `kafka:"versions=0+"`
+	// The heartbeat interval in milliseconds.
+	HeartbeatIntervalMs int32 `kafka:"versions=0+"`
+	// Deprecated. The maximum acceptable lag (number of offsets to catch up) for a client to be
+	// considered caught-up enough to receive an active task assignment. Use AcceptableRecoveryLag
+	// instead.
+	AcceptableRecoveryLagLegacy int32 `kafka:"versions=0"`
+	// The interval in which the task changelog offsets on a client are updated on the broker. The
+	// offsets are sent with the next heartbeat after this time has passed.
+	TaskOffsetIntervalMs int32 `kafka:"versions=0+"`
+	// The maximum acceptable lag (number of offsets to catch up) for a client to be considered
+	// caught-up enough to receive an active task assignment. A value of -1 indicates the broker does
+	// not support this configuration.
+	AcceptableRecoveryLag int64 `kafka:"versions=1+"`
+	// Indicate zero or more status for the group.
+	Status []StreamsGroupHeartbeatResponseStatus `kafka:"versions=0+ nullable=0+"`
+	// Assigned active tasks for this client. Null if unchanged since last heartbeat.
+	ActiveTasks []StreamsGroupHeartbeatResponseActiveTask `kafka:"versions=0+ nullable=0+"`
+	// Assigned standby tasks for this client. Null if unchanged since last heartbeat.
+	StandbyTasks []StreamsGroupHeartbeatResponseStandbyTask `kafka:"versions=0+ nullable=0+"`
+	// Assigned warm-up tasks for this client. Null if unchanged since last heartbeat.
+	WarmupTasks []StreamsGroupHeartbeatResponseWarmupTask `kafka:"versions=0+ nullable=0+"`
+	// True if the broker does not have an up-to-date topology description for this group. The client
+	// should send the topology description via StreamsGroupTopologyDescriptionUpdate.
+	TopologyDescriptionRequired bool `kafka:"versions=1+"`
+	// The endpoint epoch set in the response
+	EndpointInformationEpoch int32 `kafka:"versions=0+"`
+	// Global assignment information used for IQ. There is one entry per member, so several entries
+	// carry the same UserEndpoint when a client runs more than one stream thread; clients must union
+	// the entries of an endpoint. Null if unchanged since last heartbeat.
+	PartitionsByUserEndpoint []StreamsGroupHeartbeatResponsePartitionsByUserEndpoint `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 88.
+func (*StreamsGroupHeartbeatResponse) APIKey() int16 { return 88 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupHeartbeatResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*StreamsGroupHeartbeatResponse) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupHeartbeatResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*StreamsGroupHeartbeatResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupHeartbeatResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupHeartbeatResponse) Decode(src []byte, version int16) error {
+	*m = StreamsGroupHeartbeatResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupHeartbeatResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	b = appendString(b, m.MemberID, flex)
+	b = appendInt32(b, m.MemberEpoch)
+	b = appendInt32(b, m.HeartbeatIntervalMs)
+	if v <= 0 {
+		b = appendInt32(b, m.AcceptableRecoveryLagLegacy)
+	}
+	b = appendInt32(b, m.TaskOffsetIntervalMs)
+	if v >= 1 {
+		b = appendInt64(b, m.AcceptableRecoveryLag)
+	}
+	b = appendArrayLen(b, len(m.Status), m.Status == nil, true, flex)
+	for i := range m.Status {
+		b = m.Status[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.ActiveTasks), m.ActiveTasks == nil, true, flex)
+	for i := range m.ActiveTasks {
+		b = m.ActiveTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.StandbyTasks), m.StandbyTasks == nil, true, flex)
+	for i := range m.StandbyTasks {
+		b = m.StandbyTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.WarmupTasks), m.WarmupTasks == nil, true, flex)
+	for i := range m.WarmupTasks {
+		b = m.WarmupTasks[i].append(b, v, flex)
+	}
+	if v >= 1 {
+		b = appendBool(b, m.TopologyDescriptionRequired)
+	}
+	b = appendInt32(b, m.EndpointInformationEpoch)
+	b = appendArrayLen(b, len(m.PartitionsByUserEndpoint), m.PartitionsByUserEndpoint == nil, true, flex)
+	for i := range m.PartitionsByUserEndpoint {
+		b = m.PartitionsByUserEndpoint[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	m.MemberID = d.string(flex)
+	m.MemberEpoch = d.int32()
+	m.HeartbeatIntervalMs = d.int32()
+	if v <= 0 {
+		m.AcceptableRecoveryLagLegacy = d.int32()
+	}
+	m.TaskOffsetIntervalMs = d.int32()
+	if v >= 1 {
+		m.AcceptableRecoveryLag = d.int64()
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Status = make([]StreamsGroupHeartbeatResponseStatus, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Status[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ActiveTasks = make([]StreamsGroupHeartbeatResponseActiveTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ActiveTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.StandbyTasks = make([]StreamsGroupHeartbeatResponseStandbyTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StandbyTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.WarmupTasks = make([]StreamsGroupHeartbeatResponseWarmupTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.WarmupTasks[i].decode(d, v, flex)
+		}
+	}
+	if v >= 1 {
+		m.TopologyDescriptionRequired = d.bool()
+	}
+	m.EndpointInformationEpoch = d.int32()
+	if n := d.arrayLen(flex, 7); n >= 0 {
+		m.PartitionsByUserEndpoint = make([]StreamsGroupHeartbeatResponsePartitionsByUserEndpoint, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.PartitionsByUserEndpoint[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponseStatus is a part of StreamsGroupHeartbeatResponse (the Status
+// field).
+type StreamsGroupHeartbeatResponseStatus struct {
+	// A code to indicate that a particular status is active for the group membership
+	StatusCode int8 `kafka:"versions=0+"`
+	// A string representation of the status.
+	StatusDetail string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponseStatus) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt8(b, m.StatusCode)
+	b = appendString(b, m.StatusDetail, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponseStatus) decode(d *decoder, v int16, flex bool) {
+	m.StatusCode = d.int8()
+	m.StatusDetail = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponseActiveTask is a part of StreamsGroupHeartbeatResponse (the
+// ActiveTasks field).
+type StreamsGroupHeartbeatResponseActiveTask struct {
+	// The subtopology identifier.
+	SubtopologyID string `kafka:"versions=0+"`
+	// The partitions of the input topics processed by this member.
+	Partitions []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponseActiveTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponseActiveTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponseStandbyTask is a part of StreamsGroupHeartbeatResponse (the
+// StandbyTasks field).
+type StreamsGroupHeartbeatResponseStandbyTask struct {
+	SubtopologyID string `kafka:"versions=0+"`
+	// partitions
+	Partitions []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponseStandbyTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponseStandbyTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponseWarmupTask is a part of StreamsGroupHeartbeatResponse (the
+// WarmupTasks field).
+type StreamsGroupHeartbeatResponseWarmupTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponseWarmupTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponseWarmupTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponsePartitionsByUserEndpoint is a part of StreamsGroupHeartbeatResponse
+// (the PartitionsByUserEndpoint field).
+type StreamsGroupHeartbeatResponsePartitionsByUserEndpoint struct {
+	// User-defined endpoint to connect to the node
+	UserEndpoint StreamsGroupHeartbeatResponsePartitionsByUserEndpointItem `kafka:"versions=0+"`
+	// The source topic partitions, including repartition source topics, of the active tasks assigned
+	// to this member
+	ActivePartitions []StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition `kafka:"versions=0+"`
+	// The source topic partitions, including repartition source topics, of the standby and warm-up
+	// tasks assigned to this member
+	StandbyPartitions []StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpoint) append(b []byte, v int16, flex bool) []byte {
+	b = m.UserEndpoint.append(b, v, flex)
+	b = appendArrayLen(b, len(m.ActivePartitions), m.ActivePartitions == nil, false, flex)
+	for i := range m.ActivePartitions {
+		b = m.ActivePartitions[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.StandbyPartitions), m.StandbyPartitions == nil, false, flex)
+	for i := range m.StandbyPartitions {
+		b = m.StandbyPartitions[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpoint) decode(d *decoder, v int16, flex bool) {
+	m.UserEndpoint.decode(d, v, flex)
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ActivePartitions = make([]StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ActivePartitions[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.StandbyPartitions = make([]StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StandbyPartitions[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponsePartitionsByUserEndpointItem is a part of
+// StreamsGroupHeartbeatResponse (the UserEndpoint field).
+type StreamsGroupHeartbeatResponsePartitionsByUserEndpointItem struct {
+	// host of the endpoint
+	Host string `kafka:"versions=0+"`
+	// port of the endpoint
+	Port uint16 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointItem) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Host, flex)
+	b = appendUint16(b, m.Port)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointItem) decode(d *decoder, v int16, flex bool) {
+	m.Host = d.string(flex)
+	m.Port = d.uint16()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition is a part of
+// StreamsGroupHeartbeatResponse (the ActivePartitions field).
+type StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition struct {
+	// topic name
+	Topic      string  `kafka:"versions=0+"`
+	Partitions []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Topic, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointActivePartition) decode(d *decoder, v int16, flex bool) {
+	m.Topic = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition is a part of
+// StreamsGroupHeartbeatResponse (the StandbyPartitions field).
+type StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition struct {
+	Topic      string  `kafka:"versions=0+"`
+	Partitions []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Topic, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupHeartbeatResponsePartitionsByUserEndpointStandbyPartition) decode(d *decoder, v int16, flex bool) {
+	m.Topic = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeRequest is the request of the StreamsGroupDescribe API (key 89), versions
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type StreamsGroupDescribeRequest struct {
+	// The ids of the groups to describe
+	GroupIDs []string `kafka:"versions=0+"`
+	// Whether to include authorized operations.
+	IncludeAuthorizedOperations bool `kafka:"versions=0+"`
+	// Whether to include the full topology description from the topology description plugin in the
+	// response.
+	IncludeTopologyDescription bool `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 89.
+func (*StreamsGroupDescribeRequest) APIKey() int16 { return 89 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupDescribeRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*StreamsGroupDescribeRequest) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupDescribeRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty StreamsGroupDescribeResponse.
+func (*StreamsGroupDescribeRequest) NewResponse() Response { return new(StreamsGroupDescribeResponse) }
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupDescribeRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupDescribeRequest) Decode(src []byte, version int16) error {
+	*m = StreamsGroupDescribeRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupDescribeRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.GroupIDs), m.GroupIDs == nil, false, flex)
+	for _, e := range m.GroupIDs {
+		b = appendString(b, e, flex)
+	}
+	b = appendBool(b, m.IncludeAuthorizedOperations)
+	if v >= 1 {
+		b = appendBool(b, m.IncludeTopologyDescription)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeRequest) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.GroupIDs = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.GroupIDs[i] = d.string(flex)
+		}
+	}
+	m.IncludeAuthorizedOperations = d.bool()
+	if v >= 1 {
+		m.IncludeTopologyDescription = d.bool()
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponse is the response of the StreamsGroupDescribe API (key 89), versions
+// 0-1, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type StreamsGroupDescribeResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// Each described group.
+	Groups []StreamsGroupDescribeResponseGroup `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 89.
+func (*StreamsGroupDescribeResponse) APIKey() int16 { return 89 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupDescribeResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*StreamsGroupDescribeResponse) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupDescribeResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*StreamsGroupDescribeResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupDescribeResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupDescribeResponse) Decode(src []byte, version int16) error {
+	*m = StreamsGroupDescribeResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupDescribeResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendArrayLen(b, len(m.Groups), m.Groups == nil, false, flex)
+	for i := range m.Groups {
+		b = m.Groups[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	if n := d.arrayLen(flex, 20); n >= 0 {
+		m.Groups = make([]StreamsGroupDescribeResponseGroup, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Groups[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroup is a part of StreamsGroupDescribeResponse (the Groups field).
+type StreamsGroupDescribeResponseGroup struct {
+	// The describe error, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The group ID string.
+	GroupID string `kafka:"versions=0+"`
+	// The group state string, or the empty string.
+	GroupState string `kafka:"versions=0+"`
+	// The group epoch.
+	GroupEpoch int32 `kafka:"versions=0+"`
+	// The assignment epoch.
+	AssignmentEpoch int32 `kafka:"versions=0+"`
+	// The topology metadata currently initialized for the streams application. Can be null in case of
+	// a describe error.
+	Topology *StreamsGroupDescribeResponseGroupTopology `kafka:"versions=0+ nullable=0+"`
+	// The members.
+	Members []StreamsGroupDescribeResponseGroupMember `kafka:"versions=0+"`
+	// 32-bit bitfield to represent authorized operations for this group.
+	AuthorizedOperations int32 `kafka:"versions=0+"`
+	// The full topology description for this group. Non-null if and only if TopologyDescriptionStatus
+	// is AVAILABLE (3); null otherwise.
+	TopologyDescription *StreamsGroupDescribeResponseGroupTopologyDescription `kafka:"versions=1+ nullable=1+"`
+	// The status of the topology description for this group, paired with TopologyDescription:
+	// 0=NOT_REQUESTED (client did not set IncludeTopologyDescription; TopologyDescription is null);
+	// 1=NOT_STORED (no description recorded for this group; TopologyDescription is null); 2=ERROR
+	// (broker failed to fetch the description, see broker logs; TopologyDescription is null);
+	// 3=AVAILABLE (TopologyDescription is non-null and carries the description).
+	TopologyDescriptionStatus int8 `kafka:"versions=1+"`
+	// The task assignor that the group coordinator will use for the next assignment computation. This
+	// may differ from the assignor that computed the current assignment, because changing the assignor
+	// configuration does not trigger a rebalance. Null in case of a describe error.
+	AssignorName *string `kafka:"versions=1+ nullable=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroup) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	b = appendString(b, m.GroupID, flex)
+	b = appendString(b, m.GroupState, flex)
+	b = appendInt32(b, m.GroupEpoch)
+	b = appendInt32(b, m.AssignmentEpoch)
+	if m.Topology == nil {
+		b = appendInt8(b, -1)
+	} else {
+		b = appendInt8(b, 1)
+		b = m.Topology.append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.Members), m.Members == nil, false, flex)
+	for i := range m.Members {
+		b = m.Members[i].append(b, v, flex)
+	}
+	b = appendInt32(b, m.AuthorizedOperations)
+	if v >= 1 {
+		if m.TopologyDescription == nil {
+			b = appendInt8(b, -1)
+		} else {
+			b = appendInt8(b, 1)
+			b = m.TopologyDescription.append(b, v, flex)
+		}
+	}
+	if v >= 1 {
+		b = appendInt8(b, m.TopologyDescriptionStatus)
+	}
+	if v >= 1 {
+		b = appendNullableString(b, m.AssignorName, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroup) decode(d *decoder, v int16, flex bool) {
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	m.GroupID = d.string(flex)
+	m.GroupState = d.string(flex)
+	m.GroupEpoch = d.int32()
+	m.AssignmentEpoch = d.int32()
+	if !(true) || d.int8() >= 0 {
+		m.Topology = new(StreamsGroupDescribeResponseGroupTopology)
+		m.Topology.decode(d, v, flex)
+	}
+	if n := d.arrayLen(flex, 28); n >= 0 {
+		m.Members = make([]StreamsGroupDescribeResponseGroupMember, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Members[i].decode(d, v, flex)
+		}
+	}
+	m.AuthorizedOperations = d.int32()
+	if v >= 1 {
+		if !(true) || d.int8() >= 0 {
+			m.TopologyDescription = new(StreamsGroupDescribeResponseGroupTopologyDescription)
+			m.TopologyDescription.decode(d, v, flex)
+		}
+	}
+	if v >= 1 {
+		m.TopologyDescriptionStatus = d.int8()
+	}
+	if v >= 1 {
+		m.AssignorName = d.nullableString(flex)
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopology is a part of StreamsGroupDescribeResponse (the
+// Topology field).
+type StreamsGroupDescribeResponseGroupTopology struct {
+	// The epoch of the currently initialized topology for this group.
+	Epoch int32 `kafka:"versions=0+"`
+	// The subtopologies of the streams application. This contains the configured subtopologies, where
+	// the number of partitions are set and any regular expressions are resolved to actual topics. Null
+	// if the group is uninitialized, source topics are missing or incorrectly partitioned.
+	Subtopologies []StreamsGroupDescribeResponseGroupTopologySubtopology `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.Epoch)
+	b = appendArrayLen(b, len(m.Subtopologies), m.Subtopologies == nil, true, flex)
+	for i := range m.Subtopologies {
+		b = m.Subtopologies[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopology) decode(d *decoder, v int16, flex bool) {
+	m.Epoch = d.int32()
+	if n := d.arrayLen(flex, 6); n >= 0 {
+		m.Subtopologies = make([]StreamsGroupDescribeResponseGroupTopologySubtopology, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Subtopologies[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologySubtopology is a part of StreamsGroupDescribeResponse
+// (the Subtopologies field).
+type StreamsGroupDescribeResponseGroupTopologySubtopology struct {
+	// String to uniquely identify the subtopology.
+	SubtopologyID string `kafka:"versions=0+"`
+	// The topics the subtopology reads from.
+	SourceTopics []string `kafka:"versions=0+"`
+	// The repartition topics the subtopology writes to.
+	RepartitionSinkTopics []string `kafka:"versions=0+"`
+	// The set of state changelog topics associated with this subtopology. Created automatically.
+	StateChangelogTopics []StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic `kafka:"versions=0+"`
+	// The set of source topics that are internally created repartition topics. Created automatically.
+	RepartitionSourceTopics []StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.RepartitionSinkTopics), m.RepartitionSinkTopics == nil, false, flex)
+	for _, e := range m.RepartitionSinkTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.StateChangelogTopics), m.StateChangelogTopics == nil, false, flex)
+	for i := range m.StateChangelogTopics {
+		b = m.StateChangelogTopics[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.RepartitionSourceTopics), m.RepartitionSourceTopics == nil, false, flex)
+	for i := range m.RepartitionSourceTopics {
+		b = m.RepartitionSourceTopics[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopology) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.RepartitionSinkTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.RepartitionSinkTopics[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 9); n >= 0 {
+		m.StateChangelogTopics = make([]StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StateChangelogTopics[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 9); n >= 0 {
+		m.RepartitionSourceTopics = make([]StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.RepartitionSourceTopics[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic is a part of
+// StreamsGroupDescribeResponse (the StateChangelogTopics field).
+type StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic struct {
+	// The name of the topic.
+	Name string `kafka:"versions=0+"`
+	// The number of partitions in the topic. Can be 0 if no specific number of partitions is enforced.
+	// Always 0 for changelog topics.
+	Partitions int32 `kafka:"versions=0+"`
+	// The replication factor of the topic. Can be 0 if the default replication factor should be used.
+	ReplicationFactor int16 `kafka:"versions=0+"`
+	// Topic-level configurations as key-value pairs.
+	TopicConfigs []StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt32(b, m.Partitions)
+	b = appendInt16(b, m.ReplicationFactor)
+	b = appendArrayLen(b, len(m.TopicConfigs), m.TopicConfigs == nil, false, flex)
+	for i := range m.TopicConfigs {
+		b = m.TopicConfigs[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopic) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.Partitions = d.int32()
+	m.ReplicationFactor = d.int16()
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.TopicConfigs = make([]StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TopicConfigs[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig is a part of
+// StreamsGroupDescribeResponse (the TopicConfigs field).
+type StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig struct {
+	// key of the config
+	Key string `kafka:"versions=0+"`
+	// value of the config
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyStateChangelogTopicConfig) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic is a part of
+// StreamsGroupDescribeResponse (the RepartitionSourceTopics field).
+type StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic struct {
+	// The name of this node (e.g., KSTREAM-SOURCE-0000000000).
+	Name string `kafka:"versions=0+"`
+	// The partitions of the input topics processed by this member.
+	Partitions        int32                                                                              `kafka:"versions=0+"`
+	ReplicationFactor int16                                                                              `kafka:"versions=0+"`
+	TopicConfigs      []StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt32(b, m.Partitions)
+	b = appendInt16(b, m.ReplicationFactor)
+	b = appendArrayLen(b, len(m.TopicConfigs), m.TopicConfigs == nil, false, flex)
+	for i := range m.TopicConfigs {
+		b = m.TopicConfigs[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopic) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.Partitions = d.int32()
+	m.ReplicationFactor = d.int16()
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.TopicConfigs = make([]StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TopicConfigs[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig is a part of
+// StreamsGroupDescribeResponse (the TopicConfigs field).
+type StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig struct {
+	Key   string `kafka:"versions=0+"`
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologySubtopologyRepartitionSourceTopicConfig) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMember is a part of StreamsGroupDescribeResponse (the Members
+// field).
+type StreamsGroupDescribeResponseGroupMember struct {
+	// The member ID.
+	MemberID string `kafka:"versions=0+"`
+	// The member epoch.
+	MemberEpoch int32 `kafka:"versions=0+"`
+	// The member instance ID for static membership.
+	InstanceID *string `kafka:"versions=0+ nullable=0+"`
+	// The rack ID.
+	RackID *string `kafka:"versions=0+ nullable=0+"`
+	// The client ID.
+	ClientID string `kafka:"versions=0+"`
+	// The client host.
+	ClientHost string `kafka:"versions=0+"`
+	// The epoch of the topology on the client.
+	TopologyEpoch int32 `kafka:"versions=0+"`
+	// Identity of the streams instance that may have multiple clients.
+	ProcessID string `kafka:"versions=0+"`
+	// User-defined endpoint for Interactive Queries. Null if not defined for this client.
+	UserEndpoint *StreamsGroupDescribeResponseGroupMemberUserEndpoint `kafka:"versions=0+ nullable=0+"`
+	// Used for rack-aware assignment algorithm.
+	ClientTags []StreamsGroupDescribeResponseGroupMemberClientTag `kafka:"versions=0+"`
+	// Cumulative changelog offsets for tasks.
+	TaskOffsets []StreamsGroupDescribeResponseGroupMemberTaskOffset `kafka:"versions=0+"`
+	// Cumulative changelog end offsets for tasks.
+	TaskEndOffsets []StreamsGroupDescribeResponseGroupMemberTaskEndOffset `kafka:"versions=0+"`
+	// The current assignment.
+	Assignment StreamsGroupDescribeResponseGroupMemberAssignment `kafka:"versions=0+"`
+	// The target assignment.
+	TargetAssignment StreamsGroupDescribeResponseGroupMemberTargetAssignment `kafka:"versions=0+"`
+	// True for classic members that have not been upgraded yet.
+	IsClassic bool `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMember) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.MemberID, flex)
+	b = appendInt32(b, m.MemberEpoch)
+	b = appendNullableString(b, m.InstanceID, flex)
+	b = appendNullableString(b, m.RackID, flex)
+	b = appendString(b, m.ClientID, flex)
+	b = appendString(b, m.ClientHost, flex)
+	b = appendInt32(b, m.TopologyEpoch)
+	b = appendString(b, m.ProcessID, flex)
+	if m.UserEndpoint == nil {
+		b = appendInt8(b, -1)
+	} else {
+		b = appendInt8(b, 1)
+		b = m.UserEndpoint.append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.ClientTags), m.ClientTags == nil, false, flex)
+	for i := range m.ClientTags {
+		b = m.ClientTags[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.TaskOffsets), m.TaskOffsets == nil, false, flex)
+	for i := range m.TaskOffsets {
+		b = m.TaskOffsets[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.TaskEndOffsets), m.TaskEndOffsets == nil, false, flex)
+	for i := range m.TaskEndOffsets {
+		b = m.TaskEndOffsets[i].append(b, v, flex)
+	}
+	b = m.Assignment.append(b, v, flex)
+	b = m.TargetAssignment.append(b, v, flex)
+	b = appendBool(b, m.IsClassic)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMember) decode(d *decoder, v int16, flex bool) {
+	m.MemberID = d.string(flex)
+	m.MemberEpoch = d.int32()
+	m.InstanceID = d.nullableString(flex)
+	m.RackID = d.nullableString(flex)
+	m.ClientID = d.string(flex)
+	m.ClientHost = d.string(flex)
+	m.TopologyEpoch = d.int32()
+	m.ProcessID = d.string(flex)
+	if !(true) || d.int8() >= 0 {
+		m.UserEndpoint = new(StreamsGroupDescribeResponseGroupMemberUserEndpoint)
+		m.UserEndpoint.decode(d, v, flex)
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ClientTags = make([]StreamsGroupDescribeResponseGroupMemberClientTag, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ClientTags[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 14); n >= 0 {
+		m.TaskOffsets = make([]StreamsGroupDescribeResponseGroupMemberTaskOffset, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TaskOffsets[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 14); n >= 0 {
+		m.TaskEndOffsets = make([]StreamsGroupDescribeResponseGroupMemberTaskEndOffset, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.TaskEndOffsets[i].decode(d, v, flex)
+		}
+	}
+	m.Assignment.decode(d, v, flex)
+	m.TargetAssignment.decode(d, v, flex)
+	m.IsClassic = d.bool()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberUserEndpoint is a part of StreamsGroupDescribeResponse
+// (the UserEndpoint field).
+type StreamsGroupDescribeResponseGroupMemberUserEndpoint struct {
+	// host of the endpoint
+	Host string `kafka:"versions=0+"`
+	// port of the endpoint
+	Port uint16 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberUserEndpoint) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Host, flex)
+	b = appendUint16(b, m.Port)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberUserEndpoint) decode(d *decoder, v int16, flex bool) {
+	m.Host = d.string(flex)
+	m.Port = d.uint16()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberClientTag is a part of StreamsGroupDescribeResponse (the
+// ClientTags field).
+type StreamsGroupDescribeResponseGroupMemberClientTag struct {
+	Key   string `kafka:"versions=0+"`
+	Value string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberClientTag) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Key, flex)
+	b = appendString(b, m.Value, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberClientTag) decode(d *decoder, v int16, flex bool) {
+	m.Key = d.string(flex)
+	m.Value = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTaskOffset is a part of StreamsGroupDescribeResponse (the
+// TaskOffsets field).
+type StreamsGroupDescribeResponseGroupMemberTaskOffset struct {
+	// The subtopology identifier.
+	SubtopologyID string `kafka:"versions=0+"`
+	// The partition.
+	Partition int32 `kafka:"versions=0+"`
+	// The offset.
+	Offset int64 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTaskOffset) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendInt32(b, m.Partition)
+	b = appendInt64(b, m.Offset)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTaskOffset) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	m.Partition = d.int32()
+	m.Offset = d.int64()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTaskEndOffset is a part of StreamsGroupDescribeResponse
+// (the TaskEndOffsets field).
+type StreamsGroupDescribeResponseGroupMemberTaskEndOffset struct {
+	// The subtopology identifier.
+	SubtopologyID string `kafka:"versions=0+"`
+	Partition     int32  `kafka:"versions=0+"`
+	Offset        int64  `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTaskEndOffset) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendInt32(b, m.Partition)
+	b = appendInt64(b, m.Offset)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTaskEndOffset) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	m.Partition = d.int32()
+	m.Offset = d.int64()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberAssignment is a part of StreamsGroupDescribeResponse (the
+// Assignment field).
+type StreamsGroupDescribeResponseGroupMemberAssignment struct {
+	// Active tasks for this client.
+	ActiveTasks []StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask `kafka:"versions=0+"`
+	// Standby tasks for this client.
+	StandbyTasks []StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask `kafka:"versions=0+"`
+	// Warm-up tasks for this client.
+	WarmupTasks []StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignment) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.ActiveTasks), m.ActiveTasks == nil, false, flex)
+	for i := range m.ActiveTasks {
+		b = m.ActiveTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.StandbyTasks), m.StandbyTasks == nil, false, flex)
+	for i := range m.StandbyTasks {
+		b = m.StandbyTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.WarmupTasks), m.WarmupTasks == nil, false, flex)
+	for i := range m.WarmupTasks {
+		b = m.WarmupTasks[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignment) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ActiveTasks = make([]StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ActiveTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.StandbyTasks = make([]StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StandbyTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.WarmupTasks = make([]StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.WarmupTasks[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask is a part of
+// StreamsGroupDescribeResponse (the ActiveTasks field).
+type StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask struct {
+	// The subtopology identifier, unique within the topology.
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentActiveTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask is a part of
+// StreamsGroupDescribeResponse (the StandbyTasks field).
+type StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentStandbyTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask is a part of
+// StreamsGroupDescribeResponse (the WarmupTasks field).
+type StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberAssignmentWarmupTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTargetAssignment is a part of
+// StreamsGroupDescribeResponse (the TargetAssignment field).
+type StreamsGroupDescribeResponseGroupMemberTargetAssignment struct {
+	ActiveTasks  []StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask  `kafka:"versions=0+"`
+	StandbyTasks []StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask `kafka:"versions=0+"`
+	WarmupTasks  []StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask  `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignment) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.ActiveTasks), m.ActiveTasks == nil, false, flex)
+	for i := range m.ActiveTasks {
+		b = m.ActiveTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.StandbyTasks), m.StandbyTasks == nil, false, flex)
+	for i := range m.StandbyTasks {
+		b = m.StandbyTasks[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.WarmupTasks), m.WarmupTasks == nil, false, flex)
+	for i := range m.WarmupTasks {
+		b = m.WarmupTasks[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignment) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.ActiveTasks = make([]StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.ActiveTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.StandbyTasks = make([]StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.StandbyTasks[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.WarmupTasks = make([]StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.WarmupTasks[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask is a part of
+// StreamsGroupDescribeResponse (the ActiveTasks field).
+type StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentActiveTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask is a part of
+// StreamsGroupDescribeResponse (the StandbyTasks field).
+type StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentStandbyTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask is a part of
+// StreamsGroupDescribeResponse (the WarmupTasks field).
+type StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask struct {
+	SubtopologyID string  `kafka:"versions=0+"`
+	Partitions    []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupMemberTargetAssignmentWarmupTask) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescription is a part of StreamsGroupDescribeResponse
+// (the TopologyDescription field).
+type StreamsGroupDescribeResponseGroupTopologyDescription struct {
+	// The subtopologies that make up this topology.
+	Subtopologies []StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology `kafka:"versions=1+"`
+	// Global state stores used by this topology.
+	GlobalStores []StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescription) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.Subtopologies), m.Subtopologies == nil, false, flex)
+	for i := range m.Subtopologies {
+		b = m.Subtopologies[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.GlobalStores), m.GlobalStores == nil, false, flex)
+	for i := range m.GlobalStores {
+		b = m.GlobalStores[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescription) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Subtopologies = make([]StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Subtopologies[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 15); n >= 0 {
+		m.GlobalStores = make([]StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.GlobalStores[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology is a part of
+// StreamsGroupDescribeResponse (the Subtopologies field).
+type StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology struct {
+	SubtopologyID string `kafka:"versions=1+"`
+	// The processing nodes in this subtopology.
+	Nodes []StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Nodes), m.Nodes == nil, false, flex)
+	for i := range m.Nodes {
+		b = m.Nodes[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopology) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 7); n >= 0 {
+		m.Nodes = make([]StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Nodes[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode is a part of
+// StreamsGroupDescribeResponse (the Nodes field).
+type StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode struct {
+	Name string `kafka:"versions=1+"`
+	// The type of this node: 1=SOURCE, 2=PROCESSOR, 3=SINK.
+	NodeType int8 `kafka:"versions=1+"`
+	// The source topics this node reads from. Defined only for source nodes, may be empty if source
+	// topics are dynamically determined.
+	SourceTopics []string `kafka:"versions=1+"`
+	// The topic this node writes to. Defined only for sink nodes, may be null if sink topic is
+	// dynamically determined.
+	SinkTopic *string `kafka:"versions=1+ nullable=1+"`
+	// The state store names accessed by this node. Defined only for processor nodes.
+	Stores []string `kafka:"versions=1+"`
+	// The names of successor nodes in the processing graph. Predecessor relationships are
+	// reconstructed from this field.
+	Successors []string `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionSubtopologyNode) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore is a part of
+// StreamsGroupDescribeResponse (the GlobalStores field).
+type StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore struct {
+	// The source node providing data to the global store.
+	Source StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreSource `kafka:"versions=1+"`
+	// The processor node that populates the global store.
+	Processor StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreProcessor `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore) append(b []byte, v int16, flex bool) []byte {
+	b = m.Source.append(b, v, flex)
+	b = m.Processor.append(b, v, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStore) decode(d *decoder, v int16, flex bool) {
+	m.Source.decode(d, v, flex)
+	m.Processor.decode(d, v, flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreSource is a part of
+// StreamsGroupDescribeResponse (the Source field).
+type StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreSource struct {
+	Name         string   `kafka:"versions=1+"`
+	NodeType     int8     `kafka:"versions=1+"`
+	SourceTopics []string `kafka:"versions=1+"`
+	SinkTopic    *string  `kafka:"versions=1+ nullable=1+"`
+	Stores       []string `kafka:"versions=1+"`
+	Successors   []string `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreSource) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreSource) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreProcessor is a part of
+// StreamsGroupDescribeResponse (the Processor field).
+type StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreProcessor struct {
+	Name         string   `kafka:"versions=1+"`
+	NodeType     int8     `kafka:"versions=1+"`
+	SourceTopics []string `kafka:"versions=1+"`
+	SinkTopic    *string  `kafka:"versions=1+ nullable=1+"`
+	Stores       []string `kafka:"versions=1+"`
+	Successors   []string `kafka:"versions=1+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=1+"`
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreProcessor) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupDescribeResponseGroupTopologyDescriptionGlobalStoreProcessor) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsRequest is the request of the DescribeShareGroupOffsets API (key 90),
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type DescribeShareGroupOffsetsRequest struct {
+	// The groups to describe offsets for.
+	Groups []DescribeShareGroupOffsetsRequestGroup `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 90.
+func (*DescribeShareGroupOffsetsRequest) APIKey() int16 { return 90 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*DescribeShareGroupOffsetsRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*DescribeShareGroupOffsetsRequest) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*DescribeShareGroupOffsetsRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty DescribeShareGroupOffsetsResponse.
+func (*DescribeShareGroupOffsetsRequest) NewResponse() Response {
+	return new(DescribeShareGroupOffsetsResponse)
+}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *DescribeShareGroupOffsetsRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *DescribeShareGroupOffsetsRequest) Decode(src []byte, version int16) error {
+	*m = DescribeShareGroupOffsetsRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *DescribeShareGroupOffsetsRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.Groups), m.Groups == nil, false, flex)
+	for i := range m.Groups {
+		b = m.Groups[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsRequest) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Groups = make([]DescribeShareGroupOffsetsRequestGroup, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Groups[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsRequestGroup is a part of DescribeShareGroupOffsetsRequest (the Groups
+// field).
+type DescribeShareGroupOffsetsRequestGroup struct {
+	// The group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The topics to describe offsets for, or null for all topic-partitions.
+	Topics []DescribeShareGroupOffsetsRequestGroupTopic `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DescribeShareGroupOffsetsRequestGroup) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, true, flex)
+	for i := range m.Topics {
+		b = m.Topics[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsRequestGroup) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Topics = make([]DescribeShareGroupOffsetsRequestGroupTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Topics[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsRequestGroupTopic is a part of DescribeShareGroupOffsetsRequest (the
+// Topics field).
+type DescribeShareGroupOffsetsRequestGroupTopic struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// The partitions.
+	Partitions []int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DescribeShareGroupOffsetsRequestGroupTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for _, e := range m.Partitions {
+		b = appendInt32(b, e)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsRequestGroupTopic) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	if n := d.arrayLen(flex, 4); n >= 0 {
+		m.Partitions = make([]int32, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i] = d.int32()
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsResponse is the response of the DescribeShareGroupOffsets API (key 90),
+// versions 0-1, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type DescribeShareGroupOffsetsResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The results for each group.
+	Groups []DescribeShareGroupOffsetsResponseGroup `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 90.
+func (*DescribeShareGroupOffsetsResponse) APIKey() int16 { return 90 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*DescribeShareGroupOffsetsResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 1.
+func (*DescribeShareGroupOffsetsResponse) MaxVersion() int16 { return 1 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*DescribeShareGroupOffsetsResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*DescribeShareGroupOffsetsResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *DescribeShareGroupOffsetsResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *DescribeShareGroupOffsetsResponse) Decode(src []byte, version int16) error {
+	*m = DescribeShareGroupOffsetsResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *DescribeShareGroupOffsetsResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendArrayLen(b, len(m.Groups), m.Groups == nil, false, flex)
+	for i := range m.Groups {
+		b = m.Groups[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	if n := d.arrayLen(flex, 6); n >= 0 {
+		m.Groups = make([]DescribeShareGroupOffsetsResponseGroup, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Groups[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsResponseGroup is a part of DescribeShareGroupOffsetsResponse (the
+// Groups field).
+type DescribeShareGroupOffsetsResponseGroup struct {
+	// The group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The results for each topic.
+	Topics []DescribeShareGroupOffsetsResponseGroupTopic `kafka:"versions=0+"`
+	// The group-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The group-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroup) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
+	for i := range m.Topics {
+		b = m.Topics[i].append(b, v, flex)
+	}
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroup) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	if n := d.arrayLen(flex, 19); n >= 0 {
+		m.Topics = make([]DescribeShareGroupOffsetsResponseGroupTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Topics[i].decode(d, v, flex)
+		}
+	}
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsResponseGroupTopic is a part of DescribeShareGroupOffsetsResponse (the
+// Topics field).
+type DescribeShareGroupOffsetsResponseGroupTopic struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// The unique topic ID.
+	TopicID    UUID                                                   `kafka:"versions=0+"`
+	Partitions []DescribeShareGroupOffsetsResponseGroupTopicPartition `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroupTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	b = appendUUID(b, m.TopicID)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for i := range m.Partitions {
+		b = m.Partitions[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroupTopic) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	m.TopicID = d.uuid()
+	if n := d.arrayLen(flex, 20); n >= 0 {
+		m.Partitions = make([]DescribeShareGroupOffsetsResponseGroupTopicPartition, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DescribeShareGroupOffsetsResponseGroupTopicPartition is a part of
+// DescribeShareGroupOffsetsResponse (the Partitions field).
+type DescribeShareGroupOffsetsResponseGroupTopicPartition struct {
+	// The partition index.
+	PartitionIndex int32 `kafka:"versions=0+"`
+	// The share-partition start offset.
+	StartOffset int64 `kafka:"versions=0+"`
+	// The leader epoch of the partition.
+	LeaderEpoch int32 `kafka:"versions=0+"`
+	// The share-partition lag.
+	Lag int64 `kafka:"versions=1+"`
+	// The partition-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The partition-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroupTopicPartition) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.PartitionIndex)
+	b = appendInt64(b, m.StartOffset)
+	b = appendInt32(b, m.LeaderEpoch)
+	if v >= 1 {
+		b = appendInt64(b, m.Lag)
+	}
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DescribeShareGroupOffsetsResponseGroupTopicPartition) decode(d *decoder, v int16, flex bool) {
+	m.PartitionIndex = d.int32()
+	m.StartOffset = d.int64()
+	m.LeaderEpoch = d.int32()
+	if v >= 1 {
+		m.Lag = d.int64()
+	}
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsRequest is the request of the AlterShareGroupOffsets API (key 91),
+// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type AlterShareGroupOffsetsRequest struct {
+	// The group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The topics to alter offsets for.
+	Topics []AlterShareGroupOffsetsRequestTopic `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 91.
+func (*AlterShareGroupOffsetsRequest) APIKey() int16 { return 91 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*AlterShareGroupOffsetsRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*AlterShareGroupOffsetsRequest) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*AlterShareGroupOffsetsRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty AlterShareGroupOffsetsResponse.
+func (*AlterShareGroupOffsetsRequest) NewResponse() Response {
+	return new(AlterShareGroupOffsetsResponse)
+}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *AlterShareGroupOffsetsRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *AlterShareGroupOffsetsRequest) Decode(src []byte, version int16) error {
+	*m = AlterShareGroupOffsetsRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *AlterShareGroupOffsetsRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
+	for i := range m.Topics {
+		b = m.Topics[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsRequest) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Topics = make([]AlterShareGroupOffsetsRequestTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Topics[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsRequestTopic is a part of AlterShareGroupOffsetsRequest (the Topics
+// field).
+type AlterShareGroupOffsetsRequestTopic struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// Each partition to alter offsets for.
+	Partitions []AlterShareGroupOffsetsRequestTopicPartition `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *AlterShareGroupOffsetsRequestTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for i := range m.Partitions {
+		b = m.Partitions[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsRequestTopic) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	if n := d.arrayLen(flex, 13); n >= 0 {
+		m.Partitions = make([]AlterShareGroupOffsetsRequestTopicPartition, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsRequestTopicPartition is a part of AlterShareGroupOffsetsRequest (the
+// Partitions field).
+type AlterShareGroupOffsetsRequestTopicPartition struct {
+	// The partition index.
+	PartitionIndex int32 `kafka:"versions=0+"`
+	// The share-partition start offset.
+	StartOffset int64 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *AlterShareGroupOffsetsRequestTopicPartition) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.PartitionIndex)
+	b = appendInt64(b, m.StartOffset)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsRequestTopicPartition) decode(d *decoder, v int16, flex bool) {
+	m.PartitionIndex = d.int32()
+	m.StartOffset = d.int64()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsResponse is the response of the AlterShareGroupOffsets API (key 91),
+// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type AlterShareGroupOffsetsResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The top-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The results for each topic.
+	Responses []AlterShareGroupOffsetsResponseItem `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 91.
+func (*AlterShareGroupOffsetsResponse) APIKey() int16 { return 91 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*AlterShareGroupOffsetsResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*AlterShareGroupOffsetsResponse) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*AlterShareGroupOffsetsResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*AlterShareGroupOffsetsResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *AlterShareGroupOffsetsResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *AlterShareGroupOffsetsResponse) Decode(src []byte, version int16) error {
+	*m = AlterShareGroupOffsetsResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *AlterShareGroupOffsetsResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	b = appendArrayLen(b, len(m.Responses), m.Responses == nil, false, flex)
+	for i := range m.Responses {
+		b = m.Responses[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if n := d.arrayLen(flex, 19); n >= 0 {
+		m.Responses = make([]AlterShareGroupOffsetsResponseItem, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Responses[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsResponseItem is a part of AlterShareGroupOffsetsResponse (the Responses
+// field).
+type AlterShareGroupOffsetsResponseItem struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// The unique topic ID.
+	TopicID    UUID                                          `kafka:"versions=0+"`
+	Partitions []AlterShareGroupOffsetsResponseItemPartition `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *AlterShareGroupOffsetsResponseItem) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	b = appendUUID(b, m.TopicID)
+	b = appendArrayLen(b, len(m.Partitions), m.Partitions == nil, false, flex)
+	for i := range m.Partitions {
+		b = m.Partitions[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsResponseItem) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	m.TopicID = d.uuid()
+	if n := d.arrayLen(flex, 8); n >= 0 {
+		m.Partitions = make([]AlterShareGroupOffsetsResponseItemPartition, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Partitions[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// AlterShareGroupOffsetsResponseItemPartition is a part of AlterShareGroupOffsetsResponse (the
+// Partitions field).
+type AlterShareGroupOffsetsResponseItemPartition struct {
+	// The partition index.
+	PartitionIndex int32 `kafka:"versions=0+"`
+	// The error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *AlterShareGroupOffsetsResponseItemPartition) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.PartitionIndex)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *AlterShareGroupOffsetsResponseItemPartition) decode(d *decoder, v int16, flex bool) {
+	m.PartitionIndex = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DeleteShareGroupOffsetsRequest is the request of the DeleteShareGroupOffsets API (key 92),
+// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type DeleteShareGroupOffsetsRequest struct {
+	// The group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The topics to delete offsets for.
+	Topics []DeleteShareGroupOffsetsRequestTopic `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 92.
+func (*DeleteShareGroupOffsetsRequest) APIKey() int16 { return 92 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*DeleteShareGroupOffsetsRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*DeleteShareGroupOffsetsRequest) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*DeleteShareGroupOffsetsRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty DeleteShareGroupOffsetsResponse.
+func (*DeleteShareGroupOffsetsRequest) NewResponse() Response {
+	return new(DeleteShareGroupOffsetsResponse)
+}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *DeleteShareGroupOffsetsRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *DeleteShareGroupOffsetsRequest) Decode(src []byte, version int16) error {
+	*m = DeleteShareGroupOffsetsRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *DeleteShareGroupOffsetsRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendArrayLen(b, len(m.Topics), m.Topics == nil, false, flex)
+	for i := range m.Topics {
+		b = m.Topics[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DeleteShareGroupOffsetsRequest) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	if n := d.arrayLen(flex, 2); n >= 0 {
+		m.Topics = make([]DeleteShareGroupOffsetsRequestTopic, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Topics[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DeleteShareGroupOffsetsRequestTopic is a part of DeleteShareGroupOffsetsRequest (the Topics
+// field).
+type DeleteShareGroupOffsetsRequestTopic struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DeleteShareGroupOffsetsRequestTopic) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DeleteShareGroupOffsetsRequestTopic) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DeleteShareGroupOffsetsResponse is the response of the DeleteShareGroupOffsets API (key 92),
+// versions 0-0, flexible from version 0. Fields list the versions that carry them in their kafka
+// struct tag.
+type DeleteShareGroupOffsetsResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The top-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// The results for each topic.
+	Responses []DeleteShareGroupOffsetsResponseItem `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 92.
+func (*DeleteShareGroupOffsetsResponse) APIKey() int16 { return 92 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*DeleteShareGroupOffsetsResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*DeleteShareGroupOffsetsResponse) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*DeleteShareGroupOffsetsResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*DeleteShareGroupOffsetsResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *DeleteShareGroupOffsetsResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *DeleteShareGroupOffsetsResponse) Decode(src []byte, version int16) error {
+	*m = DeleteShareGroupOffsetsResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *DeleteShareGroupOffsetsResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	b = appendArrayLen(b, len(m.Responses), m.Responses == nil, false, flex)
+	for i := range m.Responses {
+		b = m.Responses[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DeleteShareGroupOffsetsResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if n := d.arrayLen(flex, 21); n >= 0 {
+		m.Responses = make([]DeleteShareGroupOffsetsResponseItem, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Responses[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// DeleteShareGroupOffsetsResponseItem is a part of DeleteShareGroupOffsetsResponse (the Responses
+// field).
+type DeleteShareGroupOffsetsResponseItem struct {
+	// The topic name.
+	TopicName string `kafka:"versions=0+"`
+	// The unique topic ID.
+	TopicID UUID `kafka:"versions=0+"`
+	// The topic-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The topic-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *DeleteShareGroupOffsetsResponseItem) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.TopicName, flex)
+	b = appendUUID(b, m.TopicID)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *DeleteShareGroupOffsetsResponseItem) decode(d *decoder, v int16, flex bool) {
+	m.TopicName = d.string(flex)
+	m.TopicID = d.uuid()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequest is the request of the
+// StreamsGroupTopologyDescriptionUpdate API (key 93), versions 0-0, flexible from version 0.
+// Fields list the versions that carry them in their kafka struct tag.
+type StreamsGroupTopologyDescriptionUpdateRequest struct {
+	// The streams group identifier.
+	GroupID string `kafka:"versions=0+"`
+	// The ID of the streams group member sending the push. The broker validates that this member is
+	// still in the group; mismatches (including when the group itself has been deleted) are rejected
+	// with UNKNOWN_MEMBER_ID so the client treats itself as fenced and rejoins.
+	MemberID string `kafka:"versions=0+"`
+	// The epoch of the topology being described.
+	TopologyEpoch int32 `kafka:"versions=0+"`
+	// The topology description.
+	TopologyDescription StreamsGroupTopologyDescriptionUpdateRequestTopologyDescription `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 93.
+func (*StreamsGroupTopologyDescriptionUpdateRequest) APIKey() int16 { return 93 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupTopologyDescriptionUpdateRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*StreamsGroupTopologyDescriptionUpdateRequest) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupTopologyDescriptionUpdateRequest) IsFlexible(version int16) bool {
+	return version >= 0
+}
+
+// NewResponse returns a new, empty StreamsGroupTopologyDescriptionUpdateResponse.
+func (*StreamsGroupTopologyDescriptionUpdateRequest) NewResponse() Response {
+	return new(StreamsGroupTopologyDescriptionUpdateResponse)
+}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupTopologyDescriptionUpdateRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupTopologyDescriptionUpdateRequest) Decode(src []byte, version int16) error {
+	*m = StreamsGroupTopologyDescriptionUpdateRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.GroupID, flex)
+	b = appendString(b, m.MemberID, flex)
+	b = appendInt32(b, m.TopologyEpoch)
+	b = m.TopologyDescription.append(b, v, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequest) decode(d *decoder, v int16, flex bool) {
+	m.GroupID = d.string(flex)
+	m.MemberID = d.string(flex)
+	m.TopologyEpoch = d.int32()
+	m.TopologyDescription.decode(d, v, flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescription is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the TopologyDescription field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescription struct {
+	// The subtopologies that make up this topology.
+	Subtopologies []StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology `kafka:"versions=0+"`
+	// Global state stores used by this topology.
+	GlobalStores []StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescription) append(b []byte, v int16, flex bool) []byte {
+	b = appendArrayLen(b, len(m.Subtopologies), m.Subtopologies == nil, false, flex)
+	for i := range m.Subtopologies {
+		b = m.Subtopologies[i].append(b, v, flex)
+	}
+	b = appendArrayLen(b, len(m.GlobalStores), m.GlobalStores == nil, false, flex)
+	for i := range m.GlobalStores {
+		b = m.GlobalStores[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescription) decode(d *decoder, v int16, flex bool) {
+	if n := d.arrayLen(flex, 3); n >= 0 {
+		m.Subtopologies = make([]StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Subtopologies[i].decode(d, v, flex)
+		}
+	}
+	if n := d.arrayLen(flex, 15); n >= 0 {
+		m.GlobalStores = make([]StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.GlobalStores[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the Subtopologies field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology struct {
+	// The subtopology identifier, unique within the topology.
+	SubtopologyID string `kafka:"versions=0+"`
+	// The processing nodes in this subtopology.
+	Nodes []StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.SubtopologyID, flex)
+	b = appendArrayLen(b, len(m.Nodes), m.Nodes == nil, false, flex)
+	for i := range m.Nodes {
+		b = m.Nodes[i].append(b, v, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopology) decode(d *decoder, v int16, flex bool) {
+	m.SubtopologyID = d.string(flex)
+	if n := d.arrayLen(flex, 7); n >= 0 {
+		m.Nodes = make([]StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Nodes[i].decode(d, v, flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the Nodes field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode struct {
+	// The name of this node (e.g., KSTREAM-SOURCE-0000000000).
+	Name string `kafka:"versions=0+"`
+	// The type of this node: 1=SOURCE, 2=PROCESSOR, 3=SINK.
+	NodeType int8 `kafka:"versions=0+"`
+	// The source topics this node reads from. Defined only for source nodes, may be empty if source
+	// topics are dynamically determined.
+	SourceTopics []string `kafka:"versions=0+"`
+	// The topic this node writes to. Defined only for sink nodes, may be null if sink topic is
+	// dynamically determined.
+	SinkTopic *string `kafka:"versions=0+ nullable=0+"`
+	// The state store names accessed by this node. Defined only for processor nodes.
+	Stores []string `kafka:"versions=0+"`
+	// The names of successor nodes in the processing graph. Predecessor relationships are
+	// reconstructed from this field.
+	Successors []string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionSubtopologyNode) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the GlobalStores field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore struct {
+	// The source node providing data to the global store.
+	Source StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreSource `kafka:"versions=0+"`
+	// The processor node that populates the global store.
+	Processor StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreProcessor `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore) append(b []byte, v int16, flex bool) []byte {
+	b = m.Source.append(b, v, flex)
+	b = m.Processor.append(b, v, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStore) decode(d *decoder, v int16, flex bool) {
+	m.Source.decode(d, v, flex)
+	m.Processor.decode(d, v, flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreSource is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the Source field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreSource struct {
+	Name         string   `kafka:"versions=0+"`
+	NodeType     int8     `kafka:"versions=0+"`
+	SourceTopics []string `kafka:"versions=0+"`
+	SinkTopic    *string  `kafka:"versions=0+ nullable=0+"`
+	Stores       []string `kafka:"versions=0+"`
+	Successors   []string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreSource) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreSource) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreProcessor is a part of
+// StreamsGroupTopologyDescriptionUpdateRequest (the Processor field).
+type StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreProcessor struct {
+	Name         string   `kafka:"versions=0+"`
+	NodeType     int8     `kafka:"versions=0+"`
+	SourceTopics []string `kafka:"versions=0+"`
+	SinkTopic    *string  `kafka:"versions=0+ nullable=0+"`
+	Stores       []string `kafka:"versions=0+"`
+	Successors   []string `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreProcessor) append(b []byte, v int16, flex bool) []byte {
+	b = appendString(b, m.Name, flex)
+	b = appendInt8(b, m.NodeType)
+	b = appendArrayLen(b, len(m.SourceTopics), m.SourceTopics == nil, false, flex)
+	for _, e := range m.SourceTopics {
+		b = appendString(b, e, flex)
+	}
+	b = appendNullableString(b, m.SinkTopic, flex)
+	b = appendArrayLen(b, len(m.Stores), m.Stores == nil, false, flex)
+	for _, e := range m.Stores {
+		b = appendString(b, e, flex)
+	}
+	b = appendArrayLen(b, len(m.Successors), m.Successors == nil, false, flex)
+	for _, e := range m.Successors {
+		b = appendString(b, e, flex)
+	}
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateRequestTopologyDescriptionGlobalStoreProcessor) decode(d *decoder, v int16, flex bool) {
+	m.Name = d.string(flex)
+	m.NodeType = d.int8()
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.SourceTopics = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.SourceTopics[i] = d.string(flex)
+		}
+	}
+	m.SinkTopic = d.nullableString(flex)
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Stores = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Stores[i] = d.string(flex)
+		}
+	}
+	if n := d.arrayLen(flex, 1); n >= 0 {
+		m.Successors = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Successors[i] = d.string(flex)
+		}
+	}
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// StreamsGroupTopologyDescriptionUpdateResponse is the response of the
+// StreamsGroupTopologyDescriptionUpdate API (key 93), versions 0-0, flexible from version 0.
+// Fields list the versions that carry them in their kafka struct tag.
+type StreamsGroupTopologyDescriptionUpdateResponse struct {
+	// The duration in milliseconds for which the request was throttled due to a quota violation, or
+	// zero if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The top-level error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or null if there was no error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 93.
+func (*StreamsGroupTopologyDescriptionUpdateResponse) APIKey() int16 { return 93 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*StreamsGroupTopologyDescriptionUpdateResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*StreamsGroupTopologyDescriptionUpdateResponse) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*StreamsGroupTopologyDescriptionUpdateResponse) IsFlexible(version int16) bool {
+	return version >= 0
+}
+
+func (*StreamsGroupTopologyDescriptionUpdateResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *StreamsGroupTopologyDescriptionUpdateResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *StreamsGroupTopologyDescriptionUpdateResponse) Decode(src []byte, version int16) error {
+	*m = StreamsGroupTopologyDescriptionUpdateResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *StreamsGroupTopologyDescriptionUpdateResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// UnregisterControllerRequest is the request of the UnregisterController API (key 94), versions
+// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type UnregisterControllerRequest struct {
+	// The controller ID to unregister.
+	ControllerID int32 `kafka:"versions=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 94.
+func (*UnregisterControllerRequest) APIKey() int16 { return 94 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*UnregisterControllerRequest) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*UnregisterControllerRequest) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*UnregisterControllerRequest) IsFlexible(version int16) bool { return version >= 0 }
+
+// NewResponse returns a new, empty UnregisterControllerResponse.
+func (*UnregisterControllerRequest) NewResponse() Response { return new(UnregisterControllerResponse) }
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *UnregisterControllerRequest) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *UnregisterControllerRequest) Decode(src []byte, version int16) error {
+	*m = UnregisterControllerRequest{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *UnregisterControllerRequest) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ControllerID)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *UnregisterControllerRequest) decode(d *decoder, v int16, flex bool) {
+	m.ControllerID = d.int32()
+	if flex {
+		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
+			tag, data := d.tag()
+			if d.err == nil {
+				m.UnknownTags = append(m.UnknownTags, TaggedField{Tag: tag, Data: data})
+			}
+		}
+	}
+}
+
+// UnregisterControllerResponse is the response of the UnregisterController API (key 94), versions
+// 0-0, flexible from version 0. Fields list the versions that carry them in their kafka struct
+// tag.
+type UnregisterControllerResponse struct {
+	// Duration in milliseconds for which the request was throttled due to a quota violation, or zero
+	// if the request did not violate any quota.
+	ThrottleTimeMs int32 `kafka:"versions=0+"`
+	// The error code, or 0 if there was no error.
+	ErrorCode int16 `kafka:"versions=0+"`
+	// The top-level error message, or `null` if there was no top-level error.
+	ErrorMessage *string `kafka:"versions=0+ nullable=0+"`
+	// UnknownTags holds the tagged fields this package does not know, kept for re-encoding.
+	UnknownTags []TaggedField `kafka:"versions=0+"`
+}
+
+// APIKey returns the API key, 94.
+func (*UnregisterControllerResponse) APIKey() int16 { return 94 }
+
+// MinVersion returns the oldest version the protocol guide lists, 0.
+func (*UnregisterControllerResponse) MinVersion() int16 { return 0 }
+
+// MaxVersion returns the newest version the protocol guide lists, 0.
+func (*UnregisterControllerResponse) MaxVersion() int16 { return 0 }
+
+// IsFlexible reports whether the version uses compact types and tagged fields.
+func (*UnregisterControllerResponse) IsFlexible(version int16) bool { return version >= 0 }
+
+func (*UnregisterControllerResponse) isResponse() {}
+
+// AppendTo appends the message body encoded at the version to dst.
+func (m *UnregisterControllerResponse) AppendTo(dst []byte, version int16) []byte {
+	return m.append(dst, version, m.IsFlexible(version))
+}
+
+// Decode replaces m with the message body src encoded at the version. Byte slices in m alias src.
+func (m *UnregisterControllerResponse) Decode(src []byte, version int16) error {
+	*m = UnregisterControllerResponse{}
+	d := decoder{b: src}
+	m.decode(&d, version, m.IsFlexible(version))
+	return d.err
+}
+
+func (m *UnregisterControllerResponse) append(b []byte, v int16, flex bool) []byte {
+	b = appendInt32(b, m.ThrottleTimeMs)
+	b = appendInt16(b, m.ErrorCode)
+	b = appendNullableString(b, m.ErrorMessage, flex)
+	if flex {
+		n := len(m.UnknownTags)
+		b = appendUvarint(b, uint64(n))
+		b = appendUnknownTags(b, m.UnknownTags)
+	}
+	return b
+}
+
+func (m *UnregisterControllerResponse) decode(d *decoder, v int16, flex bool) {
+	m.ThrottleTimeMs = d.int32()
+	m.ErrorCode = d.int16()
+	m.ErrorMessage = d.nullableString(flex)
 	if flex {
 		for n := d.tagCount(); n > 0 && d.err == nil; n-- {
 			tag, data := d.tag()

@@ -67,15 +67,15 @@ func TestGoldenBodies(t *testing.T) {
 			ClusterID:   strp("c"),
 			UnknownTags: []TaggedField{{Tag: 1, Data: []byte{0xff}}}}, 12,
 			"ffffffff | 000001f4 | 00000001 | 00100000 | 00 | 00000000 | ffffffff | 01 | 01 | 01 | 02 | 00 02 02 63 | 01 01 ff"},
-		{"FetchResponse v4: null aborted transactions", &FetchResponse{ThrottleTimeMs: 1, Responses: []FetchResponseResponse{{
-			Topic: "t", Partitions: []FetchResponseResponsePartition{{PartitionIndex: 0, HighWatermark: 10, LastStableOffset: 10,
+		{"FetchResponse v4: null aborted transactions", &FetchResponse{ThrottleTimeMs: 1, Responses: []FetchResponseItem{{
+			Topic: "t", Partitions: []FetchResponseItemPartition{{PartitionIndex: 0, HighWatermark: 10, LastStableOffset: 10,
 				LogStartOffset: -1, PreferredReadReplica: -1, Records: []byte{0xcc}}}}}}, 4,
 			"00000001 | 00000001 | 0001 74 | 00000001 | 00000000 | 0000 | 000000000000000a | 000000000000000a | ffffffff | 00000001 cc"},
-		{"FetchResponse v12: diverging epoch and current leader", &FetchResponse{Responses: []FetchResponseResponse{{
-			Topic: "t", Partitions: []FetchResponseResponsePartition{{
+		{"FetchResponse v12: diverging epoch and current leader", &FetchResponse{Responses: []FetchResponseItem{{
+			Topic: "t", Partitions: []FetchResponseItemPartition{{
 				PartitionIndex: 1, ErrorCode: 6, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, PreferredReadReplica: -1,
-				DivergingEpoch: &FetchResponseResponsePartitionDivergingEpoch{Epoch: 3, EndOffset: 7},
-				CurrentLeader:  &FetchResponseResponsePartitionCurrentLeader{LeaderID: 2, LeaderEpoch: 4}}}}}}, 12,
+				DivergingEpoch: &FetchResponseItemPartitionDivergingEpoch{Epoch: 3, EndOffset: 7},
+				CurrentLeader:  &FetchResponseItemPartitionCurrentLeader{LeaderID: 2, LeaderEpoch: 4}}}}}}, 12,
 			"00000000 | 0000 | 00000000 | 02 | 02 74 | 02 | 00000001 | 0006 | ffffffffffffffff ffffffffffffffff ffffffffffffffff | 00 | ffffffff | 00 | " +
 				"02 | 00 0d 00000003 0000000000000007 00 | 01 09 00000002 00000004 00 | 00 | 00"},
 		{"OffsetCommitRequest v2: old retention field", &OffsetCommitRequest{GroupID: "g", GenerationIDOrMemberEpoch: 1, MemberID: "m", RetentionTimeMs: -1,

@@ -155,10 +155,12 @@ func (rc *rawConn) createTopic(name string, partitions int32) topicInfo {
 	return rc.metadata(name)
 }
 
-func (rc *rawConn) produce(topic string, partition int32, v int16, records []byte) int64 {
+// produce writes records to the partition at version v: by topic name, and
+// from v13 by topic ID (ti.id), as the version asks.
+func (rc *rawConn) produce(ti topicInfo, topic string, partition int32, v int16, records []byte) int64 {
 	rc.t.Helper()
 	req := &ProduceRequest{Acks: -1, TimeoutMs: 10000, TopicData: []ProduceRequestTopicData{{
-		Name: topic, PartitionData: []ProduceRequestTopicDataPartitionData{{Index: partition, Records: records}},
+		Name: topic, TopicID: ti.id, PartitionData: []ProduceRequestTopicDataPartitionData{{Index: partition, Records: records}},
 	}}}
 	// A new topic's leader may take a moment to serve: retry retriable errors.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -294,7 +296,7 @@ func TestIntegrationProtocol(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				base := rc.produce(topic, 0, produceV, batch)
+				base := rc.produce(ti, topic, 0, produceV, batch)
 				if base != int64(len(want)) {
 					t.Fatalf("%s batch: base offset %d, want %d", c, base, len(want))
 				}
@@ -358,7 +360,7 @@ func TestIntegrationProtocol(t *testing.T) {
 						if magic == 0 {
 							pv = 0
 						}
-						rc.produce(topic, 1, pv, set)
+						rc.produce(ti, topic, 1, pv, set)
 						old = append(old, recs...)
 					}
 				}

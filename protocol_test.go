@@ -216,8 +216,8 @@ func TestRoundTripEveryVersion(t *testing.T) {
 			}
 		}
 	}
-	// Every API of the protocol guide, each with a request and a response.
-	const wantAPIs, wantPairs = 79, 2 * 305
+	// Every API of the merged protocol guides (Kafka 3.9.2 and 4.4.0), each with a request and a response.
+	const wantAPIs, wantPairs = 86, 2 * 347
 	t.Logf("round-tripped %d message types (%d APIs), %d type×version pairs", apis, apis/2, pairs)
 	if apis != 2*wantAPIs || pairs != wantPairs {
 		t.Errorf("covered %d types and %d type×version pairs, want %d and %d", apis, pairs, 2*wantAPIs, wantPairs)
@@ -231,17 +231,17 @@ func TestRoundTripEveryVersion(t *testing.T) {
 func TestDecodeDefaults(t *testing.T) {
 	const noOps = -2147483648 // authorized operations not requested
 	fetchResp := func() Message {
-		return &FetchResponse{Responses: []FetchResponseResponse{{Partitions: []FetchResponseResponsePartition{{
+		return &FetchResponse{Responses: []FetchResponseItem{{Partitions: []FetchResponseItemPartition{{
 			LastStableOffset: 7, LogStartOffset: 8, PreferredReadReplica: 2}}}}}
 	}
-	fetchPart := func(m Message) FetchResponseResponsePartition {
+	fetchPart := func(m Message) FetchResponseItemPartition {
 		return m.(*FetchResponse).Responses[0].Partitions[0]
 	}
 	produceResp := func() Message {
-		return &ProduceResponse{Responses: []ProduceResponseResponse{{PartitionResponses: []ProduceResponseResponsePartitionResponse{{
+		return &ProduceResponse{Responses: []ProduceResponseItem{{PartitionResponses: []ProduceResponseItemPartitionResponse{{
 			LogAppendTimeMs: 7, LogStartOffset: 8}}}}}
 	}
-	producePart := func(m Message) ProduceResponseResponsePartitionResponse {
+	producePart := func(m Message) ProduceResponseItemPartitionResponse {
 		return m.(*ProduceResponse).Responses[0].PartitionResponses[0]
 	}
 	metaResp := func() Message {

@@ -563,7 +563,7 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 // response names the partition's new leader and its endpoint) to the
 // metadata cache and the partition, and reports whether it named a newer
 // leader than the partition's. p.mu is held.
-func (p *Producer) leaderHint(ps *partState, pr *ProduceResponseResponsePartitionResponse, resp *ProduceResponse) bool {
+func (p *Producer) leaderHint(ps *partState, pr *ProduceResponseItemPartitionResponse, resp *ProduceResponse) bool {
 	if pr.CurrentLeader == nil || pr.CurrentLeader.LeaderID < 0 {
 		return false
 	}
@@ -586,7 +586,7 @@ func isLeaderError(err error) bool {
 		errors.Is(err, ErrKafkaStorageError) || errors.Is(err, ErrNotEnoughReplicas)
 }
 
-func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseResponsePartitionResponse {
+func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseItemPartitionResponse {
 	for i := range resp.Responses {
 		if resp.Responses[i].Name != tp.topic {
 			continue

@@ -1,12 +1,15 @@
 // Command gen writes kpax's protocol code from the Kafka protocol guide.
 //
-//	go run ./gen -spec kafka-protocol-3.9.html -o protocol_gen.go
+//	go run ./gen -spec kafka-protocol-3.9.2.html -spec kafka-protocol-4.4.0.html -o protocol_gen.go
 //
 // The guide is the HTML page "Kafka protocol guide" of the Apache Kafka
-// documentation (kafka.apache.org/39/protocol.html for 3.9) with its
-// generated parts inlined: the primitive types, the error code table, the API
-// key table and the BNF of every request and response version. gen parses the
-// tables and the BNFs, merges each message's versions into one Go type per
+// documentation with its generated parts: the primitive types, the error
+// code table, the API key table and the BNF of every request and response
+// version. scripts/spec.sh VERSION prints those parts from the kafka-clients
+// jar of that release into a cache outside the tree. gen parses the tables
+// and the BNFs (in Kafka 3.x's notation or Kafka 4's), merges the guides
+// given oldest first (merge.go: old versions from the older guide, the rest
+// from the newest), merges each message's versions into one Go type per
 // structure, adds what the HTML does not say from overlay.go, and writes
 // gofmt'ed Go with an encoder and a decoder for every version. The output is
 // written only when all of that succeeded; "-o -" writes to standard output.
@@ -17,31 +20,43 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
+// specFlags is the -spec flag, given once per guide.
+type specFlags []string
+
+func (s *specFlags) String() string     { return strings.Join(*s, ",") }
+func (s *specFlags) Set(v string) error { *s = append(*s, v); return nil }
+
 func main() {
-	specPath := flag.String("spec", "", "path of the Kafka protocol guide HTML (required)")
+	var specs specFlags
+	flag.Var(&specs, "spec", "path of a Kafka protocol guide HTML (required; repeat it, oldest release first, to merge guides)")
 	out := flag.String("o", "protocol_gen.go", `output file ("-" for standard output)`)
 	flag.Parse()
-	if *specPath == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: gen -spec kafka-protocol.html [-o protocol_gen.go]")
+	if len(specs) == 0 || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: gen -spec kafka-protocol.html [-spec newer.html ...] [-o protocol_gen.go]")
 		os.Exit(2)
 	}
-	if err := run(*specPath, *out, defaultOverlay()); err != nil {
+	if err := run(specs, *out, defaultOverlay()); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-// run generates from the guide at specPath with the overlay ov and writes
-// the result to out, through a temporary file renamed into place, so that out
-// is left as it was when anything fails.
-func run(specPath, out string, ov *overlay) error {
-	doc, err := os.ReadFile(specPath)
-	if err != nil {
-		return err
+// run generates from the guides at specPaths (oldest first) with the
+// overlay ov and writes the result to out, through a temporary file renamed
+// into place, so that out is left as it was when anything fails.
+func run(specPaths []string, out string, ov *overlay) error {
+	var docs []namedDoc
+	for _, p := range specPaths {
+		doc, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, namedDoc{name: filepath.Base(p), doc: string(doc)})
 	}
-	src, err := generate(string(doc), ov)
+	src, err := generate(ov, docs...)
 	if err != nil {
 		return err
 	}
@@ -64,10 +79,21 @@ func run(specPath, out string, ov *overlay) error {
 	return os.Rename(tmp.Name(), out)
 }
 
-// generate turns the guide's HTML, completed by the overlay ov, into the Go
-// source of protocol_gen.go.
-func generate(doc string, ov *overlay) ([]byte, error) {
-	sp, err := parseSpec(doc)
+// namedDoc is a guide's HTML and its name (the file's), for messages.
+type namedDoc struct{ name, doc string }
+
+// generate turns the guides' HTML, oldest first, completed by the overlay
+// ov, into the Go source of protocol_gen.go.
+func generate(ov *overlay, docs ...namedDoc) ([]byte, error) {
+	var specs []namedSpec
+	for _, d := range docs {
+		sp, err := parseSpec(d.doc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.name, err)
+		}
+		specs = append(specs, namedSpec{name: d.name, sp: sp})
+	}
+	sp, err := mergeSpecs(specs)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +104,7 @@ func generate(doc string, ov *overlay) ([]byte, error) {
 	if err := checkComplete(sp, msgs); err != nil {
 		return nil, err
 	}
-	return emit(sp, msgs)
+	return emit(sp, msgs, ov.routes)
 }
 
 // checkComplete makes sure every API of the key table has a request and a

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -33,7 +34,9 @@ type message struct {
 	kind     string
 	versions vset
 	flexible vset
+	explicit vset // versions whose BNF states tagged fields and nullability (Kafka 4 notation)
 	root     *structType
+	renamed  string // the API's name in an older guide, when it differs (see merge.go)
 }
 
 func (m *message) goName() string { return m.api + m.kind }
@@ -98,6 +101,12 @@ func buildMessages(sp *spec, ov *overlay) ([]*message, error) {
 			return nil, fmt.Errorf("%s v%d is listed twice", id, sm.version)
 		}
 		m.versions |= 1 << uint(sm.version)
+		if sm.explicit {
+			m.explicit |= 1 << uint(sm.version)
+		}
+		if sm.renamed != "" {
+			m.renamed = sm.renamed
+		}
 		flexible := sm.root.hasTags
 		if flexible {
 			m.flexible |= 1 << uint(sm.version)
@@ -141,13 +150,16 @@ func mergeStruct(st *structType, b *bnfStruct, v int, flexible bool, where strin
 	for _, bf := range b.fields {
 		idx := -1
 		for i, f := range st.fields {
-			if f.name == bf.name && f.tag < 0 {
+			if f.name == bf.name && f.tag == bf.tag {
 				idx = i
 				break
 			}
 		}
+		if bf.tag >= 0 && !flexible {
+			return fmt.Errorf("%s.%s: a tagged field in a version that is not flexible", where, bf.name)
+		}
 		if idx < 0 {
-			f := &field{name: bf.name, goName: goName(bf.name), tag: -1}
+			f := &field{name: bf.name, goName: goName(bf.name), tag: bf.tag}
 			switch {
 			case bf.sub != nil && bf.array:
 				f.kind = kindArray
@@ -160,15 +172,33 @@ func mergeStruct(st *structType, b *bnfStruct, v int, flexible bool, where strin
 			default:
 				f.kind = kindPrim
 			}
-			idx = last + 1
-			st.fields = append(st.fields[:idx], append([]*field{f}, st.fields[idx:]...)...)
+			if bf.tag >= 0 {
+				// Tagged fields go after the others, in the order of their
+				// first version: their place on the wire is their tag's.
+				idx = len(st.fields)
+				st.fields = append(st.fields, f)
+			} else {
+				idx = last + 1
+				st.fields = append(st.fields[:idx], append([]*field{f}, st.fields[idx:]...)...)
+			}
 		}
-		if idx <= last {
-			return fmt.Errorf("%s.%s: field order differs between versions", where, bf.name)
-		}
-		last = idx
 		f := st.fields[idx]
+		if bf.tag < 0 {
+			if idx <= last {
+				return fmt.Errorf("%s: field order differs between versions", where+"."+bf.name)
+			}
+			last = idx
+		} else {
+			for _, o := range st.fields {
+				if o != f && o.tag == bf.tag && o.versions.has(v) {
+					return fmt.Errorf("%s.%s: tag %d is also %s's", where, bf.name, bf.tag, o.name)
+				}
+			}
+		}
 		f.versions |= 1 << uint(v)
+		if bf.nullable {
+			f.nullable |= 1 << uint(v)
+		}
 		sub := where + "." + bf.name
 		switch {
 		case bf.sub != nil:
@@ -227,25 +257,64 @@ func attachDocs(st *structType, docs []fieldDoc) {
 }
 
 // nameStructs names nested structures after their parent and field, in the
-// singular for arrays when that does not clash.
+// singular for arrays when that does not clash, without stutter: when the
+// field's words begin with the words the parent's name ends with, those
+// words are written once (a "topic_partitions" field of FooTopic gives
+// FooTopicPartition, not FooTopicTopicPartition). When nothing is left (the
+// "responses" field of ProduceResponse), the structure is named Item: one
+// item of its parent's list (ProduceResponseItem). A name taken by another
+// structure gets a trailing "_".
 func nameStructs(st *structType, taken map[string]bool) {
 	taken[st.goName] = true
 	for _, f := range st.fields {
 		if f.st == nil {
 			continue
 		}
-		n := st.goName + f.goName
+		part := f.goName
 		if f.kind == kindArray {
-			if s := singular(f.goName); !taken[st.goName+s] && !fieldNamed(st, s) {
-				n = st.goName + s
+			if s := singular(f.goName); !taken[st.goName+destutter(st.goName, s)] && !fieldNamed(st, s) {
+				part = s
 			}
 		}
+		n := st.goName + destutter(st.goName, part)
 		for taken[n] {
 			n += "_"
 		}
 		f.st.goName = n
 		nameStructs(f.st, taken)
 	}
+}
+
+// destutter returns part without its leading words that repeat the words
+// parent ends with (longest overlap first), or "Item" when that leaves
+// nothing. Words are CamelCase runs: "ID" and "IDs" are one word.
+func destutter(parent, part string) string {
+	pw, fw := camelWords(parent), camelWords(part)
+	for n := min(len(pw), len(fw)); n > 0; n-- {
+		if slices.Equal(pw[len(pw)-n:], fw[:n]) {
+			if rest := strings.Join(fw[n:], ""); rest != "" {
+				return rest
+			}
+			return "Item"
+		}
+	}
+	return part
+}
+
+// camelWords splits a Go name into words at upper-case letters; a run of
+// capitals is one word with a trailing lower-case "s" ("IDs").
+func camelWords(s string) []string {
+	var words []string
+	start := 0
+	for i := 1; i < len(s); i++ {
+		up := s[i] >= 'A' && s[i] <= 'Z'
+		prevUp := s[i-1] >= 'A' && s[i-1] <= 'Z'
+		if up && !prevUp {
+			words = append(words, s[start:i])
+			start = i
+		}
+	}
+	return append(words, s[start:])
 }
 
 func fieldNamed(st *structType, goName string) bool {

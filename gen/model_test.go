@@ -50,11 +50,26 @@ func fixtureOverlay() *overlay {
 		nullable: []nullableField{{"DescribeGroups Request", "groups", 0, -1}},
 		// Not in the default overlay: Kafka's default is false.
 		defaults: []fieldDefault{{"DescribeGroups Request", "include_authorized_operations", "true"}},
+		routes:   []route{{api: "DescribeGroups", kind: "group", keys: []string{"groups"}}},
 	}
-	for _, tf := range def.tagged {
-		if strings.HasPrefix(tf.msg, "ApiVersions ") {
-			ov.tagged = append(ov.tagged, tf)
-		}
+	// The fixtures are in Kafka 3.9's notation, which does not show tagged
+	// fields; Kafka 4's guide states these, so the default overlay no
+	// longer lists them.
+	ov.tagged = []taggedField{
+		{msg: "ApiVersions Response", path: "", tag: 0, from: 3, array: true, bnf: `supported_features => name min_version max_version TAG_BUFFER
+  name => COMPACT_STRING
+  min_version => INT16
+  max_version => INT16`,
+			doc: "Features supported by the broker."},
+		{msg: "ApiVersions Response", path: "", tag: 1, from: 3, bnf: `finalized_features_epoch => INT64`,
+			doc: "The monotonically increasing epoch for the finalized features information. Absent means unknown (-1)."},
+		{msg: "ApiVersions Response", path: "", tag: 2, from: 3, array: true, bnf: `finalized_features => name max_version_level min_version_level TAG_BUFFER
+  name => COMPACT_STRING
+  max_version_level => INT16
+  min_version_level => INT16`,
+			doc: "List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch is set."},
+		{msg: "ApiVersions Response", path: "", tag: 3, from: 3, bnf: `zk_migration_ready => BOOLEAN`,
+			doc: "Set by a KRaft controller if the required configurations for ZK migration are present."},
 	}
 	for _, d := range def.defaults {
 		if strings.HasPrefix(d.msg, "ApiVersions ") || strings.HasPrefix(d.msg, "DescribeGroups ") || strings.HasPrefix(d.msg, "SaslHandshake ") {

@@ -7,29 +7,47 @@ import (
 )
 
 // The overlay: what the protocol guide's HTML does not say but a client
-// needs. The HTML's BNF shows a flexible version's tagged fields only as
-// TAG_BUFFER, and it does not mark which arrays (and structures) may be null.
-// Both come from Kafka's message definitions (clients/src/main/resources/
-// common/message/*.json in the Apache Kafka source): "taggedVersions" and
-// "nullableVersions". Only what the client uses is listed; any other tagged
-// field still decodes, into the structure's UnknownTags, and re-encodes
-// unchanged. Decoding accepts null for every array whatever this says; the
-// list matters when encoding, where a nil slice is written as null only for
-// a nullable field (and as an empty array otherwise).
+// needs. Kafka 4's guide states tagged fields and which arrays and
+// structures may be null, in its BNF; Kafka 3.9's shows tagged fields only as
+// TAG_BUFFER and no nullability of arrays or structures. The merged guides
+// (merge.go) take every version from 4.x that 4.x lists, so the overlay is
+// left with:
+//   - nullable and tagged entries for the versions that only 3.9 lists
+//     (below 4.x's oldest version), where 3.9's notation is silent;
+//   - tagged arrays: Kafka 4's BNF writes a tagged array like a tagged
+//     structure ("node_endpoints<tag: 0> => { ... }", no brackets), so the
+//     entries below say which tagged fields are arrays;
+//   - defaults: the value a field has in the versions that do not carry it,
+//     which no guide prints.
 //
-// The message definitions also give fields a "default": the value a field
-// has in the versions that do not carry it. Go's zero value is the default of
-// most fields; the others are listed here, so that decoding a version without
-// the field gives the value Kafka means (PreferredReadReplica -1, "no
-// preferred replica", rather than 0, "node 0"). Only fields that some version
-// of their structure lacks are listed: a field every version carries always
-// has the decoded value. Tagged fields are pointers, nil when absent, and
-// strings and nullable values default to "" and nil, so neither appears.
+// The facts come from Kafka's message definitions (clients/src/main/
+// resources/common/message/*.json in the Apache Kafka source):
+// "nullableVersions", "taggedVersions" and "default". Only what the client
+// uses is listed; any other tagged field still decodes, into the structure's
+// UnknownTags, and re-encodes unchanged. Decoding accepts null for every
+// array whatever this says; the list matters when encoding, where a nil slice
+// is written as null only for a nullable field (and as an empty array
+// otherwise).
+//
+// An entry that the guides state (a nullable or tagged entry that reaches a
+// version in Kafka 4's notation, a tagged array the BNF already brackets) is
+// an error, and so is one that contradicts them: the overlay holds only what
+// the guides do not say.
+//
+// Defaults: Go's zero value is the default of most fields; the others are
+// listed here, so that decoding a version without the field gives the value
+// Kafka means (PreferredReadReplica -1, "no preferred replica", rather than 0,
+// "node 0"). Only fields that some version of their structure lacks are
+// listed: a field every version carries always has the decoded value. Tagged
+// fields are pointers, nil when absent, and strings and nullable values
+// default to "" and nil, so neither appears.
 
 type overlay struct {
-	nullable []nullableField
-	tagged   []taggedField
-	defaults []fieldDefault
+	nullable     []nullableField
+	tagged       []taggedField
+	taggedArrays []taggedArray
+	defaults     []fieldDefault
+	routes       []route // where requests go (routing.go)
 }
 
 // nullableField marks the field at path (dot-separated spec names) of msg
@@ -52,6 +70,12 @@ type taggedField struct {
 	doc       string
 }
 
+// taggedArray says that the tagged field at path of msg, which Kafka 4's
+// BNF writes as a structure, is an array of that structure.
+type taggedArray struct {
+	msg, path string
+}
+
 // fieldDefault gives the primitive field at path of msg the value, a Go
 // literal ("-1", "0x7fffffff", "true"), in the versions of its structure that
 // lack it. Decoding such a version sets the field to the value; encoding never
@@ -60,86 +84,22 @@ type fieldDefault struct {
 	msg, path, value string
 }
 
-const (
-	leaderIDEpoch = `current_leader => leader_id leader_epoch TAG_BUFFER
-  leader_id => INT32
-  leader_epoch => INT32`
-	nodeEndpoints = `node_endpoints => node_id host port rack TAG_BUFFER
-  node_id => INT32
-  host => COMPACT_STRING
-  port => INT32
-  rack => COMPACT_NULLABLE_STRING`
-)
-
 func defaultOverlay() *overlay {
 	return &overlay{
+		routes: defaultRoutes(),
+		// Versions only Kafka 3.9's guide lists (below 4.x's oldest).
 		nullable: []nullableField{
-			{"Metadata Request", "topics", 1, -1}, // null: every topic
-			{"Fetch Response", "responses.partitions.aborted_transactions", 4, -1},
-			{"OffsetFetch Request", "topics", 2, 7}, // null: every committed partition
-			{"OffsetFetch Request", "groups.topics", 8, -1},
-			{"DescribeConfigs Request", "resources.configuration_keys", 0, -1},
-			{"CreateTopics Response", "topics.configs", 5, -1},
-			{"CreatePartitions Request", "topics.assignments", 0, -1}, // null: the broker places the new partitions
-			{"AlterPartitionReassignments Request", "topics.partitions.replicas", 0, -1},
-			{"ListPartitionReassignments Request", "topics", 0, -1},
-			{"ElectLeaders Request", "topic_partitions", 0, -1},
-			{"DescribeLogDirs Request", "topics", 0, -1},
-			{"DescribeDelegationToken Request", "owners", 0, -1},
-			{"DescribeUserScramCredentials Request", "users", 0, -1},
-			{"DescribeClientQuotas Response", "entries", 0, -1},
-			{"ConsumerGroupHeartbeat Request", "subscribed_topic_names", 0, -1},
-			{"ConsumerGroupHeartbeat Request", "topic_partitions", 0, -1},
-			{"ConsumerGroupHeartbeat Response", "assignment", 0, -1},
-			{"ShareGroupHeartbeat Request", "subscribed_topic_names", 0, -1},
-			{"ShareGroupHeartbeat Response", "assignment", 0, -1},
-			{"DescribeTopicPartitions Request", "cursor", 0, -1},
-			{"DescribeTopicPartitions Response", "next_cursor", 0, -1},
+			{"DescribeConfigs Request", "resources.configuration_keys", 0, 0},
+			{"DescribeLogDirs Request", "topics", 0, 0},
+			{"DescribeDelegationToken Request", "owners", 0, 0},
+			{"ShareGroupHeartbeat Request", "subscribed_topic_names", 0, 0},
+			{"ShareGroupHeartbeat Response", "assignment", 0, 0},
 		},
-		tagged: []taggedField{
-			// KIP-951: leader hints so a client can move to a new leader without a metadata round trip.
-			{msg: "Produce Response", path: "responses.partition_responses", tag: 0, from: 10, bnf: leaderIDEpoch,
-				doc: "The leader broker that the producer should use for future requests (KIP-951)."},
-			{msg: "Produce Response", path: "", tag: 0, from: 10, array: true, bnf: nodeEndpoints,
-				doc: "Endpoints for all current leaders enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER (KIP-951)."},
-			{msg: "Fetch Response", path: "", tag: 0, from: 16, array: true, bnf: nodeEndpoints,
-				doc: "Endpoints for all current leaders enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER (KIP-951)."},
-			// KIP-320: the divergence point after a leader epoch change (log truncation).
-			{msg: "Fetch Response", path: "responses.partitions", tag: 0, from: 12, bnf: `diverging_epoch => epoch end_offset TAG_BUFFER
-  epoch => INT32
-  end_offset => INT64`,
-				doc: "In case divergence is detected based on the LastFetchedEpoch and FetchOffset in the request, this field indicates the largest epoch and its end offset such that subsequent records are known to diverge (KIP-320)."},
-			{msg: "Fetch Response", path: "responses.partitions", tag: 1, from: 12, bnf: leaderIDEpoch,
-				doc: "The current leader of the partition, when the request failed with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH (KIP-951)."},
-			{msg: "Fetch Response", path: "responses.partitions", tag: 2, from: 12, bnf: `snapshot_id => end_offset epoch TAG_BUFFER
-  end_offset => INT64
-  epoch => INT32`,
-				doc: "In the case of fetching an offset less than the LogStartOffset, this is the end offset and epoch that should be used in the FetchSnapshot request."},
-			{msg: "Fetch Request", path: "", tag: 0, from: 12, bnf: `cluster_id => COMPACT_NULLABLE_STRING`,
-				doc: "The clusterId if known. This is used to validate metadata fetches prior to broker registration."},
-			{msg: "Fetch Request", path: "", tag: 1, from: 15, bnf: `replica_state => replica_id replica_epoch TAG_BUFFER
-  replica_id => INT32
-  replica_epoch => INT64`,
-				doc: "The state of the replica in the follower (brokers only)."},
-			{msg: "Fetch Request", path: "topics.partitions", tag: 0, from: 17, bnf: `replica_directory_id => UUID`,
-				doc: "The directory id of the follower fetching (brokers only)."},
-			// KIP-584: feature versions.
-			{msg: "ApiVersions Response", path: "", tag: 0, from: 3, array: true, bnf: `supported_features => name min_version max_version TAG_BUFFER
-  name => COMPACT_STRING
-  min_version => INT16
-  max_version => INT16`,
-				doc: "Features supported by the broker."},
-			{msg: "ApiVersions Response", path: "", tag: 1, from: 3, bnf: `finalized_features_epoch => INT64`,
-				doc: "The monotonically increasing epoch for the finalized features information. Absent means unknown (-1)."},
-			{msg: "ApiVersions Response", path: "", tag: 2, from: 3, array: true, bnf: `finalized_features => name max_version_level min_version_level TAG_BUFFER
-  name => COMPACT_STRING
-  max_version_level => INT16
-  min_version_level => INT16`,
-				doc: "List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch is set."},
-			{msg: "ApiVersions Response", path: "", tag: 3, from: 3, bnf: `zk_migration_ready => BOOLEAN`,
-				doc: "Set by a KRaft controller if the required configurations for ZK migration are present."},
-			{msg: "CreateTopics Response", path: "topics", tag: 0, from: 5, bnf: `topic_config_error_code => INT16`,
-				doc: "Optional topic config error returned if configs are not returned in the response."},
+		taggedArrays: []taggedArray{
+			{"Produce Response", "node_endpoints"},
+			{"Fetch Response", "node_endpoints"},
+			{"ApiVersions Response", "supported_features"},
+			{"ApiVersions Response", "finalized_features"},
 		},
 		defaults: []fieldDefault{
 			{"Produce Response", "responses.partition_responses.log_append_time_ms", "-1"},
@@ -182,7 +142,7 @@ func defaultOverlay() *overlay {
 			{"OffsetForLeaderEpoch Request", "replica_id", "-2"}, // -2: a debugging consumer
 			{"OffsetForLeaderEpoch Request", "topics.partitions.current_leader_epoch", "-1"},
 			{"OffsetForLeaderEpoch Response", "topics.partitions.leader_epoch", "-1"},
-			{"TxnOffsetCommit Request", "generation_id", "-1"},
+			{"TxnOffsetCommit Request", "generation_id_or_member_epoch", "-1"},
 			{"TxnOffsetCommit Request", "topics.partitions.committed_leader_epoch", "-1"},
 			{"DescribeAcls Request", "pattern_type_filter", "3"}, // 3: LITERAL
 			{"DescribeAcls Response", "resources.pattern_type", "3"},
@@ -251,7 +211,34 @@ func (ov *overlay) apply(msgs map[string]*message) error {
 		if to < 0 {
 			to = m.versions.max()
 		}
-		f.nullable |= versionsFrom(n.from, to) & f.versions
+		vs := versionsFrom(n.from, to) & f.versions
+		if e := vs & m.explicit; e != 0 {
+			max := m.versions.max()
+			if f.nullable&e == e {
+				return fmt.Errorf("overlay: %s %s: the guide states it nullable in versions %s: narrow the entry to the others or drop it", n.msg, n.path, vrange(e, max))
+			}
+			return fmt.Errorf("overlay: %s %s: contradicts the guide, which says versions %s are not nullable", n.msg, n.path, vrange(e&^f.nullable, max))
+		}
+		f.nullable |= vs
+	}
+	for _, ta := range ov.taggedArrays {
+		m := msgs[ta.msg]
+		if m == nil {
+			return fmt.Errorf("overlay: no message %q", ta.msg)
+		}
+		f, err := findField(m.root, ta.path)
+		if err != nil {
+			return fmt.Errorf("overlay: %s %s: %w", ta.msg, ta.path, err)
+		}
+		switch {
+		case f.tag < 0:
+			return fmt.Errorf("overlay: %s %s: contradicts the guide, which has no tagged field there", ta.msg, ta.path)
+		case f.kind == kindArray:
+			return fmt.Errorf("overlay: %s %s: the guide states the array: drop the entry", ta.msg, ta.path)
+		case f.kind != kindStruct || f.nullable != 0:
+			return fmt.Errorf("overlay: %s %s: contradicts the guide, which has no (non-nullable) structure there", ta.msg, ta.path)
+		}
+		f.kind = kindArray
 	}
 	for _, t := range ov.tagged {
 		m := msgs[t.msg]
@@ -276,6 +263,14 @@ func (ov *overlay) apply(msgs map[string]*message) error {
 		bs, err := parseBNF([]string{tok, "TAG_BUFFER"}, lines)
 		if err != nil {
 			return fmt.Errorf("overlay: %s %s: %w", t.msg, name, err)
+		}
+		if e := versionsFrom(t.from, m.versions.max()) & m.explicit; e != 0 {
+			for _, o := range st.fields {
+				if o.name == name && o.tag == t.tag && o.versions&e == e {
+					return fmt.Errorf("overlay: %s %s: the guide states the tagged field in versions %s: drop the entry", t.msg, name, vrange(e, m.versions.max()))
+				}
+			}
+			return fmt.Errorf("overlay: %s %s: contradicts the guide, which has no tagged field %s with tag %d in versions %s", t.msg, name, name, t.tag, vrange(e, m.versions.max()))
 		}
 		holder := &structType{}
 		for v := t.from; v <= m.versions.max(); v++ {

@@ -40,6 +40,13 @@ type specMessage struct {
 	version int
 	root    *bnfStruct
 	docs    []fieldDoc // field descriptions, in the order of the table
+	// explicit: the BNF is in Kafka 4's notation, which states tagged
+	// fields and nullable arrays and structures (the 3.x notation shows
+	// neither, the overlay adds them).
+	explicit bool
+	unstable bool   // the guide marks the version unstable (Kafka 4)
+	source   string // the guide it comes from, for messages
+	renamed  string // the API's name in an older guide, when it differs (see merge.go)
 }
 
 type fieldDoc struct{ name, desc string }
@@ -52,10 +59,13 @@ type bnfStruct struct {
 }
 
 type bnfField struct {
-	name  string
-	array bool
-	prim  string     // the primitive type, e.g. "COMPACT_STRING"; "" for a structure
-	sub   *bnfStruct // the structure, for a structure or an array of them
+	name     string
+	array    bool
+	compact  bool       // a compact array, "(x)" (Kafka 4 notation)
+	nullable bool       // a nullable array or structure: "?(x)", "?[x]", "?{ }" (Kafka 4 notation)
+	tag      int        // the tag of a tagged field, "x<tag: N>" (Kafka 4 notation); -1 when untagged
+	prim     string     // the primitive type, e.g. "COMPACT_STRING"; "" for a structure
+	sub      *bnfStruct // the structure, for a structure or an array of them
 }
 
 // primitives are the BNF's primitive type names.
@@ -65,7 +75,7 @@ var primitives = map[string]bool{
 	"VARINT": true, "VARLONG": true,
 	"STRING": true, "COMPACT_STRING": true, "NULLABLE_STRING": true, "COMPACT_NULLABLE_STRING": true,
 	"BYTES": true, "COMPACT_BYTES": true, "NULLABLE_BYTES": true, "COMPACT_NULLABLE_BYTES": true,
-	"RECORDS": true, "COMPACT_RECORDS": true,
+	"RECORDS": true, "COMPACT_RECORDS": true, "NULLABLE_RECORDS": true, "COMPACT_NULLABLE_RECORDS": true,
 }
 
 var (
@@ -75,7 +85,14 @@ var (
 	reAPISec    = regexp.MustCompile(`<a name="The_Messages_(\w+)">(\w+) API \(Key: (\d+)\):</a>`)
 	reBNFHeader = regexp.MustCompile(`^(\w+) (Request|Response) \(Version: (\d+)\) =>(.*)$`)
 	rePre       = regexp.MustCompile(`(?s)<pre>(.*?)</pre>(.*?)(?:</table>|$)`)
+	reHeaderVer = regexp.MustCompile(`<b>(Request|Response) header version:</b> (\d+)`)
+	reTagMark   = regexp.MustCompile(`<tag: (\d+)>`)
+	reFieldTok  = regexp.MustCompile(`^(\??)([\[(]?)(\w+)([\])]?)(?:<tag:(\d+)>)?$`)
 )
+
+// unstableMark is how the Kafka 4 guide marks a version that brokers do not
+// offer unless configured to (unstable.api.versions.enable).
+const unstableMark = "This version of the request is unstable."
 
 func cellText(s string) string {
 	s = reTag.ReplaceAllString(s, "")
@@ -196,10 +213,16 @@ func parseAPITable(doc string) ([]specAPI, error) {
 	return out, nil
 }
 
+// parseAPISection parses the BNFs of one API's section. Kafka 3.x writes a
+// structure as its field names ("a [b] TAG_BUFFER"), Kafka 4 in braces with
+// the arrays' kind, nullability and tags inline ("{ a (b) ?[c] d<tag: 0> }")
+// and the header version after the BNF; the header says whether a version is
+// flexible (request header 2), as TAG_BUFFER does in 3.x.
 func parseAPISection(api string, key int, sec string) ([]*specMessage, error) {
 	var out []*specMessage
+	flexReq := map[int]bool{} // Kafka 4: request header 2, by version
 	for _, m := range rePre.FindAllStringSubmatch(sec, -1) {
-		text := html.UnescapeString(m[1])
+		text := reTagMark.ReplaceAllString(html.UnescapeString(m[1]), "<tag:$1>")
 		lines := strings.Split(strings.TrimRight(text, "\n "), "\n")
 		h := reBNFHeader.FindStringSubmatch(strings.TrimRight(lines[0], " "))
 		if h == nil {
@@ -209,11 +232,36 @@ func parseAPISection(api string, key int, sec string) ([]*specMessage, error) {
 			return nil, fmt.Errorf("BNF %q inside the section of API %s", lines[0], api)
 		}
 		v, _ := strconv.Atoi(h[3])
-		root, err := parseBNF(strings.Fields(h[4]), lines[1:])
+		msg := &specMessage{api: api, key: key, kind: h[2], version: v}
+		def := strings.Fields(h[4])
+		var err error
+		if len(def) > 0 && (def[0] == "{" || def[0] == "?{") {
+			msg.explicit = true
+			msg.unstable = strings.Contains(m[2], unstableMark)
+			hv := reHeaderVer.FindStringSubmatch(m[2])
+			if hv == nil || hv[1] != h[2] {
+				return nil, fmt.Errorf("%s %s v%d: no %s header version after the BNF", api, h[2], v, h[2])
+			}
+			flexible := false
+			if h[2] == "Request" {
+				flexible = hv[2] == "2"
+				flexReq[v] = flexible
+			} else {
+				// A response's header does not say (ApiVersions answers
+				// with header 0 in every version): its request does.
+				f, ok := flexReq[v]
+				if !ok {
+					return nil, fmt.Errorf("%s Response v%d comes before its request", api, v)
+				}
+				flexible = f
+			}
+			msg.root, err = parseBNF4(def, lines[1:], flexible)
+		} else {
+			msg.root, err = parseBNF(def, lines[1:])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %s v%d: %w", api, h[2], v, err)
 		}
-		msg := &specMessage{api: api, key: key, kind: h[2], version: v, root: root}
 		for _, r := range reRow.FindAllStringSubmatch(m[2], -1) {
 			c := reCell.FindAllStringSubmatch(r[1], -1)
 			if len(c) == 2 {
@@ -268,7 +316,7 @@ func parseStruct(tokens []string, lines []bnfLine, pos *int, indent int) (*bnfSt
 			st.hasTags = true
 			continue
 		}
-		f := &bnfField{name: tok}
+		f := &bnfField{name: tok, tag: -1}
 		if strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]") {
 			f.array = true
 			f.name = tok[1 : len(tok)-1]
@@ -285,6 +333,93 @@ func parseStruct(tokens []string, lines []bnfLine, pos *int, indent int) (*bnfSt
 			f.prim = l.def[0]
 		} else {
 			sub, err := parseStruct(l.def, lines, pos, l.indent)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+			f.sub = sub
+		}
+		st.fields = append(st.fields, f)
+	}
+	return st, nil
+}
+
+// parseBNF4 parses a structure in Kafka 4's notation: def is "{ fields }"
+// (or "?{ fields }" for a nullable structure, which only a field can be).
+// Every structure of a flexible version ends in a tagged-field buffer.
+func parseBNF4(def []string, text []string, flexible bool) (*bnfStruct, error) {
+	var lines []bnfLine
+	for _, l := range text {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		name, d, ok := strings.Cut(l, "=>")
+		if !ok {
+			return nil, fmt.Errorf("BNF line without '=>': %q", l)
+		}
+		indent := len(name) - len(strings.TrimLeft(name, " "))
+		lines = append(lines, bnfLine{indent: indent, name: strings.TrimSpace(name), def: strings.Fields(d)})
+	}
+	if def[0] != "{" {
+		return nil, fmt.Errorf("a message cannot be null: %q", strings.Join(def, " "))
+	}
+	pos := 0
+	st, err := parseStruct4(def, lines, &pos, -1, flexible)
+	if err != nil {
+		return nil, err
+	}
+	if pos != len(lines) {
+		return nil, fmt.Errorf("BNF line %q defines no field of its structure", lines[pos].name)
+	}
+	return st, nil
+}
+
+// parseStruct4 parses def, "{ tokens }" or "?{ tokens }", whose fields are
+// defined by lines from *pos on, indented deeper than indent.
+func parseStruct4(def []string, lines []bnfLine, pos *int, indent int, flexible bool) (*bnfStruct, error) {
+	if len(def) < 2 || (def[0] != "{" && def[0] != "?{") || def[len(def)-1] != "}" {
+		return nil, fmt.Errorf("structure %q is not in braces", strings.Join(def, " "))
+	}
+	st := &bnfStruct{hasTags: flexible}
+	for _, tok := range def[1 : len(def)-1] {
+		t := reFieldTok.FindStringSubmatch(tok)
+		if t == nil || (t[2] == "") != (t[4] == "") || (t[2] == "[") != (t[4] == "]") || (t[1] == "?" && t[2] == "") {
+			return nil, fmt.Errorf("unexpected field %q", tok)
+		}
+		f := &bnfField{name: t[3], array: t[2] != "", compact: t[2] == "(", nullable: t[1] == "?", tag: -1}
+		key := f.name
+		if t[5] != "" {
+			f.tag, _ = strconv.Atoi(t[5])
+			key += "<tag:" + t[5] + ">"
+			if !flexible {
+				return nil, fmt.Errorf("tagged field %q in a version that is not flexible", tok)
+			}
+		}
+		if f.array && f.compact != flexible {
+			return nil, fmt.Errorf("field %q: a %s array in a version that is %sflexible", tok,
+				map[bool]string{true: "compact", false: "non-compact"}[f.compact], map[bool]string{true: "", false: "not "}[flexible])
+		}
+		if *pos >= len(lines) || lines[*pos].name != key {
+			return nil, fmt.Errorf("field %q has no definition line", key)
+		}
+		l := lines[*pos]
+		if l.indent <= indent {
+			return nil, fmt.Errorf("field %q is not indented under its structure", key)
+		}
+		*pos++
+		switch {
+		case len(l.def) == 1 && primitives[l.def[0]]:
+			f.prim = l.def[0]
+			if f.nullable && !f.array {
+				return nil, fmt.Errorf("field %q: a nullable marker on a primitive", tok)
+			}
+		case len(l.def) > 0 && l.def[0] == "?{":
+			if f.array {
+				return nil, fmt.Errorf("field %q: an array of nullable structures", tok)
+			}
+			f.nullable = true
+			fallthrough
+		default:
+			sub, err := parseStruct4(l.def, lines, pos, l.indent, flexible)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.name, err)
 			}

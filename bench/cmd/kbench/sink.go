@@ -375,9 +375,9 @@ func (s *sink) produce(req *kpax.ProduceRequest) *kpax.ProduceResponse {
 	resp := &kpax.ProduceResponse{}
 	for _, td := range req.TopicData {
 		t := s.topic(td.Name)
-		rr := kpax.ProduceResponseResponse{Name: td.Name}
+		rr := kpax.ProduceResponseItem{Name: td.Name}
 		for _, pd := range td.PartitionData {
-			pr := kpax.ProduceResponseResponsePartitionResponse{Index: pd.Index, LogAppendTimeMs: -1}
+			pr := kpax.ProduceResponseItemPartitionResponse{Index: pd.Index, LogAppendTimeMs: -1}
 			if pd.Index < 0 || int(pd.Index) >= t.parts {
 				pr.ErrorCode = 3 // UNKNOWN_TOPIC_OR_PARTITION
 			} else {
@@ -424,7 +424,7 @@ func (s *sink) fetch(out []byte, corr uint32, flexible bool, req *kpax.FetchRequ
 		budget = 1 << 30
 	}
 	for _, rt := range req.Topics {
-		fr := kpax.FetchResponseResponse{TopicID: rt.TopicID, Topic: rt.Topic}
+		fr := kpax.FetchResponseItem{TopicID: rt.TopicID, Topic: rt.Topic}
 		var t *sinkTopic
 		if ver >= 13 {
 			s.mu.Lock()
@@ -434,7 +434,7 @@ func (s *sink) fetch(out []byte, corr uint32, flexible bool, req *kpax.FetchRequ
 			t = s.topic(rt.Topic)
 		}
 		for _, rp := range rt.Partitions {
-			p := kpax.FetchResponseResponsePartition{
+			p := kpax.FetchResponseItemPartition{
 				PartitionIndex: rp.Partition, HighWatermark: sinkHighWatermark,
 				LastStableOffset: sinkHighWatermark, PreferredReadReplica: -1,
 			}

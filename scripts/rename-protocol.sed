@@ -1,0 +1,27 @@
+# Generated type names renamed by issue 14 (Kafka 4.x merge and the generator's stutter rule, gen/model.go destutter).
+# Apply to Go files of another branch: sed -i -E -f scripts/rename-protocol.sed $(git ls-files '*.go' ':!protocol_gen.go')
+s/\bShareFetchResponseResponsePartitionCurrentLeader\b/ShareFetchResponseItemPartitionCurrentLeader/g
+s/\bShareFetchResponseResponsePartitionAcquiredRecord\b/ShareFetchResponseItemPartitionAcquiredRecord/g
+s/\bShareFetchResponseResponsePartition\b/ShareFetchResponseItemPartition/g
+s/\bShareFetchResponseResponse\b/ShareFetchResponseItem/g
+s/\bShareAcknowledgeResponseResponsePartitionCurrentLeader\b/ShareAcknowledgeResponseItemPartitionCurrentLeader/g
+s/\bShareAcknowledgeResponseResponsePartition\b/ShareAcknowledgeResponseItemPartition/g
+s/\bShareAcknowledgeResponseResponse\b/ShareAcknowledgeResponseItem/g
+s/\bProduceResponseResponsePartitionResponseRecordError\b/ProduceResponseItemPartitionResponseRecordError/g
+s/\bProduceResponseResponsePartitionResponseCurrentLeader\b/ProduceResponseItemPartitionResponseCurrentLeader/g
+s/\bProduceResponseResponsePartitionResponse\b/ProduceResponseItemPartitionResponse/g
+s/\bProduceResponseResponse\b/ProduceResponseItem/g
+s/\bListClientMetricsResourcesResponseClientMetricsResource\b/ListConfigResourcesResponseConfigResource/g
+s/\bListClientMetricsResourcesResponse\b/ListConfigResourcesResponse/g
+s/\bListClientMetricsResourcesRequest\b/ListConfigResourcesRequest/g
+s/\bIncrementalAlterConfigsResponseResponse\b/IncrementalAlterConfigsResponseItem/g
+s/\bFetchResponseResponsePartitionSnapshotID\b/FetchResponseItemPartitionSnapshotID/g
+s/\bFetchResponseResponsePartitionDivergingEpoch\b/FetchResponseItemPartitionDivergingEpoch/g
+s/\bFetchResponseResponsePartitionCurrentLeader\b/FetchResponseItemPartitionCurrentLeader/g
+s/\bFetchResponseResponsePartitionAbortedTransaction\b/FetchResponseItemPartitionAbortedTransaction/g
+s/\bFetchResponseResponsePartition\b/FetchResponseItemPartition/g
+s/\bFetchResponseResponse\b/FetchResponseItem/g
+s/\bDeleteTopicsResponseResponse\b/DeleteTopicsResponseItem/g
+s/\bAlterPartitionReassignmentsResponseResponsePartition\b/AlterPartitionReassignmentsResponseItemPartition/g
+s/\bAlterPartitionReassignmentsResponseResponse\b/AlterPartitionReassignmentsResponseItem/g
+s/\bAlterConfigsResponseResponse\b/AlterConfigsResponseItem/g
