@@ -233,20 +233,33 @@ func (cl *Client) seedPools() []*brokerPool {
 // code in the response forgets the cached coordinator, so that the next call
 // asks FindCoordinator again and goes to the right broker.
 func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
+	resp, _, err := cl.request(ctx, req)
+	return resp, err
+}
+
+// request is Request that also returns the version the request was sent
+// at, for callers (the admin API) that read version-dependent fields.
+func (cl *Client) request(ctx context.Context, req Request) (Response, int16, error) {
 	nodeID, err := cl.route(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	resp, err := cl.RequestBroker(ctx, nodeID, req)
+	resp, v, err := cl.requestBroker(ctx, nodeID, req)
 	if kind, key, ok := coordinatorKey(req); ok && (err != nil && ctx.Err() == nil || err == nil && coordinatorMoved(resp)) {
 		cl.meta.invalidateCoordinator(kind, key)
 	}
-	return resp, err
+	return resp, v, err
 }
 
 // RequestBroker sends req to the broker with the node ID and returns its
 // response.
 func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) (Response, error) {
+	resp, _, err := cl.requestBroker(ctx, nodeID, req)
+	return resp, err
+}
+
+// requestBroker is RequestBroker that also returns the version used.
+func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) (Response, int16, error) {
 	p, err := cl.pool(nodeID)
 	if err != nil {
 		if nodeID >= 0 {
@@ -256,26 +269,33 @@ func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) 
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, -1, err
 		}
 	}
-	resp, err := cl.send(ctx, p, req)
+	resp, v, err := cl.sendV(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
 	}
-	return resp, err
+	return resp, v, err
 }
 
 // send sends req over a connection of the pool.
 func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Response, error) {
+	resp, _, err := cl.sendV(ctx, p, req)
+	return resp, err
+}
+
+// sendV is send that also returns the version negotiated for req on the
+// connection it went over.
+func (cl *Client) sendV(ctx context.Context, p *brokerPool, req Request) (Response, int16, error) {
 	lane := laneOf(req)
 	c, err := p.get(ctx, lane)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
 	if err != nil {
-		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+		return nil, -1, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
 	start := time.Now()
 	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
@@ -291,9 +311,9 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 		if !errors.As(err, &be) && ctx.Err() == nil {
 			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 		}
-		return nil, err
+		return nil, v, err
 	}
-	return resp, nil
+	return resp, v, nil
 }
 
 // Lanes keep requests that the broker holds (a Fetch waits for data, a
