@@ -51,24 +51,42 @@ func TestAdminInvalidInput(t *testing.T) {
 	a := cl.Admin()
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"empty topic":        func() error { _, err := a.CreateTopics(ctx, NewTopic{Name: "", Partitions: 1, ReplicationFactor: 1}); return err },
-		"zero partitions":    func() error { _, err := a.CreateTopics(ctx, NewTopic{Name: "t", ReplicationFactor: 1}); return err },
-		"zero replication":   func() error { _, err := a.CreateTopics(ctx, NewTopic{Name: "t", Partitions: 1}); return err },
-		"bad topic char":     func() error { _, err := a.DeleteTopics(ctx, "a/b"); return err },
-		"no topics":          func() error { _, err := a.DeleteTopics(ctx); return err },
-		"duplicate topics":   func() error { _, err := a.DescribeTopics(ctx, "a", "a"); return err },
-		"add zero":           func() error { _, err := a.AddPartitions(ctx, 0, "a"); return err },
-		"resource type":      func() error { _, err := a.DescribeConfigs(ctx, nil, ConfigResource{Type: 99, Name: "x"}); return err },
-		"broker name":        func() error { _, err := a.DescribeConfigs(ctx, nil, ConfigResource{Type: ConfigBroker, Name: "x"}); return err },
-		"no changes":         func() error { _, err := a.AlterConfigs(ctx, AlterConfig{Resource: ConfigResource{ConfigTopic, "t"}}); return err },
-		"empty group":        func() error { _, err := a.DescribeGroups(ctx, ""); return err },
-		"negative offset":    func() error { _, err := a.AlterGroupOffsets(ctx, "g", TopicPartitionOffset{Topic: "t", Offset: -5}); return err },
-		"no reset":           func() error { _, err := a.PlanResetOffsets(ctx, "g", OffsetTarget{}, nil); return err },
-		"list timestamp":     func() error { _, err := a.ListOffsets(ctx, -9, TopicPartitions{"t": nil}); return err },
-		"delete records":     func() error { _, err := a.DeleteRecords(ctx, TopicPartitionOffset{Topic: "t", Offset: -2}); return err },
-		"acl any in create":  func() error { _, err := a.CreateACLs(ctx, ACL{Type: ACLResourceAny}); return err },
-		"acl bad op":         func() error { _, err := a.DescribeACLs(ctx, ACL{Type: ACLResourceAny, Pattern: ACLPatternAny, Operation: 99, Permission: ACLPermissionAny}); return err },
-		"scram no password":  func() error { _, err := a.AlterScramUsers(ctx, []ScramUpsert{{User: "u", Mechanism: ScramSHA256}}, nil); return err },
+		"empty topic": func() error {
+			_, err := a.CreateTopics(ctx, NewTopic{Name: "", Partitions: 1, ReplicationFactor: 1})
+			return err
+		},
+		"zero partitions":  func() error { _, err := a.CreateTopics(ctx, NewTopic{Name: "t", ReplicationFactor: 1}); return err },
+		"zero replication": func() error { _, err := a.CreateTopics(ctx, NewTopic{Name: "t", Partitions: 1}); return err },
+		"bad topic char":   func() error { _, err := a.DeleteTopics(ctx, "a/b"); return err },
+		"no topics":        func() error { _, err := a.DeleteTopics(ctx); return err },
+		"duplicate topics": func() error { _, err := a.DescribeTopics(ctx, "a", "a"); return err },
+		"add zero":         func() error { _, err := a.AddPartitions(ctx, 0, "a"); return err },
+		"resource type":    func() error { _, err := a.DescribeConfigs(ctx, nil, ConfigResource{Type: 99, Name: "x"}); return err },
+		"broker name": func() error {
+			_, err := a.DescribeConfigs(ctx, nil, ConfigResource{Type: ConfigBroker, Name: "x"})
+			return err
+		},
+		"no changes": func() error {
+			_, err := a.AlterConfigs(ctx, AlterConfig{Resource: ConfigResource{ConfigTopic, "t"}})
+			return err
+		},
+		"empty group": func() error { _, err := a.DescribeGroups(ctx, ""); return err },
+		"negative offset": func() error {
+			_, err := a.AlterGroupOffsets(ctx, "g", TopicPartitionOffset{Topic: "t", Offset: -5})
+			return err
+		},
+		"no reset":          func() error { _, err := a.PlanResetOffsets(ctx, "g", OffsetTarget{}, nil); return err },
+		"list timestamp":    func() error { _, err := a.ListOffsets(ctx, -9, TopicPartitions{"t": nil}); return err },
+		"delete records":    func() error { _, err := a.DeleteRecords(ctx, TopicPartitionOffset{Topic: "t", Offset: -2}); return err },
+		"acl any in create": func() error { _, err := a.CreateACLs(ctx, ACL{Type: ACLResourceAny}); return err },
+		"acl bad op": func() error {
+			_, err := a.DescribeACLs(ctx, ACL{Type: ACLResourceAny, Pattern: ACLPatternAny, Operation: 99, Permission: ACLPermissionAny})
+			return err
+		},
+		"scram no password": func() error {
+			_, err := a.AlterScramUsers(ctx, []ScramUpsert{{User: "u", Mechanism: ScramSHA256}}, nil)
+			return err
+		},
 		"quota no entity":    func() error { _, err := a.AlterClientQuotas(ctx, QuotaAlteration{}); return err },
 		"reassign empty":     func() error { _, err := a.AlterPartitionReassignments(ctx); return err },
 		"elect no partition": func() error { _, err := a.ElectLeaders(ctx, false, TopicPartitions{"t": nil}); return err },
