@@ -126,6 +126,10 @@ type env struct {
 	stdoutTTY      bool // and, for consume, when the records do not go there too
 
 	brokers    string
+	brokersSet bool  // -b/-brokers given: it wins over bootstrap.servers
+	xprops     props // -X and the long security flags
+	fprops     props // -F
+	useTLS     bool  // -tls
 	timeout    time.Duration
 	timeoutSet bool
 	verbose    bool
@@ -156,7 +160,10 @@ func (f timeoutFlag) Set(s string) error {
 
 // common registers the flags every command takes.
 func (e *env) common(fs *flag.FlagSet) {
-	fs.StringVar(&e.brokers, "brokers", e.brokers, "comma-separated seed brokers, host:port (from $KPAX_BROKERS, else 127.0.0.1:9092)")
+	for _, name := range []string{"brokers", "b"} {
+		fs.Var(brokersFlag{e}, name, "comma-separated seed brokers, host:port (from bootstrap.servers, $KPAX_BROKERS, else 127.0.0.1:9092)")
+	}
+	e.securityFlags(fs)
 	fs.Var(timeoutFlag{e}, "timeout", "how long the command may take, a `duration` such as 10s; 0: no limit (default 30s; none for produce and consume)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "log the client's debug messages to stderr")
 }
@@ -182,8 +189,10 @@ func commands() []command {
 
 func (e *env) run(ctx context.Context, args []string) error {
 	e.brokers = defaultBrokers()
+	e.xprops, e.fprops = props{}, props{}
 	fs := flag.NewFlagSet("kpax", flag.ContinueOnError)
 	e.common(fs)
+	version := fs.Bool("V", false, "print kpax's version (from the build) and exit")
 	fs.Usage = func() {
 		w := e.stderr
 		fmt.Fprintf(w, "usage: kpax [-brokers host:port,...] COMMAND [flags] [args]\n\nCommands:\n")
@@ -197,6 +206,10 @@ func (e *env) run(ctx context.Context, args []string) error {
 	}
 	if _, err := parseFlags(fs, args, false); err != nil {
 		return err
+	}
+	if *version {
+		fmt.Fprintln(e.stdout, versionLine())
+		return nil
 	}
 	if fs.NArg() == 0 {
 		return usagef("no command (try kpax -h)")
@@ -283,8 +296,13 @@ func (e *env) deadline(ctx context.Context, def time.Duration) (context.Context,
 
 // client returns a client for -brokers.
 func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
+	p := e.properties()
+	brokers := e.brokers
+	if !e.brokersSet {
+		brokers = cmp(cmp(p["bootstrap.servers"], p["metadata.broker.list"]), brokers)
+	}
 	var seeds []string
-	for _, s := range strings.Split(e.brokers, ",") {
+	for _, s := range strings.Split(brokers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			seeds = append(seeds, s)
 		}
@@ -292,13 +310,17 @@ func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
 	if len(seeds) == 0 {
 		return nil, usagef("no brokers: set -brokers or $KPAX_BROKERS")
 	}
-	base := []kpax.Option{kpax.WithSeedBrokers(seeds...), kpax.WithClientID("kpax-cli")}
+	sec, err := securityOptions(p)
+	if err != nil {
+		return nil, err
+	}
+	base := append([]kpax.Option{kpax.WithSeedBrokers(seeds...), kpax.WithClientID(cmp(p["client.id"], "kpax-cli"))}, sec...)
 	if e.verbose {
 		base = append(base, kpax.WithLogger(slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	cl, err := kpax.New(append(base, opts...)...)
 	if err != nil {
-		return nil, usagef("-brokers %q: %s", e.brokers, strings.TrimPrefix(err.Error(), "kpax: "))
+		return nil, usagef("-brokers %q: %s", brokers, strings.TrimPrefix(err.Error(), "kpax: "))
 	}
 	return cl, nil
 }
