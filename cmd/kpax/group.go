@@ -195,7 +195,6 @@ func formatAssignment(a map[string][]int32) string {
 	return sb.String()
 }
 
-
 // groupOffsets is group offsets, or with lag, group lag.
 func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 	name := "group offsets"

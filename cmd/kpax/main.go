@@ -14,6 +14,10 @@
 //	offsets       earliest and latest offsets of each partition
 //	metadata      brokers, topics, partitions, leaders and in-sync replicas
 //	apiversions   the API versions each broker supports, and the ones kpax would use
+//	configs       get or set the configs of topics, brokers and groups
+//	delete-records delete the records of partitions before an offset
+//	acl           list, create or delete ACLs
+//	request       send any protocol request from JSON, print the response as JSON
 //
 // Every command takes -brokers (a comma-separated list of seed brokers), which
 // defaults to $KPAX_BROKERS, then to 127.0.0.1:9092; -timeout, how long the
@@ -184,6 +188,10 @@ func commands() []command {
 		{"offsets", "earliest and latest offsets of each partition", runOffsets},
 		{"metadata", "brokers, topics, partitions, leaders and in-sync replicas", runMetadata},
 		{"apiversions", "API versions of each broker, and the ones kpax would use", runAPIVersions},
+		{"configs", "get or set the configs of topics, brokers and groups", runConfigs},
+		{"delete-records", "delete the records of partitions before an offset", runDeleteRecords},
+		{"acl", "list, create or delete ACLs", runACL},
+		{"request", "send any protocol request from JSON, print the response as JSON", runRequest},
 	}
 }
 
