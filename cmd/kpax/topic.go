@@ -266,11 +266,16 @@ func printConfigs(e *env, rc kpax.ResourceConfigs, all bool, indent string) {
 		case c.Value != nil:
 			v = *c.Value
 		}
-		if all {
-			fmt.Fprintf(tw, "%s%s\t%s\t%s\n", indent, c.Name, v, c.Source)
-		} else {
-			fmt.Fprintf(tw, "%s%s=%s\n", indent, c.Name, v)
-		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", indent, c.Name, v, sourceName(c.Source))
 	}
 	tw.Flush()
+}
+
+// sourceName is a short name of where a config's value comes from.
+func sourceName(s kpax.ConfigSource) string {
+	names := []string{"unknown", "topic", "broker", "cluster default", "static broker", "default", "broker logger", "client metrics", "group"}
+	if s >= 0 && int(s) < len(names) {
+		return names[s]
+	}
+	return s.String()
 }
