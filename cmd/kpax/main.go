@@ -19,15 +19,31 @@
 //	acl           list, create or delete ACLs
 //	request       send any protocol request from JSON, print the response as JSON
 //
-// Every command takes -brokers (a comma-separated list of seed brokers), which
-// defaults to $KPAX_BROKERS, then to 127.0.0.1:9092; -timeout, how long the
+// Security and client settings use kcat's (librdkafka's) property names:
+// -X key=value (repeatable), -F FILE (key=value lines), or the environment
+// (KPAX_ and the name in capitals with dots as underscores, e.g.
+// KPAX_SASL_PASSWORD); -X wins over -F, -F over the environment. Known:
+// bootstrap.servers, security.protocol (plaintext, ssl, sasl_plaintext,
+// sasl_ssl), sasl.mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512),
+// sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location,
+// ssl.key.location, ssl.endpoint.identification.algorithm,
+// enable.ssl.certificate.verification, ssl.server.name, client.id. The
+// long flags -tls, -tls-ca, -tls-cert, -tls-key, -tls-server-name,
+// -tls-insecure, -sasl-mechanism, -sasl-user and -sasl-password set the
+// same. Passwords are never printed.
+//
+// Every command takes -brokers or -b (a comma-separated list of seed brokers), which
+// defaults to bootstrap.servers, then $KPAX_BROKERS, then 127.0.0.1:9092; -timeout, how long the
 // command may take (default 30s, none for produce and consume); -v, which logs
 // the client's debug messages to stderr; and -h, its help.
 //
 // consume prints the value of each record on a line by default; -f sets a
 // kcat-like format (%t topic, %p partition, %o offset, %k key, %v value, %T
 // timestamp, %h headers, ...), -K a key delimiter, and -json prints one JSON
-// object per record. When stderr is a terminal, produce and consume keep a
+// object per record with kcat -J's field names (-J is the same). topic list,
+// group list/describe/offsets/lag/reset-offsets, metadata (in kcat -L -J's
+// shape), offsets, configs get and acl list print JSON with -json or -J.
+// kpax -V prints the version the binary was built from. When stderr is a terminal, produce and consume keep a
 // progress line there (consume only when its records go elsewhere).
 //
 // Errors are one line on stderr. The exit code is 0 on success, 1 on an
