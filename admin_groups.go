@@ -115,8 +115,9 @@ func (a *Admin) describeGroup(ctx context.Context, group string) (GroupDescripti
 		return d, nil
 	}
 	rg := gs[0]
-	if rg.ErrorCode == ErrGroupIdNotFound.code {
-		// Kafka 4.x: not a classic group; maybe a KIP-848 one.
+	if rg.ErrorCode == ErrGroupIdNotFound.code || rg.ErrorCode == 0 && rg.GroupState == "Dead" {
+		// Not a classic group (Kafka 4.x says GROUP_ID_NOT_FOUND at v6,
+		// state Dead before): maybe a KIP-848 one.
 		if d2, ok, err := a.describeConsumerGroup(ctx, group); err != nil || ok {
 			return d2, err
 		}

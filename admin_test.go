@@ -396,13 +396,22 @@ func hasGroup(ls []GroupListing, g string) bool {
 }
 
 func TestAdminGroupMembers(t *testing.T) {
-	eachBroker(t, func(t *testing.T, addr string) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name+"/classic", func(t *testing.T) { testAdminGroupMembers(t, addr, ClassicGroupProtocol) })
+		if name == "4.x" { // KIP-848 groups: ConsumerGroupDescribe
+			t.Run(name+"/consumer", func(t *testing.T) { testAdminGroupMembers(t, addr, ConsumerGroupProtocol) })
+		}
+	}
+}
+
+func testAdminGroupMembers(t *testing.T, addr string, protocol GroupProtocol) {
+	{
 		ctx, cl, a := adminFor(t, addr)
 		name := uniq("admin-members")
 		createTopic(t, ctx, a, name, 2)
 		defer a.DeleteTopics(ctx, name)
 		group := uniq("admin-members-group")
-		gc, err := cl.NewGroupConsumer(group, []string{name})
+		gc, err := cl.NewGroupConsumer(group, []string{name}, WithGroupProtocol(protocol))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,7 +440,17 @@ func TestAdminGroupMembers(t *testing.T) {
 		if err != nil || len(lag.Partitions) != 2 || lag.Partitions[0].Member == "" {
 			t.Errorf("lag: %v %+v", err, lag)
 		}
-	})
+		ds, _ := a.DescribeGroups(ctx, group)
+		if want := map[GroupProtocol]string{ClassicGroupProtocol: "classic", ConsumerGroupProtocol: "consumer"}[protocol]; ds[0].Type != want {
+			t.Errorf("type %q, want %q", ds[0].Type, want)
+		}
+		ls, _ := a.ListGroups(ctx)
+		for _, l := range ls {
+			if l.Group == group && l.Type != ds[0].Type {
+				t.Errorf("ListGroups type %q, DescribeGroups %q", l.Type, ds[0].Type)
+			}
+		}
+	}
 }
 
 func TestAdminSecurityAPIs(t *testing.T) {
