@@ -119,7 +119,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, kpax.ErrInvalidArgument): // the admin API checks input too
 		return 2
 	}
 	return 1
