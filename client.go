@@ -254,15 +254,22 @@ func (cl *Client) Request(ctx context.Context, req Request) (Response, error) {
 	if err := checkCall(ctx, req); err != nil {
 		return nil, err
 	}
+	resp, _, err := cl.request(ctx, req)
+	return resp, err
+}
+
+// request is Request that also returns the version the request was sent
+// at, for callers (the admin API) that read version-dependent fields.
+func (cl *Client) request(ctx context.Context, req Request) (Response, int16, error) {
 	nodeID, err := cl.route(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	resp, err := cl.RequestBroker(ctx, nodeID, req)
+	resp, s, err := cl.requestBroker(ctx, nodeID, req)
 	if kind, key, ok := coordinatorKey(req); ok && (err != nil && ctx.Err() == nil || err == nil && coordinatorMoved(resp)) {
 		cl.meta.invalidateCoordinator(kind, key)
 	}
-	return resp, err
+	return resp, s.version, err
 }
 
 // RequestBroker sends req to the broker with the node ID and returns its
@@ -275,9 +282,9 @@ func (cl *Client) RequestBroker(ctx context.Context, nodeID int32, req Request) 
 	return resp, err
 }
 
-// requestBroker is RequestBroker, also returning the response frame the
-// response aliases (the consumer gives Fetch frames back to cfg.frames).
-func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) (Response, []byte, error) {
+// requestBroker is RequestBroker, also returning what sendFrame tells of
+// the exchange.
+func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) (Response, sent, error) {
 	p, err := cl.pool(nodeID)
 	if err != nil {
 		if nodeID >= 0 {
@@ -287,14 +294,14 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 			}
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, sent{version: -1}, err
 		}
 	}
-	resp, frame, err := cl.sendFrame(ctx, p, req)
+	resp, s, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
 	}
-	return resp, frame, err
+	return resp, s, err
 }
 
 // ErrBadRequest is matched (errors.Is) by the error of Client.Request and
@@ -331,19 +338,27 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 	return resp, err
 }
 
-// sendFrame is send, also returning the frame the response aliases.
-func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Response, []byte, error) {
+// sent tells of a request's exchange: the version it went at (-1 if it did
+// not go) and the response frame the response aliases (the consumer gives
+// Fetch frames back to cfg.frames).
+type sent struct {
+	version int16
+	frame   []byte
+}
+
+// sendFrame is send, also returning what it tells of the exchange.
+func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Response, sent, error) {
 	lane := apiLane(req.APIKey())
 	c, err := p.get(ctx, lane)
 	if err != nil {
-		return nil, nil, err
+		return nil, sent{version: -1}, err
 	}
 	v, err := c.versions.pick(req, cl.cfg.maxVersions)
 	if err == nil {
 		err = c.versions.fits(req, v)
 	}
 	if err != nil {
-		return nil, nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+		return nil, sent{version: -1}, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
 	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
 	if err != nil {
@@ -351,9 +366,9 @@ func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Re
 		if !errors.As(err, &be) && ctx.Err() == nil {
 			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 		}
-		return nil, nil, err
+		return nil, sent{version: v}, err
 	}
-	return resp, call.frame, nil
+	return resp, sent{version: v, frame: call.frame}, nil
 }
 
 // Lanes keep requests that the broker holds (a Fetch waits for data, a

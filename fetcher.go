@@ -144,7 +144,8 @@ func (f *fetcher) run() {
 		ch := c.chunk()
 		c.mu.Unlock()
 
-		r, frame, err := c.cl.requestBroker(c.ctx, f.node, req)
+		r, s, err := c.cl.requestBroker(c.ctx, f.node, req)
+		frame := s.frame
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return

@@ -134,32 +134,32 @@ func timestampMs(r *kpax.Record) int64 {
 	return r.Timestamp.UnixMilli()
 }
 
-// jsonWriter writes one JSON object per record and line:
+// jsonWriter writes one JSON object per record and line, with the field
+// names of kcat -J:
 //
-//	{"topic":"t","partition":0,"offset":42,"timestamp":1700000000000,
-//	 "key":"k","value":"v","headers":[{"key":"h","value":"x"}]}
+//	{"topic":"t","partition":0,"offset":42,"tstype":"create","ts":1700000000000,
+//	 "headers":["h","x"],"key":"k","payload":"v"}
 //
-// A null key, value or header value is null. A key or value that is not
-// valid UTF-8 is given in base64 as "key_base64" or "value_base64" instead
-// (header values likewise as "value_base64").
+// headers alternate names and values, as kcat's do. A null key, payload or
+// header value is null. A key or payload that is not valid UTF-8 is given
+// in base64 as "key_base64" or "payload_base64" instead (kcat prints the
+// raw bytes, which is not JSON); a header value likewise as null, with the
+// base64 in "headers_base64" at the same index. kcat's "broker" is left out:
+// a record does not say which broker served it.
 type jsonWriter struct{}
 
 type jsonRecord struct {
-	Topic       string          `json:"topic"`
-	Partition   int32           `json:"partition"`
-	Offset      int64           `json:"offset"`
-	Timestamp   int64           `json:"timestamp"`
-	Key         json.RawMessage `json:"key,omitempty"`
-	KeyBase64   string          `json:"key_base64,omitempty"`
-	Value       json.RawMessage `json:"value,omitempty"`
-	ValueBase64 string          `json:"value_base64,omitempty"`
-	Headers     []jsonHeader    `json:"headers,omitempty"`
-}
-
-type jsonHeader struct {
-	Key         string          `json:"key"`
-	Value       json.RawMessage `json:"value,omitempty"`
-	ValueBase64 string          `json:"value_base64,omitempty"`
+	Topic         string            `json:"topic"`
+	Partition     int32             `json:"partition"`
+	Offset        int64             `json:"offset"`
+	TsType        string            `json:"tstype"`
+	Ts            int64             `json:"ts"`
+	Headers       []json.RawMessage `json:"headers,omitempty"`
+	HeadersBase64 map[int]string    `json:"headers_base64,omitempty"`
+	Key           json.RawMessage   `json:"key,omitempty"`
+	KeyBase64     string            `json:"key_base64,omitempty"`
+	Payload       json.RawMessage   `json:"payload,omitempty"`
+	PayloadBase64 string            `json:"payload_base64,omitempty"`
 }
 
 // jsonBytes returns b as a JSON string (null for nil), or when it is not
@@ -176,13 +176,26 @@ func jsonBytes(b []byte) (s json.RawMessage, b64 string) {
 }
 
 func (jsonWriter) write(w *bufio.Writer, r *kpax.Record) error {
-	jr := jsonRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: timestampMs(r)}
+	jr := jsonRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, TsType: "create", Ts: timestampMs(r)}
+	if r.Attrs.LogAppendTime() {
+		jr.TsType = "logappend"
+	}
+	if jr.Ts < 0 {
+		jr.TsType = "none"
+	}
 	jr.Key, jr.KeyBase64 = jsonBytes(r.Key)
-	jr.Value, jr.ValueBase64 = jsonBytes(r.Value)
+	jr.Payload, jr.PayloadBase64 = jsonBytes(r.Value)
 	for _, h := range r.Headers {
-		jh := jsonHeader{Key: h.Key}
-		jh.Value, jh.ValueBase64 = jsonBytes(h.Value)
-		jr.Headers = append(jr.Headers, jh)
+		name, _ := json.Marshal(h.Key) // a string always marshals
+		v, b64 := jsonBytes(h.Value)
+		if b64 != "" {
+			if jr.HeadersBase64 == nil {
+				jr.HeadersBase64 = map[int]string{}
+			}
+			jr.HeadersBase64[len(jr.Headers)+1] = b64
+			v = json.RawMessage("null")
+		}
+		jr.Headers = append(jr.Headers, name, v)
 	}
 	b, err := json.Marshal(jr)
 	if err != nil {
@@ -196,7 +209,7 @@ func (jsonWriter) write(w *bufio.Writer, r *kpax.Record) error {
 func newRecordWriter(format, keyDelim string, asJSON bool) (recordWriter, error) {
 	switch {
 	case asJSON && format != "":
-		return nil, usagef("-json and -f do not go together")
+		return nil, usagef("-json (-J) and -f do not go together")
 	case asJSON:
 		return jsonWriter{}, nil
 	case format == "" && keyDelim != "":

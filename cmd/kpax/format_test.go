@@ -39,8 +39,8 @@ func TestCLIFormat(t *testing.T) {
 		{"", `%\`, false, r, `k%\v%1` + "\n"},
 		{`%t %p %o %k %v %s %K %V %S %T %h %%\t\\\0\r\n`, "", false, r, "t 3 42 k v%1 v%1 1 3 3 1700000000123 a=1,b= %\t\\\x00\r\n"},
 		{`%K %V %T|%k|%v|%h`, "", false, &kpax.Record{}, "-1 -1 -1|||"},
-		{"", "", true, r, `{"topic":"t","partition":3,"offset":42,"timestamp":1700000000123,"key":"k","value":"v%1","headers":[{"key":"a","value":"1"},{"key":"b","value":null}]}` + "\n"},
-		{"", "", true, &kpax.Record{Key: []byte{0xff}, Value: []byte{}}, `{"topic":"","partition":0,"offset":0,"timestamp":-1,"key_base64":"/w==","value":""}` + "\n"},
+		{"", "", true, r, `{"topic":"t","partition":3,"offset":42,"tstype":"create","ts":1700000000123,"headers":["a","1","b",null],"key":"k","payload":"v%1"}` + "\n"},
+		{"", "", true, &kpax.Record{Key: []byte{0xff}, Value: []byte{}}, `{"topic":"","partition":0,"offset":0,"tstype":"none","ts":-1,"key_base64":"/w==","payload":""}` + "\n"},
 	}
 	for _, tt := range tests {
 		w, err := newRecordWriter(tt.format, tt.keyDelim, tt.json)

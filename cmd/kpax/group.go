@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"h12.me/kpax"
 )
+
+// The group commands are thin: the work is the package's admin API
+// (kpax.Admin); this file parses flags and prints tables or JSON.
 
 func runGroup(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, args, "group", groupUsage, []subcommand{
@@ -17,17 +22,21 @@ func runGroup(ctx context.Context, e *env, args []string) error {
 		{"describe", groupDescribe},
 		{"offsets", func(ctx context.Context, e *env, args []string) error { return groupOffsets(ctx, e, args, false) }},
 		{"lag", func(ctx context.Context, e *env, args []string) error { return groupOffsets(ctx, e, args, true) }},
+		{"reset-offsets", groupResetOffsets},
+		{"delete-offsets", groupDeleteOffsets},
 		{"delete", groupDelete},
 	})
 }
 
-const groupUsage = `usage: kpax group list|describe|offsets|lag|delete [flags] [GROUP...]
+const groupUsage = `usage: kpax group list|describe|offsets|lag|reset-offsets|delete-offsets|delete [flags] [GROUP...]
 
-  list      the groups of the cluster, their state and type
-  describe  the members of groups and the partitions assigned to each
-  offsets   the offsets a group committed
-  lag       how far a group is behind the end of each partition it committed
-  delete    delete empty groups and their committed offsets
+  list            the groups of the cluster, their state and type
+  describe        the members of groups and the partitions assigned to each
+  offsets         the offsets a group committed
+  lag             how far a group is behind the end of each partition
+  reset-offsets   move a group's offsets (a dry run unless -execute)
+  delete-offsets  delete a group's committed offsets of topics
+  delete          delete empty groups and their committed offsets
 
 Run kpax group SUBCOMMAND -h for its flags.
 `
@@ -49,39 +58,63 @@ func retryGroup(ctx context.Context, f func() error) error {
 	return err
 }
 
+// jsonFlag registers -json and its kcat alias -J.
+func jsonFlag(fs interface {
+	BoolVar(*bool, string, bool, string)
+}) *bool {
+	v := new(bool)
+	fs.BoolVar(v, "json", false, "print JSON")
+	fs.BoolVar(v, "J", false, "the same as -json")
+	return v
+}
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+	return err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func groupList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("group list", "", "Lists the groups of the cluster (from every broker), with their state and type.")
+	asJSON := jsonFlag(fs)
 	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer done()
-	var groups []kpax.ListGroupsResponseGroup
-	err = eachBroker(ctx, cl, func(b kpax.Broker) error {
-		err := retryGroup(ctx, func() error {
-			resp, err := requestBroker[*kpax.ListGroupsResponse](ctx, cl, b.NodeID, &kpax.ListGroupsRequest{})
-			if err != nil {
-				return err
-			}
-			if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
-				return err
-			}
-			groups = append(groups, resp.Groups...)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("groups of broker %d: %w", b.NodeID, err)
-		}
-		return nil
-	})
+	groups, err := cl.Admin().ListGroups(ctx)
 	if err != nil {
-		return err
+		return timeoutErr(ctx, err)
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].GroupID < groups[j].GroupID })
+	if *asJSON {
+		type jg struct {
+			Group        string `json:"group"`
+			State        string `json:"state"`
+			Type         string `json:"type"`
+			ProtocolType string `json:"protocol_type"`
+			Coordinator  int32  `json:"coordinator"`
+		}
+		out := []jg{}
+		for _, g := range groups {
+			out = append(out, jg{g.Group, g.State, g.Type, g.ProtocolType, g.Coordinator})
+		}
+		return e.printJSON(out)
+	}
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "GROUP\tSTATE\tTYPE\tPROTOCOL")
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.GroupID, dash(g.GroupState), dash(g.GroupType), dash(g.ProtocolType))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Group, dash(g.State), dash(g.Type), dash(g.ProtocolType))
 	}
 	return tw.Flush()
 }
@@ -93,92 +126,9 @@ func dash(s string) string {
 	return s
 }
 
-// groupInfo describes a group, whichever protocol it follows.
-type groupInfo struct {
-	id, state    string
-	protocolType string // "consumer" for consumer groups
-	protocol     string // the assignor
-	members      []memberInfo
-}
-
-type memberInfo struct {
-	id, clientID, host string
-	assigned           map[string][]int32 // nil if unknown
-	err                error              // a malformed assignment
-}
-
-// describeGroup asks the group's coordinator about it: DescribeGroups, and
-// for a group of the consumer protocol (KIP-848), which DescribeGroups does
-// not know, ConsumerGroupDescribe.
-func describeGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
-	g, err := describeOne(ctx, cl, &kpax.DescribeGroupsRequest{Groups: []string{group}},
-		func(r *kpax.DescribeGroupsResponse) []kpax.DescribeGroupsResponseGroup { return r.Groups },
-		func(g kpax.DescribeGroupsResponseGroup) int16 { return g.ErrorCode })
-	if errors.Is(err, kpax.ErrGroupIdNotFound) || (err == nil && g.GroupState == "Dead") {
-		if info, cerr := describeConsumerGroup(ctx, cl, group); cerr == nil {
-			return info, nil
-		}
-	}
-	if err != nil {
-		return groupInfo{}, fmt.Errorf("group %q: %w", group, err)
-	}
-	info := groupInfo{id: g.GroupID, state: g.GroupState, protocolType: g.ProtocolType, protocol: g.ProtocolData}
-	for _, m := range g.Members {
-		mi := memberInfo{id: m.MemberID, clientID: m.ClientID, host: m.ClientHost}
-		if g.ProtocolType == "consumer" {
-			mi.assigned, mi.err = kpax.DecodeConsumerAssignment(m.MemberAssignment)
-		}
-		info.members = append(info.members, mi)
-	}
-	return info, nil
-}
-
-// describeOne sends req, a request about one group, to the group's
-// coordinator (retrying while it loads or moves) and returns that group of
-// the response: groups lists the response's groups, code a group's error code.
-// The group is returned with the error of its code, if any.
-func describeOne[R kpax.Response, G any](ctx context.Context, cl *kpax.Client, req kpax.Request, groups func(R) []G, code func(G) int16) (G, error) {
-	var g G
-	err := retryGroup(ctx, func() error {
-		resp, err := request[R](ctx, cl, req)
-		if err != nil {
-			return err
-		}
-		gs := groups(resp)
-		if len(gs) != 1 {
-			return fmt.Errorf("%s answered with %d groups, not 1", kpax.APIName(req.APIKey()), len(gs))
-		}
-		g = gs[0]
-		return kpax.ErrorForCode(code(g))
-	})
-	return g, err
-}
-
-// describeConsumerGroup describes a group of the consumer protocol.
-func describeConsumerGroup(ctx context.Context, cl *kpax.Client, group string) (groupInfo, error) {
-	g, err := describeOne(ctx, cl, &kpax.ConsumerGroupDescribeRequest{GroupIDs: []string{group}},
-		func(r *kpax.ConsumerGroupDescribeResponse) []kpax.ConsumerGroupDescribeResponseGroup { return r.Groups },
-		func(g kpax.ConsumerGroupDescribeResponseGroup) int16 { return g.ErrorCode })
-	if err != nil {
-		return groupInfo{}, err
-	}
-	info := groupInfo{id: g.GroupID, state: g.GroupState, protocolType: "consumer", protocol: g.AssignorName}
-	for _, m := range g.Members {
-		mi := memberInfo{id: m.MemberID, clientID: m.ClientID, host: m.ClientHost, assigned: map[string][]int32{}}
-		for _, tp := range m.Assignment.TopicPartitions {
-			name := tp.TopicName
-			if name == "" {
-				name = tp.TopicID.String()
-			}
-			mi.assigned[name] = append(mi.assigned[name], tp.Partitions...)
-		}
-		info.members = append(info.members, mi)
-	}
-	return info, nil
-}
-
 func groupDescribe(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("group describe", "GROUP...", "Shows the state of groups, their members and the partitions assigned to each.")
+	fs := e.flags("group describe", "GROUP...", "Shows the state, protocol and members of groups, and the partitions assigned to each member.")
+	asJSON := jsonFlag(fs)
 	pos, err := parseSome(fs, args, "group describe: name at least one group")
 	if err != nil {
 		return err
@@ -188,32 +138,32 @@ func groupDescribe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	for _, name := range pos {
-		g, err := describeGroup(ctx, cl, name)
-		if err != nil {
-			return err
+	ds, err := cl.Admin().DescribeGroups(ctx, pos...)
+	if ds == nil {
+		return timeoutErr(ctx, err)
+	}
+	if *asJSON {
+		return e.printJSON(ds)
+	}
+	for _, d := range ds {
+		if d.Err != nil {
+			return fmt.Errorf("describing group %q: %w", d.Group, d.Err)
 		}
-		if g.state == "Dead" && len(g.members) == 0 {
-			fmt.Fprintf(e.stdout, "group %q: no such group (state Dead)\n", name)
+		if d.State == "Dead" {
+			fmt.Fprintf(e.stdout, "group %q: no such group (state Dead)\n", d.Group)
 			continue
 		}
-		fmt.Fprintf(e.stdout, "group %q: state %s, protocol type %s, protocol %s, %d members\n",
-			g.id, g.state, dash(g.protocolType), dash(g.protocol), len(g.members))
-		if len(g.members) == 0 {
+		fmt.Fprintf(e.stdout, "group %q: state %s, type %s, protocol type %s, protocol %s, %d members\n",
+			d.Group, d.State, d.Type, dash(d.ProtocolType), dash(d.Protocol), len(d.Members))
+		if len(d.Members) == 0 {
 			continue
 		}
 		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "  MEMBER\tCLIENT\tHOST\tASSIGNMENT")
-		for _, m := range g.members {
-			assigned := formatAssignment(m.assigned)
-			if m.err != nil {
-				assigned = "(" + m.err.Error() + ")"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.id, m.clientID, m.host, assigned)
+		for _, m := range d.Members {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.ClientHost, formatAssignment(m.Assigned))
 		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		tw.Flush()
 	}
 	return nil
 }
@@ -245,90 +195,21 @@ func formatAssignment(a map[string][]int32) string {
 	return sb.String()
 }
 
-// committedPartition is a partition of an OffsetFetch response.
-type committedPartition struct {
-	p      tp
-	offset int64 // -1: none
-	code   int16
-}
-
-// committedOffsets returns the offsets the group committed, of every topic.
-func committedOffsets(ctx context.Context, cl *kpax.Client, group string) (map[tp]int64, error) {
-	out := make(map[tp]int64)
-	err := retryGroup(ctx, func() error {
-		clear(out)
-		// GroupID up to v7, Groups from v8: the encoder picks. Null topics:
-		// every topic.
-		resp, err := request[*kpax.OffsetFetchResponse](ctx, cl, &kpax.OffsetFetchRequest{
-			GroupID: group,
-			Groups:  []kpax.OffsetFetchRequestGroup{{GroupID: group, MemberEpoch: -1}},
-		})
-		if err != nil {
-			return err
-		}
-		// v8+ answers in Groups, older versions at the top level.
-		code, parts := resp.ErrorCode, []committedPartition(nil)
-		if len(resp.Groups) > 0 {
-			g := resp.Groups[0]
-			code = g.ErrorCode
-			for _, t := range g.Topics {
-				for _, p := range t.Partitions {
-					parts = append(parts, committedPartition{tp{t.Name, p.PartitionIndex}, p.CommittedOffset, p.ErrorCode})
-				}
-			}
-		} else {
-			for _, t := range resp.Topics {
-				for _, p := range t.Partitions {
-					parts = append(parts, committedPartition{tp{t.Name, p.PartitionIndex}, p.CommittedOffset, p.ErrorCode})
-				}
-			}
-		}
-		if err := kpax.ErrorForCode(code); err != nil {
-			return err
-		}
-		for _, c := range parts {
-			if err := partitionErr(c.p.topic, c.p.partition, c.code); err != nil {
-				return err
-			}
-			if c.offset >= 0 {
-				out[c.p] = c.offset
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("offsets of group %q: %w", group, err)
-	}
-	return out, nil
-}
-
-func sortedTPs(m map[tp]int64) []tp {
-	tps := make([]tp, 0, len(m))
-	for p := range m {
-		tps = append(tps, p)
-	}
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].topic != tps[j].topic {
-			return tps[i].topic < tps[j].topic
-		}
-		return tps[i].partition < tps[j].partition
-	})
-	return tps
-}
-
-// groupOffsets is group offsets and, with lag, group lag.
+// groupOffsets is group offsets, or with lag, group lag.
 func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
-	name, summary := "group offsets", "Shows the offsets a group committed, per partition."
+	name := "group offsets"
+	what := "Shows the offsets a group committed."
 	if lag {
-		name, summary = "group lag", "Shows, per partition a group committed an offset of, the committed offset, the end of the\npartition, the lag between them and the member the partition is assigned to."
+		name, what = "group lag", "Shows how far a group is behind: per partition it committed or is assigned, the committed offset, the end offset and the difference, and the total."
 	}
-	fs := e.flags(name, "GROUP", summary)
-	pos, err := parseCmd(fs, args)
+	fs := e.flags(name, "GROUP", what)
+	asJSON := jsonFlag(fs)
+	pos, err := parseSome(fs, args, name+": name a group")
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("%s: want one GROUP, not %d arguments", name, len(pos))
+		return usagef("%s: want one GROUP, not %q", name, pos)
 	}
 	group := pos[0]
 	ctx, cl, done, err := e.adminClient(ctx)
@@ -336,95 +217,212 @@ func groupOffsets(ctx context.Context, e *env, args []string, lag bool) error {
 		return err
 	}
 	defer done()
-	committed, err := committedOffsets(ctx, cl, group)
-	if err != nil {
-		return err
-	}
-	tw := newTable(e.stdout)
 	if !lag {
-		if len(committed) == 0 {
+		offs, err := cl.Admin().CommittedOffsets(ctx, group)
+		if offs == nil && err != nil {
+			return timeoutErr(ctx, err)
+		}
+		if *asJSON {
+			return e.printJSON(jsonOffsets(offs))
+		}
+		if len(offs) == 0 {
 			fmt.Fprintf(e.stdout, "group %q has no committed offsets\n", group)
 			return nil
 		}
+		tw := newTable(e.stdout)
 		fmt.Fprintln(tw, "TOPIC\tPARTITION\tOFFSET")
-		for _, p := range sortedTPs(committed) {
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", p.topic, p.partition, committed[p])
+		for _, o := range offs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", o.Topic, o.Partition, o.Offset)
 		}
-		return tw.Flush()
+		tw.Flush()
+		return err
 	}
-	// The partitions with a committed offset, and those assigned to a
-	// member without one yet.
-	owners := make(map[tp]string)
-	if g, err := describeGroup(ctx, cl, group); err == nil {
-		for _, m := range g.members {
-			for t, ps := range m.assigned {
-				for _, p := range ps {
-					owners[tp{t, p}] = m.id
-				}
-			}
-		}
-	}
-	all := make(map[tp]int64, len(committed))
-	for p, off := range committed {
-		all[p] = off
-	}
-	for p := range owners {
-		if _, ok := all[p]; !ok {
-			all[p] = -1
-		}
-	}
-	if len(all) == 0 {
-		fmt.Fprintf(e.stdout, "group %q has no committed offsets and no members\n", group)
-		return nil
-	}
-	tps := sortedTPs(all)
-	md, err := cl.Metadata(ctx, topicsOf(tps)...)
-	if err != nil {
+	gl, err := cl.Admin().Lag(ctx, group)
+	if gl == nil {
 		return timeoutErr(ctx, err)
 	}
-	var live []tp // partitions of topics that still exist
-	exists := make(map[tp]bool)
-	for _, t := range md.Topics {
-		if t.Err != nil {
+	if *asJSON {
+		return e.printJSON(jsonLag(gl))
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
+	for _, p := range gl.Partitions {
+		off := "-"
+		if p.Committed >= 0 {
+			off = strconv.FormatInt(p.Committed, 10)
+		}
+		if p.Err != nil {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t%v\n", p.Topic, p.Partition, off, p.Err)
 			continue
 		}
-		for _, p := range t.Partitions {
-			exists[tp{t.Name, p.Partition}] = true
-		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Topic, p.Partition, off, p.End, p.Lag, dash(p.Member))
 	}
-	for _, p := range tps {
-		if exists[p] {
-			live = append(live, p)
-		}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "total lag %d\n", gl.Total)
+	return err
+}
+
+type jsonOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Metadata  string `json:"metadata,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func jsonOffsets(offs []kpax.GroupOffset) []jsonOffset {
+	out := []jsonOffset{}
+	for _, o := range offs {
+		out = append(out, jsonOffset{o.Topic, o.Partition, o.Offset, o.Metadata, errString(o.Err)})
 	}
-	ends, err := listOffsets(ctx, cl, md, live, tsLatest)
+	return out
+}
+
+func jsonLag(gl *kpax.GroupLag) any {
+	type jp struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Committed int64  `json:"committed"`
+		End       int64  `json:"end"`
+		Lag       int64  `json:"lag"`
+		Member    string `json:"member,omitempty"`
+		Error     string `json:"error,omitempty"`
+	}
+	out := struct {
+		Group      string `json:"group"`
+		State      string `json:"state"`
+		Partitions []jp   `json:"partitions"`
+		Total      int64  `json:"total_lag"`
+	}{Group: gl.Group, State: gl.State, Partitions: []jp{}, Total: gl.Total}
+	for _, p := range gl.Partitions {
+		out.Partitions = append(out.Partitions, jp{p.Topic, p.Partition, p.Committed, p.End, p.Lag, p.Member, errString(p.Err)})
+	}
+	return out
+}
+
+// parseTarget parses -to: earliest, latest, an offset, @TIME or +N/-N.
+func parseTarget(s string) (kpax.OffsetTarget, error) {
+	switch {
+	case s == "earliest":
+		return kpax.ToEarliest(), nil
+	case s == "latest":
+		return kpax.ToLatest(), nil
+	case strings.HasPrefix(s, "@"):
+		t, err := parseTime(s[1:])
+		if err != nil {
+			return kpax.OffsetTarget{}, err
+		}
+		return kpax.ToTime(t), nil
+	case strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-"):
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return kpax.OffsetTarget{}, fmt.Errorf("bad shift %q", s)
+		}
+		return kpax.ShiftBy(n), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return kpax.OffsetTarget{}, fmt.Errorf("want earliest, latest, an offset, @TIME or +N/-N, not %q", s)
+	}
+	return kpax.ToOffset(n), nil
+}
+
+// topicPartitions turns TOPIC[:P,...] arguments into TopicPartitions (nil
+// for none).
+func topicPartitions(args []string) (kpax.TopicPartitions, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	specs, err := parseTopicSpecs(args)
+	if err != nil {
+		return nil, err
+	}
+	tp := kpax.TopicPartitions{}
+	for _, s := range specs {
+		tp[s.topic] = append(tp[s.topic], s.partitions...)
+	}
+	return tp, nil
+}
+
+func groupResetOffsets(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group reset-offsets", "GROUP [TOPIC[:PARTITION,...]...]",
+		"Moves a group's committed offsets (of the topics given, else of every topic it committed). A dry run that prints the plan, unless -execute. The group must have no active members.")
+	to := fs.String("to", "", "where to: earliest, latest, an offset, @TIME (Unix ms or RFC 3339) or +N/-N (a shift)")
+	execute := fs.Bool("execute", false, "commit the new offsets (default: only print them)")
+	asJSON := jsonFlag(fs)
+	pos, err := parseSome(fs, args, "group reset-offsets: name a group")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
-	var total int64
-	for _, p := range tps {
-		off, owner := "-", dash(owners[p])
-		if c := all[p]; c >= 0 {
-			off = fmt.Sprint(c)
-		}
-		end, ok := ends[p]
-		switch {
-		case !ok:
-			fmt.Fprintf(tw, "%s\t%d\t%s\t-\t-\t(topic gone)\n", p.topic, p.partition, off)
-		case all[p] < 0:
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t-\t%s\n", p.topic, p.partition, off, end, owner)
-		default:
-			l := max(end-all[p], 0)
-			total += l
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.topic, p.partition, off, end, l, owner)
-		}
+	target, err := parseTarget(*to)
+	if err != nil {
+		return usagef("-to: %v", err)
 	}
-	if err := tw.Flush(); err != nil {
+	tp, err := topicPartitions(pos[1:])
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "total lag %d\n", total)
-	return nil
+	ctx, cl, done, err := e.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var plan []kpax.GroupOffset
+	if *execute {
+		plan, err = cl.Admin().ResetGroupOffsets(ctx, pos[0], target, tp)
+	} else {
+		plan, err = cl.Admin().PlanResetOffsets(ctx, pos[0], target, tp)
+	}
+	if plan == nil {
+		return timeoutErr(ctx, err)
+	}
+	if *asJSON {
+		if jerr := e.printJSON(jsonOffsets(plan)); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-OFFSET")
+	for _, o := range plan {
+		if o.Err != nil {
+			fmt.Fprintf(tw, "%s\t%d\t-\t%v\n", o.Topic, o.Partition, o.Err)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", o.Topic, o.Partition, o.Offset)
+		}
+	}
+	tw.Flush()
+	if !*execute && err == nil {
+		fmt.Fprintln(e.stdout, "dry run: nothing committed (add -execute)")
+	}
+	return err
+}
+
+func groupDeleteOffsets(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group delete-offsets", "GROUP TOPIC[:PARTITION,...]...", "Deletes a group's committed offsets of the topics or partitions.")
+	pos, err := parseSome(fs, args, "group delete-offsets: name a group and topics")
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usagef("group delete-offsets: name a group and at least one topic")
+	}
+	tp, err := topicPartitions(pos[1:])
+	if err != nil {
+		return err
+	}
+	ctx, cl, done, err := e.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := cl.Admin().DeleteGroupOffsets(ctx, pos[0], tp)
+	for _, r := range res {
+		if r.Err == nil {
+			fmt.Fprintf(e.stdout, "deleted the offset of %s:%d\n", r.Topic, r.Partition)
+		}
+	}
+	return timeoutErr(ctx, err)
 }
 
 func groupDelete(ctx context.Context, e *env, args []string) error {
@@ -439,28 +437,20 @@ func groupDelete(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	for _, group := range pos {
-		// One request per group: each goes to its own coordinator.
-		err := retryGroup(ctx, func() error {
-			resp, err := request[*kpax.DeleteGroupsResponse](ctx, cl, &kpax.DeleteGroupsRequest{GroupsNames: []string{group}})
-			if err != nil {
-				return err
-			}
-			for _, res := range resp.Results {
-				if err := kpax.ErrorForCode(res.ErrorCode); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	res, err := cl.Admin().DeleteGroups(ctx, pos...)
+	if res == nil {
+		return timeoutErr(ctx, err)
+	}
+	var failed []error
+	for _, r := range res {
 		switch {
-		case err == nil:
-			fmt.Fprintf(e.stdout, "deleted group %q\n", group)
-		case *ifExists && errors.Is(err, kpax.ErrGroupIdNotFound):
-			fmt.Fprintf(e.stdout, "group %q does not exist\n", group)
+		case r.Err == nil:
+			fmt.Fprintf(e.stdout, "deleted group %q\n", r.Group)
+		case *ifExists && errors.Is(r.Err, kpax.ErrGroupIdNotFound):
+			fmt.Fprintf(e.stdout, "group %q does not exist\n", r.Group)
 		default:
-			return fmt.Errorf("deleting group %q: %w", group, err)
+			failed = append(failed, r.Err)
 		}
 	}
-	return nil
+	return errors.Join(failed...)
 }

@@ -14,16 +14,36 @@
 //	offsets       earliest and latest offsets of each partition
 //	metadata      brokers, topics, partitions, leaders and in-sync replicas
 //	apiversions   the API versions each broker supports, and the ones kpax would use
+//	configs       get or set the configs of topics, brokers and groups
+//	delete-records delete the records of partitions before an offset
+//	acl           list, create or delete ACLs
+//	request       send any protocol request from JSON, print the response as JSON
 //
-// Every command takes -brokers (a comma-separated list of seed brokers), which
-// defaults to $KPAX_BROKERS, then to 127.0.0.1:9092; -timeout, how long the
+// Security and client settings use kcat's (librdkafka's) property names:
+// -X key=value (repeatable), -F FILE (key=value lines), or the environment
+// (KPAX_ and the name in capitals with dots as underscores, e.g.
+// KPAX_SASL_PASSWORD); -X wins over -F, -F over the environment. Known:
+// bootstrap.servers, security.protocol (plaintext, ssl, sasl_plaintext,
+// sasl_ssl), sasl.mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512),
+// sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location,
+// ssl.key.location, ssl.endpoint.identification.algorithm,
+// enable.ssl.certificate.verification, ssl.server.name, client.id. The
+// long flags -tls, -tls-ca, -tls-cert, -tls-key, -tls-server-name,
+// -tls-insecure, -sasl-mechanism, -sasl-user and -sasl-password set the
+// same. Passwords are never printed.
+//
+// Every command takes -brokers or -b (a comma-separated list of seed brokers), which
+// defaults to bootstrap.servers, then $KPAX_BROKERS, then 127.0.0.1:9092; -timeout, how long the
 // command may take (default 30s, none for produce and consume); -v, which logs
 // the client's debug messages to stderr; and -h, its help.
 //
 // consume prints the value of each record on a line by default; -f sets a
 // kcat-like format (%t topic, %p partition, %o offset, %k key, %v value, %T
 // timestamp, %h headers, ...), -K a key delimiter, and -json prints one JSON
-// object per record. When stderr is a terminal, produce and consume keep a
+// object per record with kcat -J's field names (-J is the same). topic list,
+// group list/describe/offsets/lag/reset-offsets, metadata (in kcat -L -J's
+// shape), offsets, configs get and acl list print JSON with -json or -J.
+// kpax -V prints the version the binary was built from. When stderr is a terminal, produce and consume keep a
 // progress line there (consume only when its records go elsewhere).
 //
 // Errors are one line on stderr. The exit code is 0 on success, 1 on an
@@ -99,7 +119,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, kpax.ErrInvalidArgument): // the admin API checks input too
 		return 2
 	}
 	return 1
@@ -126,6 +146,10 @@ type env struct {
 	stdoutTTY      bool // and, for consume, when the records do not go there too
 
 	brokers    string
+	brokersSet bool  // -b/-brokers given: it wins over bootstrap.servers
+	xprops     props // -X and the long security flags
+	fprops     props // -F
+	useTLS     bool  // -tls
 	timeout    time.Duration
 	timeoutSet bool
 	verbose    bool
@@ -156,7 +180,10 @@ func (f timeoutFlag) Set(s string) error {
 
 // common registers the flags every command takes.
 func (e *env) common(fs *flag.FlagSet) {
-	fs.StringVar(&e.brokers, "brokers", e.brokers, "comma-separated seed brokers, host:port (from $KPAX_BROKERS, else 127.0.0.1:9092)")
+	for _, name := range []string{"brokers", "b"} {
+		fs.Var(brokersFlag{e}, name, "comma-separated seed brokers, host:port (from bootstrap.servers, $KPAX_BROKERS, else 127.0.0.1:9092)")
+	}
+	e.securityFlags(fs)
 	fs.Var(timeoutFlag{e}, "timeout", "how long the command may take, a `duration` such as 10s; 0: no limit (default 30s; none for produce and consume)")
 	fs.BoolVar(&e.verbose, "v", e.verbose, "log the client's debug messages to stderr")
 }
@@ -177,13 +204,19 @@ func commands() []command {
 		{"offsets", "earliest and latest offsets of each partition", runOffsets},
 		{"metadata", "brokers, topics, partitions, leaders and in-sync replicas", runMetadata},
 		{"apiversions", "API versions of each broker, and the ones kpax would use", runAPIVersions},
+		{"configs", "get or set the configs of topics, brokers and groups", runConfigs},
+		{"delete-records", "delete the records of partitions before an offset", runDeleteRecords},
+		{"acl", "list, create or delete ACLs", runACL},
+		{"request", "send any protocol request from JSON, print the response as JSON", runRequest},
 	}
 }
 
 func (e *env) run(ctx context.Context, args []string) error {
 	e.brokers = defaultBrokers()
+	e.xprops, e.fprops = props{}, props{}
 	fs := flag.NewFlagSet("kpax", flag.ContinueOnError)
 	e.common(fs)
+	version := fs.Bool("V", false, "print kpax's version (from the build) and exit")
 	fs.Usage = func() {
 		w := e.stderr
 		fmt.Fprintf(w, "usage: kpax [-brokers host:port,...] COMMAND [flags] [args]\n\nCommands:\n")
@@ -197,6 +230,10 @@ func (e *env) run(ctx context.Context, args []string) error {
 	}
 	if _, err := parseFlags(fs, args, false); err != nil {
 		return err
+	}
+	if *version {
+		fmt.Fprintln(e.stdout, versionLine())
+		return nil
 	}
 	if fs.NArg() == 0 {
 		return usagef("no command (try kpax -h)")
@@ -283,8 +320,13 @@ func (e *env) deadline(ctx context.Context, def time.Duration) (context.Context,
 
 // client returns a client for -brokers.
 func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
+	p := e.properties()
+	brokers := e.brokers
+	if !e.brokersSet {
+		brokers = cmp(cmp(p["bootstrap.servers"], p["metadata.broker.list"]), brokers)
+	}
 	var seeds []string
-	for _, s := range strings.Split(e.brokers, ",") {
+	for _, s := range strings.Split(brokers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			seeds = append(seeds, s)
 		}
@@ -292,13 +334,17 @@ func (e *env) client(opts ...kpax.Option) (*kpax.Client, error) {
 	if len(seeds) == 0 {
 		return nil, usagef("no brokers: set -brokers or $KPAX_BROKERS")
 	}
-	base := []kpax.Option{kpax.WithSeedBrokers(seeds...), kpax.WithClientID("kpax-cli")}
+	sec, err := securityOptions(p)
+	if err != nil {
+		return nil, err
+	}
+	base := append([]kpax.Option{kpax.WithSeedBrokers(seeds...), kpax.WithClientID(cmp(p["client.id"], "kpax-cli"))}, sec...)
 	if e.verbose {
 		base = append(base, kpax.WithLogger(slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	cl, err := kpax.New(append(base, opts...)...)
 	if err != nil {
-		return nil, usagef("-brokers %q: %s", e.brokers, strings.TrimPrefix(err.Error(), "kpax: "))
+		return nil, usagef("-brokers %q: %s", brokers, strings.TrimPrefix(err.Error(), "kpax: "))
 	}
 	return cl, nil
 }

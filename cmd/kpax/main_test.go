@@ -269,8 +269,8 @@ func TestCLIPartitionsHeadersJSON(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	out = mustKpax(t, b, "", "consume", "-e", "-json", topic+":2")
-	want := fmt.Sprintf(`{"topic":%q,"partition":2,"offset":0,"timestamp":`, topic)
-	if !strings.HasPrefix(out, want) || !strings.Contains(out, `"key":null,"value":"a","headers":[{"key":"h1","value":"v1"},{"key":"h2","value":""}]}`) {
+	want := fmt.Sprintf(`{"topic":%q,"partition":2,"offset":0,"tstype":"create","ts":`, topic)
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, `"headers":["h1","v1","h2",""],"key":null,"payload":"a"}`) {
 		t.Fatalf("json: got %q", out)
 	}
 	if n := len(lines(out)); n != 2 {

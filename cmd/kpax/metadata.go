@@ -46,6 +46,7 @@ func runAPIVersions(ctx context.Context, e *env, args []string) error {
 func runMetadata(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("metadata", "[TOPIC...]", "Shows the brokers, and the partitions, leaders and in-sync replicas of the topics (all topics by default).")
 	topics := fs.String("topics", "", "comma-separated topics, as well as the arguments")
+	asJSON := jsonFlag(fs)
 	pos, err := parseCmd(fs, args)
 	if err != nil {
 		return err
@@ -63,6 +64,9 @@ func runMetadata(ctx context.Context, e *env, args []string) error {
 	md, err := cl.Metadata(ctx, names...)
 	if err != nil {
 		return timeoutErr(ctx, err)
+	}
+	if *asJSON {
+		return e.printJSON(kcatMetadata(md))
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "cluster %s, controller %d\n", md.ClusterID, md.Controller)
@@ -102,4 +106,58 @@ func printTopic(w io.Writer, t kpax.TopicMetadata) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// kcatMetadata is md in the shape of kcat -L -J, with kpax's additions
+// (cluster_id, topic_id, internal, leader_epoch, offline, error).
+func kcatMetadata(md *kpax.ClusterMetadata) any {
+	type id struct {
+		ID int32 `json:"id"`
+	}
+	type jb struct {
+		ID   int32  `json:"id"`
+		Name string `json:"name"`
+		Rack string `json:"rack,omitempty"`
+	}
+	type jp struct {
+		Partition   int32   `json:"partition"`
+		Leader      int32   `json:"leader"`
+		LeaderEpoch int32   `json:"leader_epoch"`
+		Replicas    []id    `json:"replicas"`
+		ISRs        []id    `json:"isrs"`
+		Offline     []int32 `json:"offline,omitempty"`
+		Error       string  `json:"error,omitempty"`
+	}
+	type jt struct {
+		Topic      string `json:"topic"`
+		TopicID    string `json:"topic_id"`
+		Internal   bool   `json:"internal,omitempty"`
+		Error      string `json:"error,omitempty"`
+		Partitions []jp   `json:"partitions"`
+	}
+	ids := func(ns []int32) []id {
+		out := []id{}
+		for _, n := range ns {
+			out = append(out, id{n})
+		}
+		return out
+	}
+	out := struct {
+		ClusterID    string `json:"cluster_id"`
+		ControllerID int32  `json:"controllerid"`
+		Brokers      []jb   `json:"brokers"`
+		Topics       []jt   `json:"topics"`
+	}{ClusterID: md.ClusterID, ControllerID: md.Controller, Brokers: []jb{}, Topics: []jt{}}
+	for _, b := range md.Brokers {
+		out.Brokers = append(out.Brokers, jb{b.NodeID, b.Addr(), b.Rack})
+	}
+	sort.Slice(md.Topics, func(i, j int) bool { return md.Topics[i].Name < md.Topics[j].Name })
+	for _, t := range md.Topics {
+		tj := jt{Topic: t.Name, TopicID: t.ID.String(), Internal: t.Internal, Error: errString(t.Err), Partitions: []jp{}}
+		for _, p := range t.Partitions {
+			tj.Partitions = append(tj.Partitions, jp{p.Partition, p.Leader, p.LeaderEpoch, ids(p.Replicas), ids(p.ISR), p.Offline, errString(p.Err)})
+		}
+		out.Topics = append(out.Topics, tj)
+	}
+	return out
 }

@@ -298,6 +298,7 @@ func parseTime(s string) (time.Time, error) {
 func runOffsets(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("offsets", "TOPIC[:PARTITION,...]...", "Shows the earliest and latest offsets of each partition, and with -at the first offset at or after a time.")
 	at := fs.String("at", "", "also show the first offset at or after this time: Unix milliseconds or RFC 3339")
+	asJSON := jsonFlag(fs)
 	specs, err := parseTopicArgs(fs, args, "offsets: name at least one topic (try kpax offsets -h)")
 	if err != nil {
 		return err
@@ -332,6 +333,25 @@ func runOffsets(ctx context.Context, e *env, args []string) error {
 		if atOff, err = listOffsets(ctx, cl, md, tps, atMs); err != nil {
 			return err
 		}
+	}
+	if *asJSON {
+		type jo struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Earliest  int64  `json:"earliest"`
+			Latest    int64  `json:"latest"`
+			At        *int64 `json:"at,omitempty"`
+		}
+		out := []jo{}
+		for _, p := range tps {
+			o := jo{Topic: p.topic, Partition: p.partition, Earliest: first[p], Latest: last[p]}
+			if atOff != nil {
+				v := atOff[p]
+				o.At = &v
+			}
+			out = append(out, o)
+		}
+		return e.printJSON(out)
 	}
 	tw := newTable(e.stdout)
 	hdr := "TOPIC\tPARTITION\tEARLIEST\tLATEST"

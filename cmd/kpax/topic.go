@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
-	"time"
 
 	"h12.me/kpax"
 )
@@ -14,15 +12,17 @@ import (
 func runTopic(ctx context.Context, e *env, args []string) error {
 	return runSubcommand(ctx, e, args, "topic", topicUsage, []subcommand{
 		{"create", topicCreate},
+		{"add-partitions", topicAddPartitions},
 		{"delete", topicDelete},
 		{"describe", topicDescribe},
 		{"list", topicList},
 	})
 }
 
-const topicUsage = `usage: kpax topic create|delete|describe|list [flags] [TOPIC...]
+const topicUsage = `usage: kpax topic create|add-partitions|delete|describe|list [flags] [TOPIC...]
 
-  create    create topics
+  create          create topics
+  add-partitions  add partitions to topics
   delete    delete topics
   describe  partitions, leaders, replicas and the settings of topics
   list      the names of the topics
@@ -55,6 +55,7 @@ func topicCreate(ctx context.Context, e *env, args []string) error {
 	var configs kvFlag
 	fs.Var(&configs, "config", "topic setting `name=value`, e.g. retention.ms=3600000 (repeatable)")
 	ifNotExists := fs.Bool("if-not-exists", false, "a topic that exists already is not an error")
+	validate := fs.Bool("validate-only", false, "only ask the controller whether it would create the topics")
 	pos, err := parseSome(fs, args, "topic create: name at least one topic")
 	if err != nil {
 		return err
@@ -65,52 +66,54 @@ func topicCreate(ctx context.Context, e *env, args []string) error {
 	if *replicas == 0 || *replicas < -1 || *replicas > 1<<15-1 {
 		return usagef("-replication-factor %d: want a positive number, or -1", *replicas)
 	}
-	req := &kpax.CreateTopicsRequest{TimeoutMs: 30000}
+	cfg := map[string]string{}
+	for _, c := range configs {
+		k, v, _ := strings.Cut(c, "=")
+		cfg[k] = v
+	}
+	var topics []kpax.NewTopic
 	for _, name := range pos {
 		if err := checkTopicName(name); err != nil {
 			return err
 		}
-		t := kpax.CreateTopicsRequestTopic{Name: name, NumPartitions: int32(*partitions), ReplicationFactor: int16(*replicas)}
-		for _, c := range configs {
-			k, v, _ := strings.Cut(c, "=")
-			t.Configs = append(t.Configs, kpax.CreateTopicsRequestTopicConfig{Name: k, Value: &v})
-		}
-		req.Topics = append(req.Topics, t)
+		topics = append(topics, kpax.NewTopic{Name: name, Partitions: int32(*partitions), ReplicationFactor: int16(*replicas), Configs: cfg})
 	}
 	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := request[*kpax.CreateTopicsResponse](ctx, cl, req)
-	if err != nil {
+	adm := cl.Admin()
+	create := adm.CreateTopics
+	if *validate {
+		create = adm.ValidateCreateTopics
+	}
+	res, err := create(ctx, topics...)
+	if res == nil {
 		return timeoutErr(ctx, err)
 	}
 	var created []string
-	for _, t := range resp.Topics {
-		err := kpax.ErrorForCode(t.ErrorCode)
+	var failed []error
+	for _, r := range res {
 		switch {
-		case err == nil:
-			created = append(created, t.Name)
-			fmt.Fprintf(e.stdout, "created topic %q\n", t.Name)
-		case *ifNotExists && errors.Is(err, kpax.ErrTopicAlreadyExists):
-			fmt.Fprintf(e.stdout, "topic %q exists already\n", t.Name)
+		case r.Err == nil && *validate:
+			fmt.Fprintf(e.stdout, "topic %q would be created\n", r.Name)
+		case r.Err == nil:
+			created = append(created, r.Name)
+			fmt.Fprintf(e.stdout, "created topic %q\n", r.Name)
+		case *ifNotExists && errors.Is(r.Err, kpax.ErrTopicAlreadyExists):
+			fmt.Fprintf(e.stdout, "topic %q exists already\n", r.Name)
 		default:
-			return fmt.Errorf("creating topic %q: %w%s", t.Name, err, detail(t.ErrorMessage, err))
+			failed = append(failed, r.Err)
 		}
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...)
 	}
 	if len(created) == 0 {
 		return nil
 	}
-	return timeoutErr(ctx, waitForLeaders(ctx, cl, created))
-}
-
-// detail returns the broker's error message when it says more than err.
-func detail(msg *string, err error) string {
-	if msg == nil || *msg == "" || strings.Contains(err.Error(), *msg) {
-		return ""
-	}
-	return " (" + *msg + ")"
+	return timeoutErr(ctx, adm.WaitForLeaders(ctx, created...))
 }
 
 // checkTopicName rejects names Kafka would reject, before asking it.
@@ -128,32 +131,34 @@ func checkTopicName(name string) error {
 
 // waitForLeaders waits until metadata shows the topics with a leader for
 // every partition, so that the next command can use them at once.
-func waitForLeaders(ctx context.Context, cl *kpax.Client, topics []string) error {
-	for {
-		md, err := cl.Metadata(ctx, topics...)
-		if err != nil {
-			return err
-		}
-		ready := len(md.Topics) == len(topics)
-		for _, t := range md.Topics {
-			if t.Err != nil || len(t.Partitions) == 0 {
-				ready = false
-			}
-			for _, p := range t.Partitions {
-				if p.Leader < 0 {
-					ready = false
-				}
-			}
-		}
-		if ready {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the leaders of %v: %w", topics, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+func topicAddPartitions(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("topic add-partitions", "TOPIC...", "Adds partitions to topics (keys may map to other partitions afterwards).")
+	n := fs.Int("n", 0, "how many partitions to add")
+	total := fs.Int("total", 0, "raise the partition count to this many instead")
+	pos, err := parseSome(fs, args, "topic add-partitions: name at least one topic")
+	if err != nil {
+		return err
+	}
+	if (*n > 0) == (*total > 0) || *n < 0 || *total < 0 {
+		return usagef("topic add-partitions: want -n N or -total N")
+	}
+	ctx, cl, done, err := e.adminClient(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var res []kpax.PartitionsResult
+	if *n > 0 {
+		res, err = cl.Admin().AddPartitions(ctx, int32(*n), pos...)
+	} else {
+		res, err = cl.Admin().SetPartitions(ctx, int32(*total), pos...)
+	}
+	for _, r := range res {
+		if r.Err == nil {
+			fmt.Fprintf(e.stdout, "topic %q now has %d partitions\n", r.Topic, r.Partitions)
 		}
 	}
+	return timeoutErr(ctx, err)
 }
 
 func topicDelete(ctx context.Context, e *env, args []string) error {
@@ -163,94 +168,61 @@ func topicDelete(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := &kpax.DeleteTopicsRequest{TimeoutMs: 30000}
-	for i := range pos {
-		// TopicNames up to v5, Topics from v6: the encoder picks.
-		req.TopicNames = append(req.TopicNames, pos[i])
-		req.Topics = append(req.Topics, kpax.DeleteTopicsRequestTopic{Name: &pos[i]})
-	}
 	ctx, cl, done, err := e.adminClient(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := request[*kpax.DeleteTopicsResponse](ctx, cl, req)
-	if err != nil {
+	res, err := cl.Admin().DeleteTopics(ctx, pos...)
+	if res == nil {
 		return timeoutErr(ctx, err)
 	}
-	for _, t := range resp.Responses {
-		name := t.TopicID.String()
-		if t.Name != nil {
-			name = *t.Name
-		}
-		err := kpax.ErrorForCode(t.ErrorCode)
+	var failed []error
+	for _, r := range res {
 		switch {
-		case err == nil:
-			fmt.Fprintf(e.stdout, "deleted topic %q\n", name)
-		case *ifExists && errors.Is(err, kpax.ErrUnknownTopicOrPartition):
-			fmt.Fprintf(e.stdout, "topic %q does not exist\n", name)
+		case r.Err == nil:
+			fmt.Fprintf(e.stdout, "deleted topic %q\n", r.Name)
+		case *ifExists && errors.Is(r.Err, kpax.ErrUnknownTopicOrPartition):
+			fmt.Fprintf(e.stdout, "topic %q does not exist\n", r.Name)
 		default:
-			return fmt.Errorf("deleting topic %q: %w%s", name, err, detail(t.ErrorMessage, err))
+			failed = append(failed, r.Err)
 		}
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
 func topicList(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic list", "", "Prints the names of the topics, one a line.")
 	internal := fs.Bool("internal", false, "include internal topics (__consumer_offsets, ...)")
+	asJSON := jsonFlag(fs)
 	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer done()
-	md, err := cl.Metadata(ctx)
+	ts, err := cl.Admin().ListTopics(ctx)
 	if err != nil {
 		return timeoutErr(ctx, err)
 	}
-	var names []string
-	for _, t := range md.Topics {
+	names := []string{}
+	for _, t := range ts {
 		if *internal || !t.Internal {
 			names = append(names, t.Name)
 		}
 	}
-	sort.Strings(names)
+	if *asJSON {
+		return e.printJSON(names)
+	}
 	for _, n := range names {
 		fmt.Fprintln(e.stdout, n)
 	}
 	return nil
 }
 
-// configSource names DescribeConfigs' config_source values.
-func configSource(s int8) string {
-	switch s {
-	case 1:
-		return "topic"
-	case 2:
-		return "broker"
-	case 3:
-		return "cluster default"
-	case 4:
-		return "static broker"
-	case 5:
-		return "default"
-	case 6:
-		return "broker logger"
-	case 7:
-		return "client metrics"
-	case 8:
-		return "group"
-	}
-	return "unknown"
-}
-
-// resourceTopic is DescribeConfigs' resource type of a topic.
-const resourceTopic = 2
-
 func topicDescribe(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic describe", "TOPIC...", "Shows the partitions, leaders and replicas of topics, and their settings that differ from\nthe broker's (with -all, every setting and where its value comes from).")
 	all := fs.Bool("all", false, "show every setting, defaults included")
-	specs, err := parseTopicArgs(fs, args, "topic describe: name at least one topic")
+	pos, err := parseSome(fs, args, "topic describe: name at least one topic")
 	if err != nil {
 		return err
 	}
@@ -259,61 +231,51 @@ func topicDescribe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	md, _, err := resolve(ctx, cl, specs)
-	if err != nil {
-		return err
-	}
-	req := &kpax.DescribeConfigsRequest{}
-	for _, s := range specs {
-		req.Resources = append(req.Resources, kpax.DescribeConfigsRequestResource{ResourceType: resourceTopic, ResourceName: s.topic})
-	}
-	resp, err := request[*kpax.DescribeConfigsResponse](ctx, cl, req)
+	adm := cl.Admin()
+	ts, err := adm.DescribeTopics(ctx, pos...)
 	if err != nil {
 		return timeoutErr(ctx, err)
 	}
-	configs := make(map[string]kpax.DescribeConfigsResponseResult)
-	for _, res := range resp.Results {
-		if err := kpax.ErrorForCode(res.ErrorCode); err != nil {
-			return fmt.Errorf("settings of topic %q: %w%s", res.ResourceName, err, detail(res.ErrorMessage, err))
-		}
-		configs[res.ResourceName] = res
+	var res []kpax.ConfigResource
+	for _, n := range pos {
+		res = append(res, kpax.ConfigResource{Type: kpax.ConfigTopic, Name: n})
 	}
-	for _, s := range specs {
-		for _, t := range md.Topics {
-			if t.Name != s.topic {
-				continue
-			}
-			printTopic(e.stdout, t)
-			cs := configs[t.Name].Configs
-			sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
-			tw := newTable(e.stdout)
-			shown := 0
-			for _, c := range cs {
-				// ConfigSource 1 (or IsDefault false, v0) is a topic setting.
-				own := c.ConfigSource == 1 || (c.ConfigSource == 0 && !c.IsDefault)
-				if !*all && !own {
-					continue
-				}
-				if shown == 0 {
-					fmt.Fprintln(tw, "  SETTING\tVALUE\tSOURCE")
-				}
-				shown++
-				v := "null"
-				switch {
-				case c.IsSensitive:
-					v = "(sensitive)"
-				case c.Value != nil:
-					v = *c.Value
-				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Name, v, configSource(c.ConfigSource))
-			}
-			if shown == 0 {
-				fmt.Fprintln(tw, "  (no settings of its own: see -all)")
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-		}
+	cfgs, err := adm.DescribeConfigs(ctx, nil, res...)
+	if cfgs == nil {
+		return timeoutErr(ctx, err)
 	}
-	return nil
+	for i, t := range ts {
+		printTopic(e.stdout, t)
+		printConfigs(e, cfgs[i], *all, "  ")
+	}
+	return err
+}
+
+// printConfigs prints a resource's configs: those set on it, or with all
+// every one and its source. Sensitive values are never printed.
+func printConfigs(e *env, rc kpax.ResourceConfigs, all bool, indent string) {
+	tw := newTable(e.stdout)
+	for _, c := range rc.Configs {
+		if !all && c.Source != kpax.ConfigSourceTopic && c.Source != kpax.ConfigSourceDynamicBroker && c.Source != kpax.ConfigSourceGroup {
+			continue
+		}
+		v := "null"
+		switch {
+		case c.Sensitive:
+			v = "(sensitive)"
+		case c.Value != nil:
+			v = *c.Value
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", indent, c.Name, v, sourceName(c.Source))
+	}
+	tw.Flush()
+}
+
+// sourceName is a short name of where a config's value comes from.
+func sourceName(s kpax.ConfigSource) string {
+	names := []string{"unknown", "topic", "broker", "cluster default", "static broker", "default", "broker logger", "client metrics", "group"}
+	if s >= 0 && int(s) < len(names) {
+		return names[s]
+	}
+	return s.String()
 }
