@@ -277,6 +277,7 @@ func (cl *Client) send(ctx context.Context, p *brokerPool, req Request) (Respons
 	if err != nil {
 		return nil, &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
 	}
+	v = min(v, clientMaxVersion(req)) // txn.go
 	start := time.Now()
 	resp, call, err := c.roundTrip(ctx, req, v, cl.cfg.requestTimeout+extraTimeout(req))
 	if h := cl.cfg.hooks.OnRequest; h != nil {

@@ -40,7 +40,8 @@ type Producer struct {
 	flushing   int           // Flush calls in progress: linger is ignored
 	closing    bool
 	pid        producerID
-	resetPID   bool // get a new producer ID once nothing is in flight
+	resetPID   bool        // get a new producer ID once nothing is in flight
+	txn        *txnManager // transactional state (txn.go); nil without WithTransactionalID
 
 	// Hot-path caches, under mu: the partition last queued to (parts never
 	// loses an entry), and pending slices of completed batches for reuse
@@ -153,6 +154,9 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 	if p.part == nil {
 		p.part = StickyPartitioner()
 	}
+	if cfg.producer.txnIDSet {
+		p.txn = newTxnManager(p)
+	}
 	p.ctx, p.cancel = context.WithCancel(cl.ctx)
 	p.wg.Add(1)
 	go p.sender()
@@ -190,6 +194,12 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		if p.closing {
 			p.mu.Unlock()
 			return ErrProducerClosed
+		}
+		if p.txn != nil {
+			if err := p.txn.admit(); err != nil {
+				p.mu.Unlock()
+				return err
+			}
 		}
 		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
 			break
@@ -482,6 +492,9 @@ func (p *Producer) finish(pr pending, err error) {
 		p.space = make(chan struct{})
 		p.spaceWait = false
 	}
+	if err != nil && p.txn != nil {
+		p.txn.recordFailed(err)
+	}
 	if pr.cb != nil {
 		pr.cb(pr.rec, err)
 	}
@@ -630,6 +643,9 @@ type producerConfig struct {
 	idempotenceSet     bool
 	partitioner        Partitioner
 	avoidPeriod        time.Duration
+	txnID              string        // txn.go
+	txnIDSet           bool          // WithTransactionalID was given
+	txnTimeout         time.Duration // txn.go
 }
 
 func defaultProducerConfig() producerConfig {
@@ -644,6 +660,7 @@ func defaultProducerConfig() producerConfig {
 		maxBufferedBytes:   64 << 20,
 		idempotent:         true,
 		avoidPeriod:        10 * time.Second,
+		txnTimeout:         time.Minute,
 	}
 }
 
@@ -683,6 +700,7 @@ func (c *producerConfig) validate() []error {
 	if c.avoidPeriod < 0 {
 		errs = append(errs, fmt.Errorf("negative partition avoidance period %v", c.avoidPeriod))
 	}
+	errs = append(errs, c.validateTxn()...)
 	return errs
 }
 

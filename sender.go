@@ -102,7 +102,7 @@ func (p *Producer) collect() time.Duration {
 	now := time.Now()
 	p.clock = now
 	wait := 100 * time.Millisecond
-	if p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
+	if p.txn == nil && p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) { // a transactional ID's comes from txn.go
 		if p.totalInflight() == 0 {
 			p.initProducerID()
 		}
@@ -128,6 +128,9 @@ func (p *Producer) collect() time.Duration {
 		}
 		if now.Before(ps.retryAt) {
 			wait = min(wait, ps.retryAt.Sub(now))
+			continue
+		}
+		if p.txn != nil && !p.txn.writable(ps) { // not yet in the transaction (txn.go)
 			continue
 		}
 		s := p.sinkFor(ps.leader)
@@ -408,6 +411,10 @@ func (s *sink) send(f *flight) error {
 	if err != nil {
 		return err
 	}
+	var attrs BatchAttrs
+	if p.txn != nil { // txn.go
+		v, req.TransactionalID, attrs = min(v, txnProduceMaxVersion), &p.txn.id, AttrTransactional
+	}
 	p.mu.Lock()
 	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect
 	p.mu.Unlock()
@@ -423,6 +430,7 @@ func (s *sink) send(f *flight) error {
 		var err error
 		if v >= 3 {
 			h := NewBatchHeader()
+			h.Attributes = attrs
 			if idempotent && b.seq >= 0 {
 				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
 			}
@@ -553,6 +561,9 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 			p.cl.meta.updateLeader(b.ps.tp.topic, b.ps.tp.partition, pr.CurrentLeader.LeaderID, pr.CurrentLeader.LeaderEpoch, eps)
 		}
 		kerr := ErrorForCode(pr.ErrorCode)
+		if kerr != nil && p.txn != nil && p.txn.produceFailed(b, kerr) { // txn.go
+			continue
+		}
 		switch {
 		case kerr == nil:
 			p.succeed(b, pr.BaseOffset)
