@@ -176,10 +176,11 @@ type GroupTransactSession struct {
 	g *GroupConsumer
 	p *Producer
 
-	mu   sync.Mutex // held by Begin, End, Close and the rebalance callbacks
-	open bool       // a transaction is open
-	lost bool       // a partition was revoked or lost during it
-	base map[topicPartition]position
+	mu     sync.Mutex // held by Poll, Begin, End, Close and the rebalance callbacks
+	open   bool       // a transaction is open
+	lost   bool       // a partition was revoked or lost during it
+	base   map[topicPartition]position
+	polled map[topicPartition]bool // partitions Poll returned records of since the last End
 	user groupConfig // the caller's rebalance callbacks
 }
 
@@ -197,7 +198,7 @@ func (cl *Client) NewGroupTransactSession(p *Producer, group string, topics []st
 	if err != nil {
 		return nil, err
 	}
-	s := &GroupTransactSession{p: p, base: map[topicPartition]position{}, user: cfg.group}
+	s := &GroupTransactSession{p: p, base: map[topicPartition]position{}, polled: map[topicPartition]bool{}, user: cfg.group}
 	own := append(slices.Clip(opts), WithIsolationLevel(ReadCommitted), WithAutoCommit(0),
 		WithOnAssigned(s.assigned), WithOnRevoked(s.revoked), WithOnLost(s.lostParts))
 	s.mu.Lock() // the callbacks wait for s.g
@@ -217,7 +218,15 @@ func (s *GroupTransactSession) Producer() *Producer { return s.p }
 func (s *GroupTransactSession) GroupConsumer() *GroupConsumer { return s.g }
 
 // Poll returns the next records, as GroupConsumer.Poll.
-func (s *GroupTransactSession) Poll(ctx context.Context) (Fetch, error) { return s.g.Poll(ctx) }
+func (s *GroupTransactSession) Poll(ctx context.Context) (Fetch, error) {
+	f, err := s.g.Poll(ctx)
+	s.mu.Lock()
+	for i := range f.Records {
+		s.polled[topicPartition{f.Records[i].Topic, f.Records[i].Partition}] = true
+	}
+	s.mu.Unlock()
+	return f, err
+}
 
 // Begin opens a transaction (Producer.BeginTransaction).
 func (s *GroupTransactSession) Begin(ctx context.Context) error {
@@ -245,8 +254,23 @@ func (s *GroupTransactSession) End(ctx context.Context, commit bool) (committed 
 	if !s.open {
 		return false, withClass(ClassAbortable, ErrNoTransaction)
 	}
+	defer clear(s.polled)
+	var meta groupTxnMeta
+	var pos map[topicPartition]position
 	if commit && !s.lost {
-		meta, pos := s.g.txnMeta()
+		meta, pos = s.g.txnMeta()
+		// The member may have lost partitions without the callback having
+		// run yet (it waits for s.mu): every partition consumed must still
+		// be owned, in a generation (-1 would skip the coordinator's
+		// generation check, KIP-447).
+		s.lost = meta.generation < 0
+		for tp := range s.polled {
+			if _, ok := pos[tp]; !ok {
+				s.lost = true
+			}
+		}
+	}
+	if commit && !s.lost {
 		for tp, b := range s.base {
 			if pos[tp] == b {
 				delete(pos, tp) // committed already

@@ -103,7 +103,9 @@ func transactOnce(ctx context.Context, s *GroupTransactSession, out string) erro
 	}
 	committed, err := s.End(ctx, true)
 	if !committed && err == nil {
-		fmt.Fprintf(os.Stderr, "aborted a transaction of %d records (rebalance)\n", len(f.Records))
+		first, last := f.Records[0], f.Records[len(f.Records)-1]
+		fmt.Fprintf(os.Stderr, "aborted a transaction of %d records (rebalance): %d/%d to %d/%d\n",
+			len(f.Records), first.Partition, first.Offset, last.Partition, last.Offset)
 	}
 	return err
 }
@@ -304,6 +306,15 @@ func runPipeline(t *testing.T, c *testCluster, mode string) (dups, lost int) {
 		case n > 1:
 			dups += n - 1
 		}
+	}
+	if dups > 0 && mode == "txn" {
+		kc := kcatCommitted(t, c.Bootstrap()[0], out)
+		kseen := map[string]int{}
+		for _, v := range kc {
+			kseen[v]++
+		}
+		kd := len(kc) - len(kseen)
+		t.Logf("kcat read_committed: %d records, %d distinct, %d duplicates", len(kc), len(kseen), kd)
 	}
 	t.Logf("%s: %d input records, %d distinct in the output, %d duplicates, %d lost; committed offsets = input end",
 		mode, pipelineRecords, len(seen), dups, lost)
