@@ -52,7 +52,9 @@ var (
 // AbortTransaction), and a new producer with the same ID fences this one
 // (the old one's next call fails with an error of ClassFatal). The ID
 // should be stable across restarts of the same logical producer. It
-// implies idempotence. Default: none.
+// implies idempotence. Close does not end an open transaction: the
+// coordinator aborts it after the transaction timeout, or at once when the
+// next producer with the ID begins. Default: none.
 func WithTransactionalID(id string) Option {
 	return func(c *config) { c.producer.txnID, c.producer.txnIDSet = id, true }
 }

@@ -181,7 +181,7 @@ type GroupTransactSession struct {
 	lost   bool       // a partition was revoked or lost during it
 	base   map[topicPartition]position
 	polled map[topicPartition]bool // partitions Poll returned records of since the last End
-	user groupConfig // the caller's rebalance callbacks
+	user   groupConfig             // the caller's rebalance callbacks
 }
 
 // NewGroupTransactSession joins the group with a group consumer whose

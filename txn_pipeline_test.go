@@ -57,6 +57,12 @@ func childTransact(cl *Client, group, in, out, id string, groupOpts []Option, st
 		return err
 	}
 	defer p.Close(context.Background())
+	logParts := func(what string) func(context.Context, map[string][]int32) {
+		return func(_ context.Context, parts map[string][]int32) {
+			fmt.Fprintf(os.Stderr, "%s %s %v\n", time.Now().Format("15:04:05.000"), what, parts[in])
+		}
+	}
+	groupOpts = append(groupOpts, WithOnAssigned(logParts("assigned")), WithOnRevoked(logParts("revoked")), WithOnLost(logParts("lost")))
 	s, err := cl.NewGroupTransactSession(p, group, []string{in}, groupOpts...)
 	if err != nil {
 		return err
@@ -166,7 +172,7 @@ func startPipelineChild(t *testing.T, mode string, c *testCluster, group, in, ou
 	go func() {
 		err := cmd.Wait()
 		if s := stderr.String(); s != "" {
-			t.Logf("child %s (%v) output:\n%s", id, err, lastLines(s, 15))
+			t.Logf("child %s (%v) output:\n%s", id, err, lastLines(s, 40))
 		}
 		close(ch.done)
 	}()
