@@ -130,14 +130,15 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 				return n
 			}
 			start := map[string]map[int32]Offset{topic: {0: Earliest(), 1: Earliest(), 2: Earliest()}}
-			rc := newTestConsumer(t, cl, WithIsolationLevel(ReadCommitted))
+			rcl := newTestClient(t, addr) // without the hook (see TestIntegrationTxnRecordFailure)
+			rc := newTestConsumer(t, rcl, WithIsolationLevel(ReadCommitted))
 			rc.Assign(start)
 			got, _ := pollN(t, rc, count(committed), 30*time.Second)
 			checkExactly(t, got, committed)
 			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
 				t.Fatalf("read_committed: %d records more, first %+v", len(extra), extra[0])
 			}
-			ru := newTestConsumer(t, cl)
+			ru := newTestConsumer(t, rcl)
 			ru.Assign(start)
 			got, _ = pollN(t, ru, count(all), 30*time.Second)
 			checkExactly(t, got, all)
@@ -280,6 +281,73 @@ func TestIntegrationTxnTimeout(t *testing.T) {
 			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
 			got, _ := pollN(t, rc, 2, 30*time.Second)
 			checkExactly(t, got, vals)
+		})
+	}
+}
+
+// TestIntegrationTxnRecordFailure: a record the broker refuses
+// (MESSAGE_TOO_LARGE for the topic's max.message.bytes) makes the commit
+// fail abortable and commits nothing; after the abort (which bumps the
+// epoch) the next transaction commits.
+func TestIntegrationTxnRecordFailure(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var ends endTxnVersions
+			cl := newTestClient(t, addr, ends.hook())
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			topic := fmt.Sprintf("kpax-txn-small-%s-%d", name, time.Now().UnixNano())
+			r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 20000, Topics: []CreateTopicsRequestTopic{{
+				Name: topic, NumPartitions: 1, ReplicationFactor: 1,
+				Configs: []CreateTopicsRequestTopicConfig{{Name: "max.message.bytes", Value: ptr("2000")}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+				t.Fatal(err)
+			}
+			p := newTxnProducer(t, cl, "kpax-fail-"+topic)
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, p, topic, 1, "small", 3); err != nil {
+				t.Fatal(err)
+			}
+			big := &Record{Topic: topic, Value: make([]byte, 5000)}
+			if err := p.ProduceSync(ctx, big); !errors.Is(err, ErrMessageTooLarge) {
+				t.Fatalf("oversized record: %v", err)
+			}
+			if err := p.Produce(ctx, &Record{Topic: topic}, nil); !errors.Is(err, ErrTransactionAborted) || ClassOf(err) != ClassAbortable {
+				t.Fatalf("Produce in a failed transaction: %v (class %v)", err, ClassOf(err))
+			}
+			err = p.CommitTransaction(ctx)
+			if !errors.Is(err, ErrTransactionAborted) || ClassOf(err) != ClassAbortable {
+				t.Fatalf("commit after a failed record: %v (class %v)", err, ClassOf(err))
+			}
+			if err := p.AbortTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := txnProduce(ctx, p, topic, 1, "after", 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ends.check(t, 4)
+			// A client without the hook: reading the call's byte counts in
+			// OnRequest races with a canceled fetch (client.go send).
+			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
+			got, _ := pollN(t, rc, 4, 30*time.Second)
+			checkExactly(t, got, vals)
+			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: record %+v of the aborted transaction", extra[0])
+			}
 		})
 	}
 }
