@@ -143,6 +143,8 @@ func (tm *txnManager) admit() error {
 	switch {
 	case tm.fatal != nil:
 		return tm.fatal
+	case tm.phase == txnEnding:
+		return withClass(ClassAbortable, fmt.Errorf("%w: the transaction is being committed or aborted", ErrNoTransaction))
 	case tm.phase != txnOpen:
 		return withClass(ClassAbortable, ErrNoTransaction)
 	case tm.failed != nil:
