@@ -538,7 +538,7 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return nil, ErrClientClosed
+			return nil, p.closedErr()
 		}
 		if c := p.conns[lane]; c != nil && !c.closed() {
 			if c.renewAt.IsZero() || time.Now().Before(c.renewAt) {
@@ -589,8 +589,9 @@ func (p *brokerPool) get(ctx context.Context, lane int) (*conn, error) {
 		}
 		if p.closed {
 			p.mu.Unlock()
-			c.close(ErrClientClosed)
-			return nil, ErrClientClosed
+			err := p.closedErr()
+			c.close(err)
+			return nil, err
 		}
 		p.conns[lane] = c
 		p.mu.Unlock()
@@ -707,6 +708,16 @@ func (p *brokerPool) renew(lane int, c *conn) {
 	p.cl.cfg.logger.Debug("kpax: SASL session ends soon; replacing the connection", "broker", p.addr, "node", p.nodeID)
 }
 
+// closedErr is the error of requests on a closed pool: ErrClientClosed
+// when the client closed, a retriable BrokerError when the broker left the
+// cluster's metadata (or moved), so that its requests go elsewhere.
+func (p *brokerPool) closedErr() error {
+	if p.cl.isClosed() {
+		return ErrClientClosed
+	}
+	return &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: fmt.Errorf("%w: the broker left the cluster metadata", ErrNoBroker)}
+}
+
 // close closes the pool's connections and waits for their goroutines.
 func (p *brokerPool) close() {
 	p.mu.Lock()
@@ -714,9 +725,10 @@ func (p *brokerPool) close() {
 	conns := append(append([]*conn(nil), p.conns[:]...), p.old...)
 	p.old = nil
 	p.mu.Unlock()
+	closeErr := p.closedErr()
 	for _, c := range conns {
 		if c != nil {
-			c.close(ErrClientClosed)
+			c.close(closeErr)
 			c.wait()
 		}
 	}

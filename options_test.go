@@ -43,6 +43,8 @@ var scopedOptions = []struct {
 	{"WithMaxBatchBytes", scopeProducer, WithMaxBatchBytes(1 << 16)},
 	{"WithMaxInFlight", scopeProducer, WithMaxInFlight(2)},
 	{"WithCompression", scopeProducer, WithCompression(CompressionLZ4)},
+	{"WithTransactionalID", scopeProducer, WithTransactionalID("kpax-options-test")},
+	{"WithTransactionTimeout", scopeProducer, WithTransactionTimeout(time.Minute)},
 	{"WithCompressionLevel", scopeProducer, WithCompressionLevel(CompressionGzip, 9)},
 	{"WithProduceTimeout", scopeProducer, WithProduceTimeout(time.Second)},
 	{"WithDeliveryTimeout", scopeProducer, WithDeliveryTimeout(time.Minute)},

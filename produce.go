@@ -41,8 +41,9 @@ type Producer struct {
 	flushing   int           // Flush calls in progress: linger is ignored
 	closing    bool
 	pid        producerID
-	pidAsking  bool // the one InitProducerId is in flight
-	resetPID   bool // get a new producer ID once nothing is in flight or in doubt
+	pidAsking  bool        // the one InitProducerId is in flight
+	resetPID   bool        // get a new producer ID once nothing is in flight or in doubt
+	txn        *txnManager // transactional state (txn.go); nil without WithTransactionalID
 
 	// Hot-path caches, under mu: the partition last queued to (parts never
 	// loses an entry), and pending slices of completed batches for reuse
@@ -173,6 +174,9 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 	if p.part == nil {
 		p.part = StickyPartitioner()
 	}
+	if cfg.producer.txnIDSet {
+		p.txn = newTxnManager(p)
+	}
 	p.ctx, p.cancel = context.WithCancel(cl.ctx)
 	p.wg.Add(1)
 	go p.sender()
@@ -226,6 +230,12 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		if p.closing {
 			p.mu.Unlock()
 			return ErrProducerClosed
+		}
+		if p.txn != nil {
+			if err := p.txn.admit(); err != nil {
+				p.mu.Unlock()
+				return err
+			}
 		}
 		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
 			break
@@ -510,6 +520,9 @@ func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
 	p.signalSpace()
+	if err != nil && p.txn != nil {
+		p.txn.recordFailed(err)
+	}
 	if pr.cb != nil {
 		p.queueOutcome(pr.cb, pr.rec, err)
 	}
@@ -682,6 +695,9 @@ type producerConfig struct {
 	idempotenceSet     bool
 	partitioner        Partitioner
 	avoidPeriod        time.Duration
+	txnID              string        // txn.go
+	txnIDSet           bool          // WithTransactionalID was given
+	txnTimeout         time.Duration // txn.go
 }
 
 func defaultProducerConfig() producerConfig {
@@ -696,6 +712,7 @@ func defaultProducerConfig() producerConfig {
 		maxBufferedBytes:   64 << 20,
 		idempotent:         true,
 		avoidPeriod:        10 * time.Second,
+		txnTimeout:         time.Minute,
 	}
 }
 
@@ -735,6 +752,7 @@ func (c *producerConfig) validate() []error {
 	if c.avoidPeriod < 0 {
 		errs = append(errs, fmt.Errorf("negative partition avoidance period %v", c.avoidPeriod))
 	}
+	errs = append(errs, c.validateTxn()...)
 	return errs
 }
 

@@ -27,6 +27,10 @@ func pathMaxVersion(req Request) int16 {
 		// reach; a 4.4 broker rejects it (INVALID_REQUEST) when they are
 		// left unset, and the connection does not fill them yet.
 		return 4
+	case *AddPartitionsToTxnRequest:
+		// v4+ is the brokers' form (KIP-890 verification), batched by
+		// transactional ID; a client sends v3.
+		return 3
 	case *EndTxnRequest:
 		// v5 is transactions V2 (KIP-890): the broker bumps the producer
 		// epoch at every commit and returns it, which the client must adopt.

@@ -135,7 +135,8 @@ func (p *Producer) collect() time.Duration {
 		p.expire(ps, now) // whatever else waits: outcomes come at the delivery timeout
 	}
 	draining := false // a reset waits: only retries under the current ID go
-	if p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
+	// A transactional producer's ID comes from txn.go.
+	if p.txn == nil && p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
 		if !p.pidAsking && p.totalInflight() == 0 && !p.inDoubt() {
 			p.initProducerID()
 		}
@@ -163,6 +164,9 @@ func (p *Producer) collect() time.Duration {
 		}
 		if now.Before(ps.retryAt) {
 			wait = min(wait, ps.retryAt.Sub(now))
+			continue
+		}
+		if p.txn != nil && !p.txn.writable(ps) { // not yet in the transaction (txn.go)
 			continue
 		}
 		s := p.sinkFor(ps.leader)
@@ -401,6 +405,10 @@ func (s *sink) send(f *flight) error {
 	if err != nil {
 		return err
 	}
+	var attrs BatchAttrs
+	if p.txn != nil { // txn.go
+		v, req.TransactionalID, attrs = min(v, txnProduceMaxVersion), &p.txn.id, AttrTransactional
+	}
 	p.mu.Lock()
 	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect
 	p.mu.Unlock()
@@ -416,6 +424,7 @@ func (s *sink) send(f *flight) error {
 		var err error
 		if v >= 3 {
 			h := NewBatchHeader()
+			h.Attributes = attrs
 			if idempotent && b.seq >= 0 {
 				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
 			}
@@ -540,6 +549,9 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 		}
 		hinted := p.leaderHint(b.ps, pr, resp)
 		kerr := ErrorForCode(pr.ErrorCode)
+		if kerr != nil && p.txn != nil && p.txn.produceFailed(b, kerr) { // txn.go
+			continue
+		}
 		switch {
 		case kerr == nil:
 			p.succeed(b, pr.BaseOffset)

@@ -65,6 +65,8 @@ must exist (kpax topic create).`)
 	compression := fs.String("z", "none", "compression: none, gzip, snappy, lz4 or zstd")
 	acksFlag := fs.String("acks", "all", "acknowledgements: all (-1, idempotent), 1 (the leader) or 0 (none)")
 	linger := fs.Duration("linger", 5*time.Millisecond, "how long a batch waits for more records")
+	txnID := fs.String("txn", "", "transactional `ID`: the lines are committed in one transaction (aborted on an error), fencing older producers with the ID")
+	txnLines := fs.Int("txn-lines", 0, "with -txn, commit a transaction every `N` lines (0: one for the run)")
 	pos, err := parseCmd(fs, args)
 	if err != nil {
 		return err
@@ -91,10 +93,14 @@ must exist (kpax topic create).`)
 		return usagef("-linger %v: must not be negative", *linger)
 	}
 	delim := []byte(*keyDelim)
+	txn, txnOpts, err := newProduceTxn(*txnID, *txnLines)
+	if err != nil {
+		return err
+	}
 
 	ctx, cancel := e.deadline(ctx, 0)
 	defer cancel()
-	opts := []kpax.Option{kpax.WithCompression(codec), kpax.WithAcks(acks), kpax.WithLinger(*linger)}
+	opts := append([]kpax.Option{kpax.WithCompression(codec), kpax.WithAcks(acks), kpax.WithLinger(*linger)}, txnOpts...)
 	spec := topicSpec{topic: topic}
 	if *partition >= 0 {
 		opts = append(opts, kpax.WithPartitioner(kpax.ManualPartitioner()))
@@ -114,6 +120,10 @@ must exist (kpax topic create).`)
 	prod, err := cl.NewProducer(opts...)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := txn.begin(ctx, prod); err != nil {
+		prod.Close(ctx)
+		return err
 	}
 
 	prog := e.startProgress("produced", false)
@@ -164,12 +174,17 @@ loop:
 				}
 				break loop
 			}
+			if err := txn.produced(ctx); err != nil {
+				loopErr = fmt.Errorf("line %d: %w", n, err)
+				break loop
+			}
 		}
 	}
 	// Send what was read, even after Ctrl-C or a timeout.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer ccancel()
-	closeErr := prod.Close(cctx)
+	txnErr := txn.end(cctx, errors.Join(loopErr, failed()))
+	closeErr := errors.Join(txnErr, prod.Close(cctx))
 	prog.finish()
 	switch {
 	case loopErr != nil:

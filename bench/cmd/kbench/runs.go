@@ -67,6 +67,13 @@ func workloads(broker string, o *options) []workload {
 			spec: Spec{Kind: "latency", Partitions: 1, Acks: -1, Idempotent: true, Compression: "none",
 				Linger: lingerLatency, Goroutines: 1, Rate: rate, Duration: o.latDur}})
 	}
+	if broker == "kafka" { // the sink has no transaction coordinator
+		for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
+			ws = append(ws, workload{name: fmt.Sprintf("txn produce %v p6", d),
+				spec: Spec{Kind: "txnproduce", Partitions: 6, Acks: -1, Idempotent: true, Compression: "none",
+					Linger: lingerThroughput, Goroutines: 1, TxnInterval: d}})
+		}
+	}
 	var out []workload
 	for _, w := range ws {
 		if o.only == nil || o.only.MatchString(w.name) {
@@ -87,7 +94,7 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 		s.Topic = fmt.Sprintf("kbench-%s-p%d-%s", slug, s.Partitions, stamp)
 	}
 	switch s.Kind {
-	case "produce":
+	case "produce", "txnproduce":
 		s.Warmup = min(max(o.n/100, 1000), 10_000)
 	case "latency":
 		s.Warmup = 1000

@@ -44,6 +44,7 @@ type Spec struct {
 	FetchMaxBytes int           `json:"fetch_max_bytes"`
 	FetchPartMax  int           `json:"fetch_max_partition_bytes"`
 	FetchMaxWait  time.Duration `json:"fetch_max_wait"`
+	TxnInterval   time.Duration `json:"txn_interval,omitempty"` // txnproduce: how long each transaction takes records
 }
 
 // Result is what a child reports.
@@ -228,6 +229,8 @@ func runChild(args []string) error {
 		err = runProduce(ctx, impl, &s, &res)
 	case "latency":
 		err = runLatency(ctx, impl, &s, &res)
+	case "txnproduce":
+		err = runTxnProduce(ctx, &s, &res)
 	case "consume":
 		err = runConsume(ctx, impl.newConsumer, &s, &res)
 	case "group":

@@ -1,0 +1,99 @@
+package kpax
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestIntegrationTxnSession runs two GroupTransactSessions copying a topic;
+// one leaves mid-run (a rebalance during transactions), a third joins. The
+// committed output has every input record once and the group's offsets
+// are the input's end.
+func TestIntegrationTxnSession(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			const n = 3000
+			cl := newTestClient(t, addr, WithIsolationLevel(ReadCommitted))
+			in, out := createTestTopic(t, cl, 4), createTestTopic(t, cl, 4)
+			recs := make([]*Record, n)
+			for i := range recs {
+				recs[i] = &Record{Topic: in, Key: []byte(fmt.Sprint(i % 13)), Value: []byte(fmt.Sprintf("in-%06d", i))}
+			}
+			produceKpax(t, cl, recs)
+			group := "kpax-session-" + in
+			var wg sync.WaitGroup
+			run := func(ctx context.Context, i int) {
+				defer wg.Done()
+				p, err := cl.NewProducer(WithTransactionalID(fmt.Sprintf("%s-%d", group, i)), WithLinger(time.Millisecond))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer p.Close(context.Background())
+				s, err := cl.NewGroupTransactSession(p, group, []string{in}, WithSessionTimeout(6*time.Second),
+					WithHeartbeatInterval(500*time.Millisecond), WithFetchMaxWait(100*time.Millisecond))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer s.Close(context.Background())
+				for ctx.Err() == nil {
+					if err := transactOnce(ctx, s, out); err != nil && ctx.Err() == nil {
+						t.Logf("session %d: %v (class %v)", i, err, ClassOf(err))
+						if ClassOf(err) == ClassFatal {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			ctx0, stop0 := context.WithCancel(ctx)
+			defer stop0()
+			wg.Add(2)
+			go run(ctx0, 0)
+			go run(ctx, 1)
+			ends := endOffsets(ctx, t, cl, in, 4)
+			for left := false; ; time.Sleep(200 * time.Millisecond) {
+				committed := groupCommitted(ctx, cl, group, in)
+				if !left && sumOffsets(committed) >= n/3 {
+					stop0() // leaves the group: a rebalance
+					wg.Add(1)
+					go run(ctx, 2)
+					left = true
+				}
+				if left && sameOffsets(committed, ends) {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("committed %v of %v", committed, ends)
+				}
+			}
+			cancel()
+			wg.Wait()
+			seen := map[string]int{}
+			for _, rs := range consumeAll(t, cl, out, 4) {
+				for _, r := range rs {
+					seen[string(r.Value)]++
+				}
+			}
+			dups, lost := 0, 0
+			for i := range n {
+				switch c := seen[fmt.Sprintf("in-%06d", i)]; {
+				case c == 0:
+					lost++
+				case c > 1:
+					dups += c - 1
+				}
+			}
+			if dups != 0 || lost != 0 {
+				t.Fatalf("%d duplicates, %d lost of %d", dups, lost, n)
+			}
+		})
+	}
+}

@@ -1,0 +1,353 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// endTxnVersions records the EndTxn versions a client sent (the transaction
+// version in use: v0-v4 is TV1, v5+ TV2).
+type endTxnVersions struct {
+	mu sync.Mutex
+	vs map[int16]int
+}
+
+func (e *endTxnVersions) hook() Option {
+	return WithHooks(Hooks{OnRequest: func(ri RequestInfo) {
+		if ri.APIKey == 26 && ri.Err == nil {
+			e.mu.Lock()
+			if e.vs == nil {
+				e.vs = map[int16]int{}
+			}
+			e.vs[ri.Version]++
+			e.mu.Unlock()
+		}
+	}})
+}
+
+func (e *endTxnVersions) check(t *testing.T, want int16) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.vs) != 1 || e.vs[want] == 0 {
+		t.Fatalf("EndTxn versions sent %v, want only v%d (transaction version 1)", e.vs, want)
+	}
+}
+
+func newTxnProducer(t *testing.T, cl *Client, id string, opts ...Option) *Producer {
+	t.Helper()
+	p, err := cl.NewProducer(append([]Option{WithTransactionalID(id), WithLinger(time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+	return p
+}
+
+// txnProduce produces values to partitions of topic (value i to partition
+// i%parts) and returns the first error of their outcomes.
+func txnProduce(ctx context.Context, p *Producer, topic string, parts int32, tag string, n int) (map[int32][]string, error) {
+	vals := map[int32][]string{}
+	var recs []*Record
+	for i := range n {
+		part := int32(i) % parts
+		v := fmt.Sprintf("%s-%d", tag, i)
+		vals[part] = append(vals[part], v)
+		recs = append(recs, &Record{Topic: topic, Partition: part, Value: []byte(v)})
+	}
+	return vals, p.ProduceSync(ctx, recs...)
+}
+
+func TestIntegrationTxnCommitAbort(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var ends endTxnVersions
+			cl := newTestClient(t, addr, ends.hook())
+			topic := createTestTopic(t, cl, 3)
+			p := newTxnProducer(t, cl, "kpax-txn-"+topic, WithPartitioner(ManualPartitioner()))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+
+			// Misuse: a clear error of the abortable class, nothing queued.
+			rec := &Record{Topic: topic, Value: []byte("outside")}
+			if err := p.Produce(ctx, rec, func(*Record, error) { t.Error("callback of a refused record") }); !errors.Is(err, ErrNoTransaction) || ClassOf(err) != ClassAbortable {
+				t.Fatalf("Produce outside a transaction: %v (class %v)", err, ClassOf(err))
+			}
+			if err := p.CommitTransaction(ctx); !errors.Is(err, ErrNoTransaction) {
+				t.Fatalf("Commit without a transaction: %v", err)
+			}
+			if err := p.AbortTransaction(ctx); !errors.Is(err, ErrNoTransaction) {
+				t.Fatalf("Abort without a transaction: %v", err)
+			}
+
+			committed, all := map[int32][]string{}, map[int32][]string{}
+			add := func(dst, src map[int32][]string) {
+				for k, v := range src {
+					dst[k] = append(dst[k], v...)
+				}
+			}
+			for i, commit := range []bool{true, false, true, false, false, true} {
+				if err := p.BeginTransaction(ctx); err != nil {
+					t.Fatalf("txn %d: Begin: %v", i, err)
+				}
+				if i == 0 {
+					if err := p.BeginTransaction(ctx); !errors.Is(err, ErrTransactionOpen) || ClassOf(err) != ClassAbortable {
+						t.Fatalf("Begin twice: %v", err)
+					}
+				}
+				vals, err := txnProduce(ctx, p, topic, int32(1+i%3), fmt.Sprintf("t%d-%v", i, commit), 10+i)
+				if err != nil {
+					t.Fatalf("txn %d: produce: %v", i, err)
+				}
+				add(all, vals)
+				if commit {
+					err = p.CommitTransaction(ctx)
+					add(committed, vals)
+				} else {
+					err = p.AbortTransaction(ctx)
+				}
+				if err != nil {
+					t.Fatalf("txn %d (commit %v): %v", i, commit, err)
+				}
+			}
+			ends.check(t, 4)
+
+			count := func(m map[int32][]string) (n int) {
+				for _, v := range m {
+					n += len(v)
+				}
+				return n
+			}
+			start := map[string]map[int32]Offset{topic: {0: Earliest(), 1: Earliest(), 2: Earliest()}}
+			rcl := newTestClient(t, addr) // without the hook (see TestIntegrationTxnRecordFailure)
+			rc := newTestConsumer(t, rcl, WithIsolationLevel(ReadCommitted))
+			rc.Assign(start)
+			got, _ := pollN(t, rc, count(committed), 30*time.Second)
+			checkExactly(t, got, committed)
+			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: %d records more, first %+v", len(extra), extra[0])
+			}
+			ru := newTestConsumer(t, rcl)
+			ru.Assign(start)
+			got, _ = pollN(t, ru, count(all), 30*time.Second)
+			checkExactly(t, got, all)
+
+			kc := kcatCommitted(t, addr, topic)
+			var want []string
+			for _, vs := range committed {
+				want = append(want, vs...)
+			}
+			if !sameSet(kc, want) {
+				t.Fatalf("kcat read_committed: %d records %v, want the %d committed", len(kc), kc, len(want))
+			}
+			t.Logf("committed %d, all %d; kcat read_committed %d", count(committed), count(all), len(kc))
+		})
+	}
+}
+
+// kcatCommitted reads a topic's values with kcat and read_committed, to its
+// end.
+func kcatCommitted(t *testing.T, addr, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "kcat", "-C", "-b", addr, "-t", topic, "-o", "beginning", "-e", "-q",
+		"-X", "isolation.level=read_committed", "-f", "%s\n").Output()
+	if err != nil {
+		t.Fatalf("kcat -C: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, s := range a {
+		m[s]++
+	}
+	for _, s := range b {
+		if m[s]--; m[s] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestIntegrationTxnFencing(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 2)
+			id := "kpax-fence-" + topic
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			old := newTxnProducer(t, cl, id, WithPartitioner(ManualPartitioner()))
+			if err := old.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, old, topic, 1, "before", 5); err != nil {
+				t.Fatal(err)
+			}
+			// The new instance fences the old one and aborts its transaction.
+			cl2 := newTestClient(t, addr)
+			young := newTxnProducer(t, cl2, id, WithPartitioner(ManualPartitioner()))
+			if err := young.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// The old one writes to a partition already in its transaction
+			// (0) and to a new one (1): both must fail, and its commit too.
+			_, perr := txnProduce(ctx, old, topic, 2, "zombie", 6)
+			cerr := old.CommitTransaction(ctx)
+			t.Logf("zombie produce: %v (class %v); commit: %v (class %v)", perr, ClassOf(perr), cerr, ClassOf(cerr))
+			if perr == nil {
+				t.Fatal("the fenced producer's records were accepted")
+			}
+			if ClassOf(cerr) != ClassFatal || !errors.Is(cerr, ErrProducerFenced) {
+				t.Fatalf("fenced commit: %v (class %v), want ErrProducerFenced, fatal", cerr, ClassOf(cerr))
+			}
+			if err := old.BeginTransaction(ctx); ClassOf(err) != ClassFatal {
+				t.Fatalf("Begin after fencing: %v", err)
+			}
+			vals, err := txnProduce(ctx, young, topic, 2, "young", 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := young.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rc := newTestConsumer(t, cl, WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest(), 1: Earliest()}})
+			got, _ := pollN(t, rc, 4, 30*time.Second)
+			checkExactly(t, got, vals)
+			if extra, _ := pollQuiet(t, rc, 500*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: the fenced producer's record %+v is visible", extra[0])
+			}
+		})
+	}
+}
+
+func TestIntegrationTxnTimeout(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			p := newTxnProducer(t, cl, "kpax-timeout-"+topic, WithTransactionTimeout(time.Second))
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, p, topic, 1, "late", 3); err != nil {
+				t.Fatal(err)
+			}
+			// The coordinator looks for expired transactions every 10s
+			// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+			time.Sleep(12 * time.Second)
+			err := p.CommitTransaction(ctx)
+			t.Logf("commit after the timeout: %v", err)
+			if ClassOf(err) != ClassAbortable || !errors.Is(err, ErrTransactionAborted) {
+				t.Fatalf("commit of a timed-out transaction: %v (class %v), want abortable", err, ClassOf(err))
+			}
+			if err := p.AbortTransaction(ctx); err != nil {
+				t.Fatalf("abort: %v", err)
+			}
+			// The producer goes on.
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := txnProduce(ctx, p, topic, 1, "next", 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rc := newTestConsumer(t, cl, WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
+			got, _ := pollN(t, rc, 2, 30*time.Second)
+			checkExactly(t, got, vals)
+		})
+	}
+}
+
+// TestIntegrationTxnRecordFailure: a record the broker refuses
+// (MESSAGE_TOO_LARGE for the topic's max.message.bytes) makes the commit
+// fail abortable and commits nothing; after the abort (which bumps the
+// epoch) the next transaction commits.
+func TestIntegrationTxnRecordFailure(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var ends endTxnVersions
+			cl := newTestClient(t, addr, ends.hook())
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			topic := fmt.Sprintf("kpax-txn-small-%s-%d", name, time.Now().UnixNano())
+			r, err := cl.Request(ctx, &CreateTopicsRequest{TimeoutMs: 20000, Topics: []CreateTopicsRequestTopic{{
+				Name: topic, NumPartitions: 1, ReplicationFactor: 1,
+				Configs: []CreateTopicsRequestTopicConfig{{Name: "max.message.bytes", Value: ptr("2000")}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ErrorForCode(r.(*CreateTopicsResponse).Topics[0].ErrorCode); err != nil {
+				t.Fatal(err)
+			}
+			p := newTxnProducer(t, cl, "kpax-fail-"+topic)
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, p, topic, 1, "small", 3); err != nil {
+				t.Fatal(err)
+			}
+			big := &Record{Topic: topic, Value: make([]byte, 5000)}
+			if err := p.ProduceSync(ctx, big); !errors.Is(err, ErrMessageTooLarge) {
+				t.Fatalf("oversized record: %v", err)
+			}
+			if err := p.Produce(ctx, &Record{Topic: topic}, nil); !errors.Is(err, ErrTransactionAborted) || ClassOf(err) != ClassAbortable {
+				t.Fatalf("Produce in a failed transaction: %v (class %v)", err, ClassOf(err))
+			}
+			err = p.CommitTransaction(ctx)
+			if !errors.Is(err, ErrTransactionAborted) || ClassOf(err) != ClassAbortable {
+				t.Fatalf("commit after a failed record: %v (class %v)", err, ClassOf(err))
+			}
+			if err := p.AbortTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := txnProduce(ctx, p, topic, 1, "after", 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ends.check(t, 4)
+			// A client without the hook: reading the call's byte counts in
+			// OnRequest races with a canceled fetch (client.go send).
+			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
+			got, _ := pollN(t, rc, 4, 30*time.Second)
+			checkExactly(t, got, vals)
+			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: record %+v of the aborted transaction", extra[0])
+			}
+		})
+	}
+}
