@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -240,6 +241,7 @@ type GroupConsumer struct {
 	committed  map[topicPartition]position
 	queue      []*commitReq // group_commit.go
 	queueWake  chan struct{}
+	proc       atomic.Pointer[processor] // set by Process (group_parallel.go); nil-safe hooks
 }
 
 // NewGroupConsumer joins the group and consumes its share of the topics'
@@ -439,7 +441,9 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		if f := g.cfg.onRevoked; f != nil {
 			f(ctx, partsByTopic(setOf(owned)))
 		}
-		if err := g.commitWait(ctx, g.c.unassign(owned), true); err != nil {
+		pos := g.c.unassign(owned)
+		g.proc.Load().revoking(ctx, owned)
+		if err := g.commitWait(ctx, pos, true); err != nil {
 			errs = append(errs, err)
 		}
 	}

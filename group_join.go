@@ -150,6 +150,7 @@ func (g *GroupConsumer) lose(ctx context.Context, err error, resetMember bool) {
 	}
 	g.conf.logger.Warn("kpax: group partitions lost", "group", g.group, "partitions", len(lost), "err", err)
 	g.c.unassign(lost)
+	g.proc.Load().lost(lost)
 	if f := g.cfg.onLost; f != nil {
 		f(ctx, partsByTopic(setOf(lost)))
 	}
@@ -197,6 +198,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	}
 	pos := g.c.unassign(tps)
 	g.waitDone(ctx) // a Poll that returned their records before unassign
+	g.proc.Load().revoking(ctx, tps)
 	g.conf.logger.Debug("kpax: group partitions revoked", "group", g.group, "positions", fmt.Sprint(pos))
 	g.mu.Lock()
 	for _, tp := range tps {
@@ -416,6 +418,7 @@ func (g *GroupConsumer) apply(ctx context.Context, res joinResult) bool {
 		g.owned[tp] = true
 	}
 	g.mu.Unlock()
+	g.proc.Load().assigned(added)
 	if f := g.cfg.onAssigned; f != nil {
 		f(ctx, partsByTopic(setOf(added)))
 	}
