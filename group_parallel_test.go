@@ -572,4 +572,3 @@ func consumeHeaders(t *testing.T, cl *Client, topic string) map[string]string {
 	}
 	return out
 }
-
