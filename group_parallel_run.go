@@ -46,7 +46,13 @@ type processor struct {
 	err      error         // what stopped processing
 	free     []*procItem
 	freeLane []*lane
-	batch    []procRef // the parts and sequence numbers of the last Poll's records
+
+	// The last Poll's records (valid until the next Poll, which waits
+	// until all are handed over), their progress slots, and the lanes
+	// with some of them not yet handed over (copied).
+	chunk      []Record
+	refs       []procRef
+	backlogged []*lane
 }
 
 // procPart is the progress of one assignment of a partition: the records
@@ -84,13 +90,16 @@ type partLanes struct {
 	unkeyed *lane
 }
 
-// lane is the records of one key (or partition) in offset order; a worker
-// runs its head. A lane is in p.ready while it has records and no worker.
+// lane is the records of one key (or partition) in offset order: copies
+// (items), then records of the last Poll not yet copied (backlog, indices
+// in p.chunk). A worker runs its head item; a lane is in p.ready while it
+// has items and no worker.
 type lane struct {
-	tp    topicPartition
-	keyed bool
-	key   string
-	items []*procItem
+	tp      topicPartition
+	keyed   bool
+	key     string
+	items   []*procItem
+	backlog []int32
 }
 
 // procItem is a copy of one record, valid until it is finished.
@@ -163,7 +172,7 @@ func (p *processor) pollLoop(ctx context.Context) error {
 		if len(f.Records) == 0 {
 			continue
 		}
-		refs := p.register(f.Records)
+		p.register(f.Records)
 		// Every record of this Poll is accounted for: the group need not
 		// wait for the next Poll to commit or revoke (limit keeps commits
 		// behind what is processed).
@@ -171,22 +180,18 @@ func (p *processor) pollLoop(ctx context.Context) error {
 		p.g.mu.Lock()
 		p.g.setDone(n)
 		p.g.mu.Unlock()
-		for i := range f.Records {
-			if !p.dispatch(ctx, &f.Records[i], refs[i]) {
-				p.drop(refs[i:])
-				break
-			}
-		}
+		p.handOver(ctx)
 	}
 	return ctx.Err()
 }
 
 // register gives each record a slot in its partition's progress, in
-// order, before any of them is handed over.
-func (p *processor) register(recs []Record) []procRef {
+// order, and puts it in its lane's backlog, before any is handed over.
+func (p *processor) register(recs []Record) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	refs := p.batch[:0]
+	p.chunk = recs
+	p.refs = p.refs[:0]
 	var last *procPart
 	for i := range recs {
 		r := &recs[i]
@@ -207,21 +212,31 @@ func (p *processor) register(recs []Record) []procRef {
 			pp.head = 0
 		}
 		pp.slots = append(pp.slots, procSlot{offset: r.Offset, epoch: r.LeaderEpoch})
-		refs = append(refs, procRef{part: pp, seq: pp.next})
+		p.refs = append(p.refs, procRef{part: pp, seq: pp.next})
 		pp.next++
 		pp.pending++
+		ln := p.laneLocked(pp.tp, p.cfg.order == OrderByKey && r.Key != nil, r.Key)
+		if len(ln.backlog) == 0 {
+			p.backlogged = append(p.backlogged, ln)
+		}
+		ln.backlog = append(ln.backlog, int32(i))
 	}
-	p.batch = refs
-	return refs
 }
 
 func newProcPart(tp topicPartition) *procPart { return &procPart{tp: tp, commit: -1} }
 
-// dispatch waits for room in flight, copies r and appends it to its lane.
-// It returns false if ctx ended or processing stopped first.
-func (p *processor) dispatch(ctx context.Context, r *Record, ref procRef) bool {
+// handOver copies the backlogs of the last Poll into their lanes, each
+// lane up to laneRoom records and all of them up to the max in flight,
+// waiting for room as needed, until the backlogs are empty or ctx ends or
+// processing stops (then the rest is dropped).
+func (p *processor) handOver(ctx context.Context) {
 	p.mu.Lock()
-	for p.inflight >= p.cfg.maxInFlight && !p.halt {
+	defer p.mu.Unlock()
+	for {
+		p.fillLocked()
+		if len(p.backlogged) == 0 {
+			break
+		}
 		p.roomWait = true
 		room := p.room
 		p.mu.Unlock()
@@ -229,32 +244,71 @@ func (p *processor) dispatch(ctx context.Context, r *Record, ref procRef) bool {
 		case <-room:
 		case <-p.halted:
 		case <-ctx.Done():
-			return false
 		}
 		p.mu.Lock()
+		if p.halt || ctx.Err() != nil {
+			p.dropBacklogLocked()
+			break
+		}
 	}
-	if p.halt {
-		p.mu.Unlock()
-		return false
+	p.chunk = nil
+}
+
+// laneRoom is how many copies one lane may hold: enough to keep its
+// worker busy, few enough that the max in flight spreads over many keys
+// (a Poll's records often come partition by partition).
+func (p *processor) laneRoom() int {
+	return min(max(p.cfg.maxInFlight/(2*p.cfg.concurrency), 2), 64)
+}
+
+// fillLocked moves records from backlogs to lanes as far as there is
+// room. p.mu is held.
+func (p *processor) fillLocked() {
+	room := p.laneRoom()
+	kept := p.backlogged[:0]
+	for _, ln := range p.backlogged {
+		n := 0
+		for n < len(ln.backlog) && len(ln.items) < room && p.inflight < p.cfg.maxInFlight {
+			i := ln.backlog[n]
+			n++
+			ref := p.refs[i]
+			if ref.part.dead || p.halt {
+				p.retireLocked(ref, false)
+				continue
+			}
+			it := p.takeItemLocked()
+			it.fill(&p.chunk[i], ref)
+			p.inflight++
+			ln.items = append(ln.items, it)
+			if len(ln.items) == 1 {
+				p.ready = append(p.ready, ln)
+				p.work.Signal()
+			}
+		}
+		ln.backlog = ln.backlog[:copy(ln.backlog, ln.backlog[n:])]
+		if len(ln.backlog) > 0 {
+			kept = append(kept, ln)
+		} else if len(ln.items) == 0 {
+			p.freeLaneLocked(ln)
+		}
 	}
-	if ref.part.dead {
-		p.retireLocked(ref, false)
-		p.mu.Unlock()
-		return true
+	clear(p.backlogged[len(kept):])
+	p.backlogged = kept
+}
+
+// dropBacklogLocked retires the records not handed over. p.mu is held.
+func (p *processor) dropBacklogLocked() {
+	for _, ln := range p.backlogged {
+		for _, i := range ln.backlog {
+			p.retireLocked(p.refs[i], false)
+		}
+		ln.backlog = ln.backlog[:0]
+		if len(ln.items) == 0 {
+			p.freeLaneLocked(ln)
+		}
 	}
-	it := p.takeItemLocked()
-	p.inflight++
-	p.mu.Unlock()
-	it.fill(r, ref)
-	p.mu.Lock()
-	ln := p.laneLocked(ref.part.tp, p.cfg.order == OrderByKey && r.Key != nil, it.rec.Key)
-	ln.items = append(ln.items, it)
-	if len(ln.items) == 1 {
-		p.ready = append(p.ready, ln)
-		p.work.Signal()
-	}
-	p.mu.Unlock()
-	return true
+	clear(p.backlogged)
+	p.backlogged = p.backlogged[:0]
 }
 
 // laneLocked returns the lane of a key (or of the partition if not
@@ -300,17 +354,8 @@ func (p *processor) freeLaneLocked(ln *lane) {
 		}
 	}
 	ln.key = ""
-	if len(p.freeLane) < p.cfg.maxInFlight {
+	if len(p.freeLane) < 1024 {
 		p.freeLane = append(p.freeLane, ln)
-	}
-}
-
-// drop retires registered records that were not handed over.
-func (p *processor) drop(refs []procRef) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, ref := range refs {
-		p.retireLocked(ref, false)
 	}
 }
 
@@ -435,18 +480,20 @@ func (p *processor) worker() {
 func (p *processor) finishLocked(ln *lane, it *procItem, done bool) {
 	p.retireLocked(it.ref, done)
 	p.inflight--
-	if p.roomWait && p.inflight <= p.cfg.maxInFlight-max(p.cfg.maxInFlight/8, 1) {
+	copy(ln.items, ln.items[1:])
+	ln.items[len(ln.items)-1] = nil
+	ln.items = ln.items[:len(ln.items)-1]
+	if p.roomWait && (p.inflight <= p.cfg.maxInFlight-max(p.cfg.maxInFlight/8, 1) ||
+		len(ln.backlog) > 0 && len(ln.items) <= p.laneRoom()/2) {
 		p.roomWait = false
 		close(p.room)
 		p.room = make(chan struct{})
 	}
-	copy(ln.items, ln.items[1:])
-	ln.items[len(ln.items)-1] = nil
-	ln.items = ln.items[:len(ln.items)-1]
-	if len(ln.items) > 0 {
+	switch {
+	case len(ln.items) > 0:
 		p.ready = append(p.ready, ln)
 		p.work.Signal()
-	} else {
+	case len(ln.backlog) == 0:
 		p.freeLaneLocked(ln)
 	}
 	it.rec, it.ref = Record{}, procRef{}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,12 +136,8 @@ func TestProcessProgress(t *testing.T) {
 		}
 		recs = append(recs, Record{Topic: "t", Offset: i, LeaderEpoch: 7, Key: []byte{"abacc"[min(i, 4)]}, Value: []byte(v)})
 	}
-	refs := p.register(recs)
-	for i := range recs {
-		if !p.dispatch(context.Background(), &recs[i], refs[i]) {
-			t.Fatal("dispatch refused")
-		}
-	}
+	p.register(recs)
+	p.handOver(context.Background())
 	limit := func() int64 {
 		offs := map[topicPartition]position{tp: {offset: 6}}
 		p.limit(offs)
@@ -207,13 +205,13 @@ type procLog struct {
 	epoch      map[string]int64      // member/partition → assignments seen
 	checked    map[int32]int64       // partition → offsets below it checked against commits
 	violations []string
-	total      int
-	done       int // distinct records completed
+	done       int            // distinct records completed
+	perMember  map[string]int // completions by member
 }
 
 func newProcLog() *procLog {
 	return &procLog{firstDone: map[int32][]time.Time{}, by: map[[2]int64][]string{}, running: map[string]bool{},
-		last: map[string][2]int64{}, epoch: map[string]int64{}, checked: map[int32]int64{}}
+		last: map[string][2]int64{}, epoch: map[string]int64{}, checked: map[int32]int64{}, perMember: map[string]int{}}
 }
 
 func (l *procLog) violate(format string, args ...any) {
@@ -267,6 +265,7 @@ func (l *procLog) handler(member string, maxSleep time.Duration, fail func(*Reco
 		l.last[lane] = [2]int64{epoch, r.Offset}
 		k := [2]int64{int64(r.Partition), r.Offset}
 		l.by[k] = append(l.by[k], member)
+		l.perMember[member]++
 		fd := l.firstDone[r.Partition]
 		for int64(len(fd)) <= r.Offset {
 			fd = append(fd, time.Time{})
@@ -278,6 +277,12 @@ func (l *procLog) handler(member string, maxSleep time.Duration, fail func(*Reco
 		l.firstDone[r.Partition] = fd
 		return nil
 	}
+}
+
+func (l *procLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprintf("%d processed, by member %v", l.done, l.perMember)
 }
 
 func (l *procLog) doneCount() int {
@@ -529,7 +534,7 @@ func TestIntegrationProcessErrors(t *testing.T) {
 				poison = &Record{Partition: r.Partition, Offset: r.Offset}
 			}
 			return h(ctx, r)
-		}, []ProcessOption{WithProcessConcurrency(4), WithProcessErrorPolicy(RetryPolicy(1, time.Millisecond, time.Millisecond, nil))},
+		}, []ProcessOption{WithProcessConcurrency(4), WithProcessErrorPolicy(RetryPolicy(2, time.Millisecond, time.Millisecond, nil))},
 			fastGroup(WithOnAssigned(l.assigned("a")))...)
 		var err error
 		select {
@@ -540,8 +545,8 @@ func TestIntegrationProcessErrors(t *testing.T) {
 		}
 		m.close(t)
 		var pe *ProcessError
-		if !errors.As(err, &pe) || pe.Attempts != 2 || pe.Offset != poison.Offset || pe.Partition != poison.Partition {
-			t.Fatalf("Process returned %v, want a *ProcessError for %+v after 2 attempts", err, poison)
+		if !errors.As(err, &pe) || pe.Attempts != 3 || pe.Offset != poison.Offset || pe.Partition != poison.Partition {
+			t.Fatalf("Process returned %v, want a *ProcessError for %d@%d after 3 attempts", err, poison.Partition, poison.Offset)
 		}
 		l.report(t)
 		c, err := fetchCommitted(context.Background(), cl, group, topic, parts)
@@ -571,4 +576,96 @@ func consumeHeaders(t *testing.T, cl *Client, topic string) map[string]string {
 		out[h.Key] = string(h.Value)
 	}
 	return out
+}
+
+// TestIntegrationProcessMembersChange is the issue's scenario, scaled
+// down (KPAX_TEST_PROCESS_RECORDS sets the count; the issue asks for 1M,
+// which takes minutes here): records over 64 keys and 12 partitions of the
+// 3-node cluster, handlers sleeping 0-5 ms, 3 members; one is killed (its
+// client closes under it) and one added mid-run. Every record is
+// processed, per-key order holds in every member, no commit sampled from
+// the broker ever passed a record not yet processed, and the only
+// duplicates are records of the killed member at or after its partitions'
+// committed offsets at the kill.
+func TestIntegrationProcessMembersChange(t *testing.T) {
+	c := sharedCluster(t)
+	addrs := c.Bootstrap()
+	cl, err := New(WithSeedBrokers(addrs...), WithRequestTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const parts, keys = 12, 64
+	n := 30000
+	if s := os.Getenv("KPAX_TEST_PROCESS_RECORDS"); s != "" {
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topic := createFaultTopic(t, cl, parts, 3)
+	group := "g-" + topic
+	t0 := time.Now()
+	produceKeyed(t, cl, topic, n, keys)
+	t.Logf("%d records produced in %v", n, time.Since(t0).Round(time.Millisecond))
+	l := newProcLog()
+	stop := make(chan struct{})
+	sampler := l.sampleCommits(cl, group, topic, parts, stop)
+	popts := []ProcessOption{WithProcessConcurrency(16), WithProcessMaxInFlight(256)}
+	start := func(name string) *procMember {
+		return startProcMember(t, addrs, name, group, topic, l.handler(name, 5*time.Millisecond, nil), popts,
+			fastGroup(WithAutoCommit(100*time.Millisecond), WithOnAssigned(l.assigned(name)))...)
+	}
+	t0 = time.Now()
+	members := []*procMember{start("a"), start("b"), start("x")}
+	go func() {
+		for range 10 {
+			time.Sleep(500 * time.Millisecond)
+			t.Logf("%v: %v; assigned a %v b %v x %v", time.Since(t0).Round(time.Millisecond), l,
+				members[0].g.Assigned(), members[1].g.Assigned(), members[2].g.Assigned())
+		}
+	}()
+	waitUntil(t, 60*time.Second, "a quarter processed", func() bool { return l.doneCount() >= n/4 })
+	members[2].cl.Close()
+	killed, err := fetchCommitted(context.Background(), cl, group, topic, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members[2].kill(t)
+	t.Logf("x killed after %v: %v; committed then: %v", time.Since(t0).Round(time.Millisecond), l, killed)
+	waitUntil(t, 60*time.Second, "half processed", func() bool { return l.doneCount() >= n/2 })
+	members = append(members, start("d"))
+	t.Logf("d added after %v: %v", time.Since(t0).Round(time.Millisecond), l)
+	waitUntil(t, 90*time.Second, "every record processed", func() bool { return l.doneCount() == n })
+	t.Logf("all processed after %v: %v", time.Since(t0).Round(time.Millisecond), l)
+	for _, m := range members {
+		if err := m.close(t); err != nil && m.name != "x" {
+			t.Errorf("%s: Process: %v", m.name, err)
+		}
+	}
+	close(stop)
+	sampler.Wait()
+	final, err := fetchCommitted(context.Background(), cl, group, topic, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.checkCommits(final, time.Now())
+	if end := endOffsets(context.Background(), t, cl, topic, parts); fmt.Sprint(final) != fmt.Sprint(end) {
+		t.Errorf("committed %v, want the end offsets %v", final, end)
+	}
+	l.mu.Lock()
+	dups, allowed := 0, 0
+	for k, by := range l.by {
+		if len(by) < 2 {
+			continue
+		}
+		dups++
+		if slices.Contains(by, "x") && k[1] >= killed[int32(k[0])] {
+			allowed++
+			continue
+		}
+		l.violate("record %d@%d processed by %v: not in flight at the kill", k[0], k[1], by)
+	}
+	l.mu.Unlock()
+	t.Logf("%d duplicates, %d of them in flight in x at the kill", dups, allowed)
+	l.report(t)
 }
