@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -265,6 +266,8 @@ type GroupConsumer struct {
 	marking  bool
 	marks    map[topicPartition]position
 	noCommit bool // CloseWithoutCommit
+
+	proc atomic.Pointer[processor] // set by Process (group_parallel.go); nil-safe hooks
 }
 
 // NewGroupConsumer joins the group and consumes its share of the topics'
@@ -475,7 +478,9 @@ func (g *GroupConsumer) Close(ctx context.Context) error {
 		if f := g.cfg.onRevoked; f != nil {
 			f(ctx, partsByTopic(setOf(owned)))
 		}
-		pos := g.toCommit(g.c.unassign(owned), owned)
+		pos := g.c.unassign(owned)
+		g.proc.Load().revoking(ctx, owned) // Process's handlers drain first
+		pos = g.toCommit(pos, owned)
 		if noCommit {
 			pos = nil
 		}

@@ -307,6 +307,7 @@ func (g *GroupConsumer) commitNow(ctx context.Context, offs map[topicPartition]p
 		}
 	}
 	g.mu.Unlock()
+	g.proc.Load().limit(offs) // Process: only what is processed
 	if len(offs) == 0 {
 		return nil
 	}

@@ -151,6 +151,7 @@ func (g *GroupConsumer) lose(ctx context.Context, err error, resetMember bool) {
 	}
 	g.conf.logger.Warn("kpax: group partitions lost", "group", g.group, "partitions", len(lost), "err", err)
 	g.c.unassign(lost)
+	g.proc.Load().lost(lost)
 	if f := g.cfg.onLost; f != nil {
 		f(ctx, partsByTopic(setOf(lost)))
 	}
@@ -197,7 +198,8 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 		f(ctx, partsByTopic(setOf(tps)))
 	}
 	pos := g.c.unassign(tps)
-	g.waitDone(ctx)            // a Poll that returned their records before unassign
+	g.waitDone(ctx) // a Poll that returned their records before unassign
+	g.proc.Load().revoking(ctx, tps)
 	pos = g.toCommit(pos, tps) // after the application's last marks
 	g.conf.logger.Debug("kpax: group partitions revoked", "group", g.group, "positions", fmt.Sprint(pos))
 	g.mu.Lock()
@@ -418,6 +420,7 @@ func (g *GroupConsumer) apply(ctx context.Context, res joinResult) bool {
 		g.owned[tp] = true
 	}
 	g.mu.Unlock()
+	g.proc.Load().assigned(added)
 	if f := g.cfg.onAssigned; f != nil {
 		f(ctx, partsByTopic(setOf(added)))
 	}
