@@ -1,21 +1,3 @@
-// Package kpax is a Kafka client: producing, consuming, consumer groups, and
-// a low-level API that sends any request of the Kafka protocol.
-//
-// A Client, built by New with functional options, owns a pool of
-// connections per broker and a cache of cluster metadata:
-//
-//	cl, err := kpax.New(kpax.WithSeedBrokers("127.0.0.1:9092"))
-//	if err != nil {
-//		return err
-//	}
-//	defer cl.Close()
-//	resp, err := cl.Request(ctx, &kpax.ApiVersionsRequest{})
-//
-// Every request and response type of the Kafka protocol guide, every version,
-// is generated from the guide into protocol_gen.go; Client.Request routes a
-// request to the broker it belongs to (any broker, a partition's leader, the
-// controller, or a group or transaction coordinator) at the highest version
-// both sides support.
 package kpax
 
 import (

@@ -110,7 +110,8 @@ type Fetch struct {
 // background, one Fetch request per broker for all the partitions it leads,
 // ahead of the application within a memory budget (WithFetchBufferBytes);
 // Poll hands over what arrived. Poll is meant to be called from one
-// goroutine; the other methods are safe for concurrent use.
+// goroutine; the other methods are safe for concurrent use. Make one with
+// Client.NewConsumer.
 type Consumer struct {
 	cl  *Client
 	cfg consumerConfig

@@ -308,3 +308,39 @@ func ExampleClient_Request() {
 	fmt.Println("end offset", p.Offset)
 	// Output: end offset 3
 }
+
+// Administration goes through the client: Admin routes each request to the
+// broker it belongs to (CreateTopics to the controller) and gives one result
+// per item, each with an error that errors.Is can match.
+func ExampleClient_Admin() {
+	seed, stop := startExampleBroker(3)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kpax.New(kpax.WithSeedBrokers(seed))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	adm := cl.Admin()
+	for range 2 {
+		results, err := adm.CreateTopics(ctx, kpax.NewTopic{Name: "orders", Partitions: 3, ReplicationFactor: -1})
+		if results == nil {
+			log.Fatal(err) // no answer at all: no broker, timeout, ...
+		}
+		for _, r := range results {
+			switch {
+			case errors.Is(r.Err, kpax.ErrTopicAlreadyExists):
+				fmt.Println(r.Name, "exists already")
+			case r.Err != nil:
+				fmt.Println(r.Name, "failed:", r.Err)
+			default:
+				fmt.Println(r.Name, "created with", r.Partitions, "partitions")
+			}
+		}
+	}
+	// Output:
+	// orders created with 3 partitions
+	// orders exists already
+}

@@ -152,6 +152,8 @@ func (b *exampleBroker) respond(req kpax.Request) kpax.Response {
 		return b.fetch(r)
 	case *kpax.ListOffsetsRequest:
 		return b.listOffsets(r)
+	case *kpax.CreateTopicsRequest:
+		return b.createTopics(r)
 	case *kpax.FindCoordinatorRequest:
 		host, port := b.hostPort()
 		resp := &kpax.FindCoordinatorResponse{NodeID: 1, Host: host, Port: port}
@@ -163,6 +165,26 @@ func (b *exampleBroker) respond(req kpax.Request) kpax.Response {
 	default:
 		return b.group(req)
 	}
+}
+
+// createTopics creates each topic with the broker's partition count; a
+// topic that exists (created or written to before) is TOPIC_ALREADY_EXISTS.
+func (b *exampleBroker) createTopics(r *kpax.CreateTopicsRequest) kpax.Response {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	resp := &kpax.CreateTopicsResponse{}
+	for _, t := range r.Topics {
+		rt := add(&resp.Topics)
+		rt.Name, rt.NumPartitions, rt.ReplicationFactor = t.Name, b.partitions, 1
+		if b.logs[t.Name] != nil {
+			rt.ErrorCode = kpax.ErrTopicAlreadyExists.Code()
+			continue
+		}
+		if !r.ValidateOnly {
+			b.log(t.Name)
+		}
+	}
+	return resp
 }
 
 func (b *exampleBroker) hostPort() (string, int32) {

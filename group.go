@@ -217,7 +217,8 @@ func (e *GroupError) Unwrap() error { return e.Err }
 // Joining, heartbeats, rebalancing, offset fetches and automatic commits run
 // on the group's own goroutines; Poll only hands over records. Poll is meant
 // to be called from one goroutine; the other methods are safe for
-// concurrent use.
+// concurrent use. Make one with Client.NewGroupConsumer; Close it to commit
+// and leave the group.
 //
 // Delivery is at least once: automatic commits and the commits on
 // revocation cover the records of every Poll but the last one, which the

@@ -21,7 +21,8 @@ var ErrProducerClosed = errors.New("kpax: producer closed")
 // Producer sends records to Kafka in batches: per partition, many
 // partitions' batches in one Produce request per broker, several requests in
 // flight per broker. Every record given to Produce gets exactly one outcome,
-// through its callback. A Producer is safe for concurrent use.
+// through its callback. A Producer is safe for concurrent use. Make one
+// with Client.NewProducer; Close it to flush and release it.
 //
 // By default the producer is idempotent (where the broker supports it, with
 // acks=all): retries never duplicate or reorder records within a partition.

@@ -51,7 +51,8 @@ type Record struct {
 
 	// Timestamp is the record's create time, or the broker's log-append time
 	// when Attrs.LogAppendTime() is true. The zero Time stands for Kafka's
-	// "no timestamp" (-1), which message format v0 always has.
+	// "no timestamp" (-1), which message format v0 always has; Producer.Produce
+	// replaces it with the current time.
 	Timestamp time.Time
 
 	// ProducerID and ProducerEpoch identify the idempotent or transactional
