@@ -41,6 +41,7 @@ type ConfigResource struct {
 	Name string
 }
 
+// String returns the resource as its type and quoted name, e.g. topic "orders".
 func (r ConfigResource) String() string { return fmt.Sprintf("%v %q", r.Type, r.Name) }
 
 // check rejects a resource Kafka would reject, and returns the broker the

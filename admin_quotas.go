@@ -22,6 +22,8 @@ type QuotaComponent struct {
 	Name *string // nil: the default entity of the type
 }
 
+// String returns the entity as TYPE=NAME components joined by commas, the
+// default entity of a type as TYPE=<default>.
 func (e QuotaEntity) String() string {
 	parts := make([]string, len(e))
 	for i, c := range e {
