@@ -22,8 +22,9 @@ type QuotaComponent struct {
 	Name *string // nil: the default entity of the type
 }
 
-// String returns the entity as TYPE=NAME components joined by commas, the
-// default entity of a type as TYPE=<default>.
+// String returns "quota entity " and the TYPE=NAME components, joined by
+// commas; the
+// default entity of a type is TYPE=<default>.
 func (e QuotaEntity) String() string {
 	parts := make([]string, len(e))
 	for i, c := range e {
