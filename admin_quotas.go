@@ -23,8 +23,7 @@ type QuotaComponent struct {
 }
 
 // String returns "quota entity " and the TYPE=NAME components, joined by
-// commas; the
-// default entity of a type is TYPE=<default>.
+// commas; the default entity of a type is TYPE=<default>.
 func (e QuotaEntity) String() string {
 	parts := make([]string, len(e))
 	for i, c := range e {
