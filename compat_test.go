@@ -152,7 +152,14 @@ func compatRun(t *testing.T, b compatBroker, cli string) map[string]string {
 			ran = true
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			cl, err := New(WithSeedBrokers(b.addr), WithRequestTimeout(10*time.Second))
+			opts := []Option{WithSeedBrokers(b.addr), WithRequestTimeout(10 * time.Second)}
+			if !b.atLeast("0.10") {
+				// A 0.9 broker leaves ApiVersions unanswered: the client waits
+				// half the dial timeout (5s by default) before it knows. The
+				// CLI's commands keep the default.
+				opts = append(opts, WithDialTimeout(2*time.Second))
+			}
+			cl, err := New(opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

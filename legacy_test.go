@@ -3,7 +3,11 @@ package kpax
 import (
 	"context"
 	"errors"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -144,5 +148,87 @@ func TestFakeOldBrokerHeadersMixed(t *testing.T) {
 	}
 	if failed != 1 || ob.produces.Load() != 1 {
 		t.Fatalf("%d records failed, %d Produce requests; want 1 and 1", failed, ob.produces.Load())
+	}
+}
+
+// TestFakeSessionTimeoutRefused: a coordinator that allows at most 30s of
+// session timeout (Kafka 0.9's default) refuses the default 45s; the member
+// joins again at 10s. A timeout the user set is not changed: the error says
+// what to do. The control, a coordinator that allows 45s, gets 45s.
+func TestFakeSessionTimeoutRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		maxMs   int32
+		opts    []Option
+		want    []int32 // JoinGroup session timeouts, in order
+		wantErr string
+	}{
+		{name: "default refused", maxMs: 30000, want: []int32{45000, 10000}},
+		{name: "default allowed (control)", maxMs: 300000, want: []int32{45000}},
+		{name: "set and refused", maxMs: 30000, opts: []Option{WithSessionTimeout(40 * time.Second)},
+			want: []int32{40000}, wantErr: "set WithSessionTimeout within"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var sessions []int32
+			var f *fakeCluster
+			f = newFakeCluster(t, 1, func(req Request, v int16) Response {
+				host, port, _ := net.SplitHostPort(f.addr())
+				portN, _ := strconv.Atoi(port)
+				switch r := req.(type) {
+				case *FindCoordinatorRequest:
+					return &FindCoordinatorResponse{NodeID: 1, Host: host, Port: int32(portN),
+						Coordinators: []FindCoordinatorResponseCoordinator{{Key: r.Key, NodeID: 1, Host: host, Port: int32(portN)}}}
+				case *JoinGroupRequest:
+					mu.Lock()
+					sessions = append(sessions, r.SessionTimeoutMs)
+					mu.Unlock()
+					if r.SessionTimeoutMs > tc.maxMs {
+						return &JoinGroupResponse{ErrorCode: ErrInvalidSessionTimeout.Code(), GenerationID: -1}
+					}
+					return &JoinGroupResponse{GenerationID: 1, ProtocolType: ptr("consumer"), ProtocolName: ptr("range"),
+						Leader: "m1", MemberID: "m1", Members: []JoinGroupResponseMember{{MemberID: "m1", Metadata: r.Protocols[0].Metadata}}}
+				case *SyncGroupRequest:
+					a := groupAssignment{version: 3, parts: map[string][]int32{"t": {0}}}
+					return &SyncGroupResponse{ProtocolType: ptr("consumer"), ProtocolName: ptr("range"), Assignment: a.appendTo(nil)}
+				case *HeartbeatRequest:
+					return &HeartbeatResponse{}
+				case *OffsetFetchRequest:
+					return &OffsetFetchResponse{Groups: []OffsetFetchResponseGroup{{GroupID: "g", Topics: []OffsetFetchResponseGroupTopic{{Name: "t",
+						Partitions: []OffsetFetchResponseGroupTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}}}}}},
+						Topics: []OffsetFetchResponseTopic{{Name: "t", Partitions: []OffsetFetchResponseTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}}}}}
+				case *LeaveGroupRequest:
+					return &LeaveGroupResponse{}
+				}
+				return nil
+			})
+			cl := newGroupTestClient(t, f.addr())
+			g, err := cl.NewGroupConsumer("g", []string{"t"}, append([]Option{WithAutoCommit(0), WithStartOffset(Latest()),
+				WithFetchMaxWait(100 * time.Millisecond)}, tc.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for len(g.Assigned()["t"]) != 1 {
+				_, err := g.Poll(ctx)
+				if tc.wantErr != "" {
+					if !errors.Is(err, ErrInvalidSessionTimeout) || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("Poll: %v, want ErrInvalidSessionTimeout saying %q", err, tc.wantErr)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatalf("Poll: %v", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(sessions, tc.want) {
+				t.Fatalf("JoinGroup session timeouts %v, want %v", sessions, tc.want)
+			}
+		})
 	}
 }
