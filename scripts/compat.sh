@@ -73,8 +73,9 @@ cmd_up() {
 cmd_down() {
 	local v
 	for v in "${VERSIONS[@]}"; do
-		running "$v" >/dev/null || "$KAFKA" stop "$(name_of "$v")" || true
+		running "$v" >/dev/null || { "$KAFKA" stop "$(name_of "$v")" || true; } &
 	done
+	wait
 }
 
 cmd_readme() {
