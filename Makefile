@@ -51,7 +51,7 @@ TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_SPECS="$(SPECS)"
 
 .PHONY: help demo demo-down deps fetch spec generate kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
-	vet gencheck gotest test fuzz bench bench-unit
+	vet gencheck gotest test test-compat fuzz bench bench-unit
 
 help:
 	@echo 'make demo         install what is missing, start Kafka $(DEMO_VERSION) on 127.0.0.1:$(DEMO_PORT), a round trip with cmd/kpax'
@@ -68,7 +68,8 @@ help:
 	@echo 'make generate     protocol_gen.go from them (go generate runs this)'
 	@echo 'make gencheck     protocol_gen.go matches what gen writes from them'
 	@echo 'make gotest       go test $(GOTESTFLAGS) ./... against running brokers'
-	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, kafka-down (always), summary'
+	@echo 'make test         deps, kafka-up, vet, gencheck, gotest, test-compat, kafka-down (always), summary'
+	@echo 'make test-compat  the compatibility suite: Kafka 0.8.2 to 4.x, one broker each (scripts/compat.sh)'
 	@echo 'make fuzz         each Fuzz target for FUZZTIME=$(FUZZTIME)'
 	@echo 'make bench-unit   in-package benchmarks (go test -bench . -benchmem)'
 	@echo 'make bench        kpax vs franz-go, sarama, kafka-go (bench/): sink broker + Kafka $(K4_VERSION) -> bench/results/'
@@ -143,6 +144,17 @@ gencheck:
 	else echo "gencheck: protocol_gen.go is stale: run make generate" >&2; \
 		diff -u protocol_gen.go "$$tmp" | head -n 40 >&2 || true; exit 1; fi
 
+# The compatibility suite (scripts/compat.sh): one broker of each Kafka era from 0.8.2 to 4.x, started
+# in parallel on COMPAT_PORT_BASE + 10*i (ZooKeeper or controller +1000), TestCompat against them,
+# stopped whatever happens; it fails if README.md's table differs from the results. make test passes
+# its own 3.9.2 and 4.4.0 brokers (COMPAT_RUNNING) rather than starting two more.
+COMPAT_PORT_BASE ?= 27100
+COMPAT_RUNNING   ?=
+COMPAT_RUN_DIR   ?= $(or $(TMPDIR),/tmp)/kpax-compat-$(COMPAT_PORT_BASE)
+test-compat:
+	@COMPAT_PORT_BASE=$(COMPAT_PORT_BASE) COMPAT_RUNNING="$(COMPAT_RUNNING)" KPAX_RUN_DIR=$(COMPAT_RUN_DIR) \
+		COMPAT_TABLE=$(COMPAT_RUN_DIR)-table.md GO=$(GO) scripts/compat.sh run
+
 # go test against brokers that are already up (make kafka-up); output also in GOTEST_LOG.
 GOTEST_CMD = echo "go test $(GOTESTFLAGS) ./...  (log: $(GOTEST_LOG))"; \
 	$(TEST_ENV) $(GO) test $(GOTESTFLAGS) ./... 2>&1 | tee "$(GOTEST_LOG)"
@@ -154,7 +166,7 @@ gotest:
 # CLUSTER_NAME) are stopped however it ends; the exit code is the
 # first failure's. Integration tests find the brokers in KPAX_TEST_KAFKA39 / KPAX_TEST_KAFKA4.
 test: deps
-	@t0=$$SECONDS; up=FAIL; vet=-; gen=-; gt=-; rc=0; \
+	@t0=$$SECONDS; up=FAIL; vet=-; gen=-; gt=-; compat=-; rc=0; \
 	trap '$(MAKE) --no-print-directory kafka-down test-nodes-down || true' EXIT; \
 	ts=$$SECONDS; if $(MAKE) --no-print-directory kafka-up; then up="ok ($$((SECONDS - ts))s)"; else rc=1; fi; \
 	if [ $$rc -eq 0 ]; then \
@@ -162,6 +174,9 @@ test: deps
 		if $(MAKE) --no-print-directory gencheck; then gen=ok; else gen=FAIL; [ $$rc -ne 0 ] || rc=1; fi; \
 		ts=$$SECONDS; r=0; ( $(GOTEST_CMD) ) || r=$$?; \
 		if [ $$r -eq 0 ]; then gt="ok ($$((SECONDS - ts))s)"; else gt="FAIL ($$((SECONDS - ts))s)"; [ $$rc -ne 0 ] || rc=$$r; fi; \
+		ts=$$SECONDS; if $(MAKE) --no-print-directory test-compat \
+			COMPAT_RUNNING="$(K39_VERSION)=127.0.0.1:$(K39_PORT),$(K4_VERSION)=127.0.0.1:$(K4_PORT)"; \
+		then compat="ok ($$((SECONDS - ts))s)"; else compat="FAIL ($$((SECONDS - ts))s)"; [ $$rc -ne 0 ] || rc=1; fi; \
 	fi; \
 	$(MAKE) --no-print-directory kafka-down test-nodes-down || true; trap - EXIT; \
 	passed=$$(grep -cE '^ *--- PASS:' "$(GOTEST_LOG)" 2>/dev/null || true); \
@@ -169,7 +184,7 @@ test: deps
 	skipped=$$(grep -cE '^ *--- SKIP:' "$(GOTEST_LOG)" 2>/dev/null || true); \
 	[ "$$gt" != - ] || { passed=0; failed=0; skipped=0; }; \
 	echo; echo "== make test summary: Kafka $(K39_VERSION) @127.0.0.1:$(K39_PORT), $(K4_VERSION) @127.0.0.1:$(K4_PORT)"; \
-	echo "kafka-up $$up; vet $$vet; gencheck $$gen; go test $$gt; total $$((SECONDS - t0))s; exit $$rc"; \
+	echo "kafka-up $$up; vet $$vet; gencheck $$gen; go test $$gt; test-compat $$compat; total $$((SECONDS - t0))s; exit $$rc"; \
 	echo "tests: $${passed:-0} passed, $${failed:-0} failed, $${skipped:-0} skipped"; \
 	exit $$rc
 

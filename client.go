@@ -667,7 +667,7 @@ func (p *brokerPool) dialLegacy(ctx context.Context, first error) (*conn, error)
 		return nil, err
 	}
 	if !p.cl.wasLegacy(p.addr) {
-		cfg.logger.Info("kpax: broker predates ApiVersions; using v0 requests", "broker", p.addr, "err", first)
+		cfg.logger.Info("kpax: broker predates ApiVersions; using its era's request versions", "broker", p.addr, "err", first)
 	}
 	p.cl.setLegacy(p.addr, era)
 	return c, nil

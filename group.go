@@ -38,6 +38,7 @@ const (
 // defaultConfig and its checks part of validate.
 type groupConfig struct {
 	session    time.Duration
+	sessionSet bool // by WithSessionTimeout: no fallback (legacy.go)
 	rebalance  time.Duration
 	heartbeat  time.Duration
 	instanceID string
@@ -108,9 +109,16 @@ func (c *groupConfig) validate() []error {
 // WithSessionTimeout sets how long the coordinator waits for a heartbeat
 // before it drops the member and moves its partitions. The broker bounds it
 // (group.min.session.timeout.ms, 6s by default, to
-// group.max.session.timeout.ms). Default: 45s. Group option.
+// group.max.session.timeout.ms, 30s by default before Kafka 0.10.1).
+// Default: 45s, or 10s (the Java client's default before Kafka 3.0) with a
+// coordinator that refuses 45s, as Kafka 0.9 and 0.10.0 do by default; a
+// timeout set here that the coordinator refuses is an error wrapping
+// ErrInvalidSessionTimeout. Group option.
 func WithSessionTimeout(d time.Duration) Option {
-	return func(c *config) { c.in(scopeGroup, "WithSessionTimeout"); c.group.session = d }
+	return func(c *config) {
+		c.in(scopeGroup, "WithSessionTimeout")
+		c.group.session, c.group.sessionSet = d, true
+	}
 }
 
 // WithRebalanceTimeout sets how long the coordinator waits, in a

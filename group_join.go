@@ -114,7 +114,8 @@ func (g *GroupConsumer) joinFailed(err error) (why int, wait bool) {
 	case errors.Is(err, ErrRebalanceInProgress):
 		return rejoinRebalance, false
 	case errors.Is(err, ErrFencedInstanceId), errors.Is(err, ErrGroupMaxSizeReached),
-		errors.Is(err, ErrInvalidSessionTimeout), errors.Is(err, ErrInvalidGroupId):
+		errors.Is(err, ErrInvalidSessionTimeout), errors.Is(err, ErrInvalidGroupId),
+		errors.Is(err, ErrUnsupportedVersion): // e.g. Kafka 0.8 has no groups
 		return rejoinFatal, false
 	}
 	g.coordinatorFailed(err)
@@ -275,6 +276,11 @@ func (g *GroupConsumer) joinSync(ctx context.Context) (joinResult, error) {
 				g.memberID = resp.MemberID
 				g.mu.Unlock()
 				continue
+			}
+			if errors.Is(err, ErrInvalidSessionTimeout) {
+				if err = g.sessionRefused(err); err == nil { // legacy.go
+					continue
+				}
 			}
 			return joinResult{}, g.groupErr("JoinGroup", err)
 		}
@@ -467,6 +473,7 @@ func (g *GroupConsumer) startHeartbeat(gen int32, member string) *heartbeater {
 	if g.cfg.instanceID != "" {
 		instance = &g.cfg.instanceID
 	}
+	session := g.cfg.session // the manager may lower it (sessionRefused) for a later generation
 	go func() {
 		defer close(h.done)
 		t := time.NewTicker(g.cfg.heartbeat)
@@ -477,7 +484,7 @@ func (g *GroupConsumer) startHeartbeat(gen int32, member string) *heartbeater {
 			case <-ctx.Done():
 				return
 			}
-			rctx, rcancel := context.WithTimeout(ctx, min(g.cfg.session, g.conf.requestTimeout))
+			rctx, rcancel := context.WithTimeout(ctx, min(session, g.conf.requestTimeout))
 			r, err := g.request(rctx, "Heartbeat", &HeartbeatRequest{GroupID: g.group, GenerationID: gen, MemberID: member, GroupInstanceID: instance})
 			rcancel()
 			if err == nil {

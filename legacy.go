@@ -42,22 +42,32 @@ func apiVersionsSilence(cfg *config) time.Duration {
 }
 
 // legacyVersions is what a broker without ApiVersions is taken to support:
-// v0 of the APIs its era had (0.8: produce, fetch, offsets, metadata,
-// offset commit/fetch, coordinator lookup; 0.9 added the group APIs).
+// the API versions of its era (the protocol guide's "supported in 0.8.2 /
+// 0.9.0"). 0.8.2 has produce, fetch, offsets, metadata, offset commit and
+// fetch (v1: offsets kept in Kafka rather than ZooKeeper) and the
+// coordinator lookup; 0.9 added v1 of produce and fetch (throttle times),
+// OffsetCommit v2 and the group APIs. OffsetFetch goes as v1 on both: v0
+// reads ZooKeeper, where a group coordinator's commits are not.
 func legacyVersions(era legacyEra) apiVersions {
 	v := newAPIVersions()
 	v.legacy = true
 	v.era = era
-	for key := int16(0); key <= 16; key++ {
-		if era == era08 && key > apiKeyFindCoordinator {
-			break
+	for key, max := range legacyMax(era) {
+		if max >= 0 {
+			v.min[key], v.max[key] = 0, max
 		}
-		if key >= 4 && key <= 7 { // broker-to-broker APIs
-			continue
-		}
-		v.min[key], v.max[key] = 0, 0
 	}
 	return v
+}
+
+// legacyMax is the highest version of each API (by key, up to ListGroups;
+// -1: none) that brokers of an era without ApiVersions take. Keys 4-7 are
+// broker-to-broker.
+func legacyMax(era legacyEra) [17]int16 {
+	if era == era08 {
+		return [17]int16{0, 0, 0, 0, -1, -1, -1, -1, 1, 1, 0, -1, -1, -1, -1, -1, -1}
+	}
+	return [17]int16{1, 1, 0, 0, -1, -1, -1, -1, 2, 1, 0, 0, 0, 0, 0, 0, 0}
 }
 
 // describe names the broker's Kafka version, as far as its API versions tell.
@@ -121,4 +131,96 @@ func (cl *Client) anyLegacy() bool {
 		}
 	}
 	return false
+}
+
+// Record features the Produce version a broker takes may lack. A batch
+// that needs one fails at once, with an error naming the broker's version,
+// instead of being retried until its delivery timeout (a broker before
+// Kafka 2.1 takes zstd for a corrupt message, a retriable error).
+const (
+	produceHeadersVersion = 3 // record headers: message format v2, Kafka 0.11
+	produceZstdVersion    = 7 // zstd, Kafka 2.1 (KIP-110)
+)
+
+// errZstdUnfit is the error of a zstd batch for a broker whose Produce
+// version v predates zstd.
+func (v *apiVersions) errZstdUnfit(version int16) error {
+	return fmt.Errorf("%w: zstd compression needs Kafka 2.1 (Produce v%d); the broker (%s) takes Produce v%d",
+		ErrUnsupportedCompressionType, produceZstdVersion, v.describe(), version)
+}
+
+// errHeadersUnfit is the error of a record with headers for a broker whose
+// Produce version predates them.
+func (v *apiVersions) errHeadersUnfit(version int16) error {
+	return fmt.Errorf("%w: record headers need Kafka 0.11 (Produce v%d); the broker (%s) takes Produce v%d",
+		ErrUnsupportedVersion, produceHeadersVersion, v.describe(), version)
+}
+
+// dropUnfit fails what the Produce version cannot carry, before it is
+// encoded: every batch if the producer compresses with zstd before v7,
+// records with headers before v3 (the others of their batch still go). It
+// returns the batches left to send; those dropped are no longer in flight.
+func (p *Producer) dropUnfit(bs []*batch, version int16, vs *apiVersions) []*batch {
+	zstd := p.cfg.compression == CompressionZstd && version < produceZstdVersion
+	if !zstd && version >= produceHeadersVersion {
+		return bs
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kept := bs[:0]
+	for _, b := range bs {
+		if zstd {
+			b.ps.inflight--
+			p.failBatch(b, vs.errZstdUnfit(version))
+			continue
+		}
+		recs := b.recs[:0]
+		for _, pr := range b.recs {
+			if len(pr.rec.Headers) == 0 {
+				recs = append(recs, pr)
+				continue
+			}
+			b.bytes -= pr.size
+			p.finish(pr, vs.errHeadersUnfit(version))
+		}
+		clear(b.recs[len(recs):])
+		if b.recs = recs; len(recs) == 0 {
+			b.ps.inflight--
+			p.settle(b)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	return kept
+}
+
+// errFlightEmpty is sink.send's error when dropUnfit left nothing to send.
+var errFlightEmpty = errors.New("kpax: nothing left to send")
+
+// errIdempotenceUnsupported is the producer's error when WithIdempotence(true)
+// meets a broker without idempotent producers (before Kafka 0.11).
+func errIdempotenceUnsupported(err error) error {
+	return fmt.Errorf("kpax: WithIdempotence(true): the broker has no idempotent producer (Kafka 0.11+): %w", err)
+}
+
+// legacySessionTimeout is the session timeout a group falls back to when
+// the coordinator refuses the default (45s, KIP-735): the Java client's
+// default before Kafka 3.0, within every broker's default range (Kafka 0.9
+// and 0.10.0 allow 6s to 30s).
+const legacySessionTimeout = 10 * time.Second
+
+// sessionRefused handles INVALID_SESSION_TIMEOUT from JoinGroup: with the
+// default session timeout it lowers it to legacySessionTimeout and returns
+// nil (join again); otherwise it returns the error, saying what to change.
+// Only the manager goroutine calls it (it writes g.cfg.session).
+func (g *GroupConsumer) sessionRefused(err error) error {
+	if g.cfg.sessionSet || g.cfg.session <= legacySessionTimeout || g.cfg.heartbeat >= legacySessionTimeout {
+		return fmt.Errorf("%w: session timeout %v: set WithSessionTimeout within the coordinator's "+
+			"group.min.session.timeout.ms and group.max.session.timeout.ms (by default 6s to 30s before Kafka 0.10.1)",
+			err, g.cfg.session)
+	}
+	g.conf.logger.Info("kpax: the coordinator refused the default session timeout; using the pre-3.0 default",
+		"group", g.group, "refused", g.cfg.session, "session", legacySessionTimeout)
+	g.cfg.session = legacySessionTimeout
+	return nil
 }

@@ -26,6 +26,8 @@ var ErrProducerClosed = errors.New("kpax: producer closed")
 //
 // By default the producer is idempotent (where the broker supports it, with
 // acks=all): retries never duplicate or reorder records within a partition.
+// On a broker without idempotent producers (before Kafka 0.11) the default
+// goes on without, with a warning; WithIdempotence(true) fails every record.
 type Producer struct {
 	cl   *Client
 	cfg  producerConfig
@@ -44,6 +46,7 @@ type Producer struct {
 	pid        producerID
 	pidAsking  bool        // the one InitProducerId is in flight
 	resetPID   bool        // get a new producer ID once nothing is in flight or in doubt
+	idemErr    error       // WithIdempotence(true) on a broker without it: every record fails
 	txn        *txnManager // transactional state (txn.go); nil without WithTransactionalID
 
 	// Hot-path caches, under mu: the partition last queued to (parts never
@@ -859,8 +862,9 @@ func WithMaxBufferedBytes(n int) Option {
 
 // WithIdempotence turns the idempotent producer on or off. On, retries
 // never duplicate or reorder records in a partition; it needs acks=-1.
-// Default: on when acks is -1 and the broker supports it (Kafka 0.11+).
-// Producer option.
+// Default: on when acks is -1 and the broker supports it (Kafka 0.11+);
+// before 0.11 the default is off, while WithIdempotence(true) makes every
+// record fail with an error that says the broker lacks it. Producer option.
 func WithIdempotence(on bool) Option {
 	return func(c *config) {
 		c.in(scopeProducer, "WithIdempotence")

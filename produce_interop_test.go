@@ -131,6 +131,9 @@ func endOffsets(ctx context.Context, t *testing.T, cl *Client, topic string, par
 				pr := r.(*ListOffsetsResponse).Topics[0].Partitions[0]
 				if err = ErrorForCode(pr.ErrorCode); err == nil {
 					ends[p] = pr.Offset
+					if len(pr.OldStyleOffsets) > 0 { // ListOffsets v0 (Kafka 0.8-0.10.0)
+						ends[p] = pr.OldStyleOffsets[0]
+					}
 					break
 				}
 			}

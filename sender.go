@@ -137,6 +137,12 @@ func (p *Producer) collect() time.Duration {
 	draining := false // a reset waits: only retries under the current ID go
 	// A transactional producer's ID comes from txn.go.
 	if p.txn == nil && p.cfg.idempotent && (p.pid.id < 0 || p.resetPID) {
+		if p.idemErr != nil { // sender_idem.go
+			for _, ps := range p.parts {
+				p.dropQueued(ps, p.idemErr)
+			}
+			return wait
+		}
 		if !p.pidAsking && p.totalInflight() == 0 && !p.inDoubt() {
 			p.initProducerID()
 		}
@@ -372,7 +378,12 @@ func (s *sink) run() {
 		f := &flight{batches: bs}
 		if err := s.send(f); err != nil {
 			p.mu.Lock()
-			p.handle(s, f, nil, err, false)
+			if errors.Is(err, errFlightEmpty) { // every batch failed already
+				s.inflight--
+				p.poke()
+			} else {
+				p.handle(s, f, nil, err, false)
+			}
 			p.mu.Unlock()
 			s.releaseBuf(f)
 			continue
@@ -408,6 +419,9 @@ func (s *sink) send(f *flight) error {
 	var attrs BatchAttrs
 	if p.txn != nil { // txn.go
 		v, req.TransactionalID, attrs = min(v, txnProduceMaxVersion), &p.txn.id, AttrTransactional
+	}
+	if f.batches = p.dropUnfit(f.batches, v, &c.versions); len(f.batches) == 0 { // legacy.go
+		return errFlightEmpty
 	}
 	p.mu.Lock()
 	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect

@@ -43,9 +43,15 @@ func (p *Producer) askProducerID() {
 		if errors.Is(err, ErrUnsupportedVersion) {
 			p.mu.Lock()
 			p.pidAsking = false
-			p.cfg.idempotent = false
+			if p.cfg.idempotenceSet { // asked for: no silent downgrade
+				p.idemErr = errIdempotenceUnsupported(err)
+			} else {
+				p.cfg.idempotent = false
+			}
 			p.mu.Unlock()
-			p.cl.cfg.logger.Warn("kpax: the broker has no idempotent producer; continuing without", "err", err)
+			if !p.cfg.idempotenceSet {
+				p.cl.cfg.logger.Warn("kpax: the broker has no idempotent producer; continuing without", "err", err)
+			}
 			p.poke()
 			return
 		}

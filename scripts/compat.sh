@@ -8,17 +8,24 @@
 #   scripts/compat.sh down     stop them
 #   scripts/compat.sh readme   put COMPAT_TABLE into README.md between the compat-table markers
 #
+# After a run of every version, `run` fails if README.md's table differs from the results (run
+# `scripts/compat.sh readme` and commit).
+#
 # Environment: COMPAT_VERSIONS (space-separated), COMPAT_PORT_BASE (version i listens on
 # COMPAT_PORT_BASE + 10*i; its ZooKeeper or KRaft controller on that + KPAX_ZK_PORT_OFFSET /
-# KPAX_CONTROLLER_PORT_OFFSET, both 1000 by default), KPAX_RUN_DIR (default $TMPDIR/kpax-compat),
-# COMPAT_TABLE (default $TMPDIR/kpax-compat-table.md), COMPAT_GOTESTFLAGS, GO.
+# KPAX_CONTROLLER_PORT_OFFSET, both 1000 by default), COMPAT_RUNNING (VERSION=HOST:PORT,...:
+# brokers of those versions already up, e.g. make test's, used instead of starting them),
+# KPAX_RUN_DIR (default $TMPDIR/kpax-compat), COMPAT_TABLE (default $TMPDIR/kpax-compat-table.md),
+# COMPAT_GOTESTFLAGS, GO.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 KAFKA="$here/kafka.sh"
-VERSIONS=(${COMPAT_VERSIONS:-0.8.2.2 0.9.0.1 0.10.2.2 0.11.0.3 1.1.1 2.4.1 2.8.2 3.9.2 4.4.0})
-BASE=${COMPAT_PORT_BASE:-24100}
+ALL_VERSIONS="0.8.2.2 0.9.0.1 0.10.2.2 0.11.0.3 1.1.1 2.4.1 2.8.2 3.9.2 4.4.0"
+VERSIONS=(${COMPAT_VERSIONS:-$ALL_VERSIONS})
+RUNNING=",${COMPAT_RUNNING:-},"
+BASE=${COMPAT_PORT_BASE:-27100}
 export KPAX_RUN_DIR="${KPAX_RUN_DIR:-${TMPDIR:-/tmp}/kpax-compat}"
 TABLE=${COMPAT_TABLE:-${TMPDIR:-/tmp}/kpax-compat-table.md}
 GO=${GO:-go}
@@ -26,32 +33,49 @@ GO=${GO:-go}
 say() { echo "compat.sh: $*" >&2; }
 name_of() { echo "compat-${1//./_}"; }
 
+# running VERSION: the address of an already running broker of VERSION (COMPAT_RUNNING), or nothing.
+running() {
+	local r=${RUNNING#*,"$1"=}
+	[[ $r != "$RUNNING" ]] && echo "${r%%,*}"
+}
+
 env_list() {
-	local i out=""
-	for i in "${!VERSIONS[@]}"; do out+="${out:+,}${VERSIONS[$i]}=127.0.0.1:$((BASE + 10 * i))"; done
+	local i out="" addr
+	for i in "${!VERSIONS[@]}"; do
+		addr=$(running "${VERSIONS[$i]}") || addr=127.0.0.1:$((BASE + 10 * i))
+		out+="${out:+,}${VERSIONS[$i]}=$addr"
+	done
 	echo "$out"
 }
 
 # up: fetch the versions (kafka.sh runs one mvn at a time), then start all in parallel.
 cmd_up() {
-	local i pids=() rc=0 t0=$SECONDS
-	for v in "${VERSIONS[@]}"; do "$KAFKA" fetch "$v" & pids+=($!); done
+	local i v pids=() rc=0 t0=$SECONDS n=0
+	for v in "${VERSIONS[@]}"; do
+		running "$v" >/dev/null || { "$KAFKA" fetch "$v" & pids+=($!); }
+	done
 	for i in "${pids[@]}"; do wait "$i" || rc=1; done
 	((rc == 0)) || { say "fetching failed"; return 1; }
-	say "fetched ${#VERSIONS[@]} versions in $((SECONDS - t0))s"
+	say "fetched ${#pids[@]} versions in $((SECONDS - t0))s"
 	t0=$SECONDS pids=()
 	for i in "${!VERSIONS[@]}"; do
-		"$KAFKA" start "$(name_of "${VERSIONS[$i]}")" "${VERSIONS[$i]}" $((BASE + 10 * i)) & pids+=($!)
+		v=${VERSIONS[$i]}
+		running "$v" >/dev/null && continue
+		"$KAFKA" start "$(name_of "$v")" "$v" $((BASE + 10 * i)) & pids+=($!)
+		n=$((n + 1))
 	done
 	for i in "${pids[@]}"; do wait "$i" || rc=1; done
 	((rc == 0)) || { say "starting failed"; return 1; }
-	say "started ${#VERSIONS[@]} brokers in parallel in $((SECONDS - t0))s"
+	say "started $n brokers in parallel in $((SECONDS - t0))s"
 	echo "KPAX_TEST_COMPAT=$(env_list)"
 }
 
 cmd_down() {
 	local v
-	for v in "${VERSIONS[@]}"; do "$KAFKA" stop "$(name_of "$v")" || true; done
+	for v in "${VERSIONS[@]}"; do
+		running "$v" >/dev/null || { "$KAFKA" stop "$(name_of "$v")" || true; } &
+	done
+	wait
 }
 
 cmd_readme() {
@@ -67,6 +91,12 @@ cmd_readme() {
 	say "README.md: compatibility table from $TABLE"
 }
 
+# readme_current: whether README.md holds COMPAT_TABLE between its markers.
+readme_current() {
+	awk '/<!-- compat-table:end -->/ { exit } on { print } /<!-- compat-table:begin -->/ { on = 1 }' \
+		"$root/README.md" | cmp -s - "$TABLE"
+}
+
 cmd_run() {
 	local rc=0 t0=$SECONDS t1
 	trap cmd_down EXIT
@@ -78,6 +108,10 @@ cmd_run() {
 			$GO test ${COMPAT_GOTESTFLAGS:--count=1 -timeout 10m} -run '^TestCompat$' .) || rc=$?
 		say "suite: $((SECONDS - t1))s; table: $TABLE"
 		[[ -s $TABLE ]] && cat "$TABLE"
+		if ((rc == 0)) && [[ ${VERSIONS[*]} == "$ALL_VERSIONS" ]] && ! readme_current; then
+			say "README.md's compatibility table differs from these results: run scripts/compat.sh readme"
+			rc=1
+		fi
 	fi
 	cmd_down
 	trap - EXIT
@@ -91,7 +125,7 @@ down) cmd_down ;;
 run) cmd_run ;;
 readme) cmd_readme ;;
 *)
-	sed -n '2,15p' "$0" >&2
+	sed -n '2,19p' "$0" >&2
 	exit 2
 	;;
 esac
