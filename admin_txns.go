@@ -101,13 +101,11 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 			return nil, invalidf("empty transactional ID")
 		}
 		item := fmt.Sprintf("transactional ID %q", id)
-		node, err := a.cl.meta.coordinator(ctx, 1, id)
+		var node int32
+		r, err := a.retryCoordinator(ctx, func() (Response, int16, error) {
+			return a.describeTransaction(ctx, id, &node)
+		})
 		if err != nil {
-			return nil, err
-		}
-		r, _, err := a.requestBroker(ctx, node, &DescribeTransactionsRequest{TransactionalIDs: []string{id}})
-		if err != nil {
-			a.cl.meta.invalidateCoordinator(1, id)
 			return nil, err
 		}
 		d := TransactionDescription{TransactionalID: id, Coordinator: node, Err: &ItemError{Item: item, Err: ErrMissingResult}}
@@ -116,9 +114,6 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 				continue
 			}
 			d.Err = itemErr(item, st.ErrorCode, nil)
-			if st.ErrorCode == ErrNotCoordinator.code {
-				a.cl.meta.invalidateCoordinator(1, id)
-			}
 			d.State, d.TimeoutMs, d.StartTimeMs, d.ProducerID, d.ProducerEpoch = st.TransactionState, st.TransactionTimeoutMs, st.TransactionStartTimeMs, st.ProducerID, st.ProducerEpoch
 			for _, t := range st.Topics {
 				if d.Partitions == nil {
@@ -131,6 +126,32 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 		s.add(d.Err)
 	}
 	return out, s.err()
+}
+
+// describeTransaction asks the coordinator of the transactional ID, whose
+// node it sets, to describe it, and returns the response and the ID's
+// error code; a coordinator that fails or has moved is forgotten.
+func (a *Admin) describeTransaction(ctx context.Context, id string, node *int32) (Response, int16, error) {
+	n, err := a.cl.meta.coordinator(ctx, 1, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	*node = n
+	r, _, err := a.requestBroker(ctx, n, &DescribeTransactionsRequest{TransactionalIDs: []string{id}})
+	if err != nil {
+		a.cl.meta.invalidateCoordinator(1, id)
+		return nil, 0, err
+	}
+	code := int16(0)
+	for _, st := range r.(*DescribeTransactionsResponse).TransactionStates {
+		if st.TransactionalID == id {
+			code = st.ErrorCode
+		}
+	}
+	if code == ErrNotCoordinator.code || code == ErrCoordinatorNotAvailable.code {
+		a.cl.meta.invalidateCoordinator(1, id)
+	}
+	return r, code, nil
 }
 
 // TransactionListing is a transactional ID as ListTransactions sees it.
