@@ -189,14 +189,19 @@ func (a *Admin) coordRequest(ctx context.Context, req Request, code func(Respons
 // its error code, again while the code says the coordinator is loading
 // (COORDINATOR_LOAD_IN_PROGRESS), has moved (NOT_COORDINATOR) or is not
 // available (COORDINATOR_NOT_AVAILABLE): send must then find the
-// coordinator afresh. When ctx ends between two tries, the last response
-// stands, with its error code for the caller to report per item.
+// coordinator afresh. When ctx ends in a retry, the last response stands,
+// with its error code for the caller to report per item.
 func (a *Admin) retryCoordinator(ctx context.Context, send func() (Response, int16, error)) (Response, error) {
+	var last Response
 	for attempt := 0; ; attempt++ {
 		r, c, err := send()
+		if err != nil && last != nil && ctx.Err() != nil {
+			return last, nil
+		}
 		if err != nil {
 			return nil, err
 		}
+		last = r
 		if c != ErrCoordinatorLoadInProgress.code && c != ErrNotCoordinator.code && c != ErrCoordinatorNotAvailable.code {
 			return r, nil
 		}
