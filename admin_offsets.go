@@ -35,6 +35,19 @@ type ListedOffset struct {
 // partitions answered with a retriable error (e.g. NOT_LEADER_OR_FOLLOWER,
 // OFFSET_NOT_AVAILABLE) are asked again from fresh metadata until ctx ends.
 func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
+	return a.listOffsets(ctx, timestamp, ReadUncommitted, tp)
+}
+
+// ListLastStableOffsets returns the last stable offset of each partition (a
+// topic with no partitions listed: all of them): the end of the log as a
+// consumer with ReadCommitted sees it, which stops before the first record
+// of a transaction still open. Without open transactions it is the end
+// offset. Results are sorted as ListOffsets sorts them.
+func (a *Admin) ListLastStableOffsets(ctx context.Context, tp TopicPartitions) ([]ListedOffset, error) {
+	return a.listOffsets(ctx, OffsetsLatest, ReadCommitted, tp)
+}
+
+func (a *Admin) listOffsets(ctx context.Context, timestamp int64, iso IsolationLevel, tp TopicPartitions) ([]ListedOffset, error) {
 	if timestamp < OffsetsMaxTimestamp {
 		return nil, invalidf("ListOffsets timestamp %d", timestamp)
 	}
@@ -55,7 +68,7 @@ func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartit
 			return ListedOffset{Topic: k.topic, Partition: k.partition, Offset: -1, Timestamp: -1, LeaderEpoch: -1, Err: err}
 		},
 		func(node int32, parts TopicPartitions) ([]ListedOffset, error) {
-			return a.listOffsetsAt(ctx, node, timestamp, parts)
+			return a.listOffsetsAt(ctx, node, timestamp, iso, parts)
 		})
 	if err != nil {
 		return nil, err
@@ -75,8 +88,8 @@ func sortListed(out []ListedOffset) {
 	})
 }
 
-func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
-	req := &ListOffsetsRequest{ReplicaID: -1}
+func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, iso IsolationLevel, tp TopicPartitions) ([]ListedOffset, error) {
+	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso)}
 	for _, t := range tp.sortedKeys() {
 		rt := ListOffsetsRequestTopic{Name: t}
 		for _, p := range tp[t] {
