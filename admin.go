@@ -26,7 +26,10 @@ import (
 // the request itself fails (no broker, timeout) the error is that failure
 // and the results are nil. Input that Kafka would reject (an empty or too
 // long topic name, zero partitions, an unknown resource type) is an error
-// wrapping ErrInvalidArgument before anything is sent.
+// wrapping ErrInvalidArgument before anything is sent. Items answered by
+// a coordinator, leader or controller that has moved (NOT_COORDINATOR,
+// NOT_LEADER_OR_FOLLOWER, NOT_CONTROLLER, ...) are asked again of the one
+// fresh metadata names, until ctx ends: then their last answers stand.
 type Admin struct {
 	cl *Client
 }
@@ -309,6 +312,33 @@ func leaderCall[T any](ctx context.Context, a *Admin, tp TopicPartitions, item f
 		}
 		a.cl.meta.invalidate()
 		tp = retry
+	}
+}
+
+// controllerRequest sends a request the controller answers, and again,
+// from fresh metadata, while every item's code (codes lists them) is
+// NOT_CONTROLLER: the controller moved (a ZooKeeper-era cluster; KRaft
+// brokers forward to the controller themselves). When ctx ends in a
+// retry, the last response stands.
+func (a *Admin) controllerRequest(ctx context.Context, req Request, codes func(Response) []int16) (Response, error) {
+	var last Response
+	for attempt := 0; ; attempt++ {
+		r, _, err := a.request(ctx, req)
+		if err != nil && last != nil && ctx.Err() != nil {
+			return last, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		cs := codes(r)
+		if len(cs) == 0 || slices.ContainsFunc(cs, func(c int16) bool { return c != ErrNotController.code }) {
+			return r, nil
+		}
+		last = r
+		if !sleep(ctx, min(a.cl.cfg.retryBackoff<<min(attempt, 16), a.cl.cfg.retryBackoffMax)) {
+			return r, nil
+		}
+		a.cl.meta.refresh(ctx) // the controller it names; a failure shows in the next request
 	}
 }
 

@@ -239,3 +239,92 @@ func TestAdminRetriesPartitions(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminRetriesController: a controller that moved (NOT_CONTROLLER for
+// every topic) is asked again after fresh metadata until it answers; the
+// controls, a controller that stays moved and an answer where only one
+// topic fails, show the fault bites and that other answers are final.
+func TestAdminRetriesController(t *testing.T) {
+	calls := map[string]func(ctx context.Context, a *Admin) error{
+		"CreateTopics": func(ctx context.Context, a *Admin) error {
+			_, err := a.CreateTopics(ctx, NewTopic{Name: "a", Partitions: 1, ReplicationFactor: 1}, NewTopic{Name: "b", Partitions: 1, ReplicationFactor: 1})
+			return err
+		},
+		"DeleteTopics": func(ctx context.Context, a *Admin) error {
+			_, err := a.DeleteTopics(ctx, "a", "b")
+			return err
+		},
+		"CreatePartitions": func(ctx context.Context, a *Admin) error {
+			_, err := a.SetPartitions(ctx, 3, "a", "b")
+			return err
+		},
+	}
+	for _, tc := range []struct {
+		name     string
+		fails    int64 // answers with NOT_CONTROLLER
+		onlyA    bool  // only topic "a" says so
+		requests int64 // exactly (0: several)
+		want     error
+	}{
+		{"moved", 2, false, 3, nil},
+		{"control: moved for good", 1 << 30, false, 0, ErrNotController},
+		{"control: one topic", 1, true, 1, ErrNotController},
+	} {
+		for name, call := range calls {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				var requests, metadata atomic.Int64
+				code := func(topic string) int16 {
+					if requests.Load() <= tc.fails && (!tc.onlyA || topic == "a") {
+						return ErrNotController.code
+					}
+					return 0
+				}
+				f := newFakeCluster(t, 2, func(req Request, v int16) Response {
+					switch r := req.(type) {
+					case *MetadataRequest:
+						metadata.Add(1)
+					case *CreateTopicsRequest:
+						requests.Add(1)
+						resp := &CreateTopicsResponse{}
+						for _, rt := range r.Topics {
+							resp.Topics = append(resp.Topics, CreateTopicsResponseTopic{Name: rt.Name, ErrorCode: code(rt.Name), NumPartitions: 1, ReplicationFactor: 1})
+						}
+						return resp
+					case *DeleteTopicsRequest:
+						requests.Add(1)
+						resp := &DeleteTopicsResponse{}
+						for i := range r.Topics {
+							resp.Responses = append(resp.Responses, DeleteTopicsResponseItem{Name: r.Topics[i].Name, ErrorCode: code(*r.Topics[i].Name)})
+						}
+						return resp
+					case *CreatePartitionsRequest:
+						requests.Add(1)
+						resp := &CreatePartitionsResponse{}
+						for _, rt := range r.Topics {
+							resp.Results = append(resp.Results, CreatePartitionsResponseResult{Name: rt.Name, ErrorCode: code(rt.Name)})
+						}
+						return resp
+					}
+					return nil
+				})
+				cl, err := New(WithSeedBrokers(f.addr()), WithRetryBackoff(time.Millisecond, 20*time.Millisecond))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				err = call(ctx, cl.Admin())
+				if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+					t.Fatalf("err %v, want %v", err, tc.want)
+				}
+				if got := requests.Load(); tc.requests > 0 && got != tc.requests || tc.requests == 0 && got < 3 {
+					t.Errorf("%d requests, want %d", got, tc.requests)
+				}
+				if tc.requests > 1 && metadata.Load() < tc.requests {
+					t.Errorf("%d metadata requests for %d tries: no refresh between them", metadata.Load(), tc.requests)
+				}
+			})
+		}
+	}
+}

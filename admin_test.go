@@ -204,14 +204,17 @@ func TestAdminConfigs(t *testing.T) {
 		if err != nil || res[0].Err != nil {
 			t.Fatalf("alter: %v %+v", err, res)
 		}
-		rc, err := a.DescribeConfigs(ctx, []string{"retention.ms", "cleanup.policy"}, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
 		got := map[string]ConfigEntry{}
-		for _, c := range rc[0].Configs {
-			got[c.Name] = c
-		}
+		waitFor(t, func() bool { // KRaft: the broker applies the controller's change shortly after
+			rc, err := a.DescribeConfigs(ctx, []string{"retention.ms", "cleanup.policy"}, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rc[0].Configs {
+				got[c.Name] = c
+			}
+			return got["retention.ms"].Source != ConfigSourceDefault
+		})
 		if e := got["retention.ms"]; deref(e.Value) != "123456" || e.Source != ConfigSourceTopic {
 			t.Errorf("retention.ms = %+v", e)
 		}
@@ -235,7 +238,7 @@ func TestAdminConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 		broker := ConfigResource{ConfigBroker, strconv.Itoa(int(cd.Brokers[0].NodeID))}
-		rc, err = a.DescribeConfigs(ctx, []string{"log.retention.hours"}, broker)
+		rc, err := a.DescribeConfigs(ctx, []string{"log.retention.hours"}, broker)
 		if err != nil || len(rc[0].Configs) != 1 {
 			t.Fatalf("broker configs: %v %+v", err, rc)
 		}
