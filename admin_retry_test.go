@@ -254,6 +254,14 @@ func TestAdminRetriesController(t *testing.T) {
 			_, err := a.DeleteTopics(ctx, "a", "b")
 			return err
 		},
+		"ElectLeaders": func(ctx context.Context, a *Admin) error {
+			_, err := a.ElectLeaders(ctx, false, TopicPartitions{"a": {0}, "b": {0}})
+			return err
+		},
+		"AlterPartitionReassignments": func(ctx context.Context, a *Admin) error {
+			_, err := a.AlterPartitionReassignments(ctx, Reassignment{Topic: "a", Partition: 0, Replicas: []int32{1}}, Reassignment{Topic: "b", Partition: 0, Replicas: []int32{1}})
+			return err
+		},
 		"CreatePartitions": func(ctx context.Context, a *Admin) error {
 			_, err := a.SetPartitions(ctx, 3, "a", "b")
 			return err
@@ -295,6 +303,22 @@ func TestAdminRetriesController(t *testing.T) {
 						resp := &DeleteTopicsResponse{}
 						for i := range r.Topics {
 							resp.Responses = append(resp.Responses, DeleteTopicsResponseItem{Name: r.Topics[i].Name, ErrorCode: code(*r.Topics[i].Name)})
+						}
+						return resp
+					case *ElectLeadersRequest:
+						requests.Add(1)
+						resp := &ElectLeadersResponse{}
+						for _, rt := range r.TopicPartitions {
+							resp.ReplicaElectionResults = append(resp.ReplicaElectionResults, ElectLeadersResponseReplicaElectionResult{Topic: rt.Topic,
+								PartitionResult: []ElectLeadersResponseReplicaElectionResultPartitionResult{{PartitionID: 0, ErrorCode: code(rt.Topic)}}})
+						}
+						return resp
+					case *AlterPartitionReassignmentsRequest:
+						requests.Add(1)
+						resp := &AlterPartitionReassignmentsResponse{}
+						for _, rt := range r.Topics {
+							resp.Responses = append(resp.Responses, AlterPartitionReassignmentsResponseItem{Name: rt.Name,
+								Partitions: []AlterPartitionReassignmentsResponseItemPartition{{PartitionIndex: 0, ErrorCode: code(rt.Name)}}})
 						}
 						return resp
 					case *CreatePartitionsRequest:
