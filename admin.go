@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -25,7 +26,10 @@ import (
 // the request itself fails (no broker, timeout) the error is that failure
 // and the results are nil. Input that Kafka would reject (an empty or too
 // long topic name, zero partitions, an unknown resource type) is an error
-// wrapping ErrInvalidArgument before anything is sent.
+// wrapping ErrInvalidArgument before anything is sent. Items answered by
+// a coordinator, leader or controller that has moved (NOT_COORDINATOR,
+// NOT_LEADER_OR_FOLLOWER, NOT_CONTROLLER, ...) are asked again of the one
+// fresh metadata names, until ctx ends: then their last answers stand.
 type Admin struct {
 	cl *Client
 }
@@ -264,6 +268,78 @@ func (a *Admin) byLeader(ctx context.Context, tp TopicPartitions) (map[int32]Top
 		}
 	}
 	return out, bad
+}
+
+// leaderCall sends each leader of the partitions one request through send,
+// which returns one result per partition it was given; item names a
+// result's partition and its error. Partitions whose error is retriable
+// (the leader moved, the leader does not have the partition yet or does
+// not know its offsets yet, ...) are sent again, to their leader in fresh
+// metadata, with backoff, until none is left or ctx ends: then their last
+// results stand. Partitions without a leader in metadata get none's
+// result. A request that fails (but for ctx ending in a retry) fails the
+// call.
+func leaderCall[T any](ctx context.Context, a *Admin, tp TopicPartitions, item func(T) (topicPartition, error),
+	none func(k topicPartition, err error) T, send func(node int32, parts TopicPartitions) ([]T, error)) ([]T, error) {
+	results := map[topicPartition]T{}
+	for attempt := 0; ; attempt++ {
+		leaders, bad := a.byLeader(ctx, tp)
+		if attempt > 0 && ctx.Err() != nil { // ended while looking up leaders
+			return slices.Collect(maps.Values(results)), nil
+		}
+		for k, err := range bad {
+			results[k] = none(k, err)
+		}
+		retry := TopicPartitions{}
+		for node, parts := range leaders {
+			got, err := send(node, parts)
+			if err != nil && attempt > 0 && ctx.Err() != nil {
+				return slices.Collect(maps.Values(results)), nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range got {
+				k, err := item(r)
+				results[k] = r
+				if IsRetriable(err) {
+					retry[k.topic] = append(retry[k.topic], k.partition)
+				}
+			}
+		}
+		if len(retry) == 0 || !sleep(ctx, min(a.cl.cfg.retryBackoff<<min(attempt, 16), a.cl.cfg.retryBackoffMax)) {
+			return slices.Collect(maps.Values(results)), nil
+		}
+		a.cl.meta.invalidate()
+		tp = retry
+	}
+}
+
+// controllerRequest sends a request the controller answers, and again,
+// from fresh metadata, while every item's code (codes lists them) is
+// NOT_CONTROLLER: the controller moved (a ZooKeeper-era cluster; KRaft
+// brokers forward to the controller themselves). When ctx ends in a
+// retry, the last response stands.
+func (a *Admin) controllerRequest(ctx context.Context, req Request, codes func(Response) []int16) (Response, error) {
+	var last Response
+	for attempt := 0; ; attempt++ {
+		r, _, err := a.request(ctx, req)
+		if err != nil && last != nil && ctx.Err() != nil {
+			return last, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		cs := codes(r)
+		if len(cs) == 0 || slices.ContainsFunc(cs, func(c int16) bool { return c != ErrNotController.code }) {
+			return r, nil
+		}
+		last = r
+		if !sleep(ctx, min(a.cl.cfg.retryBackoff<<min(attempt, 16), a.cl.cfg.retryBackoffMax)) {
+			return r, nil
+		}
+		a.cl.meta.refresh(ctx) // the controller it names; a failure shows in the next request
+	}
 }
 
 // brokerIDs returns the node IDs of every broker, from fresh metadata.

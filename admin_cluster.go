@@ -163,3 +163,94 @@ func (a *Admin) DescribeLogDirs(ctx context.Context, tp TopicPartitions, brokers
 	}
 	return out, s.err()
 }
+
+// BrokerAPIVersions is what one broker supports of the protocol, as the
+// client negotiated it when it connected.
+type BrokerAPIVersions struct {
+	Broker int32
+	// Release is the broker's Kafka release as far as its versions tell,
+	// e.g. "Kafka 2.4-3.0" or "Kafka 3.1 or later".
+	Release string
+	APIs    []APIVersionRange // every API the broker supports, sorted by key
+	Err     error             // the broker could not be reached
+}
+
+// APIVersionRange is the versions of one API: the broker's, this
+// package's and the one the client sends that broker.
+type APIVersionRange struct {
+	Key      int16
+	Name     string // "" for an API this package does not know
+	Min, Max int16  // the broker's range
+	// KpaxMin and KpaxMax are this package's range, -1 for an API it does
+	// not know.
+	KpaxMin, KpaxMax int16
+	// Use is the version the client sends the broker, within both ranges
+	// and the caps of WithMaxVersion; -1 when none fits.
+	Use int16
+}
+
+// APIVersions returns the API versions of the brokers (every broker when
+// none is given), sorted by broker ID: those the broker answered to the
+// ApiVersions request each connection starts with, or, for a broker older
+// than Kafka 0.10 (which has no ApiVersions), those of its release. A
+// broker that cannot be reached has its error in its result and in the
+// summary.
+func (a *Admin) APIVersions(ctx context.Context, brokers ...int32) ([]BrokerAPIVersions, error) {
+	if len(brokers) == 0 {
+		var err error
+		if brokers, err = a.brokerIDs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]BrokerAPIVersions, 0, len(brokers))
+	s := summary{op: "APIVersions"}
+	for _, id := range slices.Sorted(slices.Values(brokers)) {
+		bv := BrokerAPIVersions{Broker: id}
+		vs, err := a.versionsOf(ctx, id)
+		if err != nil {
+			bv.Err = &ItemError{Item: fmt.Sprintf("broker %d", id), Err: err}
+		} else {
+			bv.Release, bv.APIs = vs.describe(), a.apiRanges(vs)
+		}
+		out = append(out, bv)
+		s.add(bv.Err)
+	}
+	return out, s.err()
+}
+
+// versionsOf returns the versions negotiated with the broker, connecting
+// to it if no connection is open.
+func (a *Admin) versionsOf(ctx context.Context, node int32) (*apiVersions, error) {
+	p, err := a.cl.pool(node)
+	if err != nil {
+		if rerr := a.cl.meta.refresh(ctx); rerr != nil {
+			return nil, err
+		}
+		if p, err = a.cl.pool(node); err != nil {
+			return nil, err
+		}
+	}
+	c, err := p.get(ctx, apiLane(apiKeyApiVersions))
+	if err != nil {
+		return nil, err
+	}
+	return &c.versions, nil
+}
+
+func (a *Admin) apiRanges(vs *apiVersions) []APIVersionRange {
+	var out []APIVersionRange
+	for key := range int16(len(vs.max)) {
+		if vs.max[key] < 0 {
+			continue
+		}
+		r := APIVersionRange{Key: key, Name: APIName(key), Min: vs.min[key], Max: vs.max[key], KpaxMin: -1, KpaxMax: -1, Use: -1}
+		if req := NewRequest(key); req != nil {
+			r.KpaxMin, r.KpaxMax = req.MinVersion(), req.MaxVersion()
+			if v, err := vs.pick(req, a.cl.cfg.maxVersions); err == nil {
+				r.Use = v
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -171,21 +171,42 @@ func (a *Admin) describeConsumerGroup(ctx context.Context, group string) (GroupD
 	return d, true, nil
 }
 
-// coordRequest sends a coordinator's request, and again (up to 3 times in
-// all) while the coordinator is loading or has moved; code returns the
-// response's error code.
+// coordRequest sends a coordinator's request (routed by its group or
+// transactional ID), and again while the coordinator is loading, has moved
+// or is not available, until ctx ends; code returns the response's error
+// code.
 func (a *Admin) coordRequest(ctx context.Context, req Request, code func(Response) int16) (Response, error) {
-	for attempt := 1; ; attempt++ {
-		r, _, err := a.request(ctx, req)
+	return a.retryCoordinator(ctx, func() (Response, int16, error) {
+		r, _, err := a.request(ctx, req) // invalidates a coordinator that moved
+		if err != nil {
+			return nil, 0, err
+		}
+		return r, code(r), nil
+	})
+}
+
+// retryCoordinator calls send, which returns a coordinator's response and
+// its error code, again while the code says the coordinator is loading
+// (COORDINATOR_LOAD_IN_PROGRESS), has moved (NOT_COORDINATOR) or is not
+// available (COORDINATOR_NOT_AVAILABLE): send must then find the
+// coordinator afresh. When ctx ends in a retry, the last response stands,
+// with its error code for the caller to report per item.
+func (a *Admin) retryCoordinator(ctx context.Context, send func() (Response, int16, error)) (Response, error) {
+	var last Response
+	for attempt := 0; ; attempt++ {
+		r, c, err := send()
+		if err != nil && last != nil && ctx.Err() != nil {
+			return last, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		c := code(r)
-		if attempt == 3 || (c != ErrCoordinatorLoadInProgress.code && c != ErrNotCoordinator.code && c != ErrCoordinatorNotAvailable.code) {
+		last = r
+		if c != ErrCoordinatorLoadInProgress.code && c != ErrNotCoordinator.code && c != ErrCoordinatorNotAvailable.code {
 			return r, nil
 		}
-		if !sleep(ctx, a.cl.cfg.retryBackoff<<attempt) {
-			return nil, ctx.Err()
+		if !sleep(ctx, min(a.cl.cfg.retryBackoff<<min(attempt, 16), a.cl.cfg.retryBackoffMax)) {
+			return r, nil
 		}
 	}
 }
@@ -258,7 +279,16 @@ func (a *Admin) CommittedOffsets(ctx context.Context, group string, topics ...st
 		req.Topics = append(req.Topics, OffsetFetchRequestTopic{Name: t, PartitionIndexes: tp[t]})
 		req.Groups[0].Topics = append(req.Groups[0].Topics, OffsetFetchRequestGroupTopic{Name: t, PartitionIndexes: tp[t]})
 	}
-	r, v, err := a.request(ctx, req)
+	var v int16
+	r, err := a.retryCoordinator(ctx, func() (Response, int16, error) {
+		r, rv, err := a.request(ctx, req)
+		if err != nil {
+			return nil, 0, err
+		}
+		v = rv
+		_, code := offsetFetchResult(r.(*OffsetFetchResponse), v)
+		return r, code, nil
+	})
 	if err != nil {
 		return nil, err
 	}

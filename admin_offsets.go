@@ -31,8 +31,23 @@ type ListedOffset struct {
 // Unix milliseconds (the first offset whose record's timestamp is at or
 // after it), OffsetsEarliest, OffsetsLatest or OffsetsMaxTimestamp. A
 // topic with no partitions listed means all of them. Results are sorted by
-// topic and partition; each request goes to the partition's leader.
+// topic and partition; each request goes to the partition's leader, and
+// partitions answered with a retriable error (e.g. NOT_LEADER_OR_FOLLOWER,
+// OFFSET_NOT_AVAILABLE) are asked again from fresh metadata until ctx ends.
 func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
+	return a.listOffsets(ctx, timestamp, ReadUncommitted, tp)
+}
+
+// ListLastStableOffsets returns the last stable offset of each partition (a
+// topic with no partitions listed: all of them): the end of the log as a
+// consumer with ReadCommitted sees it, which stops before the first record
+// of a transaction still open. Without open transactions it is the end
+// offset. Results are sorted as ListOffsets sorts them.
+func (a *Admin) ListLastStableOffsets(ctx context.Context, tp TopicPartitions) ([]ListedOffset, error) {
+	return a.listOffsets(ctx, OffsetsLatest, ReadCommitted, tp)
+}
+
+func (a *Admin) listOffsets(ctx context.Context, timestamp int64, iso IsolationLevel, tp TopicPartitions) ([]ListedOffset, error) {
 	if timestamp < OffsetsMaxTimestamp {
 		return nil, invalidf("ListOffsets timestamp %d", timestamp)
 	}
@@ -47,17 +62,18 @@ func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartit
 	for t, err := range badTopics {
 		out = append(out, ListedOffset{Topic: t, Partition: -1, Offset: -1, Timestamp: -1, LeaderEpoch: -1, Err: err})
 	}
-	leaders, bad := a.byLeader(ctx, tp)
-	for k, err := range bad {
-		out = append(out, ListedOffset{Topic: k.topic, Partition: k.partition, Offset: -1, Timestamp: -1, LeaderEpoch: -1, Err: err})
+	got, err := leaderCall(ctx, a, tp,
+		func(o ListedOffset) (topicPartition, error) { return topicPartition{o.Topic, o.Partition}, o.Err },
+		func(k topicPartition, err error) ListedOffset {
+			return ListedOffset{Topic: k.topic, Partition: k.partition, Offset: -1, Timestamp: -1, LeaderEpoch: -1, Err: err}
+		},
+		func(node int32, parts TopicPartitions) ([]ListedOffset, error) {
+			return a.listOffsetsAt(ctx, node, timestamp, iso, parts)
+		})
+	if err != nil {
+		return nil, err
 	}
-	for node, parts := range leaders {
-		got, err := a.listOffsetsAt(ctx, node, timestamp, parts)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, got...)
-	}
+	out = append(out, got...)
 	sortListed(out)
 	s := summary{op: "ListOffsets"}
 	for _, o := range out {
@@ -72,8 +88,8 @@ func sortListed(out []ListedOffset) {
 	})
 }
 
-func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
-	req := &ListOffsetsRequest{ReplicaID: -1}
+func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, iso IsolationLevel, tp TopicPartitions) ([]ListedOffset, error) {
+	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso)}
 	for _, t := range tp.sortedKeys() {
 		rt := ListOffsetsRequestTopic{Name: t}
 		for _, p := range tp[t] {
@@ -110,9 +126,6 @@ func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, 
 				lo.Err = &ItemError{Item: partitionItem(t, p), Err: ErrMissingResult}
 			case rp.ErrorCode != 0:
 				lo.Err = itemErr(partitionItem(t, p), rp.ErrorCode, nil)
-				if IsRetriable(lo.Err) {
-					a.cl.meta.invalidate()
-				}
 			case v == 0:
 				if len(rp.OldStyleOffsets) > 0 {
 					lo.Offset = rp.OldStyleOffsets[0]
@@ -168,7 +181,9 @@ type DeleteRecordsResult struct {
 
 // DeleteRecords deletes the records before each offset (Offset -1: every
 // record up to the high watermark), one result per partition sorted by
-// topic and partition. Each request goes to the partition's leader.
+// topic and partition. Each request goes to the partition's leader;
+// partitions answered with a retriable error are sent again from fresh
+// metadata until ctx ends.
 func (a *Admin) DeleteRecords(ctx context.Context, offsets ...TopicPartitionOffset) ([]DeleteRecordsResult, error) {
 	tp := TopicPartitions{}
 	at := map[topicPartition]int64{}
@@ -185,43 +200,18 @@ func (a *Admin) DeleteRecords(ctx context.Context, offsets ...TopicPartitionOffs
 	if err := checkPartitions(tp, true); err != nil {
 		return nil, err
 	}
-	var out []DeleteRecordsResult
-	leaders, bad := a.byLeader(ctx, tp)
-	for k, err := range bad {
-		out = append(out, DeleteRecordsResult{Topic: k.topic, Partition: k.partition, LowWatermark: -1, Err: err})
-	}
-	for node, parts := range leaders {
-		req := &DeleteRecordsRequest{TimeoutMs: int32(a.timeout(ctx) / time.Millisecond)}
-		for _, t := range parts.sortedKeys() {
-			rt := DeleteRecordsRequestTopic{Name: t}
-			for _, p := range parts[t] {
-				rt.Partitions = append(rt.Partitions, DeleteRecordsRequestTopicPartition{PartitionIndex: p, Offset: at[topicPartition{t, p}]})
-			}
-			req.Topics = append(req.Topics, rt)
-		}
-		r, _, err := a.requestBroker(ctx, node, req)
-		if err != nil {
-			return nil, err
-		}
-		got := map[topicPartition]*DeleteRecordsResponseTopicPartition{}
-		resp := r.(*DeleteRecordsResponse)
-		for i := range resp.Topics {
-			for j := range resp.Topics[i].Partitions {
-				p := &resp.Topics[i].Partitions[j]
-				got[topicPartition{resp.Topics[i].Name, p.PartitionIndex}] = p
-			}
-		}
-		for _, t := range parts.sortedKeys() {
-			for _, p := range parts[t] {
-				res := DeleteRecordsResult{Topic: t, Partition: p, LowWatermark: -1}
-				if rp := got[topicPartition{t, p}]; rp == nil {
-					res.Err = &ItemError{Item: partitionItem(t, p), Err: ErrMissingResult}
-				} else {
-					res.LowWatermark, res.Err = rp.LowWatermark, itemErr(partitionItem(t, p), rp.ErrorCode, nil)
-				}
-				out = append(out, res)
-			}
-		}
+	out, err := leaderCall(ctx, a, tp,
+		func(r DeleteRecordsResult) (topicPartition, error) {
+			return topicPartition{r.Topic, r.Partition}, r.Err
+		},
+		func(k topicPartition, err error) DeleteRecordsResult {
+			return DeleteRecordsResult{Topic: k.topic, Partition: k.partition, LowWatermark: -1, Err: err}
+		},
+		func(node int32, parts TopicPartitions) ([]DeleteRecordsResult, error) {
+			return a.deleteRecordsAt(ctx, node, parts, at)
+		})
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b DeleteRecordsResult) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
@@ -231,4 +221,40 @@ func (a *Admin) DeleteRecords(ctx context.Context, offsets ...TopicPartitionOffs
 		s.add(o.Err)
 	}
 	return out, s.err()
+}
+
+func (a *Admin) deleteRecordsAt(ctx context.Context, node int32, parts TopicPartitions, at map[topicPartition]int64) ([]DeleteRecordsResult, error) {
+	req := &DeleteRecordsRequest{TimeoutMs: int32(a.timeout(ctx) / time.Millisecond)}
+	for _, t := range parts.sortedKeys() {
+		rt := DeleteRecordsRequestTopic{Name: t}
+		for _, p := range parts[t] {
+			rt.Partitions = append(rt.Partitions, DeleteRecordsRequestTopicPartition{PartitionIndex: p, Offset: at[topicPartition{t, p}]})
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	r, _, err := a.requestBroker(ctx, node, req)
+	if err != nil {
+		return nil, err
+	}
+	got := map[topicPartition]*DeleteRecordsResponseTopicPartition{}
+	resp := r.(*DeleteRecordsResponse)
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			p := &resp.Topics[i].Partitions[j]
+			got[topicPartition{resp.Topics[i].Name, p.PartitionIndex}] = p
+		}
+	}
+	var out []DeleteRecordsResult
+	for _, t := range parts.sortedKeys() {
+		for _, p := range parts[t] {
+			res := DeleteRecordsResult{Topic: t, Partition: p, LowWatermark: -1}
+			if rp := got[topicPartition{t, p}]; rp == nil {
+				res.Err = &ItemError{Item: partitionItem(t, p), Err: ErrMissingResult}
+			} else {
+				res.LowWatermark, res.Err = rp.LowWatermark, itemErr(partitionItem(t, p), rp.ErrorCode, nil)
+			}
+			out = append(out, res)
+		}
+	}
+	return out, nil
 }

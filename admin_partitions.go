@@ -33,7 +33,19 @@ func (a *Admin) ElectLeaders(ctx context.Context, unclean bool, tp TopicPartitio
 			return nil, fmt.Errorf("%w: unclean leader election needs ElectLeaders v1 (Kafka 2.4+)", ErrUnsupportedVersion)
 		}
 	}
-	r, _, err := a.request(ctx, req)
+	r, err := a.controllerRequest(ctx, req, func(r Response) []int16 {
+		resp := r.(*ElectLeadersResponse)
+		if resp.ErrorCode != 0 {
+			return []int16{resp.ErrorCode}
+		}
+		var cs []int16
+		for _, t := range resp.ReplicaElectionResults {
+			for _, p := range t.PartitionResult {
+				cs = append(cs, p.ErrorCode)
+			}
+		}
+		return cs
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +106,19 @@ func (a *Admin) AlterPartitionReassignments(ctx context.Context, moves ...Reassi
 		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, AlterPartitionReassignmentsRequestTopicPartition{PartitionIndex: m.Partition, Replicas: m.Replicas})
 	}
-	r, _, err := a.request(ctx, req)
+	r, err := a.controllerRequest(ctx, req, func(r Response) []int16 {
+		resp := r.(*AlterPartitionReassignmentsResponse)
+		if resp.ErrorCode != 0 {
+			return []int16{resp.ErrorCode}
+		}
+		var cs []int16
+		for _, t := range resp.Responses {
+			for _, p := range t.Partitions {
+				cs = append(cs, p.ErrorCode)
+			}
+		}
+		return cs
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -204,14 +204,17 @@ func TestAdminConfigs(t *testing.T) {
 		if err != nil || res[0].Err != nil {
 			t.Fatalf("alter: %v %+v", err, res)
 		}
-		rc, err := a.DescribeConfigs(ctx, []string{"retention.ms", "cleanup.policy"}, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
 		got := map[string]ConfigEntry{}
-		for _, c := range rc[0].Configs {
-			got[c.Name] = c
-		}
+		waitFor(t, func() bool { // KRaft: the broker applies the controller's change shortly after
+			rc, err := a.DescribeConfigs(ctx, []string{"retention.ms", "cleanup.policy"}, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range rc[0].Configs {
+				got[c.Name] = c
+			}
+			return got["retention.ms"].Source != ConfigSourceDefault
+		})
 		if e := got["retention.ms"]; deref(e.Value) != "123456" || e.Source != ConfigSourceTopic {
 			t.Errorf("retention.ms = %+v", e)
 		}
@@ -235,7 +238,7 @@ func TestAdminConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 		broker := ConfigResource{ConfigBroker, strconv.Itoa(int(cd.Brokers[0].NodeID))}
-		rc, err = a.DescribeConfigs(ctx, []string{"log.retention.hours"}, broker)
+		rc, err := a.DescribeConfigs(ctx, []string{"log.retention.hours"}, broker)
 		if err != nil || len(rc[0].Configs) != 1 {
 			t.Fatalf("broker configs: %v %+v", err, rc)
 		}
@@ -257,6 +260,22 @@ func TestAdminCluster(t *testing.T) {
 		f, err := a.DescribeFeatures(ctx)
 		if err != nil || len(f.Finalized) == 0 || f.Epoch < 0 {
 			t.Fatalf("features: %v %+v", err, f)
+		}
+		avs, err := a.APIVersions(ctx)
+		if err != nil || len(avs) != 1 || avs[0].Release != "Kafka 3.1 or later" {
+			t.Fatalf("API versions: %v %+v", err, avs)
+		}
+		var fetch *APIVersionRange
+		for i, r := range avs[0].APIs {
+			if r.Key == 1 {
+				fetch = &avs[0].APIs[i]
+			}
+		}
+		if fetch == nil || fetch.Name != "Fetch" || fetch.Use > min(fetch.Max, fetch.KpaxMax) || fetch.Use < 12 {
+			t.Errorf("Fetch versions: %+v", fetch)
+		}
+		if avs, err := a.APIVersions(ctx, 999); !errors.Is(err, avs[0].Err) || avs[0].Err == nil {
+			t.Errorf("API versions of broker 999: %v %+v", err, avs)
 		}
 		name := uniq("admin-logdirs")
 		createTopic(t, ctx, a, name, 2)
@@ -313,6 +332,29 @@ func TestAdminOffsets(t *testing.T) {
 		}
 		got, _ = a.ListStartOffsets(ctx, name)
 		check("start after delete", got, 4, 0)
+		// An open transaction: the last stable offset stays before it.
+		tp, err := cl.NewProducer(WithTransactionalID(uniq("admin-lso")), WithPartitioner(ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tp.Close(context.Background())
+		if err := tp.BeginTransaction(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.ProduceSync(ctx, &Record{Topic: name, Partition: 0, Value: []byte("open")}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = a.ListLastStableOffsets(ctx, TopicPartitions{name: nil})
+		check("last stable in a transaction", got, 10, 0)
+		got, _ = a.ListEndOffsets(ctx, name)
+		check("end in a transaction", got, 11, 0)
+		if err := tp.AbortTransaction(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { // past the abort marker, which the broker writes after the abort returns
+			got, err := a.ListLastStableOffsets(ctx, TopicPartitions{name: nil})
+			return err == nil && got[0].Offset == 12
+		})
 	})
 }
 

@@ -64,7 +64,12 @@ func (a *Admin) createTopics(ctx context.Context, validate bool, topics []NewTop
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	r, _, err := a.request(ctx, req)
+	r, err := a.controllerRequest(ctx, req, func(r Response) (cs []int16) {
+		for _, t := range r.(*CreateTopicsResponse).Topics {
+			cs = append(cs, t.ErrorCode)
+		}
+		return cs
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +156,12 @@ func (a *Admin) DeleteTopics(ctx context.Context, names ...string) ([]DeleteTopi
 	for i := range names {
 		req.Topics = append(req.Topics, DeleteTopicsRequestTopic{Name: &names[i]})
 	}
-	r, _, err := a.request(ctx, req)
+	r, err := a.controllerRequest(ctx, req, func(r Response) (cs []int16) {
+		for _, t := range r.(*DeleteTopicsResponse).Responses {
+			cs = append(cs, t.ErrorCode)
+		}
+		return cs
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +288,12 @@ func (a *Admin) createPartitions(ctx context.Context, validate bool, topics []st
 	}
 	got := map[string]*CreatePartitionsResponseResult{}
 	if len(req.Topics) > 0 {
-		r, _, err := a.request(ctx, req)
+		r, err := a.controllerRequest(ctx, req, func(r Response) (cs []int16) {
+			for _, t := range r.(*CreatePartitionsResponse).Results {
+				cs = append(cs, t.ErrorCode)
+			}
+			return cs
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -28,7 +28,8 @@ type ProducerState struct {
 
 // DescribeProducers returns the active producers of the partitions (a topic
 // with none listed: all its partitions), asked of each partition's leader
-// (Kafka 2.8+), sorted by topic and partition.
+// (Kafka 2.8+), sorted by topic and partition. Partitions answered with a
+// retriable error are asked again from fresh metadata until ctx ends.
 func (a *Admin) DescribeProducers(ctx context.Context, tp TopicPartitions) ([]PartitionProducers, error) {
 	if err := checkPartitions(tp, false); err != nil {
 		return nil, err
@@ -41,30 +42,18 @@ func (a *Admin) DescribeProducers(ctx context.Context, tp TopicPartitions) ([]Pa
 	for t, err := range badTopics {
 		out = append(out, PartitionProducers{Topic: t, Partition: -1, Err: err})
 	}
-	leaders, bad := a.byLeader(ctx, tp)
-	for k, err := range bad {
-		out = append(out, PartitionProducers{Topic: k.topic, Partition: k.partition, Err: err})
+	got, err := leaderCall(ctx, a, tp,
+		func(p PartitionProducers) (topicPartition, error) { return topicPartition{p.Topic, p.Partition}, p.Err },
+		func(k topicPartition, err error) PartitionProducers {
+			return PartitionProducers{Topic: k.topic, Partition: k.partition, Err: err}
+		},
+		func(node int32, parts TopicPartitions) ([]PartitionProducers, error) {
+			return a.describeProducersAt(ctx, node, parts)
+		})
+	if err != nil {
+		return nil, err
 	}
-	for node, parts := range leaders {
-		req := &DescribeProducersRequest{}
-		for _, t := range parts.sortedKeys() {
-			req.Topics = append(req.Topics, DescribeProducersRequestTopic{Name: t, PartitionIndexes: parts[t]})
-		}
-		r, _, err := a.requestBroker(ctx, node, req)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range r.(*DescribeProducersResponse).Topics {
-			for _, p := range t.Partitions {
-				pp := PartitionProducers{Topic: t.Name, Partition: p.PartitionIndex, Err: itemErr(partitionItem(t.Name, p.PartitionIndex), p.ErrorCode, p.ErrorMessage)}
-				for _, ap := range p.ActiveProducers {
-					pp.Producers = append(pp.Producers, ProducerState{ProducerID: ap.ProducerID, ProducerEpoch: ap.ProducerEpoch, LastSequence: ap.LastSequence,
-						LastTimestamp: ap.LastTimestamp, CoordinatorEpoch: ap.CoordinatorEpoch, TxnStartOffset: ap.CurrentTxnStartOffset})
-				}
-				out = append(out, pp)
-			}
-		}
-	}
+	out = append(out, got...)
 	slices.SortFunc(out, func(a, b PartitionProducers) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
@@ -73,6 +62,29 @@ func (a *Admin) DescribeProducers(ctx context.Context, tp TopicPartitions) ([]Pa
 		s.add(p.Err)
 	}
 	return out, s.err()
+}
+
+func (a *Admin) describeProducersAt(ctx context.Context, node int32, parts TopicPartitions) ([]PartitionProducers, error) {
+	req := &DescribeProducersRequest{}
+	for _, t := range parts.sortedKeys() {
+		req.Topics = append(req.Topics, DescribeProducersRequestTopic{Name: t, PartitionIndexes: parts[t]})
+	}
+	r, _, err := a.requestBroker(ctx, node, req)
+	if err != nil {
+		return nil, err
+	}
+	var out []PartitionProducers
+	for _, t := range r.(*DescribeProducersResponse).Topics {
+		for _, p := range t.Partitions {
+			pp := PartitionProducers{Topic: t.Name, Partition: p.PartitionIndex, Err: itemErr(partitionItem(t.Name, p.PartitionIndex), p.ErrorCode, p.ErrorMessage)}
+			for _, ap := range p.ActiveProducers {
+				pp.Producers = append(pp.Producers, ProducerState{ProducerID: ap.ProducerID, ProducerEpoch: ap.ProducerEpoch, LastSequence: ap.LastSequence,
+					LastTimestamp: ap.LastTimestamp, CoordinatorEpoch: ap.CoordinatorEpoch, TxnStartOffset: ap.CurrentTxnStartOffset})
+			}
+			out = append(out, pp)
+		}
+	}
+	return out, nil
 }
 
 // TransactionDescription describes a transactional ID's state (KIP-664).
@@ -101,13 +113,11 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 			return nil, invalidf("empty transactional ID")
 		}
 		item := fmt.Sprintf("transactional ID %q", id)
-		node, err := a.cl.meta.coordinator(ctx, 1, id)
+		var node int32
+		r, err := a.retryCoordinator(ctx, func() (Response, int16, error) {
+			return a.describeTransaction(ctx, id, &node)
+		})
 		if err != nil {
-			return nil, err
-		}
-		r, _, err := a.requestBroker(ctx, node, &DescribeTransactionsRequest{TransactionalIDs: []string{id}})
-		if err != nil {
-			a.cl.meta.invalidateCoordinator(1, id)
 			return nil, err
 		}
 		d := TransactionDescription{TransactionalID: id, Coordinator: node, Err: &ItemError{Item: item, Err: ErrMissingResult}}
@@ -116,9 +126,6 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 				continue
 			}
 			d.Err = itemErr(item, st.ErrorCode, nil)
-			if st.ErrorCode == ErrNotCoordinator.code {
-				a.cl.meta.invalidateCoordinator(1, id)
-			}
 			d.State, d.TimeoutMs, d.StartTimeMs, d.ProducerID, d.ProducerEpoch = st.TransactionState, st.TransactionTimeoutMs, st.TransactionStartTimeMs, st.ProducerID, st.ProducerEpoch
 			for _, t := range st.Topics {
 				if d.Partitions == nil {
@@ -131,6 +138,32 @@ func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]Tran
 		s.add(d.Err)
 	}
 	return out, s.err()
+}
+
+// describeTransaction asks the coordinator of the transactional ID, whose
+// node it sets, to describe it, and returns the response and the ID's
+// error code; a coordinator that fails or has moved is forgotten.
+func (a *Admin) describeTransaction(ctx context.Context, id string, node *int32) (Response, int16, error) {
+	n, err := a.cl.meta.coordinator(ctx, 1, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	*node = n
+	r, _, err := a.requestBroker(ctx, n, &DescribeTransactionsRequest{TransactionalIDs: []string{id}})
+	if err != nil {
+		a.cl.meta.invalidateCoordinator(1, id)
+		return nil, 0, err
+	}
+	code := int16(0)
+	for _, st := range r.(*DescribeTransactionsResponse).TransactionStates {
+		if st.TransactionalID == id {
+			code = st.ErrorCode
+		}
+	}
+	if code == ErrNotCoordinator.code || code == ErrCoordinatorNotAvailable.code {
+		a.cl.meta.invalidateCoordinator(1, id)
+	}
+	return r, code, nil
 }
 
 // TransactionListing is a transactional ID as ListTransactions sees it.

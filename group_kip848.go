@@ -2,6 +2,8 @@ package kpax
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -111,6 +113,11 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 // the member: subscription and owned partitions.
 func (g *GroupConsumer) consumerHeartbeat(ctx context.Context) (*ConsumerGroupHeartbeatResponse, error) {
 	g.mu.Lock()
+	if g.memberID == "" {
+		// ConsumerGroupHeartbeat v1+ (KIP-1082, Kafka 4.0) wants the member
+		// to choose its ID; older versions take the one the broker returns.
+		g.memberID = newMemberID()
+	}
 	member, epoch := g.memberID, max(g.generation, 0)
 	owned := partsByTopic(g.owned)
 	g.mu.Unlock()
@@ -146,6 +153,14 @@ func (g *GroupConsumer) consumerHeartbeat(ctx context.Context) (*ConsumerGroupHe
 		return nil, g.groupErr("ConsumerGroupHeartbeat", err)
 	}
 	return resp, nil
+}
+
+// newMemberID returns a random member ID in the form of the Java client's
+// (a UUID in URL-safe base64 without padding).
+func newMemberID() string {
+	var u UUID
+	rand.Read(u[:]) // never returns an error since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(u[:])
 }
 
 // resolveAssignment turns topic IDs into names.

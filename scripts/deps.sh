@@ -4,6 +4,7 @@
 #   java   - runs the Kafka brokers (scripts/kafka.sh)
 #   mvn    - fetches the broker jars from Maven Central (scripts/kafka.sh fetch)
 #   flock, setsid (util-linux) - used by scripts/kafka.sh
+#   openssl - the secure node's test CA (kafka.sh secure-start), encrypted keys in the CLI's tests
 #   gcc    - cgo, which go test -race needs; make, cmp - the Makefile
 # Idempotent: prints nothing and touches nothing when all tools are present.
 # Runs 'apt-get update' at most once, and only when something is missing.
@@ -15,6 +16,7 @@ declare -A pkg_for=(
 	[mvn]=maven
 	[flock]=util-linux
 	[setsid]=util-linux
+	[openssl]=openssl
 	[gcc]=gcc
 	[make]=make
 	[cmp]=diffutils

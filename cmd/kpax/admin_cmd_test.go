@@ -9,7 +9,8 @@ import (
 
 // TestCLIAdminCommands runs the commands built on the admin API against the
 // test broker: configs, topic add-partitions, delete-records, group
-// reset-offsets and delete-offsets, acl, request, metadata -J and -V.
+// reset-offsets and delete-offsets, acl, request, metadata -J, offsets -J,
+// apiversions and -V.
 func TestCLIAdminCommands(t *testing.T) {
 	b := testBroker(t)
 	topic := newTopic(t, b, 1)
@@ -40,6 +41,17 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 	if out := mustKpax(t, b, "", "delete-records", topic+":0=2"); !strings.Contains(out, "now starts at offset 2") {
 		t.Fatalf("delete-records: %q", out)
+	}
+
+	var offsets []struct {
+		Partition int32 `json:"partition"`
+		Earliest  int64 `json:"earliest"`
+		Latest    int64 `json:"latest"`
+		At        int64 `json:"at"`
+	}
+	if err := json.Unmarshal([]byte(mustKpax(t, b, "", "offsets", "-J", "-at", "0", topic)), &offsets); err != nil || len(offsets) != 3 ||
+		offsets[0].Earliest != 2 || offsets[0].Latest != 4 || offsets[0].At != 2 || offsets[2].At != -1 {
+		t.Fatalf("offsets -J after delete-records: %v %+v", err, offsets)
 	}
 
 	group := "g-" + topic
@@ -94,6 +106,21 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(mustKpax(t, b, "", "metadata", "-J", topic)), &md); err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 3 || len(md.Topics[0].Partitions[0].ISRs) != 1 {
 		t.Fatalf("metadata -J: %v %+v", err, md)
+	}
+	var avs []struct {
+		Broker int32 `json:"broker"`
+		APIs   []struct {
+			Name string `json:"name"`
+			Max  int16  `json:"max"`
+			Use  int16  `json:"use"`
+		} `json:"apis"`
+	}
+	if err := json.Unmarshal([]byte(mustKpax(t, b, "", "apiversions", "-J")), &avs); err != nil || len(avs) != 1 || len(avs[0].APIs) < 50 ||
+		avs[0].APIs[1].Name != "Fetch" || avs[0].APIs[1].Use < 12 || avs[0].APIs[1].Use > avs[0].APIs[1].Max {
+		t.Fatalf("apiversions -J: %v %+v", err, avs)
+	}
+	if out := mustKpax(t, b, "", "apiversions"); !strings.Contains(out, "USE") || !strings.Contains(out, "Fetch") {
+		t.Fatalf("apiversions: %q", out)
 	}
 	var resp struct {
 		Topics []struct {

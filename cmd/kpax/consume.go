@@ -136,7 +136,7 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpec, o consumeOpts, opts []kpax.Option) error {
 	mctx, mcancel := e.deadline(ctx, adminTimeout)
 	defer mcancel()
-	md, tps, err := resolve(mctx, cl, specs)
+	tps, err := resolve(mctx, cl, specs)
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func consumeAssigned(ctx context.Context, e *env, cl *kpax.Client, specs []topic
 		if o.readCommitted {
 			iso = kpax.ReadCommitted // the end is the last stable offset
 		}
-		if ends, err = listOffsetsIsolated(mctx, cl, md, tps, tsLatest, iso); err != nil {
+		if ends, err = listOffsets(mctx, cl, tps, kpax.OffsetsLatest, iso); err != nil {
 			return err
 		}
 	}

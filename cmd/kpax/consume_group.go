@@ -13,7 +13,7 @@ import (
 // and when it stops, exactly the records it printed (marked).
 func consumeGroup(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpec, o consumeOpts, opts []kpax.Option) error {
 	mctx, mcancel := e.deadline(ctx, adminTimeout)
-	_, _, err := resolve(mctx, cl, specs) // unknown topics are an error, not an empty assignment
+	_, err := resolve(mctx, cl, specs) // unknown topics are an error, not an empty assignment
 	mcancel()
 	if err != nil {
 		return err

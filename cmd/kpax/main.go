@@ -26,11 +26,12 @@
 // bootstrap.servers, security.protocol (plaintext, ssl, sasl_plaintext,
 // sasl_ssl), sasl.mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512),
 // sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location,
-// ssl.key.location, ssl.endpoint.identification.algorithm,
+// ssl.key.location, ssl.key.password (of an encrypted key: PKCS#8 or
+// legacy PEM), ssl.endpoint.identification.algorithm,
 // enable.ssl.certificate.verification, ssl.server.name, client.id. The
-// long flags -tls, -tls-ca, -tls-cert, -tls-key, -tls-server-name,
-// -tls-insecure, -sasl-mechanism, -sasl-user and -sasl-password set the
-// same. Passwords are never printed.
+// long flags -tls, -tls-ca, -tls-cert, -tls-key, -tls-key-password,
+// -tls-server-name, -tls-insecure, -sasl-mechanism, -sasl-user and
+// -sasl-password set the same. Passwords are never printed.
 //
 // Every command takes -brokers or -b (a comma-separated list of seed brokers), which
 // defaults to bootstrap.servers, then $KPAX_BROKERS, then 127.0.0.1:9092; -timeout, how long the

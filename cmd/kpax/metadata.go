@@ -11,36 +11,74 @@ import (
 )
 
 func runAPIVersions(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("apiversions", "", "Shows the API versions each broker supports, and the range kpax speaks.")
+	fs := e.flags("apiversions", "", "Shows the API versions each broker supports, the range kpax speaks and the version kpax uses.")
+	asJSON := jsonFlag(fs)
 	ctx, cl, done, err := e.adminNoArgs(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return eachBroker(ctx, cl, func(b kpax.Broker) error {
-		resp, err := requestBroker[*kpax.ApiVersionsResponse](ctx, cl, b.NodeID, &kpax.ApiVersionsRequest{ClientSoftwareName: "kpax-cli", ClientSoftwareVersion: "0.1.0"})
-		if err != nil {
-			return timeoutErr(ctx, err)
+	bvs, err := cl.Admin().APIVersions(ctx)
+	if bvs == nil {
+		return timeoutErr(ctx, err)
+	}
+	if *asJSON {
+		type api struct {
+			Key     int16  `json:"key"`
+			Name    string `json:"name"`
+			Min     int16  `json:"min"`
+			Max     int16  `json:"max"`
+			KpaxMin int16  `json:"kpax_min"`
+			KpaxMax int16  `json:"kpax_max"`
+			Use     int16  `json:"use"`
 		}
-		if err := kpax.ErrorForCode(resp.ErrorCode); err != nil {
-			return fmt.Errorf("broker %d: %w", b.NodeID, err)
+		type broker struct {
+			Broker  int32  `json:"broker"`
+			Release string `json:"release,omitempty"`
+			APIs    []api  `json:"apis"`
+			Error   string `json:"error,omitempty"`
 		}
-		fmt.Fprintf(e.stdout, "broker %d (%s):\n", b.NodeID, b.Addr())
-		tw := newTable(e.stdout)
-		fmt.Fprintln(tw, "  KEY\tAPI\tBROKER\tKPAX")
-		for _, k := range resp.ApiKeys {
-			ours := "-"
-			if req := kpax.NewRequest(k.ApiKey); req != nil {
-				ours = fmt.Sprintf("v%d-%d", req.MinVersion(), req.MaxVersion())
+		out := []broker{}
+		for _, bv := range bvs {
+			b := broker{Broker: bv.Broker, Release: bv.Release, APIs: []api{}}
+			if bv.Err != nil {
+				b.Error = bv.Err.Error()
 			}
-			name := kpax.APIName(k.ApiKey)
+			for _, r := range bv.APIs {
+				b.APIs = append(b.APIs, api{r.Key, r.Name, r.Min, r.Max, r.KpaxMin, r.KpaxMax, r.Use})
+			}
+			out = append(out, b)
+		}
+		if perr := e.printJSON(out); perr != nil {
+			return perr
+		}
+		return err
+	}
+	for _, bv := range bvs {
+		if bv.Err != nil {
+			continue
+		}
+		fmt.Fprintf(e.stdout, "broker %d (%s):\n", bv.Broker, bv.Release)
+		tw := newTable(e.stdout)
+		fmt.Fprintln(tw, "  KEY\tAPI\tBROKER\tKPAX\tUSE")
+		for _, r := range bv.APIs {
+			ours, use, name := "-", "-", r.Name
+			if r.KpaxMax >= 0 {
+				ours = fmt.Sprintf("v%d-%d", r.KpaxMin, r.KpaxMax)
+			}
+			if r.Use >= 0 {
+				use = fmt.Sprintf("v%d", r.Use)
+			}
 			if name == "" {
 				name = "?"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\tv%d-%d\t%s\n", k.ApiKey, name, k.MinVersion, k.MaxVersion, ours)
+			fmt.Fprintf(tw, "  %d\t%s\tv%d-%d\t%s\t%s\n", r.Key, name, r.Min, r.Max, ours, use)
 		}
-		return tw.Flush()
-	})
+		if ferr := tw.Flush(); ferr != nil {
+			return ferr
+		}
+	}
+	return err
 }
 
 func runMetadata(ctx context.Context, e *env, args []string) error {

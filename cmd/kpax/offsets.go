@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -84,7 +83,7 @@ func electing(md *kpax.ClusterMetadata) bool {
 
 // resolve loads the metadata of the topics and lists their chosen partitions.
 // An unknown topic or partition is an error.
-func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.ClusterMetadata, []tp, error) {
+func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) ([]tp, error) {
 	names := make([]string, 0, len(specs))
 	seen := make(map[string]bool)
 	for _, s := range specs {
@@ -95,7 +94,7 @@ func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.Clu
 	}
 	md, err := metadataWithLeaders(ctx, cl, names)
 	if err != nil {
-		return nil, nil, timeoutErr(ctx, err)
+		return nil, timeoutErr(ctx, err)
 	}
 	byName := make(map[string]*kpax.TopicMetadata, len(md.Topics))
 	for i := range md.Topics {
@@ -107,9 +106,9 @@ func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.Clu
 		t := byName[s.topic]
 		switch {
 		case t == nil:
-			return nil, nil, fmt.Errorf("topic %q: %w", s.topic, kpax.ErrUnknownTopicOrPartition)
+			return nil, fmt.Errorf("topic %q: %w", s.topic, kpax.ErrUnknownTopicOrPartition)
 		case t.Err != nil:
-			return nil, nil, fmt.Errorf("topic %q: %w", s.topic, t.Err)
+			return nil, fmt.Errorf("topic %q: %w", s.topic, t.Err)
 		}
 		parts := s.partitions
 		if parts == nil {
@@ -119,7 +118,7 @@ func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.Clu
 		}
 		for _, p := range parts {
 			if int(p) >= len(t.Partitions) {
-				return nil, nil, fmt.Errorf("topic %q has %d partitions, no partition %d", s.topic, len(t.Partitions), p)
+				return nil, fmt.Errorf("topic %q has %d partitions, no partition %d", s.topic, len(t.Partitions), p)
 			}
 			k := tp{s.topic, p}
 			if !dup[k] {
@@ -128,156 +127,38 @@ func resolve(ctx context.Context, cl *kpax.Client, specs []topicSpec) (*kpax.Clu
 			}
 		}
 	}
-	return md, tps, nil
+	return tps, nil
 }
 
-// Special timestamps of ListOffsets.
-const (
-	tsLatest   = -1
-	tsEarliest = -2
-)
-
-// listOffsets asks the partitions' leaders for the offset of each partition
-// at ts: tsEarliest, tsLatest, or a time in Unix milliseconds (the first
-// offset whose timestamp is at or after it, -1 if none). It retries a few
-// times on retriable errors (a leader that moved).
-func listOffsets(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64) (map[tp]int64, error) {
-	return listOffsetsIsolated(ctx, cl, md, tps, ts, kpax.ReadUncommitted)
-}
-
-// listOffsetsIsolated is listOffsets at an isolation level: with
-// ReadCommitted, the latest offset is the last stable offset.
-func listOffsetsIsolated(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64, iso kpax.IsolationLevel) (map[tp]int64, error) {
-	out := make(map[tp]int64, len(tps))
-	todo := tps
-	for attempt := 0; ; attempt++ {
-		retry, err := listOffsetsOnce(ctx, cl, md, todo, ts, iso, out)
-		if err != nil || len(retry) == 0 {
-			return out, timeoutErr(ctx, err)
-		}
-		if attempt >= 4 {
-			return out, fmt.Errorf("offsets of %s: %w", retry[0].p, retry[0].err)
-		}
-		todo = todo[:0:0]
-		for _, r := range retry {
-			todo = append(todo, r.p)
-		}
-		select {
-		case <-ctx.Done():
-			return out, timeoutErr(ctx, ctx.Err())
-		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
-		}
-		if md, err = cl.Metadata(ctx, topicsOf(todo)...); err != nil {
-			return out, timeoutErr(ctx, err)
-		}
-	}
-}
-
-type tpError struct {
-	p   tp
-	err error
-}
-
-func topicsOf(tps []tp) []string {
-	var names []string
-	seen := make(map[string]bool)
+// listOffsets returns the offset of each partition at ts: an
+// kpax.Offsets* constant or a time in Unix milliseconds (the first offset
+// whose timestamp is at or after it, -1 if none); with kpax.ReadCommitted
+// the latest offset is the last stable offset. The admin API asks each
+// partition's leader, again while one answers a retriable error (a leader
+// that moved), within ctx; the first partition that fails is the error.
+func listOffsets(ctx context.Context, cl *kpax.Client, tps []tp, ts int64, iso kpax.IsolationLevel) (map[tp]int64, error) {
+	req := kpax.TopicPartitions{}
 	for _, p := range tps {
-		if !seen[p.topic] {
-			seen[p.topic] = true
-			names = append(names, p.topic)
-		}
+		req[p.topic] = append(req[p.topic], p.partition)
 	}
-	return names
-}
-
-func listOffsetsOnce(ctx context.Context, cl *kpax.Client, md *kpax.ClusterMetadata, tps []tp, ts int64, iso kpax.IsolationLevel, out map[tp]int64) ([]tpError, error) {
-	leaders := make(map[tp]int32)
-	for _, t := range md.Topics {
-		for _, p := range t.Partitions {
-			leaders[tp{t.Name, p.Partition}] = p.Leader
-		}
+	var got []kpax.ListedOffset
+	var err error
+	if iso == kpax.ReadCommitted && ts == kpax.OffsetsLatest {
+		got, err = cl.Admin().ListLastStableOffsets(ctx, req)
+	} else {
+		got, err = cl.Admin().ListOffsets(ctx, ts, req)
 	}
-	var retry []tpError
-	byLeader := make(map[int32]map[string][]int32)
-	for _, p := range tps {
-		l, ok := leaders[p]
-		if !ok || l < 0 {
-			retry = append(retry, tpError{p, kpax.ErrLeaderNotAvailable})
-			continue
-		}
-		if byLeader[l] == nil {
-			byLeader[l] = make(map[string][]int32)
-		}
-		byLeader[l][p.topic] = append(byLeader[l][p.topic], p.partition)
+	if got == nil {
+		return nil, timeoutErr(ctx, err)
 	}
-	nodes := make([]int32, 0, len(byLeader))
-	for n := range byLeader {
-		nodes = append(nodes, n)
+	out := make(map[tp]int64, len(got))
+	for _, o := range got {
+		if o.Err != nil {
+			return nil, timeoutErr(ctx, fmt.Errorf("offsets: %w", o.Err))
+		}
+		out[tp{o.Topic, o.Partition}] = o.Offset
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i] < nodes[j] })
-	for _, node := range nodes {
-		req := &kpax.ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso)}
-		for topic, parts := range byLeader[node] {
-			rt := kpax.ListOffsetsRequestTopic{Name: topic}
-			for _, p := range parts {
-				rt.Partitions = append(rt.Partitions, kpax.ListOffsetsRequestTopicPartition{
-					PartitionIndex: p, CurrentLeaderEpoch: -1, Timestamp: ts, MaxNumOffsets: 1,
-				})
-			}
-			req.Topics = append(req.Topics, rt)
-		}
-		r, err := cl.RequestBroker(ctx, node, req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			for topic, parts := range byLeader[node] {
-				for _, p := range parts {
-					retry = append(retry, tpError{tp{topic, p}, err})
-				}
-			}
-			continue
-		}
-		resp, ok := r.(*kpax.ListOffsetsResponse)
-		if !ok {
-			return nil, fmt.Errorf("broker %d: unexpected response %T to ListOffsets", node, r)
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				k := tp{t.Name, p.PartitionIndex}
-				if err := kpax.ErrorForCode(p.ErrorCode); err != nil {
-					if !kpax.IsRetriable(err) {
-						return nil, fmt.Errorf("offsets of %s: %w", k, err)
-					}
-					retry = append(retry, tpError{k, err})
-					continue
-				}
-				off := p.Offset
-				if len(p.OldStyleOffsets) > 0 { // ListOffsets v0
-					off = p.OldStyleOffsets[0]
-				}
-				out[k] = off
-			}
-		}
-	}
-	for _, p := range tps {
-		if _, ok := out[p]; ok {
-			continue
-		}
-		if !containsTP(retry, p) {
-			retry = append(retry, tpError{p, errors.New("missing from the ListOffsets response")})
-		}
-	}
-	return retry, nil
-}
-
-func containsTP(errs []tpError, p tp) bool {
-	for _, e := range errs {
-		if e.p == p {
-			return true
-		}
-	}
-	return false
+	return out, nil
 }
 
 // parseTime parses a time given as Unix milliseconds or RFC 3339.
@@ -303,7 +184,7 @@ func runOffsets(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var atMs int64 = -3
+	atMs := int64(-1) // none
 	if *at != "" {
 		t, err := parseTime(*at)
 		if err != nil {
@@ -316,21 +197,21 @@ func runOffsets(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer done()
-	md, tps, err := resolve(ctx, cl, specs)
+	tps, err := resolve(ctx, cl, specs)
 	if err != nil {
 		return err
 	}
-	first, err := listOffsets(ctx, cl, md, tps, tsEarliest)
+	first, err := listOffsets(ctx, cl, tps, kpax.OffsetsEarliest, kpax.ReadUncommitted)
 	if err != nil {
 		return err
 	}
-	last, err := listOffsets(ctx, cl, md, tps, tsLatest)
+	last, err := listOffsets(ctx, cl, tps, kpax.OffsetsLatest, kpax.ReadUncommitted)
 	if err != nil {
 		return err
 	}
 	var atOff map[tp]int64
-	if atMs != -3 {
-		if atOff, err = listOffsets(ctx, cl, md, tps, atMs); err != nil {
+	if atMs >= 0 {
+		if atOff, err = listOffsets(ctx, cl, tps, atMs, kpax.ReadUncommitted); err != nil {
 			return err
 		}
 	}

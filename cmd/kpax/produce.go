@@ -112,7 +112,7 @@ must exist (kpax topic create).`)
 	}
 	defer cl.Close()
 	mctx, mcancel := e.deadline(ctx, adminTimeout)
-	_, _, err = resolve(mctx, cl, []topicSpec{spec})
+	_, err = resolve(mctx, cl, []topicSpec{spec})
 	mcancel()
 	if err != nil {
 		return err

@@ -14,8 +14,8 @@ import (
 
 // secureNode starts the SASL_SSL node of kafka.sh secure-start for the
 // test (KPAX_KAFKA_SH, KPAX_TEST_PORT_BASE + 150) and stops it at the end;
-// it returns the SASL_SSL address and the CA file.
-func secureNode(t *testing.T) (saslSSL, caFile string) {
+// it returns the SASL_SSL and SSL addresses and the CA file.
+func secureNode(t *testing.T) (saslSSL, ssl, caFile string) {
 	t.Helper()
 	sh := os.Getenv("KPAX_KAFKA_SH")
 	if sh == "" {
@@ -42,19 +42,20 @@ func secureNode(t *testing.T) (saslSSL, caFile string) {
 			kv[k] = v
 		}
 	}
-	if kv["sasl_ssl"] == "" || kv["ca_file"] == "" {
+	if kv["sasl_ssl"] == "" || kv["ssl"] == "" || kv["ca_file"] == "" {
 		t.Fatalf("secure-start printed no addresses:\n%s", out)
 	}
-	return kv["sasl_ssl"], kv["ca_file"]
+	return kv["sasl_ssl"], kv["ssl"], kv["ca_file"]
 }
 
 // TestCLISecure runs the CLI against the SASL_SSL node with kcat's
 // properties: -X on the command line, -F from a file, and the password from
 // the environment; kcat reads what kpax wrote, and kpax consume -J matches
-// kcat -J's field names.
+// kcat -J's field names; over the SSL listener, with a client key that
+// openssl encrypted, kcat reads what kpax produced.
 func TestCLISecure(t *testing.T) {
-	addr, ca := secureNode(t)
-	const pw = "alice-secret"
+	addr, sslAddr, ca := secureNode(t)
+	const pw, keyPw = "alice-secret", "key-secret-pw"
 	xs := []string{"-b", addr, "-X", "security.protocol=sasl_ssl", "-X", "sasl.mechanisms=SCRAM-SHA-512",
 		"-X", "sasl.username=alice", "-X", "sasl.password=" + pw, "-X", "ssl.ca.location=" + ca}
 	file := filepath.Join(t.TempDir(), "client.properties")
@@ -68,7 +69,7 @@ func TestCLISecure(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("kpax %q: %v", args, r)
 		}
-		if strings.Contains(r.stdout+r.stderr, pw) {
+		if strings.Contains(r.stdout+r.stderr, pw) || strings.Contains(r.stdout+r.stderr, keyPw) {
 			t.Fatalf("kpax %q printed the password: %v", args, r)
 		}
 		return r.stdout
@@ -130,6 +131,25 @@ func TestCLISecure(t *testing.T) {
 				t.Errorf("kpax -J field %q is not kcat's", f)
 			}
 		}
+	}
+
+	// TLS without SASL, a client certificate with an encrypted key: kpax
+	// produces, kcat reads.
+	cert, key := filepath.Join(t.TempDir(), "client.pem"), filepath.Join(t.TempDir(), "client-key.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key,
+		"-passout", "pass:"+keyPw, "-subj", "/CN=kpax-client", "-days", "1", "-out", cert).CombinedOutput(); err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	sslArgs := []string{"-b", sslAddr, "-X", "security.protocol=ssl", "-X", "ssl.ca.location=" + ca,
+		"-X", "ssl.certificate.location=" + cert, "-X", "ssl.key.location=" + key, "-X", "ssl.key.password=" + keyPw}
+	tlsTopic := topic + "-tls"
+	run("", append(sslArgs, "topic", "create", "-partitions", "1", "-replication-factor", "1", tlsTopic)...)
+	run("t1\nt2\nt3\n", append(sslArgs, "produce", tlsTopic)...)
+	if got := lines(runKcat(t, "", "-b", sslAddr, "-X", "security.protocol=SSL", "-X", "ssl.ca.location="+ca, "-C", "-t", tlsTopic, "-e", "-q")); !equal(got, []string{"t1", "t2", "t3"}) {
+		t.Fatalf("kcat over SSL read %q", got)
+	}
+	if r := runKpax(t, "", "", append(sslArgs[:len(sslArgs)-1], "ssl.key.password=bad-pw-xyz", "metadata")...); r.code == 0 || !strings.Contains(r.stderr, "wrong password") {
+		t.Fatalf("a wrong key password: %v", r)
 	}
 
 	// Group lag through a group member, the password from the environment.

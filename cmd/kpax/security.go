@@ -35,7 +35,7 @@ var propertyDoc = map[string]string{
 	"ssl.ca.location":                       "PEM file of the CA certificates that sign the brokers' certificates",
 	"ssl.certificate.location":              "PEM file of the client certificate",
 	"ssl.key.location":                      "PEM file of the client key",
-	"ssl.key.password":                      "unsupported: use an unencrypted key",
+	"ssl.key.password":                      "password of an encrypted ssl.key.location (PKCS#8 or legacy PEM; never printed)",
 	"ssl.endpoint.identification.algorithm": "https (check the broker's host name, the default) or none",
 	"enable.ssl.certificate.verification":   "false: accept any broker certificate (tests only)",
 	"ssl.server.name":                       "kpax: the host name to check the broker's certificate against (default: the address's host)",
@@ -214,11 +214,11 @@ func tlsConfig(p props) (*tls.Config, error) {
 	if (cert == "") != (key == "") {
 		return nil, usagef("ssl.certificate.location and ssl.key.location go together")
 	}
-	if p["ssl.key.password"] != "" {
-		return nil, usagef("ssl.key.password: encrypted keys are not supported; decrypt the key (openssl pkey)")
+	if p["ssl.key.password"] != "" && key == "" {
+		return nil, usagef("ssl.key.password without ssl.key.location")
 	}
 	if cert != "" {
-		c, err := tls.LoadX509KeyPair(cert, key)
+		c, err := loadKeyPair(cert, key, p["ssl.key.password"])
 		if err != nil {
 			return nil, fmt.Errorf("client certificate: %w", err)
 		}
@@ -328,6 +328,7 @@ func (e *env) securityFlags(fs *flag.FlagSet) {
 		{"tls-ca", "ssl.ca.location", "PEM `file` of the CA certificates of the brokers"},
 		{"tls-cert", "ssl.certificate.location", "PEM `file` of the client certificate"},
 		{"tls-key", "ssl.key.location", "PEM `file` of the client key"},
+		{"tls-key-password", "ssl.key.password", "`password` of an encrypted client key (better: -F FILE or $KPAX_SSL_KEY_PASSWORD)"},
 		{"tls-server-name", "ssl.server.name", "host `name` the broker certificate must have"},
 		{"sasl-mechanism", "sasl.mechanisms", "SASL `mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
 		{"sasl-user", "sasl.username", "SASL `user`"},
