@@ -380,3 +380,15 @@ func (a *Admin) versionAt(ctx context.Context, node int32, req Request) (int16, 
 	}
 	return c.versions.pick(req, a.cl.cfg.maxVersions)
 }
+
+// check is the first step of every exported method: a nil Admin (or one of
+// a nil Client) and a nil context are errors, not panics.
+func (a *Admin) check(ctx context.Context) error {
+	if a == nil || a.cl == nil {
+		return invalidf("nil Admin: get one with Client.Admin")
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	return nil
+}

@@ -169,6 +169,9 @@ type CreateACLResult struct {
 
 // CreateACLs creates ACLs, one result per ACL in the order given.
 func (a *Admin) CreateACLs(ctx context.Context, acls ...ACL) ([]CreateACLResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(acls) == 0 {
 		return nil, invalidf("no ACLs")
 	}
@@ -208,6 +211,9 @@ func nonEmpty(s string) *string {
 
 // DescribeACLs returns the ACLs that match the filter.
 func (a *Admin) DescribeACLs(ctx context.Context, filter ACL) ([]ACL, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := filter.check(true); err != nil {
 		return nil, err
 	}
@@ -241,6 +247,9 @@ type DeleteACLResult struct {
 // DeleteACLs deletes the ACLs that match each filter, one result per filter
 // in the order given.
 func (a *Admin) DeleteACLs(ctx context.Context, filters ...ACL) ([]DeleteACLResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(filters) == 0 {
 		return nil, invalidf("no ACL filters")
 	}

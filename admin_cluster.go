@@ -18,6 +18,9 @@ type ClusterDescription struct {
 // DescribeCluster returns the cluster ID, the controller and the brokers,
 // with DescribeCluster (Kafka 2.8+) or, from older brokers, Metadata.
 func (a *Admin) DescribeCluster(ctx context.Context) (*ClusterDescription, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	r, _, err := a.request(ctx, &DescribeClusterRequest{EndpointType: 1})
 	if errors.Is(err, ErrUnsupportedVersion) {
 		md, err := a.cl.Metadata(ctx, []string{}...)
@@ -60,6 +63,9 @@ type Features struct {
 // DescribeFeatures returns the feature flags one broker reports in
 // ApiVersions (Kafka 2.7+; empty before).
 func (a *Admin) DescribeFeatures(ctx context.Context) (*Features, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	r, _, err := a.request(ctx, &ApiVersionsRequest{ClientSoftwareName: a.cl.cfg.softwareName, ClientSoftwareVersion: a.cl.cfg.softwareVer})
 	if err != nil {
 		return nil, err
@@ -107,6 +113,9 @@ type LogDirPartition struct {
 // is given) with the replicas of the partitions tp names in them (nil tp:
 // every partition). A broker that fails adds its error to the summary.
 func (a *Admin) DescribeLogDirs(ctx context.Context, tp TopicPartitions, brokers ...int32) ([]LogDir, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if tp != nil {
 		if err := checkPartitions(tp, false); err != nil {
 			return nil, err
@@ -196,6 +205,9 @@ type APIVersionRange struct {
 // broker that cannot be reached has its error in its result and in the
 // summary.
 func (a *Admin) APIVersions(ctx context.Context, brokers ...int32) ([]BrokerAPIVersions, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(brokers) == 0 {
 		var err error
 		if brokers, err = a.brokerIDs(ctx); err != nil {

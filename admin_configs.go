@@ -126,6 +126,9 @@ type ResourceConfigs struct {
 // resource in the order given, with synonyms and documentation. Names, if
 // given, limits each result to those configs.
 func (a *Admin) DescribeConfigs(ctx context.Context, names []string, resources ...ConfigResource) ([]ResourceConfigs, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(resources) == 0 {
 		return nil, invalidf("no resources")
 	}
@@ -234,12 +237,18 @@ type AlterConfigResult struct {
 // resource in the order given. Broker configs with a broker ID go to that
 // broker.
 func (a *Admin) AlterConfigs(ctx context.Context, alters ...AlterConfig) ([]AlterConfigResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.alterConfigs(ctx, false, alters)
 }
 
 // ValidateAlterConfigs is AlterConfigs with validate-only set: the broker
 // checks the changes and applies none.
 func (a *Admin) ValidateAlterConfigs(ctx context.Context, alters ...AlterConfig) ([]AlterConfigResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.alterConfigs(ctx, true, alters)
 }
 

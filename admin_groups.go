@@ -23,6 +23,9 @@ type GroupListing struct {
 // that fails adds its error to the summary; the groups of the others are
 // returned with it.
 func (a *Admin) ListGroups(ctx context.Context) ([]GroupListing, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	ids, err := a.brokerIDs(ctx)
 	if err != nil {
 		return nil, err
@@ -81,6 +84,9 @@ type GroupMemberDescription struct {
 // given, each asked of its coordinator. KIP-848 consumer groups (Kafka 4.x)
 // are described with ConsumerGroupDescribe.
 func (a *Admin) DescribeGroups(ctx context.Context, groups ...string) ([]GroupDescription, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkGroups(groups); err != nil {
 		return nil, err
 	}
@@ -220,6 +226,9 @@ type DeleteGroupResult struct {
 // DeleteGroups deletes groups with no members, and their committed
 // offsets, one result per group in the order given.
 func (a *Admin) DeleteGroups(ctx context.Context, groups ...string) ([]DeleteGroupResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkGroups(groups); err != nil {
 		return nil, err
 	}
@@ -260,6 +269,9 @@ type GroupOffset struct {
 // CommittedOffsets returns the offsets the group has committed, sorted by
 // topic and partition: of the topics given, or of every topic when none is.
 func (a *Admin) CommittedOffsets(ctx context.Context, group string, topics ...string) ([]GroupOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}
@@ -344,6 +356,9 @@ type PartitionResult struct {
 // the order given. A group with members rejects it (ErrUnknownMemberId or
 // ErrIllegalGeneration): its members commit their own offsets.
 func (a *Admin) AlterGroupOffsets(ctx context.Context, group string, offsets ...TopicPartitionOffset) ([]PartitionResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}
@@ -413,6 +428,9 @@ func partitionResults(op string, offsets []TopicPartitionOffset, got map[topicPa
 // sorted by topic and partition. A group subscribed to a topic keeps its
 // offsets (ErrGroupSubscribedToTopic).
 func (a *Admin) DeleteGroupOffsets(ctx context.Context, group string, tp TopicPartitions) ([]PartitionResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}

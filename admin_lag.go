@@ -35,6 +35,9 @@ type GroupLag struct {
 // partition and in total, for the topics the group has committed offsets of
 // or its members are assigned.
 func (a *Admin) Lag(ctx context.Context, group string) (*GroupLag, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	ds, err := a.DescribeGroups(ctx, group)
 	if ds == nil {
 		return nil, err
@@ -171,6 +174,9 @@ func (r OffsetTarget) String() string {
 // all its partitions; nil tp: every topic the group has committed offsets
 // of), sorted by topic and partition.
 func (a *Admin) PlanResetOffsets(ctx context.Context, group string, to OffsetTarget, tp TopicPartitions) ([]GroupOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}
@@ -257,6 +263,9 @@ func (r OffsetTarget) target(start, end int64, committed GroupOffset, atTime Lis
 // no active members. It returns the plan, each partition with the error of
 // its planning or its commit.
 func (a *Admin) ResetGroupOffsets(ctx context.Context, group string, to OffsetTarget, tp TopicPartitions) ([]GroupOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	plan, err := a.PlanResetOffsets(ctx, group, to, tp)
 	if plan == nil {
 		return nil, err

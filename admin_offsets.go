@@ -35,6 +35,9 @@ type ListedOffset struct {
 // partitions answered with a retriable error (e.g. NOT_LEADER_OR_FOLLOWER,
 // OFFSET_NOT_AVAILABLE) are asked again from fresh metadata until ctx ends.
 func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.listOffsets(ctx, timestamp, ReadUncommitted, tp)
 }
 
@@ -44,6 +47,9 @@ func (a *Admin) ListOffsets(ctx context.Context, timestamp int64, tp TopicPartit
 // of a transaction still open. Without open transactions it is the end
 // offset. Results are sorted as ListOffsets sorts them.
 func (a *Admin) ListLastStableOffsets(ctx context.Context, tp TopicPartitions) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.listOffsets(ctx, OffsetsLatest, ReadCommitted, tp)
 }
 
@@ -142,24 +148,36 @@ func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, 
 // ListStartOffsets returns the log start offset of every partition of the
 // topics.
 func (a *Admin) ListStartOffsets(ctx context.Context, topics ...string) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.ListOffsets(ctx, OffsetsEarliest, allPartitions(topics))
 }
 
 // ListEndOffsets returns the end offset (high watermark) of every
 // partition of the topics.
 func (a *Admin) ListEndOffsets(ctx context.Context, topics ...string) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.ListOffsets(ctx, OffsetsLatest, allPartitions(topics))
 }
 
 // ListOffsetsAfter returns, for every partition of the topics, the first
 // offset whose record's timestamp is at or after t (-1 if none).
 func (a *Admin) ListOffsetsAfter(ctx context.Context, t time.Time, topics ...string) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.ListOffsets(ctx, max(t.UnixMilli(), 0), allPartitions(topics))
 }
 
 // ListMaxTimestampOffsets returns, for every partition of the topics, the
 // offset and timestamp of the record with the largest timestamp (Kafka 3.0+).
 func (a *Admin) ListMaxTimestampOffsets(ctx context.Context, topics ...string) ([]ListedOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.ListOffsets(ctx, OffsetsMaxTimestamp, allPartitions(topics))
 }
 
@@ -185,6 +203,9 @@ type DeleteRecordsResult struct {
 // partitions answered with a retriable error are sent again from fresh
 // metadata until ctx ends.
 func (a *Admin) DeleteRecords(ctx context.Context, offsets ...TopicPartitionOffset) ([]DeleteRecordsResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	tp := TopicPartitions{}
 	at := map[topicPartition]int64{}
 	for _, o := range offsets {

@@ -14,6 +14,9 @@ import (
 // partition the controller answers for; a partition already led by its
 // preferred replica has ErrElectionNotNeeded.
 func (a *Admin) ElectLeaders(ctx context.Context, unclean bool, tp TopicPartitions) ([]PartitionResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	req := &ElectLeadersRequest{TimeoutMs: int32(a.timeout(ctx) / time.Millisecond)}
 	if unclean {
 		req.ElectionType = 1
@@ -83,6 +86,9 @@ type Reassignment struct {
 // AlterPartitionReassignments starts (or cancels) reassignments (Kafka
 // 2.4+), one result per partition sorted by topic and partition.
 func (a *Admin) AlterPartitionReassignments(ctx context.Context, moves ...Reassignment) ([]PartitionResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(moves) == 0 {
 		return nil, invalidf("no reassignments")
 	}
@@ -151,6 +157,9 @@ type PartitionReassignment struct {
 // ListPartitionReassignments returns the reassignments in progress of the
 // partitions (nil tp: of every partition), sorted by topic and partition.
 func (a *Admin) ListPartitionReassignments(ctx context.Context, tp TopicPartitions) ([]PartitionReassignment, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	req := &ListPartitionReassignmentsRequest{TimeoutMs: int32(a.timeout(ctx) / time.Millisecond)}
 	if tp != nil {
 		if err := checkPartitions(tp, true); err != nil {

@@ -55,6 +55,9 @@ type QuotaFilter struct {
 // filter; strict leaves out entities with components the filters do not
 // name. No filter matches every entity.
 func (a *Admin) DescribeClientQuotas(ctx context.Context, strict bool, filters ...QuotaFilter) ([]QuotaEntry, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	req := &DescribeClientQuotasRequest{Strict: strict, Components: []DescribeClientQuotasRequestComponent{}}
 	for _, f := range filters {
 		if f.Type == "" || f.Default && f.Name != "" {
@@ -107,6 +110,9 @@ type QuotaResult struct {
 // AlterClientQuotas sets and removes quota values, one result per entity in
 // the order given.
 func (a *Admin) AlterClientQuotas(ctx context.Context, alters ...QuotaAlteration) ([]QuotaResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(alters) == 0 {
 		return nil, invalidf("no quota alterations")
 	}
@@ -192,6 +198,9 @@ type ScramCredential struct {
 // DescribeScramUsers returns the SCRAM credentials of the users (every user
 // that has some when none is given), one result per user.
 func (a *Admin) DescribeScramUsers(ctx context.Context, users ...string) ([]ScramUser, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	req := &DescribeUserScramCredentialsRequest{}
 	for _, u := range users {
 		if u == "" {
@@ -244,6 +253,9 @@ type ScramResult struct {
 // AlterScramUsers upserts and deletes SCRAM credentials (Kafka 2.7+), one
 // result per user the broker answers for.
 func (a *Admin) AlterScramUsers(ctx context.Context, upserts []ScramUpsert, deletions []ScramDeletion) ([]ScramResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(upserts)+len(deletions) == 0 {
 		return nil, invalidf("no SCRAM changes")
 	}

@@ -38,6 +38,9 @@ type CreateTopicResult struct {
 // returns when the controller has created them, which is before every
 // broker knows them: call WaitForLeaders before producing to them.
 func (a *Admin) CreateTopics(ctx context.Context, topics ...NewTopic) ([]CreateTopicResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.createTopics(ctx, false, topics)
 }
 
@@ -45,6 +48,9 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...NewTopic) ([]CreateT
 // controller checks the topics (name, partitions, replication, configs)
 // and creates nothing.
 func (a *Admin) ValidateCreateTopics(ctx context.Context, topics ...NewTopic) ([]CreateTopicResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	return a.createTopics(ctx, true, topics)
 }
 
@@ -147,6 +153,9 @@ type DeleteTopicResult struct {
 // DeleteTopics deletes topics by name, one result per topic in the order
 // given.
 func (a *Admin) DeleteTopics(ctx context.Context, names ...string) ([]DeleteTopicResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkTopics(names); err != nil {
 		return nil, err
 	}
@@ -190,6 +199,9 @@ func (a *Admin) DeleteTopics(ctx context.Context, names ...string) ([]DeleteTopi
 // (TopicMetadata.Internal), sorted by name, with partitions, leaders,
 // replicas, ISR and topic IDs.
 func (a *Admin) ListTopics(ctx context.Context) ([]TopicMetadata, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	md, err := a.cl.Metadata(ctx)
 	if err != nil {
 		return nil, err
@@ -202,6 +214,9 @@ func (a *Admin) ListTopics(ctx context.Context) ([]TopicMetadata, error) {
 // partitions, leaders, replicas, ISR, offline replicas and the topic ID. A
 // topic that does not exist has Err ErrUnknownTopicOrPartition.
 func (a *Admin) DescribeTopics(ctx context.Context, names ...string) ([]TopicMetadata, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkTopics(names); err != nil {
 		return nil, err
 	}
@@ -241,6 +256,9 @@ type PartitionsResult struct {
 // topic in the order given. Records with keys may map to other partitions
 // afterwards.
 func (a *Admin) AddPartitions(ctx context.Context, n int32, topics ...string) ([]PartitionsResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if n <= 0 {
 		return nil, invalidf("add %d partitions: want > 0", n)
 	}
@@ -264,6 +282,9 @@ func (a *Admin) AddPartitions(ctx context.Context, n int32, topics ...string) ([
 // SetPartitions raises the partition count of each topic to total, one
 // result per topic in the order given. Kafka cannot remove partitions.
 func (a *Admin) SetPartitions(ctx context.Context, total int32, topics ...string) ([]PartitionsResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if total <= 0 {
 		return nil, invalidf("%d partitions: want > 0", total)
 	}
@@ -326,6 +347,9 @@ func (a *Admin) createPartitions(ctx context.Context, validate bool, topics []st
 // not exist yet is waited for too; the error is ctx's, naming what was
 // still missing.
 func (a *Admin) WaitForLeaders(ctx context.Context, topics ...string) error {
+	if err := a.check(ctx); err != nil {
+		return err
+	}
 	if err := checkTopics(topics); err != nil {
 		return err
 	}

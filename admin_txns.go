@@ -31,6 +31,9 @@ type ProducerState struct {
 // (Kafka 2.8+), sorted by topic and partition. Partitions answered with a
 // retriable error are asked again from fresh metadata until ctx ends.
 func (a *Admin) DescribeProducers(ctx context.Context, tp TopicPartitions) ([]PartitionProducers, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if err := checkPartitions(tp, false); err != nil {
 		return nil, err
 	}
@@ -103,6 +106,9 @@ type TransactionDescription struct {
 // DescribeTransactions describes transactional IDs, one result per ID in
 // the order given, each asked of its transaction coordinator (Kafka 3.0+).
 func (a *Admin) DescribeTransactions(ctx context.Context, ids ...string) ([]TransactionDescription, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if len(ids) == 0 {
 		return nil, invalidf("no transactional IDs")
 	}
@@ -178,6 +184,9 @@ type TransactionListing struct {
 // transaction coordinator (Kafka 3.0+), sorted by ID. A broker that fails
 // adds its error to the summary.
 func (a *Admin) ListTransactions(ctx context.Context) ([]TransactionListing, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	ids, err := a.brokerIDs(ctx)
 	if err != nil {
 		return nil, err
