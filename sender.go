@@ -406,10 +406,10 @@ func (s *sink) send(f *flight) error {
 		return err
 	}
 	var attrs BatchAttrs
-	if p.txn != nil { // txn.go
-		v, req.TransactionalID, attrs = min(v, txnProduceMaxVersion), &p.txn.id, AttrTransactional
-	}
 	p.mu.Lock()
+	if p.txn != nil { // txn.go
+		v, req.TransactionalID, attrs = min(v, p.txn.produceMaxVersion()), &p.txn.id, AttrTransactional
+	}
 	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect
 	p.mu.Unlock()
 	// Every batch goes into one buffer, read in place from the pending

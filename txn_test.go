@@ -11,32 +11,60 @@ import (
 	"time"
 )
 
-// endTxnVersions records the EndTxn versions a client sent (the transaction
-// version in use: v0-v4 is TV1, v5+ TV2).
-type endTxnVersions struct {
+// txnAPIs records the versions of the transactional requests a client sent,
+// to tell the transaction version in use: EndTxn v0-v4 and AddPartitionsToTxn
+// are TV1; EndTxn v5 and Produce v12 without AddPartitionsToTxn are TV2.
+type txnAPIs struct {
 	mu sync.Mutex
-	vs map[int16]int
+	vs map[int16]map[int16]int // API key -> version -> requests
 }
 
-func (e *endTxnVersions) hook() Option {
+func (e *txnAPIs) hook() Option {
 	return WithHooks(Hooks{OnRequest: func(ri RequestInfo) {
-		if ri.APIKey == 26 && ri.Err == nil {
-			e.mu.Lock()
-			if e.vs == nil {
-				e.vs = map[int16]int{}
-			}
-			e.vs[ri.Version]++
-			e.mu.Unlock()
+		if ri.Err != nil {
+			return
 		}
+		e.mu.Lock()
+		if e.vs == nil {
+			e.vs = map[int16]map[int16]int{}
+		}
+		if e.vs[ri.APIKey] == nil {
+			e.vs[ri.APIKey] = map[int16]int{}
+		}
+		e.vs[ri.APIKey][ri.Version]++
+		e.mu.Unlock()
 	}})
 }
 
-func (e *endTxnVersions) check(t *testing.T, want int16) {
+// wantTV is the transaction version expected of a test broker: 2 on the
+// 4.x one (formatted with transaction.version=2, Kafka 4's default), 1 on
+// 3.9.
+func wantTV(broker string) int {
+	if broker == "4.x" {
+		return 2
+	}
+	return 1
+}
+
+// check asserts that the client's transactions were all of version tv.
+func (e *txnAPIs) check(t *testing.T, tv int) {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.vs) != 1 || e.vs[want] == 0 {
-		t.Fatalf("EndTxn versions sent %v, want only v%d (transaction version 1)", e.vs, want)
+	ends, adds, produces := e.vs[26], e.vs[24], e.vs[0]
+	only := func(m map[int16]int, lo, hi int16) bool {
+		for v := range m {
+			if v < lo || v > hi {
+				return false
+			}
+		}
+		return len(m) > 0
+	}
+	switch {
+	case tv == 1 && (!only(ends, 0, 4) || len(adds) == 0 || !only(produces, 0, 11)):
+		t.Fatalf("transaction version 1: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v; want EndTxn v0-4, AddPartitionsToTxn, Produce v0-11", ends, adds, produces)
+	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(e.vs[25]) != 0 || !only(produces, 12, 12)):
+		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, AddOffsetsToTxn %v, Produce %v; want EndTxn v5, Produce v12 and neither Add", ends, adds, e.vs[25], produces)
 	}
 }
 
@@ -68,12 +96,40 @@ func txnProduce(ctx context.Context, p *Producer, topic string, parts int32, tag
 	return vals, p.ProduceSync(ctx, recs...)
 }
 
-func TestIntegrationTxnCommitAbort(t *testing.T) {
+// txnCase is a broker and the transaction version a producer with opts
+// uses there.
+type txnCase struct {
+	name, addr string
+	opts       []Option
+	tv         int
+}
+
+// txnCases are the test brokers at their transaction version, and the 4.x
+// one with EndTxn capped at v4, which makes the client fall back to TV1.
+func txnCases(t *testing.T) []txnCase {
+	var cs []txnCase
 	for name, addr := range testBrokers(t) {
+		cs = append(cs, txnCase{name, addr, nil, wantTV(name)})
+		if wantTV(name) == 2 {
+			cs = append(cs, txnCase{name + "-tv1", addr, []Option{WithMaxVersion(26, 4)}, 1})
+		}
+	}
+	return cs
+}
+
+func (p *Producer) pidNow() producerID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
+
+func TestIntegrationTxnCommitAbort(t *testing.T) {
+	for _, tc := range txnCases(t) {
+		name, addr := tc.name, tc.addr
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var ends endTxnVersions
-			cl := newTestClient(t, addr, ends.hook())
+			var ends txnAPIs
+			cl := newTestClient(t, addr, append(tc.opts, ends.hook())...)
 			topic := createTestTopic(t, cl, 3)
 			p := newTxnProducer(t, cl, "kpax-txn-"+topic, WithPartitioner(ManualPartitioner()))
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -91,6 +147,7 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 				t.Fatalf("Abort without a transaction: %v", err)
 			}
 
+			var pid0 producerID
 			committed, all := map[int32][]string{}, map[int32][]string{}
 			add := func(dst, src map[int32][]string) {
 				for k, v := range src {
@@ -102,6 +159,7 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 					t.Fatalf("txn %d: Begin: %v", i, err)
 				}
 				if i == 0 {
+					pid0 = p.pidNow()
 					if err := p.BeginTransaction(ctx); !errors.Is(err, ErrTransactionOpen) || ClassOf(err) != ClassAbortable {
 						t.Fatalf("Begin twice: %v", err)
 					}
@@ -121,7 +179,12 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 					t.Fatalf("txn %d (commit %v): %v", i, commit, err)
 				}
 			}
-			ends.check(t, 4)
+			ends.check(t, tc.tv)
+			// TV2 bumps the epoch at the end of every transaction; TV1
+			// keeps it (no transaction failed).
+			if pid, bumps := p.pidNow(), map[int]int16{1: 0, 2: 6}[tc.tv]; pid.id != pid0.id || pid.epoch != pid0.epoch+bumps {
+				t.Fatalf("producer ID and epoch %v after 6 transactions from %v, want the epoch %d higher", pid, pid0, bumps)
+			}
 
 			count := func(m map[int32][]string) (n int) {
 				for _, v := range m {
@@ -290,11 +353,12 @@ func TestIntegrationTxnTimeout(t *testing.T) {
 // fail abortable and commits nothing; after the abort (which bumps the
 // epoch) the next transaction commits.
 func TestIntegrationTxnRecordFailure(t *testing.T) {
-	for name, addr := range testBrokers(t) {
+	for _, tc := range txnCases(t) {
+		name, addr := tc.name, tc.addr
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var ends endTxnVersions
-			cl := newTestClient(t, addr, ends.hook())
+			var ends txnAPIs
+			cl := newTestClient(t, addr, append(tc.opts, ends.hook())...)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			topic := fmt.Sprintf("kpax-txn-small-%s-%d", name, time.Now().UnixNano())
@@ -338,7 +402,7 @@ func TestIntegrationTxnRecordFailure(t *testing.T) {
 			if err := p.CommitTransaction(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ends.check(t, 4)
+			ends.check(t, tc.tv)
 			// A client without the hook: reading the call's byte counts in
 			// OnRequest races with a canceled fetch (client.go send).
 			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
