@@ -60,12 +60,23 @@ func (e *txnAPIs) check(t *testing.T, tv int) {
 		}
 		return len(m) > 0
 	}
+	addOffs, offs := e.vs[25], e.vs[28]
 	switch {
-	case tv == 1 && (!only(ends, 0, 4) || len(adds) == 0 || !only(produces, 0, 11)):
-		t.Fatalf("transaction version 1: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v; want EndTxn v0-4, AddPartitionsToTxn, Produce v0-11", ends, adds, produces)
-	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(e.vs[25]) != 0 || !only(produces, 12, 12)):
-		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, AddOffsetsToTxn %v, Produce %v; want EndTxn v5, Produce v12 and neither Add", ends, adds, e.vs[25], produces)
+	case tv == 1 && (!only(ends, 0, 4) || len(adds) == 0 || !only(produces, 0, 11) ||
+		len(offs) > 0 && (!only(offs, 0, 4) || len(addOffs) == 0)):
+		t.Fatalf("transaction version 1: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
+			"want EndTxn v0-4, AddPartitionsToTxn, Produce v0-11 (and TxnOffsetCommit v0-4 after AddOffsetsToTxn)", ends, adds, produces, addOffs, offs)
+	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(addOffs) != 0 || !only(produces, 12, 12) || len(offs) > 0 && !only(offs, 5, 5)):
+		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
+			"want EndTxn v5, Produce v12 (and TxnOffsetCommit v5), neither Add", ends, adds, produces, addOffs, offs)
 	}
+}
+
+// sentOffsets reports whether the client sent TxnOffsetCommit.
+func (e *txnAPIs) sentOffsets() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.vs[28]) > 0
 }
 
 func newTxnProducer(t *testing.T, cl *Client, id string, opts ...Option) *Producer {
