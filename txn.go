@@ -53,9 +53,10 @@ var (
 // AbortTransaction), and a new producer with the same ID fences this one
 // (the old one's next call fails with an error of ClassFatal). The ID
 // should be stable across restarts of the same logical producer. It
-// implies idempotence. Close does not end an open transaction: the
-// coordinator aborts it after the transaction timeout, or at once when the
-// next producer with the ID begins. Default: none.
+// implies idempotence. Close aborts an open transaction (as the Java
+// client does); a producer that ends without Close leaves it to the
+// coordinator, which aborts it after the transaction timeout, or at once
+// when the next producer with the ID begins. Default: none.
 func WithTransactionalID(id string) Option {
 	return func(c *config) {
 		c.in(scopeProducer, "WithTransactionalID")
@@ -377,6 +378,35 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 		return err
 	}
 	defer p.txnDone()
+	return tm.abort(ctx)
+}
+
+// abortOnClose aborts the transaction open when Close begins (p.closing
+// is set, so that nothing begins or joins it meanwhile). A transaction
+// call in progress (a commit, say) is left to end on its own; a fenced
+// producer has nothing to abort.
+func (p *Producer) abortOnClose(ctx context.Context) error {
+	tm := p.txn
+	if tm == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if tm.busy || tm.fatal != nil || tm.phase != txnOpen {
+		p.mu.Unlock()
+		return nil
+	}
+	tm.busy = true
+	p.mu.Unlock()
+	defer p.txnDone()
+	if err := tm.abort(ctx); err != nil {
+		return fmt.Errorf("kpax: Close: aborting the open transaction: %w", err)
+	}
+	return nil
+}
+
+// abort is AbortTransaction, in a transaction call.
+func (tm *txnManager) abort(ctx context.Context) error {
+	p := tm.p
 	if err := tm.startEnd(); err != nil {
 		return err
 	}

@@ -296,6 +296,9 @@ func TestIntegrationTxnFencing(t *testing.T) {
 			if err := old.BeginTransaction(ctx); ClassOf(err) != ClassFatal {
 				t.Fatalf("Begin after fencing: %v", err)
 			}
+			if err := old.Close(ctx); err != nil {
+				t.Fatalf("Close of the fenced producer: %v", err) // nothing to abort
+			}
 			vals, err := txnProduce(ctx, young, topic, 2, "young", 4)
 			if err != nil {
 				t.Fatal(err)
@@ -422,6 +425,80 @@ func TestIntegrationTxnRecordFailure(t *testing.T) {
 			checkExactly(t, got, vals)
 			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
 				t.Fatalf("read_committed: record %+v of the aborted transaction", extra[0])
+			}
+		})
+	}
+}
+
+// TestIntegrationTxnCloseAborts: Close ends the open transaction at once
+// (the coordinator shows it aborted long before its timeout), its records
+// never become visible, and read_committed readers are not held back by
+// it. The control is the same transaction before Close: the coordinator
+// shows it open.
+func TestIntegrationTxnCloseAborts(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 1)
+			id := "kpax-close-" + topic
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p := newTxnProducer(t, cl, id, WithTransactionTimeout(time.Minute))
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, p, topic, 1, "closed", 5); err != nil {
+				t.Fatal(err)
+			}
+			outcome := make(chan error, 1)
+			if err := p.Produce(ctx, &Record{Topic: topic, Value: []byte("last")}, func(_ *Record, err error) { outcome <- err }); err != nil {
+				t.Fatal(err)
+			}
+			state := func() string {
+				ds, err := cl.Admin().DescribeTransactions(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ds[0].State
+			}
+			if s := state(); s != "Ongoing" {
+				t.Fatalf("control: the open transaction is %q at the coordinator, want Ongoing", s)
+			}
+			start := time.Now()
+			if err := p.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := <-outcome; err != nil && !errors.Is(err, ErrTransactionAborted) {
+				t.Fatalf("the last record: %v, want success or ErrTransactionAborted", err)
+			}
+			for s := state(); s != "CompleteAbort"; s = state() {
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("the transaction is %q 10s after Close, want CompleteAbort", s)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := p.BeginTransaction(ctx); !errors.Is(err, ErrProducerClosed) {
+				t.Fatalf("Begin after Close: %v", err)
+			}
+			// A later transaction on the partition is readable at once.
+			p2 := newTxnProducer(t, cl, id+"-2")
+			if err := p2.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := txnProduce(ctx, p2, topic, 1, "after", 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p2.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
+			got, _ := pollN(t, rc, 2, 30*time.Second)
+			checkExactly(t, got, vals)
+			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: record %+v of the transaction Close aborted", extra[0])
 			}
 		})
 	}
