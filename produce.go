@@ -466,7 +466,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 // ErrProducerClosed (wrapped in ErrMaybePersisted where they may have been
 // sent). A transactional producer first aborts its open transaction, as
 // AbortTransaction does (its unsent records fail with
-// ErrTransactionAborted); the error says if that failed. All of the
+// ErrTransactionAborted), giving it at most WithTransactionTimeout; the
+// error says if that failed. All of the
 // producer's goroutines have ended when it returns.
 func (p *Producer) Close(ctx context.Context) error {
 	if ctx == nil {

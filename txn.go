@@ -384,7 +384,9 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 // abortOnClose aborts the transaction open when Close begins (p.closing
 // is set, so that nothing begins or joins it meanwhile). A transaction
 // call in progress (a commit, say) is left to end on its own; a fenced
-// producer has nothing to abort.
+// producer has nothing to abort. The abort gets at most the transaction
+// timeout, after which the coordinator aborts the transaction itself: an
+// unreachable coordinator does not hold Close forever.
 func (p *Producer) abortOnClose(ctx context.Context) error {
 	tm := p.txn
 	if tm == nil {
@@ -398,6 +400,8 @@ func (p *Producer) abortOnClose(ctx context.Context) error {
 	tm.busy = true
 	p.mu.Unlock()
 	defer p.txnDone()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.txnTimeout)
+	defer cancel()
 	if err := tm.abort(ctx); err != nil {
 		return fmt.Errorf("kpax: Close: aborting the open transaction: %w", err)
 	}
