@@ -15,8 +15,9 @@ import (
 // to tell the transaction version in use: EndTxn v0-v4 and AddPartitionsToTxn
 // are TV1; EndTxn v5 and Produce v12 without AddPartitionsToTxn are TV2.
 type txnAPIs struct {
-	mu sync.Mutex
-	vs map[int16]map[int16]int // API key -> version -> requests
+	mu   sync.Mutex
+	vs   map[int16]map[int16]int // API key -> version -> requests
+	pids int                     // producer IDs or epochs granted (InitProducerId without error)
 }
 
 func (e *txnAPIs) hook() Option {
@@ -32,6 +33,9 @@ func (e *txnAPIs) hook() Option {
 			e.vs[ri.APIKey] = map[int16]int{}
 		}
 		e.vs[ri.APIKey][ri.Version]++
+		if r, ok := ri.Response.(*InitProducerIdResponse); ok && r.ErrorCode == 0 {
+			e.pids++
+		}
 		e.mu.Unlock()
 	}})
 }
@@ -70,6 +74,13 @@ func (e *txnAPIs) check(t *testing.T, tv int) {
 		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
 			"want EndTxn v5, Produce v12 (and TxnOffsetCommit v5), neither Add", ends, adds, produces, addOffs, offs)
 	}
+}
+
+// granted counts the InitProducerId requests that succeeded.
+func (e *txnAPIs) granted() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pids
 }
 
 // sentOffsets reports whether the client sent TxnOffsetCommit.
@@ -417,6 +428,11 @@ func TestIntegrationTxnRecordFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			ends.check(t, tc.tv)
+			// The abort after the failed record bumps the epoch: TV1 asks
+			// InitProducerId again (KIP-360), TV2's EndTxn does it.
+			if n, want := ends.granted(), map[int]int{1: 2, 2: 1}[tc.tv]; n != want {
+				t.Fatalf("InitProducerId succeeded %d times, want %d", n, want)
+			}
 			// A client without the hook: reading the call's byte counts in
 			// OnRequest races with a canceled fetch (client.go send).
 			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
