@@ -519,3 +519,50 @@ func TestIntegrationTxnCloseAborts(t *testing.T) {
 		})
 	}
 }
+
+// TestPickTxnV2 checks the versions of transactional requests: TV1's caps
+// unless the context is a TV2 transaction's, and then exactly TV2's
+// version, or an error where the broker or a WithMaxVersion cap does not
+// allow it.
+func TestPickTxnV2(t *testing.T) {
+	broker := func(endTxnMax int16) *apiVersions {
+		v := newAPIVersions()
+		for _, k := range []int16{0, 3, 26, 28} {
+			v.max[k] = 13
+		}
+		v.max[26] = endTxnMax
+		return &v
+	}
+	v2 := withTxnV2(context.Background())
+	id := "t"
+	tests := []struct {
+		name    string
+		vs      *apiVersions
+		ctx     context.Context
+		req     Request
+		caps    map[int16]int16
+		want    int16
+		wantErr bool
+	}{
+		{"EndTxn TV1", broker(5), context.Background(), &EndTxnRequest{}, nil, 4, false},
+		{"EndTxn TV2", broker(5), v2, &EndTxnRequest{}, nil, 5, false},
+		{"EndTxn TV2, old broker", broker(4), v2, &EndTxnRequest{}, nil, 0, true},
+		{"EndTxn TV2, capped", broker(5), v2, &EndTxnRequest{}, map[int16]int16{26: 4}, 0, true},
+		{"TxnOffsetCommit TV1", broker(5), context.Background(), &TxnOffsetCommitRequest{}, nil, 4, false},
+		{"TxnOffsetCommit TV2", broker(5), v2, &TxnOffsetCommitRequest{}, nil, 5, false},
+		{"transactional Produce TV1", broker(5), context.Background(), &ProduceRequest{TransactionalID: &id}, nil, 11, false},
+		{"Produce TV2", broker(5), v2, &ProduceRequest{}, nil, 12, false},
+		{"Metadata unchanged by TV2", broker(5), v2, &MetadataRequest{}, map[int16]int16{3: 9}, 9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.vs.pickCtx(tt.ctx, tt.req, tt.caps)
+			if (err != nil) != tt.wantErr || !tt.wantErr && got != tt.want {
+				t.Fatalf("pickCtx = v%d, %v; want v%d (error %v)", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrUnsupportedVersion) {
+				t.Fatalf("error %v, want ErrUnsupportedVersion", err)
+			}
+		})
+	}
+}
