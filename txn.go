@@ -258,8 +258,11 @@ func (tm *txnManager) produceFailed(b *batch, kerr error) bool {
 // CommitTransaction or AbortTransaction belong to it. The first call gets
 // the producer ID from the transaction coordinator (InitProducerId), which
 // fences any older producer with the same transactional ID and aborts its
-// open transaction. Beginning while a transaction is open is an error
-// (ErrTransactionOpen).
+// open transaction. Each call picks the transaction's version: 2 (KIP-890)
+// where the coordinator reports the transaction.version feature finalized
+// at 2 (Kafka 4's default), 1 otherwise or where WithMaxVersion keeps
+// Produce below v12, EndTxn below v5 or TxnOffsetCommit below v5.
+// Beginning while a transaction is open is an error (ErrTransactionOpen).
 func (p *Producer) BeginTransaction(ctx context.Context) error {
 	tm, err := p.txnCall()
 	if err != nil {
