@@ -467,8 +467,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 // sent). A transactional producer first aborts its open transaction, as
 // AbortTransaction does (its unsent records fail with
 // ErrTransactionAborted), giving it at most WithTransactionTimeout; the
-// error says if that failed. All of the
-// producer's goroutines have ended when it returns.
+// error says if that failed. All of the producer's goroutines have ended
+// when it returns.
 func (p *Producer) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
