@@ -335,7 +335,7 @@ func (cl *Client) sendFrame(ctx context.Context, p *brokerPool, req Request) (Re
 	if err != nil {
 		return nil, sent{version: -1}, err
 	}
-	v, err := c.versions.pick(req, cl.cfg.maxVersions)
+	v, err := c.versions.pickCtx(ctx, req, cl.cfg.maxVersions) // TV2's versions: protocol_versions.go
 	if err == nil {
 		err = c.versions.fits(req, v)
 	}

@@ -79,6 +79,9 @@ type apiVersions struct {
 	min, max [128]int16
 	legacy   bool      // the broker predates ApiVersions (Kafka 0.8.2 - 0.9)
 	era      legacyEra // which of them (legacy.go)
+	// txnVersion is the cluster's finalized transaction.version feature
+	// level as the broker reported it (0: none; 2 is KIP-890's, txn.go).
+	txnVersion int16
 }
 
 func newAPIVersions() apiVersions {
@@ -251,6 +254,11 @@ func (c *conn) negotiate(ctx context.Context) error {
 			// is garbage that would leave the connection unable to send
 			// anything, so the connection goes and the next one asks again.
 			return fmt.Errorf("ApiVersions v%d: %w: the answer lists %d APIs, not ApiVersions itself", v, ErrMalformed, len(resp.ApiKeys))
+		}
+		for _, f := range resp.FinalizedFeatures {
+			if f.Name == "transaction.version" {
+				vs.txnVersion = f.MaxVersionLevel
+			}
 		}
 		c.versions = vs
 		return nil

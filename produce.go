@@ -468,7 +468,11 @@ func (p *Producer) Flush(ctx context.Context) error {
 // Close stops accepting records, sends what is buffered, and waits for every
 // outcome until ctx ends; records still without one then fail with
 // ErrProducerClosed (wrapped in ErrMaybePersisted where they may have been
-// sent). All of the producer's goroutines have ended when it returns.
+// sent). A transactional producer first aborts its open transaction, as
+// AbortTransaction does (its unsent records fail with
+// ErrTransactionAborted), giving it at most WithTransactionTimeout; the
+// error says if that failed. All of the producer's goroutines have ended
+// when it returns.
 func (p *Producer) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
@@ -481,7 +485,8 @@ func (p *Producer) Close(ctx context.Context) error {
 	}
 	p.closing = true
 	p.mu.Unlock()
-	err := p.Flush(ctx)
+	aerr := p.abortOnClose(ctx) // txn.go
+	err := errors.Join(aerr, p.Flush(ctx))
 	p.mu.Lock()
 	// Fail what is left, in flight included: its responses are ignored.
 	for _, ps := range p.parts {

@@ -1,6 +1,10 @@
 package kpax
 
-import "math"
+import (
+	"context"
+	"fmt"
+	"math"
+)
 
 // pathMaxVersion caps the version a request is sent at below what the
 // generated code can encode (its MaxVersion) where a newer version means
@@ -12,15 +16,16 @@ func pathMaxVersion(req Request) int16 {
 	case *ProduceRequest:
 		if r.TransactionalID != nil {
 			// v12+ is transactions V2 (KIP-890): the broker adds the
-			// partition to the transaction itself and bumps the epoch at
-			// each EndTxn, which the transactional paths do not follow.
+			// partition to the transaction itself. The producer sends
+			// it in a TV2 transaction (txn.go); other requests stay V1.
 			return 11
 		}
 		return 12 // v13 names topics by ID (KIP-516)
 	case *OffsetCommitRequest, *OffsetFetchRequest:
 		return 9 // v10 names topics by ID (KIP-848)
 	case *TxnOffsetCommitRequest:
-		// v5+ is transactions V2 (KIP-890), v6 names topics by ID.
+		// v5+ is transactions V2 (KIP-890), sent only in a TV2
+		// transaction (txnV2Key); v6 names topics by ID.
 		return 4
 	case *ApiVersionsRequest:
 		// v5 (KIP-1242) carries the cluster and node the client means to
@@ -33,8 +38,53 @@ func pathMaxVersion(req Request) int16 {
 		return 3
 	case *EndTxnRequest:
 		// v5 is transactions V2 (KIP-890): the broker bumps the producer
-		// epoch at every commit and returns it, which the client must adopt.
+		// epoch at every commit and returns it, which the client must
+		// adopt: sent only in a TV2 transaction (txnV2Key).
 		return 4
 	}
 	return math.MaxInt16
+}
+
+// txnV2Key marks the context of a request that belongs to a transaction of
+// version 2 (KIP-890, txn.go): sendFrame sends EndTxn and TxnOffsetCommit at
+// their TV2 version, above pathMaxVersion's cap.
+type txnV2Key struct{}
+
+// withTxnV2 marks ctx as a TV2 transaction's (txnV2Key).
+func withTxnV2(ctx context.Context) context.Context { return context.WithValue(ctx, txnV2Key{}, true) }
+
+// txnV2Version is the version a transaction of version 2 sends req at; -1
+// for a request that is the same in both versions.
+func txnV2Version(req Request) int16 {
+	switch req.(type) {
+	case *ProduceRequest:
+		return 12 // v13 names topics by ID
+	case *EndTxnRequest, *TxnOffsetCommitRequest:
+		return 5 // TxnOffsetCommit v6 names topics by ID
+	}
+	return -1
+}
+
+// allows reports whether the broker and the caps let a request with the key
+// go at version v.
+func (v *apiVersions) allows(key, ver int16, caps map[int16]int16) bool {
+	if key < 0 || int(key) >= len(v.max) || ver < v.min[key] || ver > v.max[key] {
+		return false
+	}
+	c, ok := caps[key]
+	return !ok || ver <= c
+}
+
+// pickCtx is pick, but at the TV2 version for a request whose ctx is marked
+// withTxnV2.
+func (v *apiVersions) pickCtx(ctx context.Context, req Request, caps map[int16]int16) (int16, error) {
+	want := txnV2Version(req)
+	if want < 0 || ctx.Value(txnV2Key{}) == nil {
+		return v.pick(req, caps)
+	}
+	if !v.allows(req.APIKey(), want, caps) {
+		return 0, fmt.Errorf("%w: transaction version 2 needs %s v%d: the broker (%s) supports v%d-%d",
+			ErrUnsupportedVersion, APIName(req.APIKey()), want, v.describe(), v.min[req.APIKey()], v.max[req.APIKey()])
+	}
+	return want, nil
 }

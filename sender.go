@@ -417,9 +417,11 @@ func (s *sink) send(f *flight) error {
 		return err
 	}
 	var attrs BatchAttrs
+	p.mu.Lock()
 	if p.txn != nil { // txn.go
-		v, req.TransactionalID, attrs = min(v, txnProduceMaxVersion), &p.txn.id, AttrTransactional
+		v, req.TransactionalID, attrs = min(v, p.txn.produceMaxVersion()), &p.txn.id, AttrTransactional
 	}
+	p.mu.Unlock()
 	if f.batches = p.dropUnfit(f.batches, v, &c.versions); len(f.batches) == 0 { // legacy.go
 		return errFlightEmpty
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Transactions (KIP-98), transaction version 1: a producer with a
+// Transactions (KIP-98). Transaction version 1: a producer with a
 // transactional ID gets its producer ID from the transaction coordinator
 // (InitProducerId, which fences older instances with the same ID), adds each
 // partition to the open transaction before its first batch is written
@@ -16,14 +16,14 @@ import (
 // consumer offsets (AddOffsetsToTxn + TxnOffsetCommit, txn_group.go) and
 // ends it (EndTxn).
 //
-// Transaction version 2 (KIP-890: EndTxn v5 and Produce v12, where the
-// partition leader adds partitions implicitly and every transaction bumps
-// the epoch) needs the 4.x protocol. It slots in here: initPID decides the
-// version from the coordinator's ApiVersions and the finalized
-// transaction.version feature; writable then admits every partition at
-// once, and endTxn takes the new epoch from the EndTxn v5 response.
-// pathMaxVersion (protocol_versions.go) keeps EndTxn at v4 and Produce at
-// v11 until then.
+// Transaction version 2 (KIP-890 part 2), chosen at each BeginTransaction
+// where the coordinator reports the transaction.version feature finalized at
+// 2 (chooseVersion): Produce v12 and TxnOffsetCommit v5 add their partition
+// to the transaction at the broker (no AddPartitionsToTxn, no
+// AddOffsetsToTxn), and EndTxn v5 bumps the producer epoch at the end of
+// every transaction, returning the new one, which the producer adopts
+// (sequence numbers start over). An abort's epoch bump then comes with the
+// abort itself.
 
 // Errors of the transactional API. Each is of the abortable class: the call
 // did nothing and the producer is still usable.
@@ -53,9 +53,10 @@ var (
 // AbortTransaction), and a new producer with the same ID fences this one
 // (the old one's next call fails with an error of ClassFatal). The ID
 // should be stable across restarts of the same logical producer. It
-// implies idempotence. Close does not end an open transaction: the
-// coordinator aborts it after the transaction timeout, or at once when the
-// next producer with the ID begins. Default: none.
+// implies idempotence. Close aborts an open transaction (as the Java
+// client does); a producer that ends without Close leaves it to the
+// coordinator, which aborts it after the transaction timeout, or at once
+// when the next producer with the ID begins. Default: none.
 func WithTransactionalID(id string) Option {
 	return func(c *config) {
 		c.in(scopeProducer, "WithTransactionalID")
@@ -89,7 +90,18 @@ func (c *producerConfig) validateTxn() []error {
 	return errs
 }
 
+// txnProduceMaxVersion is the newest Produce version of a transaction of
+// version 1 (v12+ is version 2's implicit add, KIP-890).
 const txnProduceMaxVersion = 11
+
+// produceMaxVersion caps the version of the open transaction's Produce
+// requests. p.mu is held.
+func (tm *txnManager) produceMaxVersion() int16 {
+	if tm.v2 {
+		return txnV2Version(&ProduceRequest{})
+	}
+	return txnProduceMaxVersion
+}
 
 type txnPhase int8
 
@@ -116,6 +128,8 @@ type txnManager struct {
 	epochErr bool // a produce was refused for its epoch: ask the coordinator before ending
 	aborted  bool // the coordinator already aborted the open transaction
 	needBump bool // batches may have failed in doubt: bump the epoch after the abort
+	v2       bool // transaction version 2 (KIP-890), chosen at Begin
+	bumped   bool // EndTxn v5 bumped the epoch (TV2)
 
 	added  map[topicPartition]bool // in the coordinator's transaction
 	want   map[topicPartition]bool // waiting for AddPartitionsToTxn
@@ -163,6 +177,10 @@ func (tm *txnManager) writable(ps *partState) bool {
 		return false
 	}
 	if tm.added[ps.tp] {
+		return true
+	}
+	if tm.v2 {
+		tm.added[ps.tp] = true // the partition leader adds it (Produce v12)
 		return true
 	}
 	tm.want[ps.tp] = true
@@ -240,8 +258,11 @@ func (tm *txnManager) produceFailed(b *batch, kerr error) bool {
 // CommitTransaction or AbortTransaction belong to it. The first call gets
 // the producer ID from the transaction coordinator (InitProducerId), which
 // fences any older producer with the same transactional ID and aborts its
-// open transaction. Beginning while a transaction is open is an error
-// (ErrTransactionOpen).
+// open transaction. Each call picks the transaction's version: 2 (KIP-890)
+// where the coordinator reports the transaction.version feature finalized
+// at 2 (Kafka 4's default), 1 otherwise or where WithMaxVersion keeps
+// Produce below v12, EndTxn below v5 or TxnOffsetCommit below v5.
+// Beginning while a transaction is open is an error (ErrTransactionOpen).
 func (p *Producer) BeginTransaction(ctx context.Context) error {
 	tm, err := p.txnCall()
 	if err != nil {
@@ -259,6 +280,7 @@ func (p *Producer) BeginTransaction(ctx context.Context) error {
 			return err
 		}
 	}
+	tm.chooseVersion(ctx)
 	p.mu.Lock()
 	tm.phase, tm.failed, tm.epochErr, tm.aborted = txnOpen, nil, false, false
 	p.mu.Unlock()
@@ -359,6 +381,39 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 		return err
 	}
 	defer p.txnDone()
+	return tm.abort(ctx)
+}
+
+// abortOnClose aborts the transaction open when Close begins (p.closing
+// is set, so that nothing begins or joins it meanwhile). A transaction
+// call in progress (a commit, say) is left to end on its own; a fenced
+// producer has nothing to abort. The abort gets at most the transaction
+// timeout, after which the coordinator aborts the transaction itself: an
+// unreachable coordinator does not hold Close forever.
+func (p *Producer) abortOnClose(ctx context.Context) error {
+	tm := p.txn
+	if tm == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if tm.busy || tm.fatal != nil || tm.phase != txnOpen {
+		p.mu.Unlock()
+		return nil
+	}
+	tm.busy = true
+	p.mu.Unlock()
+	defer p.txnDone()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.txnTimeout)
+	defer cancel()
+	if err := tm.abort(ctx); err != nil {
+		return fmt.Errorf("kpax: Close: aborting the open transaction: %w", err)
+	}
+	return nil
+}
+
+// abort is AbortTransaction, in a transaction call.
+func (tm *txnManager) abort(ctx context.Context) error {
+	p := tm.p
 	if err := tm.startEnd(); err != nil {
 		return err
 	}
@@ -386,6 +441,9 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 			return tm.endFailed(ctx, err)
 		}
 	}
+	p.mu.Lock()
+	bump = bump && !tm.bumped // TV2's EndTxn bumped the epoch already
+	p.mu.Unlock()
 	if bump {
 		if err := tm.initPID(ctx, true); err != nil {
 			return tm.endFailed(ctx, err)
@@ -432,7 +490,7 @@ func (tm *txnManager) reopen() {
 // reset forgets the ended transaction. p.mu is held.
 func (tm *txnManager) reset() {
 	tm.phase = txnReady
-	tm.failed, tm.epochErr, tm.aborted, tm.needBump = nil, false, false, false
+	tm.failed, tm.epochErr, tm.aborted, tm.needBump, tm.bumped = nil, false, false, false, false
 	clear(tm.added)
 	clear(tm.want)
 	clear(tm.groups)
@@ -441,3 +499,32 @@ func (tm *txnManager) reset() {
 // started reports whether the coordinator knows of the open transaction
 // (a partition or a group was added). p.mu is held.
 func (tm *txnManager) started() bool { return len(tm.added) > 0 || len(tm.groups) > 0 }
+
+// chooseVersion decides the version of the transaction that begins: 2 where
+// the coordinator reports the transaction.version feature finalized at 2
+// and it and the caps (WithMaxVersion) allow Produce v12, EndTxn v5 and
+// TxnOffsetCommit v5; 1 otherwise. The coordinator's connection knows the
+// features from its ApiVersions; if it cannot be reached, the last choice
+// stays (the transaction's first request then fails or waits anyway).
+func (tm *txnManager) chooseVersion(ctx context.Context) {
+	cl := tm.p.cl
+	node, err := cl.meta.coordinator(ctx, 1, tm.id)
+	if err != nil {
+		return
+	}
+	pool, err := cl.pool(node)
+	if err != nil {
+		return
+	}
+	c, err := pool.get(ctx, laneDefault)
+	if err != nil {
+		return
+	}
+	v2 := c.versions.txnVersion >= 2
+	for _, req := range []Request{&ProduceRequest{}, &EndTxnRequest{}, &TxnOffsetCommitRequest{}} {
+		v2 = v2 && c.versions.allows(req.APIKey(), txnV2Version(req), cl.cfg.maxVersions)
+	}
+	tm.p.mu.Lock()
+	tm.v2 = v2
+	tm.p.mu.Unlock()
+}

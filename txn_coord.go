@@ -78,17 +78,24 @@ func (tm *txnManager) initPIDFrom(ctx context.Context, pid producerID) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.pid = producerID{resp.ProducerID, resp.ProducerEpoch}
+	tm.setPID(producerID{resp.ProducerID, resp.ProducerEpoch})
+	if tm.phase == txnUninit {
+		tm.phase = txnReady
+	}
+	return nil
+}
+
+// setPID adopts a producer ID and epoch: every partition's sequence numbers
+// start over. p.mu is held.
+func (tm *txnManager) setPID(pid producerID) {
+	p := tm.p
+	p.pid = pid
 	for _, ps := range p.parts {
 		ps.seq = 0
 		for _, b := range ps.retry {
 			b.seq = -1
 		}
 	}
-	if tm.phase == txnUninit {
-		tm.phase = txnReady
-	}
-	return nil
 }
 
 // recoverEpoch asks the coordinator, after an epoch error, whether the
@@ -156,24 +163,45 @@ func (tm *txnManager) timedOut(ctx context.Context, pid producerID) bool {
 func (tm *txnManager) endTxn(ctx context.Context, commit bool) error {
 	p := tm.p
 	p.mu.Lock()
-	started, pid := tm.started(), p.pid
+	started, pid, v2 := tm.started(), p.pid, tm.v2
 	p.mu.Unlock()
 	if !started {
 		return nil // the coordinator has nothing to end
 	}
+	if v2 {
+		ctx = withTxnV2(ctx)
+	}
 	req := &EndTxnRequest{TransactionalID: tm.id, ProducerID: pid.id, ProducerEpoch: pid.epoch, Committed: commit}
+	next := producerID{-1, -1}
 	err := tm.retry(ctx, func(ctx context.Context) error {
-		r, err := p.cl.Request(ctx, req)
+		r, v, err := p.cl.request(ctx, req)
 		if err != nil {
 			return err
 		}
-		return ErrorForCode(r.(*EndTxnResponse).ErrorCode)
+		resp := r.(*EndTxnResponse)
+		if v >= 5 {
+			next = producerID{resp.ProducerID, resp.ProducerEpoch}
+		}
+		return ErrorForCode(resp.ErrorCode)
 	})
 	switch {
 	case err == nil:
+		if next.id >= 0 {
+			// TV2: the coordinator bumped the epoch (or, at its end,
+			// gave a new producer ID) for the next transaction.
+			p.mu.Lock()
+			tm.setPID(next)
+			tm.bumped = true
+			p.mu.Unlock()
+		}
 		return nil
 	case errors.Is(err, ErrProducerFenced), errors.Is(err, ErrInvalidProducerEpoch):
 		return tm.recoverEpoch(ctx)
+	case v2 && commit && errors.Is(err, ErrInvalidTxnState) && tm.timedOut(ctx, pid):
+		// TV2's answer to the commit of a transaction the coordinator
+		// aborted (bumping the epoch); the abort that follows gets the
+		// new epoch.
+		return withClass(ClassAbortable, fmt.Errorf("%w by the coordinator after the transaction timeout: %w", ErrTransactionAborted, err))
 	case ClassOf(err) == ClassFatal:
 		p.mu.Lock()
 		defer p.mu.Unlock()

@@ -11,7 +11,8 @@ import (
 
 // Consume-transform-produce (KIP-447): a group consumer's positions go into
 // the producer's transaction (AddOffsetsToTxn, then TxnOffsetCommit with the
-// group's generation, member ID and instance ID), so that one commit
+// group's generation, member ID and instance ID; under transaction version
+// 2 TxnOffsetCommit v5 alone), so that one commit
 // publishes the output records and the input offsets together, and a
 // member that lost its partitions in a rebalance cannot commit them.
 
@@ -65,12 +66,20 @@ func (p *Producer) sendOffsets(ctx context.Context, meta groupTxnMeta, offs map[
 	defer p.txnDone()
 	p.mu.Lock()
 	err = tm.admit()
-	added, pid := tm.groups[meta.group], p.pid
+	added, pid, v2 := tm.groups[meta.group], p.pid, tm.v2
+	if err == nil && len(offs) > 0 && v2 {
+		// TV2: the group coordinator adds the offsets to the
+		// transaction (TxnOffsetCommit v5); the transaction has started
+		// even if the answer is lost.
+		tm.groups[meta.group] = true
+	}
 	p.mu.Unlock()
 	if err != nil || len(offs) == 0 {
 		return err
 	}
-	if !added {
+	if v2 {
+		ctx = withTxnV2(ctx)
+	} else if !added {
 		err := tm.retry(ctx, func(ctx context.Context) error {
 			r, err := p.cl.Request(ctx, &AddOffsetsToTxnRequest{TransactionalID: tm.id, ProducerID: pid.id, ProducerEpoch: pid.epoch, GroupID: meta.group})
 			if err != nil {
@@ -103,7 +112,9 @@ func (p *Producer) sendOffsets(ctx context.Context, meta groupTxnMeta, offs map[
 		return txnOffsetCommitErr(r.(*TxnOffsetCommitResponse))
 	})
 	if err != nil {
-		return tm.offsetsFailed(fmt.Errorf("kpax: TxnOffsetCommit for group %q: %w", meta.group, err), false)
+		// Under TV2 an epoch error is the transaction coordinator's
+		// verdict too (the group coordinator asks it).
+		return tm.offsetsFailed(fmt.Errorf("kpax: TxnOffsetCommit for group %q: %w", meta.group, err), v2)
 	}
 	return nil
 }

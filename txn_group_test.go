@@ -13,17 +13,19 @@ import (
 // committed output has every input record once and the group's offsets
 // are the input's end.
 func TestIntegrationTxnSession(t *testing.T) {
-	for name, addr := range testBrokers(t) {
+	for _, tc := range txnCases(t) {
+		name, addr := tc.name, tc.addr
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			const n = 3000
-			cl := newTestClient(t, addr, WithIsolationLevel(ReadCommitted))
+			var apis txnAPIs
+			cl := newTestClient(t, addr, append(tc.opts, WithIsolationLevel(ReadCommitted), apis.hook())...)
 			in, out := createTestTopic(t, cl, 4), createTestTopic(t, cl, 4)
 			recs := make([]*Record, n)
 			for i := range recs {
 				recs[i] = &Record{Topic: in, Key: []byte(fmt.Sprint(i % 13)), Value: []byte(fmt.Sprintf("in-%06d", i))}
 			}
-			produceKpax(t, cl, recs)
+			produceKpax(t, newTestClient(t, addr), recs) // not in apis: only transactional Produce
 			group := "kpax-session-" + in
 			var wg sync.WaitGroup
 			run := func(ctx context.Context, i int) {
@@ -94,6 +96,10 @@ func TestIntegrationTxnSession(t *testing.T) {
 			if dups != 0 || lost != 0 {
 				t.Fatalf("%d duplicates, %d lost of %d", dups, lost, n)
 			}
+			if !apis.sentOffsets() {
+				t.Fatal("no TxnOffsetCommit sent")
+			}
+			apis.check(t, tc.tv)
 		})
 	}
 }

@@ -11,33 +11,83 @@ import (
 	"time"
 )
 
-// endTxnVersions records the EndTxn versions a client sent (the transaction
-// version in use: v0-v4 is TV1, v5+ TV2).
-type endTxnVersions struct {
-	mu sync.Mutex
-	vs map[int16]int
+// txnAPIs records the versions of the transactional requests a client sent,
+// to tell the transaction version in use: EndTxn v0-v4 and AddPartitionsToTxn
+// are TV1; EndTxn v5 and Produce v12 without AddPartitionsToTxn are TV2.
+type txnAPIs struct {
+	mu   sync.Mutex
+	vs   map[int16]map[int16]int // API key -> version -> requests
+	pids int                     // producer IDs or epochs granted (InitProducerId without error)
 }
 
-func (e *endTxnVersions) hook() Option {
+func (e *txnAPIs) hook() Option {
 	return WithHooks(Hooks{OnRequest: func(ri RequestInfo) {
-		if ri.APIKey == 26 && ri.Err == nil {
-			e.mu.Lock()
-			if e.vs == nil {
-				e.vs = map[int16]int{}
-			}
-			e.vs[ri.Version]++
-			e.mu.Unlock()
+		if ri.Err != nil {
+			return
 		}
+		e.mu.Lock()
+		if e.vs == nil {
+			e.vs = map[int16]map[int16]int{}
+		}
+		if e.vs[ri.APIKey] == nil {
+			e.vs[ri.APIKey] = map[int16]int{}
+		}
+		e.vs[ri.APIKey][ri.Version]++
+		if r, ok := ri.Response.(*InitProducerIdResponse); ok && r.ErrorCode == 0 {
+			e.pids++
+		}
+		e.mu.Unlock()
 	}})
 }
 
-func (e *endTxnVersions) check(t *testing.T, want int16) {
+// wantTV is the transaction version expected of a test broker: 2 on the
+// 4.x one (formatted with transaction.version=2, Kafka 4's default), 1 on
+// 3.9.
+func wantTV(broker string) int {
+	if broker == "4.x" {
+		return 2
+	}
+	return 1
+}
+
+// check asserts that the client's transactions were all of version tv.
+func (e *txnAPIs) check(t *testing.T, tv int) {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.vs) != 1 || e.vs[want] == 0 {
-		t.Fatalf("EndTxn versions sent %v, want only v%d (transaction version 1)", e.vs, want)
+	ends, adds, produces := e.vs[26], e.vs[24], e.vs[0]
+	only := func(m map[int16]int, lo, hi int16) bool {
+		for v := range m {
+			if v < lo || v > hi {
+				return false
+			}
+		}
+		return len(m) > 0
 	}
+	addOffs, offs := e.vs[25], e.vs[28]
+	switch {
+	case tv == 1 && (!only(ends, 0, 4) || len(adds) == 0 || !only(produces, 0, 11) ||
+		len(offs) > 0 && (!only(offs, 0, 4) || len(addOffs) == 0)):
+		t.Fatalf("transaction version 1: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
+			"want EndTxn v0-4, AddPartitionsToTxn, Produce v0-11 (and TxnOffsetCommit v0-4 after AddOffsetsToTxn)", ends, adds, produces, addOffs, offs)
+	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(addOffs) != 0 || !only(produces, 12, 12) || len(offs) > 0 && !only(offs, 5, 5)):
+		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
+			"want EndTxn v5, Produce v12 (and TxnOffsetCommit v5), neither Add", ends, adds, produces, addOffs, offs)
+	}
+}
+
+// granted counts the InitProducerId requests that succeeded.
+func (e *txnAPIs) granted() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pids
+}
+
+// sentOffsets reports whether the client sent TxnOffsetCommit.
+func (e *txnAPIs) sentOffsets() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.vs[28]) > 0
 }
 
 func newTxnProducer(t *testing.T, cl *Client, id string, opts ...Option) *Producer {
@@ -68,12 +118,40 @@ func txnProduce(ctx context.Context, p *Producer, topic string, parts int32, tag
 	return vals, p.ProduceSync(ctx, recs...)
 }
 
-func TestIntegrationTxnCommitAbort(t *testing.T) {
+// txnCase is a broker and the transaction version a producer with opts
+// uses there.
+type txnCase struct {
+	name, addr string
+	opts       []Option
+	tv         int
+}
+
+// txnCases are the test brokers at their transaction version, and the 4.x
+// one with EndTxn capped at v4, which makes the client fall back to TV1.
+func txnCases(t *testing.T) []txnCase {
+	var cs []txnCase
 	for name, addr := range testBrokers(t) {
+		cs = append(cs, txnCase{name, addr, nil, wantTV(name)})
+		if wantTV(name) == 2 {
+			cs = append(cs, txnCase{name + "-tv1", addr, []Option{WithMaxVersion(26, 4)}, 1})
+		}
+	}
+	return cs
+}
+
+func (p *Producer) pidNow() producerID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
+
+func TestIntegrationTxnCommitAbort(t *testing.T) {
+	for _, tc := range txnCases(t) {
+		name, addr := tc.name, tc.addr
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var ends endTxnVersions
-			cl := newTestClient(t, addr, ends.hook())
+			var ends txnAPIs
+			cl := newTestClient(t, addr, append(tc.opts, ends.hook())...)
 			topic := createTestTopic(t, cl, 3)
 			p := newTxnProducer(t, cl, "kpax-txn-"+topic, WithPartitioner(ManualPartitioner()))
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -91,6 +169,7 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 				t.Fatalf("Abort without a transaction: %v", err)
 			}
 
+			var pid0 producerID
 			committed, all := map[int32][]string{}, map[int32][]string{}
 			add := func(dst, src map[int32][]string) {
 				for k, v := range src {
@@ -102,6 +181,7 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 					t.Fatalf("txn %d: Begin: %v", i, err)
 				}
 				if i == 0 {
+					pid0 = p.pidNow()
 					if err := p.BeginTransaction(ctx); !errors.Is(err, ErrTransactionOpen) || ClassOf(err) != ClassAbortable {
 						t.Fatalf("Begin twice: %v", err)
 					}
@@ -121,7 +201,12 @@ func TestIntegrationTxnCommitAbort(t *testing.T) {
 					t.Fatalf("txn %d (commit %v): %v", i, commit, err)
 				}
 			}
-			ends.check(t, 4)
+			ends.check(t, tc.tv)
+			// TV2 bumps the epoch at the end of every transaction; TV1
+			// keeps it (no transaction failed).
+			if pid, bumps := p.pidNow(), map[int]int16{1: 0, 2: 6}[tc.tv]; pid.id != pid0.id || pid.epoch != pid0.epoch+bumps {
+				t.Fatalf("producer ID and epoch %v after 6 transactions from %v, want the epoch %d higher", pid, pid0, bumps)
+			}
 
 			count := func(m map[int32][]string) (n int) {
 				for _, v := range m {
@@ -222,6 +307,9 @@ func TestIntegrationTxnFencing(t *testing.T) {
 			if err := old.BeginTransaction(ctx); ClassOf(err) != ClassFatal {
 				t.Fatalf("Begin after fencing: %v", err)
 			}
+			if err := old.Close(ctx); err != nil {
+				t.Fatalf("Close of the fenced producer: %v", err) // nothing to abort
+			}
 			vals, err := txnProduce(ctx, young, topic, 2, "young", 4)
 			if err != nil {
 				t.Fatal(err)
@@ -290,11 +378,12 @@ func TestIntegrationTxnTimeout(t *testing.T) {
 // fail abortable and commits nothing; after the abort (which bumps the
 // epoch) the next transaction commits.
 func TestIntegrationTxnRecordFailure(t *testing.T) {
-	for name, addr := range testBrokers(t) {
+	for _, tc := range txnCases(t) {
+		name, addr := tc.name, tc.addr
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var ends endTxnVersions
-			cl := newTestClient(t, addr, ends.hook())
+			var ends txnAPIs
+			cl := newTestClient(t, addr, append(tc.opts, ends.hook())...)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			topic := fmt.Sprintf("kpax-txn-small-%s-%d", name, time.Now().UnixNano())
@@ -338,7 +427,12 @@ func TestIntegrationTxnRecordFailure(t *testing.T) {
 			if err := p.CommitTransaction(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ends.check(t, 4)
+			ends.check(t, tc.tv)
+			// The abort after the failed record bumps the epoch: TV1 asks
+			// InitProducerId again (KIP-360), TV2's EndTxn does it.
+			if n, want := ends.granted(), map[int]int{1: 2, 2: 1}[tc.tv]; n != want {
+				t.Fatalf("InitProducerId succeeded %d times, want %d", n, want)
+			}
 			// A client without the hook: reading the call's byte counts in
 			// OnRequest races with a canceled fetch (client.go send).
 			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
@@ -347,6 +441,127 @@ func TestIntegrationTxnRecordFailure(t *testing.T) {
 			checkExactly(t, got, vals)
 			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
 				t.Fatalf("read_committed: record %+v of the aborted transaction", extra[0])
+			}
+		})
+	}
+}
+
+// TestIntegrationTxnCloseAborts: Close ends the open transaction at once
+// (the coordinator shows it aborted long before its timeout), its records
+// never become visible, and read_committed readers are not held back by
+// it. The control is the same transaction before Close: the coordinator
+// shows it open.
+func TestIntegrationTxnCloseAborts(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cl := newTestClient(t, addr)
+			topic := createTestTopic(t, cl, 1)
+			id := "kpax-close-" + topic
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p := newTxnProducer(t, cl, id, WithTransactionTimeout(time.Minute))
+			if err := p.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := txnProduce(ctx, p, topic, 1, "closed", 5); err != nil {
+				t.Fatal(err)
+			}
+			outcome := make(chan error, 1)
+			if err := p.Produce(ctx, &Record{Topic: topic, Value: []byte("last")}, func(_ *Record, err error) { outcome <- err }); err != nil {
+				t.Fatal(err)
+			}
+			state := func() string {
+				ds, err := cl.Admin().DescribeTransactions(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ds[0].State
+			}
+			if s := state(); s != "Ongoing" {
+				t.Fatalf("control: the open transaction is %q at the coordinator, want Ongoing", s)
+			}
+			start := time.Now()
+			if err := p.Close(ctx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := <-outcome; err != nil && !errors.Is(err, ErrTransactionAborted) {
+				t.Fatalf("the last record: %v, want success or ErrTransactionAborted", err)
+			}
+			for s := state(); s != "CompleteAbort"; s = state() {
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("the transaction is %q 10s after Close, want CompleteAbort", s)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := p.BeginTransaction(ctx); !errors.Is(err, ErrProducerClosed) {
+				t.Fatalf("Begin after Close: %v", err)
+			}
+			// A later transaction on the partition is readable at once.
+			p2 := newTxnProducer(t, cl, id+"-2")
+			if err := p2.BeginTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			vals, err := txnProduce(ctx, p2, topic, 1, "after", 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p2.CommitTransaction(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rc := newTestConsumer(t, newTestClient(t, addr), WithIsolationLevel(ReadCommitted))
+			rc.Assign(map[string]map[int32]Offset{topic: {0: Earliest()}})
+			got, _ := pollN(t, rc, 2, 30*time.Second)
+			checkExactly(t, got, vals)
+			if extra, _ := pollQuiet(t, rc, 300*time.Millisecond); len(extra) > 0 {
+				t.Fatalf("read_committed: record %+v of the transaction Close aborted", extra[0])
+			}
+		})
+	}
+}
+
+// TestPickTxnV2 checks the versions of transactional requests: TV1's caps
+// unless the context is a TV2 transaction's, and then exactly TV2's
+// version, or an error where the broker or a WithMaxVersion cap does not
+// allow it.
+func TestPickTxnV2(t *testing.T) {
+	broker := func(endTxnMax int16) *apiVersions {
+		v := newAPIVersions()
+		for _, k := range []int16{0, 3, 26, 28} {
+			v.max[k] = 13
+		}
+		v.max[26] = endTxnMax
+		return &v
+	}
+	v2 := withTxnV2(context.Background())
+	id := "t"
+	tests := []struct {
+		name    string
+		vs      *apiVersions
+		ctx     context.Context
+		req     Request
+		caps    map[int16]int16
+		want    int16
+		wantErr bool
+	}{
+		{"EndTxn TV1", broker(5), context.Background(), &EndTxnRequest{}, nil, 4, false},
+		{"EndTxn TV2", broker(5), v2, &EndTxnRequest{}, nil, 5, false},
+		{"EndTxn TV2, old broker", broker(4), v2, &EndTxnRequest{}, nil, 0, true},
+		{"EndTxn TV2, capped", broker(5), v2, &EndTxnRequest{}, map[int16]int16{26: 4}, 0, true},
+		{"TxnOffsetCommit TV1", broker(5), context.Background(), &TxnOffsetCommitRequest{}, nil, 4, false},
+		{"TxnOffsetCommit TV2", broker(5), v2, &TxnOffsetCommitRequest{}, nil, 5, false},
+		{"transactional Produce TV1", broker(5), context.Background(), &ProduceRequest{TransactionalID: &id}, nil, 11, false},
+		{"Produce TV2", broker(5), v2, &ProduceRequest{}, nil, 12, false},
+		{"Metadata unchanged by TV2", broker(5), v2, &MetadataRequest{}, map[int16]int16{3: 9}, 9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.vs.pickCtx(tt.ctx, tt.req, tt.caps)
+			if (err != nil) != tt.wantErr || !tt.wantErr && got != tt.want {
+				t.Fatalf("pickCtx = v%d, %v; want v%d (error %v)", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrUnsupportedVersion) {
+				t.Fatalf("error %v, want ErrUnsupportedVersion", err)
 			}
 		})
 	}

@@ -78,6 +78,8 @@ func workloadName(s *Spec) string {
 		return fmt.Sprintf("consume p%d", s.Partitions)
 	case "group":
 		return fmt.Sprintf("group consume p%d", s.Partitions)
+	case "txnproduce":
+		return fmt.Sprintf("txn produce %v p%d", s.TxnInterval, s.Partitions) // as runs.go names it
 	}
 	return fmt.Sprintf("latency %dk/s", s.Rate/1000)
 }

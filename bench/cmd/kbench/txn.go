@@ -2,9 +2,9 @@ package main
 
 // The transactional produce workload: one producer commits a transaction
 // every TxnInterval (1, 10 or 100 ms) until N records are sent; records/s
-// and CPU per record include the transactions' requests (AddPartitionsToTxn,
-// EndTxn) and the flush each commit waits for. Only kpax and franz-go have
-// a transactional producer here.
+// and CPU per record include the transactions' requests (AddPartitionsToTxn
+// under transaction version 1, EndTxn) and the flush each commit waits for.
+// Only kpax and franz-go have a transactional producer here.
 
 import (
 	"context"
