@@ -37,6 +37,7 @@ var scopedOptions = []struct {
 	{"WithMetadataMinAge", scopeClient, WithMetadataMinAge(time.Millisecond)},
 	{"WithRetryBackoff", scopeClient, WithRetryBackoff(time.Millisecond, time.Second)},
 	{"WithHooks", scopeClient, WithHooks(Hooks{})},
+	{"WithMemoryBudget", scopeClient, WithMemoryBudget(64 << 20)},
 
 	{"WithAcks", scopeProducer, WithAcks(AcksLeader)},
 	{"WithLinger", scopeProducer, WithLinger(time.Millisecond)},

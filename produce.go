@@ -36,6 +36,7 @@ type Producer struct {
 	brokers    map[int32]*sink
 	bufRecords int
 	bufBytes   int
+	budget     *memBudget    // the client's (WithMemoryBudget), or nil; bufBytes are drawn from it
 	space      chan struct{} // closed and replaced when buffer space frees, if spaceWait
 	spaceWait  bool          // someone waits on space: finish must signal it
 	flushing   int           // Flush calls in progress: linger is ignored
@@ -165,7 +166,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		return nil, ErrClientClosed
 	}
 	p := &Producer{
-		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner,
+		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner, budget: cfg.budget,
 		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
 		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
@@ -209,8 +210,8 @@ func recordSize(r *Record) int {
 // it is. (A topic with message.timestamp.type=LogAppendTime replaces both
 // with the broker's time.)
 //
-// When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
-// Produce blocks until there is room or ctx ends, and then returns ctx's
+// When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes,
+// the client's WithMemoryBudget) Produce blocks until there is room or ctx ends, and then returns ctx's
 // error without queueing r (cb is not called). It returns an error without
 // queueing for a nil record, a record without a topic, a closed producer or
 // a record larger than the max batch size.
@@ -237,7 +238,8 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 				return err
 			}
 		}
-		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
+		ok, freed := p.admit(size)
+		if ok {
 			break
 		}
 		p.spaceWait = true
@@ -245,6 +247,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		p.mu.Unlock()
 		select {
 		case <-space:
+		case <-freed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -519,6 +522,9 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
+	if p.budget != nil {
+		p.budget.release(pr.size)
+	}
 	p.signalSpace()
 	if err != nil && p.txn != nil {
 		p.txn.recordFailed(err)
