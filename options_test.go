@@ -53,6 +53,7 @@ var scopedOptions = []struct {
 	{"WithMaxBufferedBytes", scopeProducer, WithMaxBufferedBytes(64 << 20)},
 	{"WithIdempotence", scopeProducer, WithIdempotence(true)},
 	{"WithPartitioner", scopeProducer, WithPartitioner(RoundRobinPartitioner())},
+	{"WithOnPartitionsChanged", scopeProducer, WithOnPartitionsChanged(func(string, int, int) {})},
 	{"WithPartitionAvoidance", scopeProducer, WithPartitionAvoidance(time.Second)},
 
 	{"WithFetchMaxWait", scopeConsumer, WithFetchMaxWait(time.Second)},

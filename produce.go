@@ -584,6 +584,10 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		return
 	}
 	ts.err = nil
+	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
+		f := p.cfg.onPartitions
+		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil)
+	}
 	ts.n = len(tm.Partitions)
 	ts.meta = tm
 	now := time.Now()
@@ -700,6 +704,7 @@ type producerConfig struct {
 	idempotent         bool
 	idempotenceSet     bool
 	partitioner        Partitioner
+	onPartitions       func(topic string, before, after int) // WithOnPartitionsChanged
 	avoidPeriod        time.Duration
 	txnID              string        // txn.go
 	txnIDSet           bool          // WithTransactionalID was given
