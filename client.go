@@ -101,7 +101,12 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.frames = newFramePool(cfg.consumer.bufferBytes)
+	cfg.budget = newMemBudget(cfg.memBudget)
+	pooled := cfg.consumer.bufferBytes
+	if cfg.budget != nil {
+		pooled = min(pooled, cfg.memBudget/8) // outside the budget: kept small
+	}
+	cfg.frames = newFramePool(pooled)
 	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{cfg: cfg, ctx: ctx, cancel: cancel, closed: make(chan struct{}), pools: map[int32]*brokerPool{}}
 	for i, addr := range cfg.seeds {

@@ -68,6 +68,8 @@ func TestNewValidates(t *testing.T) {
 		{"bad port", []Option{WithSeedBrokers("h:99999")}, "bad port"},
 		{"zero timeout", []Option{WithSeedBrokers("h:1"), WithRequestTimeout(0)}, "request timeout must be positive"},
 		{"nil logger", []Option{WithSeedBrokers("h:1"), WithLogger(nil)}, "nil logger"},
+		{"small memory budget", []Option{WithSeedBrokers("h:1"), WithMemoryBudget(1000)}, "memory budget 1000"},
+		{"negative memory budget", []Option{WithSeedBrokers("h:1"), WithMemoryBudget(-1)}, "memory budget -1"},
 		{"backoff order", []Option{WithSeedBrokers("h:1"), WithRetryBackoff(time.Second, time.Millisecond)}, "max retry backoff"},
 		{"unknown key cap", []Option{WithSeedBrokers("h:1"), WithMaxVersion(999, 1)}, "unknown API key 999"},
 		{"nil option", []Option{nil}, "nil Option"},

@@ -442,6 +442,12 @@ func (c *Consumer) releaseCur() {
 // list; c.mu is held.
 func (c *Consumer) release(ch *fetchChunk) {
 	c.buffered -= ch.bytes
+	if b := c.cl.cfg.budget; b != nil {
+		b.release(ch.bytes)
+		for i := range ch.readers { // kept, they would hold memory outside the budget
+			ch.readers[i].scratch = nil
+		}
+	}
 	frame := ch.frame
 	ch.reset() // nothing aliases the frame any more
 	c.cl.cfg.frames.put(frame)

@@ -143,6 +143,38 @@ func ExampleMurmur2Partitioner() {
 	// alice 3
 }
 
+// Keys stay on their partitions when partitions are added: the producer
+// reports the change, and KeyStablePartitioner hashes keys over the count
+// the topic had first, until Rebase.
+func ExampleKeyStablePartitioner() {
+	stable := kpax.KeyStablePartitioner()
+	alice := &kpax.Record{Topic: "orders", Key: []byte("alice")}
+	fmt.Println("3 partitions:", stable.Partition(alice, 3, nil))
+	fmt.Printf("6 partitions: %d (murmur2 alone: %d)\n", stable.Partition(alice, 6, nil), kpax.Murmur2Partitioner().Partition(alice, 6, nil))
+	stable.Rebase("orders") // the consumers are ready for keys to move
+	fmt.Println("after Rebase:", stable.Partition(alice, 6, nil))
+
+	// A producer using it, told of expansions (at most the metadata max
+	// age after them).
+	cl, err := kpax.New(kpax.WithSeedBrokers("127.0.0.1:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(kpax.WithPartitioner(stable),
+		kpax.WithOnPartitionsChanged(func(topic string, before, after int) {
+			log.Printf("%s: %d partitions, was %d; keys stay on the first %d until Rebase", topic, after, before, stable.Count(topic))
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	// Output:
+	// 3 partitions: 0
+	// 6 partitions: 0 (murmur2 alone: 3)
+	// after Rebase: 3
+}
+
 // Produce asynchronously with a callback per record, then wait for all of
 // them with Flush. A callback runs on a producer goroutine: keep it short.
 func ExampleProducer_Produce() {

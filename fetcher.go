@@ -115,11 +115,17 @@ func (f *fetcher) run() {
 			c.mu.Unlock()
 			return
 		}
-		if c.buffered >= c.cfg.bufferBytes {
+		budget := c.cl.cfg.budget
+		var freed <-chan struct{} // the budget is full: closed when it frees bytes
+		if budget != nil {
+			freed = budget.waitFor(fetchReserveMin(budget))
+		}
+		if freed != nil || c.buffered >= c.cfg.bufferBytes {
 			space := c.space
 			c.mu.Unlock()
 			select {
 			case <-space:
+			case <-freed:
 			case <-c.done:
 				return
 			}
@@ -143,10 +149,14 @@ func (f *fetcher) run() {
 		}
 		ch := c.chunk()
 		c.mu.Unlock()
+		reserved := reserveFetch(budget, req)
 
 		r, s, err := c.cl.requestBroker(c.ctx, f.node, req)
 		frame := s.frame
 		if err != nil {
+			if budget != nil {
+				budget.release(reserved)
+			}
 			if c.ctx.Err() != nil {
 				return
 			}
@@ -155,7 +165,7 @@ func (f *fetcher) run() {
 		}
 		resp := r.(*FetchResponse)
 		ch.frame = frame
-		f.handle(ch, resp)
+		f.handle(ch, resp, reserved)
 		if resp.ThrottleTimeMs > 0 { // KIP-219: the broker muted us for that long
 			idle.Reset(time.Duration(resp.ThrottleTimeMs) * time.Millisecond)
 			select {
@@ -281,7 +291,7 @@ func (f *fetcher) failed(err error) {
 }
 
 // handle decodes a Fetch response and queues its records for Poll.
-func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
+func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse, reserved int) {
 	c := f.c
 	if cap(f.results) < len(f.sent) {
 		f.results = make([]fetchResult, len(f.sent))
@@ -290,8 +300,9 @@ func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
 	clear(f.results)
 	top := ErrorForCode(resp.ErrorCode)
 	if top == nil {
-		f.decodeAll(ch, resp)
+		f.decodeAll(ch, resp, reserved)
 	}
+	settleFetch(c.cl.cfg.budget, reserved, ch.bytes)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -382,8 +393,13 @@ func (f *fetcher) handle(ch *fetchChunk, resp *FetchResponse) {
 // is spent, a partition that needs more stops where it is, without an error,
 // and is fetched again (the first partition with data always gets a whole
 // partition's bound, so every fetch makes progress).
-func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse) {
-	budget := f.c.fetchDecompressBudget()
+func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse, reserved int) {
+	budget, first := f.c.fetchDecompressBudget(), DefaultMaxDecompressed
+	if mb := f.c.cl.cfg.budget; mb != nil {
+		// Under the client's memory budget: what the Fetch reserved beyond
+		// its frame, and the first partition at least its floor.
+		budget, first = max(reserved-len(ch.frame), 0), firstDecompressMax(mb)
+	}
 	nr := 0
 	for ti := range resp.Responses {
 		t := &resp.Responses[ti]
@@ -407,13 +423,20 @@ func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse) {
 			}
 			rd := &ch.readers[nr]
 			nr++
-			rd.MaxDecompressed = max(min(DefaultMaxDecompressed, budget), 1)
+			rd.MaxDecompressed = max(min(first, budget), 1)
+			if nr == 1 {
+				rd.MaxDecompressed = first
+			}
 			res.rng, res.err = f.decode(ch, rd, &f.sent[i], p)
-			if res.err != nil && rd.MaxDecompressed < DefaultMaxDecompressed && errors.Is(res.err, ErrDecompressedTooLarge) {
-				res.err = nil // the response's budget is spent, not the partition's: fetch the rest again
+			// The response's budget is spent, not the partition's, or the
+			// partition's is spent after some batches: fetch the rest again.
+			// Only a first batch beyond a whole partition's bound is an error.
+			progress := res.rng.next > f.sent[i].offset
+			if res.err != nil && (rd.MaxDecompressed < first || progress) && errors.Is(res.err, ErrDecompressedTooLarge) {
+				res.err = nil
 			}
 			budget -= cap(rd.scratch)
-			ch.bytes += len(p.Records) + len(rd.scratch)
+			ch.bytes += len(p.Records) + cap(rd.scratch) // what is allocated, not only used
 		}
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"h12.me/kpax"
@@ -153,4 +157,77 @@ func ExampleGroupConsumer_Pause() {
 	// partition 0
 	// partition 0
 	// position of partition 0: 3
+}
+
+// Process runs a handler on many goroutines inside a group: the records of
+// one key in offset order, different keys in parallel. Every commit covers
+// only what the handler finished: a record still running, retried or
+// failed is never committed past. A handler that keeps failing sends its
+// record to a dead-letter topic here, after three retries.
+func ExampleGroupConsumer_Process() {
+	seed, stop := startExampleBroker(2)
+	defer stop()
+	cl, err := kpax.New(kpax.WithSeedBrokers(seed))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := cl.NewProducer(kpax.WithPartitioner(kpax.ManualPartitioner()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(ctx)
+	var w kpax.ProduceWaiter
+	for i := range 12 { // user-0 and user-2 on partition 0, user-1 on 1
+		w.Produce(ctx, p, &kpax.Record{Topic: "orders", Partition: int32(i % 3 % 2),
+			Key: fmt.Appendf(nil, "user-%d", i%3), Value: fmt.Appendf(nil, "order-%d", i)})
+	}
+	if err := w.Wait(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	g, err := cl.NewGroupConsumer("billing", []string{"orders"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var mu sync.Mutex
+	byKey := map[string][]string{}
+	var n atomic.Int32
+	pctx, stopProcessing := context.WithCancel(ctx)
+	defer stopProcessing()
+	err = g.Process(pctx, func(ctx context.Context, r *kpax.Record) error {
+		// r is valid until the handler returns: keep copies only.
+		mu.Lock()
+		byKey[string(r.Key)] = append(byKey[string(r.Key)], string(r.Value))
+		mu.Unlock()
+		if n.Add(1) == 12 {
+			stopProcessing() // Process drains, commits and returns nil
+		}
+		return nil
+	},
+		kpax.WithProcessConcurrency(8),  // handler calls at once
+		kpax.WithProcessMaxInFlight(64), // records taken and not done: fetching waits beyond
+		kpax.WithProcessErrorPolicy(kpax.RetryPolicy(3, 100*time.Millisecond, 2*time.Second,
+			kpax.DeadLetterPolicy(p, "orders.dlq"))))
+	if err != nil {
+		log.Fatal(err) // a *ProcessError if a policy stopped it, or a fatal group error
+	}
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
+		fmt.Println(k, byKey[k]) // in order within each key
+	}
+	committed, err := g.Committed(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("committed", committed)
+	if err := g.Close(ctx); err != nil {
+		log.Print(err)
+	}
+	// Output:
+	// user-0 [order-0 order-3 order-6 order-9]
+	// user-1 [order-1 order-4 order-7 order-10]
+	// user-2 [order-2 order-5 order-8 order-11]
+	// committed map[orders:map[0:8 1:4]]
 }

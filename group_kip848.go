@@ -57,6 +57,9 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 			failures = 0
 		case errors.Is(err, ErrUnsupportedVersion) && !joined:
 			g.conf.logger.Info("kpax: the broker lacks the consumer group protocol (KIP-848); using the classic one", "group", g.group, "err", err)
+			g.mu.Lock()
+			g.memberID = "" // the classic coordinator assigns its own
+			g.mu.Unlock()
 			return true
 		case errors.Is(err, ErrUnknownMemberId), errors.Is(err, ErrFencedMemberEpoch):
 			g.lose(ctx, err, errors.Is(err, ErrUnknownMemberId))
@@ -110,7 +113,11 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 }
 
 // consumerHeartbeat sends one ConsumerGroupHeartbeat with the full state of
-// the member: subscription and owned partitions.
+// the member: subscription and owned partitions. The member ID is the
+// member's own (KIP-1082: from version 1 the coordinator rejects an empty
+// one, and version 0 accepts a client's); it is made before the first
+// heartbeat and kept across retries, so a join whose response was lost is
+// not a second member.
 func (g *GroupConsumer) consumerHeartbeat(ctx context.Context) (*ConsumerGroupHeartbeatResponse, error) {
 	g.mu.Lock()
 	if g.memberID == "" {
@@ -156,10 +163,12 @@ func (g *GroupConsumer) consumerHeartbeat(ctx context.Context) (*ConsumerGroupHe
 }
 
 // newMemberID returns a random member ID in the form of the Java client's
-// (a UUID in URL-safe base64 without padding).
+// (a random UUID, URL-safe base64 without padding).
 func newMemberID() string {
 	var u UUID
-	rand.Read(u[:]) // never returns an error since Go 1.24
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant 1
 	return base64.RawURLEncoding.EncodeToString(u[:])
 }
 

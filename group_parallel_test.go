@@ -616,21 +616,35 @@ func TestIntegrationProcessMembersChange(t *testing.T) {
 			fastGroup(WithAutoCommit(100*time.Millisecond), WithOnAssigned(l.assigned(name)))...)
 	}
 	t0 = time.Now()
-	members := []*procMember{start("a"), start("b"), start("x")}
+	a, b, x := start("a"), start("b"), start("x")
+	members := []*procMember{a, b, x}
+	// The progress log reads its own copies of the first members: members
+	// grows below while it runs.
+	logDone, logStop := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(logDone)
 		for range 10 {
-			time.Sleep(500 * time.Millisecond)
+			select {
+			case <-logStop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
 			t.Logf("%v: %v; assigned a %v b %v x %v", time.Since(t0).Round(time.Millisecond), l,
-				members[0].g.Assigned(), members[1].g.Assigned(), members[2].g.Assigned())
+				a.g.Assigned(), b.g.Assigned(), x.g.Assigned())
 		}
 	}()
-	waitUntil(t, 60*time.Second, "a quarter processed", func() bool { return l.doneCount() >= n/4 })
-	members[2].cl.Close()
+	defer func() { close(logStop); <-logDone }()
+	// x must own partitions when it is killed: the first member to join
+	// may own all of them for a while.
+	waitUntil(t, 60*time.Second, "a quarter processed, x assigned", func() bool {
+		return l.doneCount() >= n/4 && len(x.g.Assigned()) > 0
+	})
+	x.cl.Close()
 	killed, err := fetchCommitted(context.Background(), cl, group, topic, parts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	members[2].kill(t)
+	x.kill(t)
 	t.Logf("x killed after %v: %v; committed then: %v", time.Since(t0).Round(time.Millisecond), l, killed)
 	waitUntil(t, 60*time.Second, "half processed", func() bool { return l.doneCount() >= n/2 })
 	members = append(members, start("d"))

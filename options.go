@@ -96,6 +96,10 @@ type config struct {
 	maxResponseBytes int
 	// frames is set by New: the client's pool of Fetch response buffers (conn.go).
 	frames *framePool
+	// memBudget is WithMemoryBudget's bytes; budget, set by New, counts
+	// them for every producer and consumer of the client (budget.go).
+	memBudget int
+	budget    *memBudget
 
 	// The scope and name of the option last applied (see config.in).
 	optScope scope
@@ -208,6 +212,9 @@ func (c *config) validate() error {
 	}
 	if c.maxResponseBytes < 64<<10 || c.maxResponseBytes > maxFrameSize || c.maxResponseBytes < int(c.consumer.maxBytes) {
 		errs = append(errs, fmt.Errorf("max response bytes %d: want 64 KiB to 1 GiB, and at least the fetch max bytes (%d)", c.maxResponseBytes, c.consumer.maxBytes))
+	}
+	if err := validateMemoryBudget(c.memBudget); err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, c.producer.validate()...)
 	errs = append(errs, c.consumer.validate()...)

@@ -37,6 +37,7 @@ var scopedOptions = []struct {
 	{"WithMetadataMinAge", scopeClient, WithMetadataMinAge(time.Millisecond)},
 	{"WithRetryBackoff", scopeClient, WithRetryBackoff(time.Millisecond, time.Second)},
 	{"WithHooks", scopeClient, WithHooks(Hooks{})},
+	{"WithMemoryBudget", scopeClient, WithMemoryBudget(64 << 20)},
 
 	{"WithAcks", scopeProducer, WithAcks(AcksLeader)},
 	{"WithLinger", scopeProducer, WithLinger(time.Millisecond)},
@@ -52,6 +53,7 @@ var scopedOptions = []struct {
 	{"WithMaxBufferedBytes", scopeProducer, WithMaxBufferedBytes(64 << 20)},
 	{"WithIdempotence", scopeProducer, WithIdempotence(true)},
 	{"WithPartitioner", scopeProducer, WithPartitioner(RoundRobinPartitioner())},
+	{"WithOnPartitionsChanged", scopeProducer, WithOnPartitionsChanged(func(string, int, int) {})},
 	{"WithPartitionAvoidance", scopeProducer, WithPartitionAvoidance(time.Second)},
 
 	{"WithFetchMaxWait", scopeConsumer, WithFetchMaxWait(time.Second)},

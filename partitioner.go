@@ -145,3 +145,75 @@ func ManualPartitioner() Partitioner { return manualPartitioner{} }
 type manualPartitioner struct{}
 
 func (manualPartitioner) Partition(r *Record, _ int, _ []int32) int32 { return r.Partition }
+
+// KeyStablePartitioner returns a partitioner that keeps keys where they
+// were when partitions are added to a topic: it hashes a keyed record
+// (murmur2, as Murmur2Partitioner) over the partition count the topic had
+// when it first partitioned a record of it, not over the current one, until
+// Rebase. Unkeyed records go sticky (as StickyPartitioner) over all the
+// partitions, new ones included.
+//
+// The trade-off: after an expansion, the new partitions get no keyed
+// records until Rebase, so keyed load does not spread to them; what it buys
+// is that every key stays on its partition, in order with its earlier
+// records, and with the state a consumer keeps for it. The Java client (and
+// kpax's default) rehashes over the new count at once: a key moves, and
+// records of it on the old and new partitions may be processed out of
+// order. Call Rebase when the consumers are ready for keys to move (e.g.
+// after the old partitions were drained). Pair it with
+// WithOnPartitionsChanged to learn of an expansion. One KeyStablePartitioner
+// may serve several producers; it is safe for concurrent use.
+func KeyStablePartitioner() *StableKeys {
+	return &StableKeys{counts: map[string]int{}, sticky: &stickyPartitioner{sticky: map[string]int32{}}}
+}
+
+// StableKeys is the partitioner KeyStablePartitioner returns.
+type StableKeys struct {
+	mu     sync.Mutex
+	counts map[string]int // by topic: the count keys are hashed over
+	sticky *stickyPartitioner
+}
+
+// Partition implements Partitioner.
+func (s *StableKeys) Partition(r *Record, n int, avail []int32) int32 {
+	if r.Key == nil {
+		return s.sticky.Partition(r, n, avail)
+	}
+	s.mu.Lock()
+	base, ok := s.counts[r.Topic]
+	if !ok || base > n { // first seen, or fewer partitions than remembered: take the count
+		base = n
+		s.counts[r.Topic] = n
+	}
+	s.mu.Unlock()
+	return int32(int(murmur2(r.Key)&0x7fffffff) % base)
+}
+
+// Rebase makes keyed records of topic hash over the topic's partition count
+// of the next record, from then on: keys move to where the default
+// partitioner puts them.
+func (s *StableKeys) Rebase(topic string) {
+	s.mu.Lock()
+	delete(s.counts, topic)
+	s.mu.Unlock()
+}
+
+// Count returns the partition count keys of topic are hashed over, 0 if no
+// keyed record of it was partitioned since the last Rebase.
+func (s *StableKeys) Count(topic string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[topic]
+}
+
+func (s *StableKeys) batchSent(topic string, p int32) { s.sticky.batchSent(topic, p) }
+
+// WithOnPartitionsChanged sets a function called when the partition count
+// of a topic the producer writes changes (partitions were added): with the
+// count before and after. The producer learns of it from metadata, at
+// most the metadata max age (WithMetadataMaxAge) after the change. It runs
+// on the goroutine that runs record callbacks, in order with them, under no
+// lock of the producer. Default: none. Producer option.
+func WithOnPartitionsChanged(f func(topic string, before, after int)) Option {
+	return func(c *config) { c.in(scopeProducer, "WithOnPartitionsChanged"); c.producer.onPartitions = f }
+}

@@ -39,6 +39,7 @@ type Producer struct {
 	brokers    map[int32]*sink
 	bufRecords int
 	bufBytes   int
+	budget     *memBudget    // the client's (WithMemoryBudget), or nil; bufBytes are drawn from it
 	space      chan struct{} // closed and replaced when buffer space frees, if spaceWait
 	spaceWait  bool          // someone waits on space: finish must signal it
 	flushing   int           // Flush calls in progress: linger is ignored
@@ -169,7 +170,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		return nil, ErrClientClosed
 	}
 	p := &Producer{
-		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner,
+		cl: cl, cfg: cfg.producer, part: cfg.producer.partitioner, budget: cfg.budget,
 		parts: map[topicPartition]*partState{}, topics: map[string]*topicState{}, brokers: map[int32]*sink{},
 		space: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
@@ -213,8 +214,8 @@ func recordSize(r *Record) int {
 // it is. (A topic with message.timestamp.type=LogAppendTime replaces both
 // with the broker's time.)
 //
-// When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes)
-// Produce blocks until there is room or ctx ends, and then returns ctx's
+// When the buffer is full (WithMaxBufferedRecords, WithMaxBufferedBytes,
+// the client's WithMemoryBudget) Produce blocks until there is room or ctx ends, and then returns ctx's
 // error without queueing r (cb is not called). It returns an error without
 // queueing for a nil record, a record without a topic, a closed producer or
 // a record larger than the max batch size.
@@ -241,7 +242,8 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 				return err
 			}
 		}
-		if p.bufRecords == 0 || (p.bufRecords < p.cfg.maxBufferedRecords && p.bufBytes+size <= p.cfg.maxBufferedBytes) {
+		ok, freed := p.admit(size)
+		if ok {
 			break
 		}
 		p.spaceWait = true
@@ -249,6 +251,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		p.mu.Unlock()
 		select {
 		case <-space:
+		case <-freed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -528,6 +531,9 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) finish(pr pending, err error) {
 	p.bufRecords--
 	p.bufBytes -= pr.size
+	if p.budget != nil {
+		p.budget.release(pr.size)
+	}
 	p.signalSpace()
 	if err != nil && p.txn != nil {
 		p.txn.recordFailed(err)
@@ -587,6 +593,10 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		return
 	}
 	ts.err = nil
+	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
+		f := p.cfg.onPartitions
+		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil)
+	}
 	ts.n = len(tm.Partitions)
 	ts.meta = tm
 	now := time.Now()
@@ -703,6 +713,7 @@ type producerConfig struct {
 	idempotent         bool
 	idempotenceSet     bool
 	partitioner        Partitioner
+	onPartitions       func(topic string, before, after int) // WithOnPartitionsChanged
 	avoidPeriod        time.Duration
 	txnID              string        // txn.go
 	txnIDSet           bool          // WithTransactionalID was given

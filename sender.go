@@ -279,7 +279,7 @@ func (p *Producer) cutBatch(ps *partState) *batch {
 		ps.pending, ps.pendArr = nil, nil
 	}
 	ps.pendBytes -= bytes
-	if sp, ok := p.part.(*stickyPartitioner); ok {
+	if sp, ok := p.part.(interface{ batchSent(string, int32) }); ok { // sticky ones
 		sp.batchSent(ps.tp.topic, ps.tp.partition)
 	}
 	if ps.failures > 0 {

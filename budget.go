@@ -1,0 +1,182 @@
+package kpax
+
+import (
+	"fmt"
+	"sync"
+)
+
+// This file is the client's memory budget (WithMemoryBudget): one count of
+// bytes that the producers' buffered records and the consumers' fetched
+// data (response frames and decompressed batches) draw from together.
+
+// WithMemoryBudget bounds the bytes the client's producers and consumers
+// hold together: records buffered for producing (keys, values, headers,
+// from Produce until their outcome) and fetched data (read-ahead responses
+// and the batches decompressed from them, from the Fetch until the Poll
+// after the one that returned them). Decompression is counted by its
+// output before it is allocated: a Fetch reserves its share of the budget
+// before it is sent, and a batch decompresses only into what is reserved.
+//
+// When the budget is full Produce blocks (and fails with its ctx's error
+// when ctx ends) and fetching pauses. It never deadlocks an application
+// that holds polled records while it produces: a producer with nothing
+// buffered always takes one record, and the records a consumer holds are
+// freed by its next Poll. So the budget may be passed by at most one record
+// per producer, by one batch a broker returns beyond a Fetch's max bytes
+// (KIP-74: up to the topic's max.message.bytes) per consumer and broker, and by the
+// decompression of the first partition of a Fetch, up to an eighth of the
+// budget or 1 MiB if that is more; a first batch that decompresses to more
+// than that is an error.
+//
+// Outside the budget are fixed costs: the records' own structs, produce
+// requests being encoded, compressed or in flight, codec state, pooled
+// buffers (at most an eighth of the budget) and the Go runtime's; set
+// GOMEMLIMIT too, or the heap grows past live memory before it is
+// collected. Measured on a test machine, one client producing and consuming zstd data at
+// full speed under a 64 MiB budget with GOMEMLIMIT at 96 MiB held at most
+// 66 MiB of the budget, about 160 MiB of live heap and 175-195 MiB of peak
+// RSS: the budget bounds the buffers, not yet the whole process.
+//
+// n is in bytes, at least 1 MiB; 0, the default, means no shared budget
+// (each producer and consumer keeps its own bounds: WithMaxBufferedBytes,
+// WithFetchBufferBytes, which still apply under a budget). Client option.
+func WithMemoryBudget(n int) Option {
+	return func(c *config) { c.in(scopeClient, "WithMemoryBudget"); c.memBudget = n }
+}
+
+// minMemoryBudget is the smallest budget WithMemoryBudget accepts.
+const minMemoryBudget = 1 << 20
+
+func validateMemoryBudget(n int) error {
+	if n != 0 && n < minMemoryBudget {
+		return fmt.Errorf("memory budget %d: want 0 (none) or at least 1 MiB", n)
+	}
+	return nil
+}
+
+// memBudget counts the bytes drawn from a client's budget. Its lock is a
+// leaf: callers may hold their own.
+type memBudget struct {
+	max int
+
+	mu      sync.Mutex
+	used    int
+	peak    int
+	waiting bool
+	freed   chan struct{} // closed and replaced when bytes are released while someone waits
+}
+
+// newMemBudget returns the budget of max bytes, nil for none.
+func newMemBudget(max int) *memBudget {
+	if max <= 0 {
+		return nil
+	}
+	return &memBudget{max: max, freed: make(chan struct{})}
+}
+
+// tryTake takes n bytes if they fit, or anyway with force. If it does not
+// take them it returns a channel closed when bytes are next released
+// (checked and armed at once: no release is missed in between).
+func (b *memBudget) tryTake(n int, force bool) (freed <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !force && b.used+n > b.max {
+		b.waiting = true
+		return b.freed
+	}
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	return nil
+}
+
+// take takes n bytes, beyond the budget if need be.
+func (b *memBudget) take(n int) { b.tryTake(n, true) }
+
+// waitFor returns nil if n bytes are left, else a channel closed when
+// bytes are next released.
+func (b *memBudget) waitFor(n int) (freed <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.max-b.used >= n {
+		return nil
+	}
+	b.waiting = true
+	return b.freed
+}
+
+// release gives n bytes back.
+func (b *memBudget) release(n int) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	if b.waiting {
+		b.waiting = false
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
+}
+
+// usage returns the bytes taken now and at most so far.
+func (b *memBudget) usage() (used, peak int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used, b.peak
+}
+
+// admit reports whether a record of size bytes fits the buffer limits and
+// the client's memory budget, and takes its share of the budget if so; if
+// the budget is what it lacks, freed is closed when the budget next frees
+// bytes. A producer with nothing buffered always takes one record, so that
+// it never waits for memory that only its own outcomes would free. p.mu is
+// held.
+func (p *Producer) admit(size int) (ok bool, freed <-chan struct{}) {
+	empty := p.bufRecords == 0
+	if !empty && (p.bufRecords >= p.cfg.maxBufferedRecords || p.bufBytes+size > p.cfg.maxBufferedBytes) {
+		return false, nil
+	}
+	if p.budget == nil {
+		return true, nil
+	}
+	freed = p.budget.tryTake(size, empty)
+	return freed == nil, freed
+}
+
+// fetchReserveMin is the least share of the budget a Fetch starts with: a
+// consumer waits while less is left.
+func fetchReserveMin(b *memBudget) int { return min(64<<10, b.max/16) }
+
+// firstDecompressMax bounds the decompression of a Fetch's first partition
+// with data under a budget: it may pass what the Fetch reserved, so that
+// every Fetch makes progress.
+func firstDecompressMax(b *memBudget) int { return min(DefaultMaxDecompressed, max(b.max/8, 1<<20)) }
+
+// reserveFetch takes the budget's share of a Fetch before it is sent (what
+// is left, up to the request's max bytes) and lowers the request's max
+// bytes to it; it returns the bytes taken (0 without a budget).
+func reserveFetch(b *memBudget, req *FetchRequest) int {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := max(min(int(req.MaxBytes), b.max-b.used), fetchReserveMin(b))
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	req.MaxBytes = int32(n)
+	return n
+}
+
+// settleFetch turns a Fetch's reservation into what its chunk holds: the
+// rest goes back, or what the response held beyond it is taken.
+func settleFetch(b *memBudget, reserved, held int) {
+	switch {
+	case b == nil:
+	case held < reserved:
+		b.release(reserved - held)
+	case held > reserved:
+		b.take(held - reserved)
+	}
+}
