@@ -60,7 +60,7 @@ type Features struct {
 // DescribeFeatures returns the feature flags one broker reports in
 // ApiVersions (Kafka 2.7+; empty before).
 func (a *Admin) DescribeFeatures(ctx context.Context) (*Features, error) {
-	r, _, err := a.request(ctx, &ApiVersionsRequest{ClientSoftwareName: a.cl.cfg.softwareName, ClientSoftwareVersion: a.cl.cfg.softwareVer})
+	r, _, err := a.request(ctx, &ApiVersionsRequest{ClientSoftwareName: a.cl.cfg.softwareName, ClientSoftwareVersion: a.cl.cfg.softwareVer, NodeID: -1})
 	if err != nil {
 		return nil, err
 	}

@@ -244,7 +244,11 @@ func (cl *Client) seedPools() []*brokerPool {
 //   - everything else to any broker.
 //
 // The version is the highest that the broker, this package and
-// WithMaxVersion allow. Kafka error codes inside the response are returned
+// WithMaxVersion allow. At the versions that name topics by ID only
+// (Produce v13, OffsetCommit and OffsetFetch v10), the topic IDs that req
+// leaves zero are set from the metadata cache and the response's topics get
+// their names back; a topic the cache has no ID for makes the request go at
+// the version before. Kafka error codes inside the response are returned
 // as they are, in the response; the error is for failures to get one. A
 // connection error invalidates the cached metadata, and for a coordinator's
 // request a connection error or a NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE
@@ -297,9 +301,17 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 			return nil, sent{version: -1}, err
 		}
 	}
+	cl.meta.fillTopicIDs(req)
 	resp, s, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
+	}
+	if err == nil && cl.meta.nameTopics(req, resp) {
+		// IDs of topics the request did not name (OffsetFetch of all a
+		// group's topics): one load of every topic's metadata names them.
+		if _, merr := cl.Metadata(ctx); merr == nil {
+			cl.meta.nameTopics(req, resp)
+		}
 	}
 	return resp, s, err
 }
