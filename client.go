@@ -225,6 +225,23 @@ func (cl *Client) retirePools(brokers map[int32]Broker) {
 	}
 }
 
+// rebootstrap replaces the seed brokers' pools with new ones, so that
+// their next connections dial the configured addresses again (resolving
+// their names again, KIP-1102), and returns them.
+func (cl *Client) rebootstrap() []*brokerPool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.isClosed() {
+		return nil
+	}
+	for i, p := range cl.seeds {
+		cl.retired = append(cl.retired, p)
+		go p.close()
+		cl.seeds[i] = &brokerPool{cl: cl, nodeID: p.nodeID, addr: p.addr}
+	}
+	return append([]*brokerPool(nil), cl.seeds...)
+}
+
 func (cl *Client) seedPools() []*brokerPool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -514,6 +531,13 @@ func (cl *Client) Metadata(ctx context.Context, topics ...string) (*ClusterMetad
 		return nil, err
 	}
 	resp := r.(*MetadataResponse)
+	if err := ErrorForCode(resp.ErrorCode); err != nil { // v13: a top-level error
+		if errors.Is(err, ErrRebootstrapRequired) {
+			cl.rebootstrap() // KIP-1102: the next load asks the seeds
+		}
+		cl.meta.invalidate()
+		return nil, fmt.Errorf("kpax: Metadata: %w", err)
+	}
 	cl.meta.mu.Lock()
 	cl.meta.apply(resp, topics)
 	cl.meta.mu.Unlock()

@@ -166,10 +166,24 @@ func (m *metadataCache) load(ctx context.Context, topics []string) (*MetadataRes
 	}
 	pools = append(pools, m.cl.seedPools()...)
 	var errs []error
-	for _, p := range pools {
+	rebooted := false
+	for i := 0; i < len(pools); i++ {
+		p := pools[i]
 		resp, err := m.cl.send(ctx, p, req)
 		if err == nil {
-			return resp.(*MetadataResponse), nil
+			r := resp.(*MetadataResponse)
+			if err = ErrorForCode(r.ErrorCode); err == nil { // v13: a top-level error
+				return r, nil
+			}
+			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+			if errors.Is(err, ErrRebootstrapRequired) && !rebooted {
+				// KIP-1102: the client's view of the cluster is stale. The
+				// other known brokers share it: ask the seeds, dialed
+				// afresh (their names resolved again).
+				rebooted = true
+				m.cl.cfg.logger.Info("kpax: broker asks to rebootstrap; asking the seed brokers again", "broker", p.addr)
+				pools = append(pools[:i+1:i+1], m.cl.rebootstrap()...)
+			}
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
