@@ -175,7 +175,7 @@ func exerciseGroupAndTxn(t *testing.T, ctx context.Context, cl *Client, topic st
 	if err := g.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fresh := newTestClient(t, cl.cfg.seeds[0]) // knows no topic ID yet
+	fresh := newTestClient(t, cl.cfg.seeds[0])        // knows no topic ID yet
 	for _, topics := range [][]string{nil, {topic}} { // nil: every topic, named by ID at v10
 		offs, err := fresh.Admin().CommittedOffsets(ctx, group, topics...)
 		if err != nil || len(offs) != 1 || offs[0].Topic != topic || offs[0].Offset <= 0 || offs[0].Err != nil {
