@@ -73,7 +73,7 @@ func sortListed(out []ListedOffset) {
 }
 
 func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, tp TopicPartitions) ([]ListedOffset, error) {
-	req := &ListOffsetsRequest{ReplicaID: -1}
+	req := &ListOffsetsRequest{ReplicaID: -1, TimeoutMs: millis32(a.cl.cfg.requestTimeout)} // v10+: tiered storage reads
 	for _, t := range tp.sortedKeys() {
 		rt := ListOffsetsRequestTopic{Name: t}
 		for _, p := range tp[t] {

@@ -418,6 +418,8 @@ func extraTimeout(req Request) time.Duration {
 		ms = r.MaxWaitMs
 	case *ProduceRequest:
 		ms = r.TimeoutMs
+	case *ListOffsetsRequest:
+		ms = r.TimeoutMs // v10+: the broker may read tiered storage that long
 	case *JoinGroupRequest:
 		ms = max(r.RebalanceTimeoutMs, r.SessionTimeoutMs)
 	case *SyncGroupRequest:

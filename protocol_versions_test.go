@@ -183,3 +183,49 @@ func exerciseGroupAndTxn(t *testing.T, ctx context.Context, cl *Client, topic st
 		}
 	}
 }
+
+// TestListOffsetsTimeout: ListOffsets v10+ carries the request timeout
+// (the broker's bound on reads of tiered storage; zero fails them at once),
+// from the consumer and the admin API alike.
+func TestListOffsetsTimeout(t *testing.T) {
+	got := make(chan [2]int32, 10) // version, TimeoutMs
+	f := newFakeCluster(t, 1, func(req Request, v int16) Response {
+		r, ok := req.(*ListOffsetsRequest)
+		if !ok {
+			return nil
+		}
+		got <- [2]int32{int32(v), r.TimeoutMs}
+		resp := &ListOffsetsResponse{}
+		for _, tp := range r.Topics {
+			rt := ListOffsetsResponseTopic{Name: tp.Name}
+			for _, p := range tp.Partitions {
+				rt.Partitions = append(rt.Partitions, ListOffsetsResponseTopicPartition{PartitionIndex: p.PartitionIndex, Offset: 0, Timestamp: -1, LeaderEpoch: -1})
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp
+	})
+	cl := newTestClient(t, f.addr(), WithRequestTimeout(7*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Admin().ListEndOffsets(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestConsumer(t, cl)
+	c.Assign(map[string]map[int32]Offset{"t": {0: Earliest()}})
+	for i, who := range []string{"admin", "consumer"} {
+		if i == 1 {
+			pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			c.Poll(pctx)
+			pcancel()
+		}
+		select {
+		case g := <-got:
+			if g[0] < 10 || g[1] != 7000 {
+				t.Errorf("%s: ListOffsets v%d TimeoutMs %d, want v10+ and 7000", who, g[0], g[1])
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: no ListOffsets", who)
+		}
+	}
+}
