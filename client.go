@@ -225,23 +225,6 @@ func (cl *Client) retirePools(brokers map[int32]Broker) {
 	}
 }
 
-// rebootstrap replaces the seed brokers' pools with new ones, so that
-// their next connections dial the configured addresses again (resolving
-// their names again, KIP-1102), and returns them.
-func (cl *Client) rebootstrap() []*brokerPool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if cl.isClosed() {
-		return nil
-	}
-	for i, p := range cl.seeds {
-		cl.retired = append(cl.retired, p)
-		go p.close()
-		cl.seeds[i] = &brokerPool{cl: cl, nodeID: p.nodeID, addr: p.addr}
-	}
-	return append([]*brokerPool(nil), cl.seeds...)
-}
-
 func (cl *Client) seedPools() []*brokerPool {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -322,6 +305,9 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 	resp, s, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
+	}
+	if err == nil && unknownTopicID(resp) {
+		cl.meta.invalidate() // a topic deleted (and made again?): its ID is stale
 	}
 	if err == nil && cl.meta.nameTopics(req, resp) {
 		// IDs of topics the request did not name (OffsetFetch of all a
@@ -481,6 +467,12 @@ func (cl *Client) leaderID(ctx context.Context, topic string, partition int32) (
 		return -1, err
 	}
 	return p.Leader, nil
+}
+
+// unknownTopicID reports an UNKNOWN_TOPIC_ID anywhere in a response.
+func unknownTopicID(resp Response) bool {
+	r, ok := resp.(interface{ hasErrorCode(func(int16) bool) bool })
+	return ok && r.hasErrorCode(func(code int16) bool { return code == ErrUnknownTopicId.code })
 }
 
 // coordinatorMoved reports whether a coordinator's response says that it is

@@ -532,6 +532,23 @@ func (m *metadataCache) run() {
 	}
 }
 
+// rebootstrap replaces the seed brokers' pools with new ones, so that
+// their next connections dial the configured addresses again (resolving
+// their names again, KIP-1102), and returns them.
+func (cl *Client) rebootstrap() []*brokerPool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.isClosed() {
+		return nil
+	}
+	for i, p := range cl.seeds {
+		cl.retired = append(cl.retired, p)
+		go p.close()
+		cl.seeds[i] = &brokerPool{cl: cl, nodeID: p.nodeID, addr: p.addr}
+	}
+	return append([]*brokerPool(nil), cl.seeds...)
+}
+
 // topicRef is a topic a request or response names: by name, by ID (the
 // versions that name topics by ID only: Produce v13, OffsetCommit and
 // OffsetFetch v10, TxnOffsetCommit v6, KIP-516), or both.

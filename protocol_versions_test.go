@@ -229,3 +229,41 @@ func TestListOffsetsTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownTopicIDInvalidates: an UNKNOWN_TOPIC_ID in a response (a
+// topic deleted, maybe made again under a new ID) marks the metadata stale,
+// so that the next lookup loads the new ID; the control, a clean answer,
+// leaves it fresh.
+func TestUnknownTopicIDInvalidates(t *testing.T) {
+	for _, code := range []int16{ErrUnknownTopicId.code, 0} {
+		f := newFakeCluster(t, 1, func(req Request, _ int16) Response {
+			if r, ok := req.(*OffsetCommitRequest); ok {
+				resp := &OffsetCommitResponse{}
+				for _, tp := range r.Topics {
+					resp.Topics = append(resp.Topics, OffsetCommitResponseTopic{TopicID: tp.TopicID, Name: tp.Name,
+						Partitions: []OffsetCommitResponseTopicPartition{{PartitionIndex: 0, ErrorCode: code}}})
+				}
+				return resp
+			}
+			return nil
+		})
+		cl := newTestClient(t, f.addr())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := cl.meta.topic(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		req := &OffsetCommitRequest{GroupID: "g", Topics: []OffsetCommitRequestTopic{{Name: "t", Partitions: []OffsetCommitRequestTopicPartition{{PartitionIndex: 0}}}}}
+		r, err := cl.RequestBroker(ctx, 1, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := r.(*OffsetCommitResponse)
+		cl.meta.mu.Lock()
+		stale := cl.meta.stale
+		cl.meta.mu.Unlock()
+		if req.Topics[0].TopicID != (UUID{1}) || resp.Topics[0].Name != "t" || stale != (code != 0) {
+			t.Errorf("code %d: request ID %v, response name %q, stale %v", code, req.Topics[0].TopicID, resp.Topics[0].Name, stale)
+		}
+	}
+}
