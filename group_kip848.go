@@ -2,6 +2,8 @@ package kpax
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -55,6 +57,9 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 			failures = 0
 		case errors.Is(err, ErrUnsupportedVersion) && !joined:
 			g.conf.logger.Info("kpax: the broker lacks the consumer group protocol (KIP-848); using the classic one", "group", g.group, "err", err)
+			g.mu.Lock()
+			g.memberID = "" // the classic coordinator names the member
+			g.mu.Unlock()
 			return true
 		case errors.Is(err, ErrUnknownMemberId), errors.Is(err, ErrFencedMemberEpoch):
 			g.lose(ctx, err, errors.Is(err, ErrUnknownMemberId))
@@ -111,6 +116,11 @@ func (g *GroupConsumer) runConsumerProtocol(ctx context.Context) (fallback bool)
 // the member: subscription and owned partitions.
 func (g *GroupConsumer) consumerHeartbeat(ctx context.Context) (*ConsumerGroupHeartbeatResponse, error) {
 	g.mu.Lock()
+	if g.memberID == "" {
+		// KIP-1082: the member names itself, as the Java client does;
+		// ConsumerGroupHeartbeat v1 (Kafka 4.0+) refuses an empty ID.
+		g.memberID = newMemberID()
+	}
 	member, epoch := g.memberID, max(g.generation, 0)
 	owned := partsByTopic(g.owned)
 	g.mu.Unlock()
@@ -183,4 +193,12 @@ func (g *GroupConsumer) leaveConsumerGroup(ctx context.Context, member string) e
 		return g.groupErr("ConsumerGroupHeartbeat", err)
 	}
 	return nil
+}
+
+// newMemberID returns a random member ID in the form of Kafka's Uuid
+// (16 random bytes, URL-safe base64 without padding).
+func newMemberID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
