@@ -66,7 +66,7 @@ func (a *Admin) DescribeFeatures(ctx context.Context) (*Features, error) {
 	if err := a.check(ctx); err != nil {
 		return nil, err
 	}
-	r, _, err := a.request(ctx, &ApiVersionsRequest{ClientSoftwareName: a.cl.cfg.softwareName, ClientSoftwareVersion: a.cl.cfg.softwareVer})
+	r, _, err := a.request(ctx, &ApiVersionsRequest{ClientSoftwareName: a.cl.cfg.softwareName, ClientSoftwareVersion: a.cl.cfg.softwareVer, NodeID: -1})
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func sortListed(out []ListedOffset) {
 }
 
 func (a *Admin) listOffsetsAt(ctx context.Context, node int32, timestamp int64, iso IsolationLevel, tp TopicPartitions) ([]ListedOffset, error) {
-	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso)}
+	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(iso), TimeoutMs: millis32(a.cl.cfg.requestTimeout)} // v10+: tiered storage reads
 	for _, t := range tp.sortedKeys() {
 		rt := ListOffsetsRequestTopic{Name: t}
 		for _, p := range tp[t] {

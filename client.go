@@ -231,7 +231,11 @@ func (cl *Client) seedPools() []*brokerPool {
 //   - everything else to any broker.
 //
 // The version is the highest that the broker, this package and
-// WithMaxVersion allow. Kafka error codes inside the response are returned
+// WithMaxVersion allow. At the versions that name topics by ID only
+// (Produce v13, OffsetCommit and OffsetFetch v10), the topic IDs that req
+// leaves zero are set from the metadata cache and the response's topics get
+// their names back; a topic the cache has no ID for makes the request go at
+// the version before. Kafka error codes inside the response are returned
 // as they are, in the response; the error is for failures to get one. A
 // connection error invalidates the cached metadata, and for a coordinator's
 // request a connection error or a NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE
@@ -284,9 +288,20 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 			return nil, sent{version: -1}, err
 		}
 	}
+	cl.meta.fillTopicIDs(req)
 	resp, s, err := cl.sendFrame(ctx, p, req)
 	if err != nil && ctx.Err() == nil {
 		cl.meta.invalidate()
+	}
+	if err == nil && unknownTopicID(resp) {
+		cl.meta.invalidate() // a topic deleted (and made again?): its ID is stale
+	}
+	if err == nil && cl.meta.nameTopics(req, resp) {
+		// IDs of topics the request did not name (OffsetFetch of all a
+		// group's topics): one load of every topic's metadata names them.
+		if _, merr := cl.Metadata(ctx); merr == nil {
+			cl.meta.nameTopics(req, resp)
+		}
 	}
 	return resp, s, err
 }
@@ -376,6 +391,8 @@ func extraTimeout(req Request) time.Duration {
 		ms = r.MaxWaitMs
 	case *ProduceRequest:
 		ms = r.TimeoutMs
+	case *ListOffsetsRequest:
+		ms = r.TimeoutMs // v10+: the broker may read tiered storage that long
 	case *JoinGroupRequest:
 		ms = max(r.RebalanceTimeoutMs, r.SessionTimeoutMs)
 	case *SyncGroupRequest:
@@ -439,6 +456,12 @@ func (cl *Client) leaderID(ctx context.Context, topic string, partition int32) (
 	return p.Leader, nil
 }
 
+// unknownTopicID reports an UNKNOWN_TOPIC_ID anywhere in a response.
+func unknownTopicID(resp Response) bool {
+	r, ok := resp.(interface{ hasErrorCode(func(int16) bool) bool })
+	return ok && r.hasErrorCode(func(code int16) bool { return code == ErrUnknownTopicId.code })
+}
+
 // coordinatorMoved reports whether a coordinator's response says that it is
 // not (or no longer) the coordinator: NOT_COORDINATOR or
 // COORDINATOR_NOT_AVAILABLE anywhere an error code of the response can be.
@@ -489,6 +512,13 @@ func (cl *Client) Metadata(ctx context.Context, topics ...string) (*ClusterMetad
 		return nil, err
 	}
 	resp := r.(*MetadataResponse)
+	if err := ErrorForCode(resp.ErrorCode); err != nil { // v13: a top-level error
+		if errors.Is(err, ErrRebootstrapRequired) {
+			cl.rebootstrap() // KIP-1102: the next load asks the seeds
+		}
+		cl.meta.invalidate()
+		return nil, fmt.Errorf("kpax: Metadata: %w", err)
+	}
 	cl.meta.mu.Lock()
 	cl.meta.apply(resp, topics)
 	cl.meta.mu.Unlock()

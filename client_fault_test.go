@@ -147,7 +147,7 @@ func TestIntegrationNegotiation(t *testing.T) {
 			cl := newTestClient(t, addr, vl.dialer())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r, err := cl.Request(ctx, &ApiVersionsRequest{ClientSoftwareName: "kpax-test", ClientSoftwareVersion: "0"})
+			r, err := cl.Request(ctx, &ApiVersionsRequest{ClientSoftwareName: "kpax-test", ClientSoftwareVersion: "0", NodeID: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +163,13 @@ func TestIntegrationNegotiation(t *testing.T) {
 			var figures []string
 			for _, key := range []int16{0, 1, 3, 18} { // Produce, Fetch, Metadata, ApiVersions
 				want := min(rng[key][1], NewRequest(key).MaxVersion())
-				if got := vl.versions(key); len(got) == 0 || slices.Max(got) != want || slices.Min(got) != want {
+				got := vl.versions(key)
+				if key == apiKeyApiVersions {
+					// A broker before Kafka 4.x refuses v5 (UNSUPPORTED_VERSION,
+					// with its range) and the connection asks again at its max.
+					got = slices.DeleteFunc(slices.Clone(got), func(v int16) bool { return v > rng[key][1] })
+				}
+				if len(got) == 0 || slices.Max(got) != want || slices.Min(got) != want {
 					t.Errorf("%s: versions %v, want %d (broker v%d-%d, client max %d)", APIName(key), got, want,
 						rng[key][0], rng[key][1], NewRequest(key).MaxVersion())
 				}

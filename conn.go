@@ -204,7 +204,7 @@ var errLegacyBroker = errors.New("the broker closed the connection on ApiVersion
 // not know our ApiVersions version answers v0 with UNSUPPORTED_VERSION and
 // its own range, and we ask again at its newest version.
 func (c *conn) negotiate(ctx context.Context) error {
-	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer}
+	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer, NodeID: -1}
 	v := min(req.MaxVersion(), pathMaxVersion(req))
 	if capV, ok := c.cfg.maxVersions[apiKeyApiVersions]; ok {
 		v = max(min(v, capV), 0)

@@ -235,7 +235,7 @@ func (f *fakeCluster) respond(req Request, v int16) Response {
 		}
 		resp := &ProduceResponse{}
 		for _, td := range r.TopicData {
-			rt := ProduceResponseItem{Name: td.Name}
+			rt := ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 			for _, pd := range td.PartitionData {
 				n := int64(0)
 				if len(pd.Records) >= 61 {

@@ -286,7 +286,9 @@ func (c *Consumer) resetOffset(fp *fetchPart, err error) {
 
 // listOffsets resolves the start points of partitions led by node.
 func (c *Consumer) listOffsets(ctx context.Context, node int32, refs []partRef) {
-	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(c.cfg.isolation)}
+	// TimeoutMs (v10+) bounds the broker's reads of tiered storage; zero
+	// would fail them at once. The Java consumer sends its request timeout.
+	req := &ListOffsetsRequest{ReplicaID: -1, IsolationLevel: int8(c.cfg.isolation), TimeoutMs: millis32(c.cl.cfg.requestTimeout)}
 	c.mu.Lock()
 	for _, r := range refs {
 		if !c.live(r) {

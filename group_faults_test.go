@@ -351,7 +351,7 @@ func TestGroupFakeCoordinator(t *testing.T) {
 		case *HeartbeatRequest:
 			return &HeartbeatResponse{}
 		case *OffsetFetchRequest:
-			resp := &OffsetFetchResponse{Groups: []OffsetFetchResponseGroup{{GroupID: "g", Topics: []OffsetFetchResponseGroupTopic{{Name: "t",
+			resp := &OffsetFetchResponse{Groups: []OffsetFetchResponseGroup{{GroupID: "g", Topics: []OffsetFetchResponseGroupTopic{{Name: "t", TopicID: UUID{1},
 				Partitions: []OffsetFetchResponseGroupTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}, {PartitionIndex: 1, CommittedOffset: -1}}}}}}}
 			resp.Topics = []OffsetFetchResponseTopic{{Name: "t", Partitions: []OffsetFetchResponseTopicPartition{{PartitionIndex: 0, CommittedOffset: -1}, {PartitionIndex: 1, CommittedOffset: -1}}}}
 			return resp

@@ -166,10 +166,24 @@ func (m *metadataCache) load(ctx context.Context, topics []string) (*MetadataRes
 	}
 	pools = append(pools, m.cl.seedPools()...)
 	var errs []error
-	for _, p := range pools {
+	rebooted := false
+	for i := 0; i < len(pools); i++ {
+		p := pools[i]
 		resp, err := m.cl.send(ctx, p, req)
 		if err == nil {
-			return resp.(*MetadataResponse), nil
+			r := resp.(*MetadataResponse)
+			if err = ErrorForCode(r.ErrorCode); err == nil { // v13: a top-level error
+				return r, nil
+			}
+			err = &BrokerError{NodeID: p.nodeID, Addr: p.addr, Err: err}
+			if errors.Is(err, ErrRebootstrapRequired) && !rebooted {
+				// KIP-1102: the client's view of the cluster is stale. The
+				// other known brokers share it: ask the seeds, dialed
+				// afresh (their names resolved again).
+				rebooted = true
+				m.cl.cfg.logger.Info("kpax: broker asks to rebootstrap; asking the seed brokers again", "broker", p.addr)
+				pools = append(pools[:i+1:i+1], m.cl.rebootstrap()...)
+			}
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
@@ -516,4 +530,114 @@ func (m *metadataCache) run() {
 			return
 		}
 	}
+}
+
+// rebootstrap replaces the seed brokers' pools with new ones, so that
+// their next connections dial the configured addresses again (resolving
+// their names again, KIP-1102), and returns them.
+func (cl *Client) rebootstrap() []*brokerPool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.isClosed() {
+		return nil
+	}
+	for i, p := range cl.seeds {
+		cl.retired = append(cl.retired, p)
+		go p.close()
+		cl.seeds[i] = &brokerPool{cl: cl, nodeID: p.nodeID, addr: p.addr}
+	}
+	return append([]*brokerPool(nil), cl.seeds...)
+}
+
+// topicRef is a topic a request or response names: by name, by ID (the
+// versions that name topics by ID only: Produce v13, OffsetCommit and
+// OffsetFetch v10, TxnOffsetCommit v6, KIP-516), or both.
+type topicRef struct {
+	name *string
+	id   *UUID
+}
+
+// idTopics calls f for each topic of a request or response whose versions
+// may name topics by ID only.
+func idTopics(msg any, f func(topicRef)) {
+	switch m := msg.(type) {
+	case *ProduceRequest:
+		for i := range m.TopicData {
+			f(topicRef{&m.TopicData[i].Name, &m.TopicData[i].TopicID})
+		}
+	case *ProduceResponse:
+		for i := range m.Responses {
+			f(topicRef{&m.Responses[i].Name, &m.Responses[i].TopicID})
+		}
+	case *OffsetCommitRequest:
+		for i := range m.Topics {
+			f(topicRef{&m.Topics[i].Name, &m.Topics[i].TopicID})
+		}
+	case *OffsetCommitResponse:
+		for i := range m.Topics {
+			f(topicRef{&m.Topics[i].Name, &m.Topics[i].TopicID})
+		}
+	case *OffsetFetchRequest:
+		for i := range m.Groups {
+			for j := range m.Groups[i].Topics {
+				f(topicRef{&m.Groups[i].Topics[j].Name, &m.Groups[i].Topics[j].TopicID})
+			}
+		}
+	case *OffsetFetchResponse:
+		for i := range m.Groups {
+			for j := range m.Groups[i].Topics {
+				f(topicRef{&m.Groups[i].Topics[j].Name, &m.Groups[i].Topics[j].TopicID})
+			}
+		}
+	case *TxnOffsetCommitRequest:
+		for i := range m.Topics {
+			f(topicRef{&m.Topics[i].Name, &m.Topics[i].TopicID})
+		}
+	case *TxnOffsetCommitResponse:
+		for i := range m.Topics {
+			f(topicRef{&m.Topics[i].Name, &m.Topics[i].TopicID})
+		}
+	}
+}
+
+// fillTopicIDs sets the IDs that req leaves zero from the cache, loading
+// nothing. A topic the cache does not know keeps its zero ID, and
+// pathMaxVersion then sends the request at the last version that names
+// topics.
+func (m *metadataCache) fillTopicIDs(req Request) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idTopics(req, func(t topicRef) {
+		if *t.id == (UUID{}) {
+			if tm := m.topics[*t.name]; tm != nil {
+				*t.id = tm.ID
+			}
+		}
+	})
+}
+
+// nameTopics sets the names of the topics that a response at an ID
+// version names by ID only: from the request, then from the cache. It
+// reports whether some ID is still unknown.
+func (m *metadataCache) nameTopics(req Request, resp Response) (unknown bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idTopics(resp, func(t topicRef) {
+		if *t.name != "" || *t.id == (UUID{}) {
+			return
+		}
+		idTopics(req, func(r topicRef) { // few topics: no map to allocate
+			if *t.name == "" && *r.id == *t.id {
+				*t.name = *r.name
+			}
+		})
+		if *t.name == "" {
+			if name, ok := m.byID[*t.id]; ok {
+				*t.name = name
+			} else {
+				unknown = true
+			}
+		}
+	})
+	return unknown
 }

@@ -684,7 +684,7 @@ func (sp *seqPartition) handler(node int32, addrs func() [2]string) func(Request
 		case *ProduceRequest:
 			resp := &ProduceResponse{}
 			for _, td := range r.TopicData {
-				rt := ProduceResponseItem{Name: td.Name}
+				rt := ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 				for _, pd := range td.PartitionData {
 					rt.PartitionResponses = append(rt.PartitionResponses, sp.append(node, pd))
 				}

@@ -37,7 +37,7 @@ func (lb *logBroker) handle(req Request, _ int16) Response {
 	var rr RecordReader
 	var recs []Record
 	for _, td := range pr.TopicData {
-		rt := ProduceResponseItem{Name: td.Name}
+		rt := ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 		for _, pd := range td.PartitionData {
 			rr.Reset(pd.Records)
 			var err error

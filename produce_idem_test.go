@@ -50,7 +50,7 @@ func (ib *idemBroker) handle(req Request, _ int16) Response {
 		ib.produces++
 		resp := &ProduceResponse{}
 		for _, td := range r.TopicData {
-			rt := ProduceResponseItem{Name: td.Name}
+			rt := ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 			for _, pd := range td.PartitionData {
 				rt.PartitionResponses = append(rt.PartitionResponses, ib.append(pd))
 			}

@@ -458,10 +458,13 @@ func (s *sink) send(f *flight) error {
 		s.ends = append(s.ends, len(f.buf))
 	}
 	start := 0
+	p.mu.Lock()
 	for i, b := range f.batches {
-		addToProduce(req, b.ps.tp, f.buf[start:s.ends[i]:s.ends[i]])
+		addToProduce(req, b.ps.tp, p.topicID(b.ps.tp.topic), f.buf[start:s.ends[i]:s.ends[i]])
 		start = s.ends[i]
 	}
+	p.mu.Unlock()
+	v = min(v, pathMaxVersion(req)) // v13 only if every topic has its ID
 	call, err := c.send(ctx, req, v, expectsNoResponse(req))
 	if err != nil {
 		return err
@@ -505,10 +508,21 @@ type batchRecords []pending
 func (s batchRecords) Len() int         { return len(s) }
 func (s batchRecords) At(i int) *Record { return s[i].rec }
 
-func addToProduce(req *ProduceRequest, tp topicPartition, data []byte) {
+// topicID is the topic's ID as last loaded (zero while unknown, or from a
+// broker before Kafka 2.8). p.mu is held.
+func (p *Producer) topicID(topic string) UUID {
+	if ts := p.topics[topic]; ts != nil && ts.meta != nil {
+		return ts.meta.ID
+	}
+	return UUID{}
+}
+
+// addToProduce adds a batch to the request, under its topic's name and ID
+// (Produce v13 names topics by ID only; older versions by name).
+func addToProduce(req *ProduceRequest, tp topicPartition, id UUID, data []byte) {
 	i := slices.IndexFunc(req.TopicData, func(t ProduceRequestTopicData) bool { return t.Name == tp.topic })
 	if i < 0 {
-		req.TopicData = append(req.TopicData, ProduceRequestTopicData{Name: tp.topic})
+		req.TopicData = append(req.TopicData, ProduceRequestTopicData{Name: tp.topic, TopicID: id})
 		i = len(req.TopicData) - 1
 	}
 	req.TopicData[i].PartitionData = append(req.TopicData[i].PartitionData,
@@ -557,6 +571,7 @@ func (p *Producer) handle(s *sink, f *flight, r Response, err error, written boo
 		return
 	}
 	resp := r.(*ProduceResponse)
+	p.cl.meta.nameTopics(f.call.req, resp) // v13 names topics by ID
 	for _, b := range f.batches {
 		pr := findPartitionResponse(resp, b.ps.tp)
 		if pr == nil {
@@ -611,7 +626,8 @@ func (p *Producer) leaderHint(ps *partState, pr *ProduceResponseItemPartitionRes
 func isLeaderError(err error) bool {
 	return errors.Is(err, ErrNotLeaderOrFollower) || errors.Is(err, ErrLeaderNotAvailable) ||
 		errors.Is(err, ErrUnknownTopicOrPartition) || errors.Is(err, ErrFencedLeaderEpoch) ||
-		errors.Is(err, ErrKafkaStorageError) || errors.Is(err, ErrNotEnoughReplicas)
+		errors.Is(err, ErrKafkaStorageError) || errors.Is(err, ErrNotEnoughReplicas) ||
+		errors.Is(err, ErrUnknownTopicId) // v13: the topic was deleted (and made again?)
 }
 
 func findPartitionResponse(resp *ProduceResponse, tp topicPartition) *ProduceResponseItemPartitionResponse {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // This file holds the protocol's primitive types (see "Protocol Primitive
@@ -398,3 +399,9 @@ func (d *decoder) sub(fd *decoder, tag uint32) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// millis32 is d in whole milliseconds for a protocol's INT32 timeout field,
+// capped at its largest value.
+func millis32(d time.Duration) int32 {
+	return int32(min(max(d/time.Millisecond, 0), math.MaxInt32))
+}
