@@ -17,7 +17,19 @@ import (
 // a closed object): each is an error, never a panic, and the client keeps
 // working afterwards.
 func TestBadInputs(t *testing.T) {
-	f := newFakeCluster(t, 2, nil)
+	// The fake has no group coordinator: it says so, rather than dropping
+	// the connection (its answer to requests it does not know), so that the
+	// group member below, retrying in the background, breaks no connection.
+	f := newFakeCluster(t, 2, func(req Request, _ int16) Response {
+		if r, ok := req.(*FindCoordinatorRequest); ok {
+			resp := &FindCoordinatorResponse{ErrorCode: ErrCoordinatorNotAvailable.Code()}
+			for _, k := range r.CoordinatorKeys {
+				resp.Coordinators = append(resp.Coordinators, FindCoordinatorResponseCoordinator{Key: k, ErrorCode: ErrCoordinatorNotAvailable.Code()})
+			}
+			return resp
+		}
+		return nil
+	})
 	cl := newTestClient(t, f.addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

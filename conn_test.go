@@ -632,7 +632,7 @@ func TestFakeLegacyBroker(t *testing.T) {
 	for _, s := range fb.requests() {
 		got = append(got, fakeSeen{s.key, s.version, s.conn})
 	}
-	want := []fakeSeen{{apiKeyApiVersions, 4, 1}, {apiKeyApiVersions, 4, 2}, {3, 0, 3}}
+	want := []fakeSeen{{apiKeyApiVersions, 5, 1}, {apiKeyApiVersions, 5, 2}, {3, 0, 3}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("requests (key, version, conn) %v, want %v", got, want)
 	}
@@ -669,7 +669,7 @@ func TestFakeSilentLegacyBroker(t *testing.T) {
 	for _, s := range fb.requests() {
 		got = append(got, fakeSeen{s.key, s.version, s.conn})
 	}
-	want := []fakeSeen{{apiKeyApiVersions, 4, 1}, {3, 0, 2}}
+	want := []fakeSeen{{apiKeyApiVersions, 5, 1}, {3, 0, 2}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("requests (key, version, conn) %v, want %v", got, want)
 	}
@@ -709,7 +709,7 @@ func TestFakeApiVersionsUnsupported(t *testing.T) {
 	})
 	cl := newTestClient(t, fb.addr)
 	mustMetadata(t, cl, -1)
-	want := []fakeSeen{{apiKeyApiVersions, 4, 1}, {apiKeyApiVersions, 2, 1}, {3, 7, 1}}
+	want := []fakeSeen{{apiKeyApiVersions, 5, 1}, {apiKeyApiVersions, 2, 1}, {3, 7, 1}}
 	if got := fb.requests(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("requests (key, version, conn) %v, want %v", got, want)
 	}
