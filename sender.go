@@ -476,8 +476,14 @@ func (f *flight) unwritten() bool {
 }
 
 // notWritten undoes what sending a flight that was never written marked.
-// p.mu is held.
+// A flight that failed before its call (no connection, dial backoff) marked
+// nothing: its batches keep maybeSent from their earlier requests, which is
+// what keeps a batch written before in doubt, on its partition, under its
+// sequence numbers. p.mu is held.
 func (f *flight) notWritten() {
+	if f.call == nil {
+		return
+	}
 	for _, b := range f.batches {
 		b.maybeSent = b.sentBefore
 	}
@@ -645,6 +651,9 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps := b.ps
 	b.attempts++
 	b.lastErr = err
+	p.cl.cfg.logger.Debug("kpax: produce retry", "topic", ps.tp.topic, "partition", ps.tp.partition, "seq", b.seq,
+		"order", b.order, "records", len(b.recs), "pid", b.pid.id, "maybe_sent", b.maybeSent, "attempt", b.attempts,
+		"settled", ps.settled, "acked_next", ps.ackedNext, "err", err)
 	now := time.Now()
 	ps.failures++
 	ps.retryAt = now.Add(ps.backoff)
