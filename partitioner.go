@@ -8,9 +8,15 @@ import (
 // A Partitioner chooses the partition of a record that does not name one.
 // The producer calls it with the topic's partition count n and the
 // partitions that are available now: those with a reachable leader and no
-// recent failure (avail is all partitions when none is). It must return a
-// partition in [0, n). It is called with the producer's lock held, so it
-// must be fast and must not call the producer.
+// recent failure (avail is all partitions when none is; it must not be
+// changed). It must return a partition in [0, n); another value fails the
+// record with ErrUnknownTopicOrPartition.
+//
+// It is called under no lock of the producer, from Produce's goroutine or,
+// for records that move to another partition, from the producer's sender,
+// so several calls can run at once and it may call the producer (e.g.
+// Produce a copy elsewhere); it must not block waiting on the producer
+// (a Produce whose buffer is full waits for the sender it runs on).
 type Partitioner interface {
 	Partition(r *Record, n int, avail []int32) int32
 }
@@ -145,3 +151,82 @@ func ManualPartitioner() Partitioner { return manualPartitioner{} }
 type manualPartitioner struct{}
 
 func (manualPartitioner) Partition(r *Record, _ int, _ []int32) int32 { return r.Partition }
+
+// topicView is what the Partitioner is given for a topic: its partition
+// count and the partitions available now (nil: all). It never changes: a
+// change publishes a new one (setAvail).
+type topicView struct {
+	n     int
+	avail []int32
+}
+
+// viewOf returns the topic's view, nil while the topic is not known.
+func (p *Producer) viewOf(topic string) *topicView {
+	v, _ := p.views.Load(topic)
+	view, _ := v.(*topicView)
+	return view
+}
+
+// setAvail sets a topic's available partitions and publishes its view;
+// avail is not changed afterwards. p.mu is held.
+func (p *Producer) setAvail(ts *topicState, avail []int32) {
+	ts.avail = avail
+	p.views.Store(ts.name, &topicView{n: ts.n, avail: avail})
+}
+
+// place queues a record on the partition the Partitioner chose for it, of a
+// topic with n partitions. p.mu is held.
+func (p *Producer) place(pr pending, part int32, n int) {
+	if p.drained {
+		p.finish(pr, ErrProducerClosed)
+		return
+	}
+	if part < 0 || int(part) >= n {
+		p.finish(pr, &PartitionError{Topic: pr.rec.Topic, Partition: part, Err: ErrUnknownTopicOrPartition})
+		return
+	}
+	pr.rec.Partition = part
+	p.addPending(topicPartition{pr.rec.Topic, part}, pr)
+}
+
+// routeLater queues records of a known topic whose partition is to be chosen
+// (again): parked until the topic was known, or moving off a failed
+// partition. The sender partitions them (routeQueued). p.mu is held.
+func (p *Producer) routeLater(prs ...pending) {
+	if p.drained {
+		for _, pr := range prs {
+			p.finish(pr, ErrProducerClosed)
+		}
+		return
+	}
+	p.unrouted = append(p.unrouted, prs...)
+	p.poke()
+}
+
+// routeQueued partitions the records routeLater queued, calling the
+// Partitioner with no lock held. The sender runs it before each pass.
+// Meanwhile (routing) Produce queues its records behind these, so that a
+// key's records keep their order.
+func (p *Producer) routeQueued() {
+	p.mu.Lock()
+	prs := p.unrouted
+	p.unrouted, p.routing = nil, len(prs) > 0
+	p.mu.Unlock()
+	if len(prs) == 0 {
+		return
+	}
+	parts := make([]int32, len(prs))
+	ns := make([]int, len(prs))
+	for i, pr := range prs {
+		parts[i] = -1
+		if view := p.viewOf(pr.rec.Topic); view != nil {
+			parts[i], ns[i] = p.part.Partition(pr.rec, view.n, view.avail), view.n
+		}
+	}
+	p.mu.Lock()
+	for i, pr := range prs {
+		p.place(pr, parts[i], ns[i])
+	}
+	p.routing = false
+	p.mu.Unlock()
+}

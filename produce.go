@@ -49,7 +49,13 @@ type Producer struct {
 	// loses an entry), and pending slices of completed batches for reuse
 	// (freeRecsCap is their total capacity; see putRecs).
 	lastPS *partState
-	lastTS *topicState // the topic last produced to (topics never loses one)
+
+	// views holds each known topic's *topicView, which Produce gives the
+	// Partitioner before taking mu: user code never runs under the lock.
+	views    sync.Map
+	unrouted []pending // records to partition again, by the sender (routeQueued)
+	routing  bool      // routeQueued is partitioning records taken from unrouted
+	drained  bool      // Close failed what was left: records routed later fail too
 
 	nextReload time.Time // the earliest topicState.reloadAt (see reloadTopics)
 
@@ -225,6 +231,12 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	if size > p.cfg.maxBatchBytes {
 		return fmt.Errorf("%w: record of %d bytes, max batch size %d", ErrMessageTooLarge, size, p.cfg.maxBatchBytes)
 	}
+	// The partition is chosen before the lock: the Partitioner is user code.
+	view := p.viewOf(r.Topic)
+	part := int32(-1)
+	if view != nil {
+		part = p.part.Partition(r, view.n, view.avail)
+	}
 	p.mu.Lock()
 	for {
 		if p.closing {
@@ -253,21 +265,19 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	p.bufRecords++
 	p.bufBytes += size
 	pr := pending{rec: r, cb: cb, size: size} // addPending sets the deadline
-	ts := p.lastTS
-	if ts == nil || ts.name != r.Topic {
-		if ts = p.topics[r.Topic]; ts != nil {
-			p.lastTS = ts
-		}
-	}
-	if ts == nil || ts.n == 0 {
+	switch {
+	case view != nil && len(p.unrouted) == 0 && !p.routing:
+		p.place(pr, part, view.n)
+	case view != nil || p.viewOf(r.Topic) != nil:
+		// After the records waiting for a partition (a key's order), or
+		// the topic became known meanwhile.
+		p.routeLater(pr)
+	default:
 		// The topic is not known yet: park the record on partition -1 of
 		// the topic until metadata comes.
 		p.addPending(topicPartition{r.Topic, -1}, pr)
 		p.loadTopic(r.Topic)
-		p.mu.Unlock()
-		return nil
 	}
-	p.route(ts, pr)
 	p.mu.Unlock()
 	return nil
 }
@@ -282,18 +292,6 @@ func badProduce(ctx context.Context, r *Record) error {
 		return errors.New("kpax: Produce: nil record")
 	}
 	return errors.New("kpax: record without a topic")
-}
-
-// route picks the partition of a record of a known topic and queues it.
-// p.mu is held.
-func (p *Producer) route(ts *topicState, pr pending) {
-	part := p.part.Partition(pr.rec, ts.n, ts.avail)
-	if part < 0 || int(part) >= ts.n {
-		p.finish(pr, &PartitionError{Topic: pr.rec.Topic, Partition: part, Err: ErrUnknownTopicOrPartition})
-		return
-	}
-	pr.rec.Partition = part
-	p.addPending(topicPartition{pr.rec.Topic, part}, pr)
 }
 
 func (p *Producer) addPending(tp topicPartition, pr pending) {
@@ -490,6 +488,10 @@ func (p *Producer) Close(ctx context.Context) error {
 		}
 		ps.retry = nil
 	}
+	for _, pr := range p.unrouted {
+		p.finish(pr, ErrProducerClosed)
+	}
+	p.unrouted, p.drained = nil, true
 	sinks := p.brokers
 	p.mu.Unlock()
 	close(p.quit)
@@ -583,7 +585,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	now := time.Now()
 	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
 	p.nextReload = minTime(p.nextReload, ts.reloadAt)
-	ts.avail = ts.avail[:0]
+	var avail []int32 // a new slice: views share the old one
 	for _, pm := range tm.Partitions {
 		tp := topicPartition{topic, pm.Partition}
 		ps := p.parts[tp]
@@ -593,21 +595,20 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 		switch {
 		case pm.Leader < 0:
 		case ps == nil || now.After(ps.avoidUntil) && !ps.congested:
-			ts.avail = append(ts.avail, pm.Partition)
+			avail = append(avail, pm.Partition)
 		case ps.congested: // available again when a batch of it leaves (cutBatch)
 		default: // avoided: available again when the period ends
 			p.reloadBy(ts, ps.avoidUntil)
 		}
 	}
-	if len(ts.avail) == ts.n {
-		ts.avail = ts.avail[:0] // all available: no restriction
+	if len(avail) == ts.n {
+		avail = nil // all available: no restriction
 	}
+	p.setAvail(ts, avail)
 	if parked := p.parts[topicPartition{topic, -1}]; parked != nil && ts.n > 0 {
 		recs := parked.pending
 		parked.pending, parked.pendBytes = nil, 0
-		for _, pr := range recs {
-			p.route(ts, pr)
-		}
+		p.routeLater(recs...)
 	}
 }
 

@@ -113,6 +113,7 @@ func (p *Producer) sender() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		p.routeQueued()
 		wait := p.collect()
 		t.Reset(wait)
 		select {
@@ -313,15 +314,17 @@ func (p *Producer) unavail(ps *partState) {
 		return
 	}
 	if len(ts.avail) == 0 { // all were available
+		avail := make([]int32, 0, ts.n-1)
 		for i := 0; i < ts.n; i++ {
 			if int32(i) != ps.tp.partition {
-				ts.avail = append(ts.avail, int32(i))
+				avail = append(avail, int32(i))
 			}
 		}
+		p.setAvail(ts, avail)
 		return
 	}
 	if i := slices.Index(ts.avail, ps.tp.partition); i >= 0 && len(ts.avail) > 1 {
-		ts.avail = slices.Delete(ts.avail, i, i+1)
+		p.setAvail(ts, slices.Delete(slices.Clone(ts.avail), i, i+1)) // views share the old slice
 	}
 }
 
@@ -688,10 +691,8 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 			}
 		}
 		if len(avail) > 0 {
-			ts.avail = avail
-			for _, pr := range b.recs {
-				p.route(ts, pr)
-			}
+			p.setAvail(ts, avail)
+			p.routeLater(b.recs...)
 			b.recs = nil
 			return
 		}
