@@ -629,11 +629,12 @@ func (p *brokerPool) dial(ctx context.Context, wait time.Duration, legacy legacy
 		}
 	}
 	cfg := &p.cl.cfg
-	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy, &p.cl.conns)
+	modern := p.cl.isModern(p.addr)
+	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, legacy, modern, &p.cl.conns)
 	if legacy == eraModern {
-		if err != nil && (errors.Is(err, errLegacyBroker) || errors.Is(err, errSilentBroker)) && !p.cl.isModern(p.addr) {
+		if err != nil && (errors.Is(err, errLegacyBroker) || errors.Is(err, errSilentBroker)) && !modern {
 			c, err = p.dialLegacy(ctx, err)
-		} else if err == nil && !p.cl.isModern(p.addr) {
+		} else if err == nil && !modern {
 			if p.cl.wasLegacy(p.addr) {
 				cfg.logger.Info("kpax: broker answers ApiVersions again; negotiating versions", "broker", p.addr)
 			}
@@ -688,7 +689,7 @@ func (p *brokerPool) dialLegacy(ctx context.Context, first error) (*conn, error)
 	era := era09
 	if errors.Is(first, errLegacyBroker) {
 		era = era08
-		c, err := dialConn(ctx, cfg, p.nodeID, p.addr, eraModern, &p.cl.conns)
+		c, err := dialConn(ctx, cfg, p.nodeID, p.addr, eraModern, false, &p.cl.conns)
 		if err == nil {
 			p.cl.setLegacy(p.addr, eraModern)
 			return c, nil
@@ -697,7 +698,7 @@ func (p *brokerPool) dialLegacy(ctx context.Context, first error) (*conn, error)
 			return nil, err
 		}
 	}
-	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, era, &p.cl.conns)
+	c, err := dialConn(ctx, cfg, p.nodeID, p.addr, era, false, &p.cl.conns)
 	if err != nil {
 		return nil, err
 	}

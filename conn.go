@@ -143,8 +143,10 @@ const readChunk = 1 << 20
 
 // dialConn connects to a broker and negotiates versions and security. The
 // connection is ready for requests when it returns. With legacy other than
-// eraModern it asks no ApiVersions and talks v0 (legacy.go).
-func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legacy legacyEra, parent *sync.WaitGroup) (*conn, error) {
+// eraModern it asks no ApiVersions and talks v0 (legacy.go). modern says the
+// broker at addr has answered ApiVersions before: one silent now is paused or
+// overloaded, not old, and gets the whole request timeout to answer.
+func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legacy legacyEra, modern bool, parent *sync.WaitGroup) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
 	dial := cfg.dialer
@@ -181,7 +183,7 @@ func dialConn(ctx context.Context, cfg *config, nodeID int32, addr string, legac
 	go c.readLoop()
 	if legacy != eraModern {
 		c.versions = legacyVersions(legacy)
-	} else if err := c.negotiate(ctx); err != nil {
+	} else if err := c.negotiate(ctx, modern); err != nil {
 		c.close(err)
 		c.wait()
 		return nil, err
@@ -202,17 +204,24 @@ var errLegacyBroker = errors.New("the broker closed the connection on ApiVersion
 
 // negotiate asks the broker which versions it supports. A broker that does
 // not know our ApiVersions version answers v0 with UNSUPPORTED_VERSION and
-// its own range, and we ask again at its newest version.
-func (c *conn) negotiate(ctx context.Context) error {
+// its own range, and we ask again at its newest version. A broker not known
+// to be modern is given apiVersionsSilence to answer, and one silent that
+// long may be Kafka 0.9 (errSilentBroker); a modern one gets the request
+// timeout, like any request.
+func (c *conn) negotiate(ctx context.Context, modern bool) error {
 	req := &ApiVersionsRequest{ClientSoftwareName: c.cfg.softwareName, ClientSoftwareVersion: c.cfg.softwareVer, NodeID: -1}
 	v := min(req.MaxVersion(), pathMaxVersion(req))
 	if capV, ok := c.cfg.maxVersions[apiKeyApiVersions]; ok {
 		v = max(min(v, capV), 0)
 	}
+	wait := apiVersionsSilence(c.cfg)
+	if modern {
+		wait = c.cfg.requestTimeout
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		cl, err := c.send(ctx, req, v, false)
 		if err == nil {
-			if err = c.wait1(ctx, cl, apiVersionsSilence(c.cfg)); err != nil {
+			if err = c.wait1(ctx, cl, wait); err != nil {
 				c.report(cl, nil, err)
 			}
 		}
@@ -220,7 +229,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				return fmt.Errorf("%w: %w", errLegacyBroker, err)
 			}
-			if errors.Is(err, ErrResponseTimeout) {
+			if errors.Is(err, ErrResponseTimeout) && !modern {
 				return fmt.Errorf("%w: %w", errSilentBroker, err)
 			}
 			return fmt.Errorf("ApiVersions v%d: %w", v, unwrapBroker(err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -136,6 +137,86 @@ func TestHugeResponseRefused(t *testing.T) {
 			mustMetadata(t, cl, -1)
 			if n := fb.accepts.Load(); n != 2 {
 				t.Errorf("broker accepted %d connections, want 2 (the refused one closed)", n)
+			}
+			checkNoLeak(t, cl, fb.close)
+		})
+	}
+}
+
+// TestFakeLateResponse: a broker answers a Metadata request late, after the
+// client gave up on it, on the connection the request went out on.
+//   - timeout: the request timed out, so the client closed that connection;
+//     the next requests go over a new one and get their own answers, not
+//     the late one.
+//   - canceled: the caller's context ended first, which leaves the
+//     connection up; the next request is pipelined behind the abandoned
+//     one on the same connection (and waits for the broker, which answers
+//     in order), and the late answer is matched to the abandoned call, not
+//     to it.
+//
+// Each answer must name the topic its request asked for.
+func TestFakeLateResponse(t *testing.T) {
+	const late = 700 * time.Millisecond
+	for _, mode := range []string{"timeout", "canceled"} {
+		t.Run(mode, func(t *testing.T) {
+			timeout := 300 * time.Millisecond
+			if mode == "canceled" {
+				timeout = 3 * time.Second // the next request waits behind the late one
+			}
+			fb := newFakeBroker(t, func(fc *fakeConn, r *fakeRequest) bool {
+				if m, ok := r.req.(*MetadataRequest); ok && len(m.Topics) == 1 && deref(m.Topics[0].Name) == "late" {
+					time.Sleep(late)
+					fc.reply(r, fc.fb.metadata(m))
+					return true
+				}
+				return false
+			})
+			cl := newTestClient(t, fb.addr, WithRequestTimeout(timeout), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
+			ask := func(ctx context.Context, topic string) (string, error) {
+				r, err := cl.RequestBroker(ctx, -1, metadataFor(topic))
+				if err != nil {
+					return "", err
+				}
+				md := r.(*MetadataResponse)
+				if len(md.Topics) != 1 {
+					return "", fmt.Errorf("answer with %d topics", len(md.Topics))
+				}
+				return deref(md.Topics[0].Name), nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if got, err := ask(ctx, "first"); err != nil || got != "first" {
+				t.Fatalf("first request: %q, %v", got, err)
+			}
+			lctx := ctx
+			if mode == "canceled" {
+				var lcancel context.CancelFunc
+				lctx, lcancel = context.WithTimeout(ctx, 100*time.Millisecond)
+				defer lcancel()
+			}
+			start := time.Now()
+			_, err := ask(lctx, "late")
+			gaveUp := time.Since(start)
+			want := ErrResponseTimeout
+			if mode == "canceled" {
+				want = context.DeadlineExceeded
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("late request: %v, want %v", err, want)
+			}
+			for _, topic := range []string{"next", "after-the-late-answer"} {
+				got, err := ask(ctx, topic)
+				if err != nil || got != topic {
+					t.Fatalf("request for %q after the late one: answer for %q, %v", topic, got, err)
+				}
+				if topic == "next" {
+					time.Sleep(late) // the late answer has been written by now
+				}
+			}
+			conns := fb.accepts.Load()
+			t.Logf("figures (%s): gave up after %v; answers matched; %d connection(s)", mode, gaveUp.Round(time.Millisecond), conns)
+			if mode == "timeout" && conns != 2 || mode == "canceled" && conns != 1 {
+				t.Errorf("%d connections: want 2 after a timeout (the connection is closed), 1 after a cancel", conns)
 			}
 			checkNoLeak(t, cl, fb.close)
 		})

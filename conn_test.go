@@ -400,6 +400,22 @@ func TestFakeFaults(t *testing.T) {
 	}
 	silence := func(fc *fakeConn) { fc.hold(nil) }
 	closeConn := func(fc *fakeConn) { fc.close() }
+	// brokersCount answers Metadata with the brokers array's length prefix
+	// as given (int32 at v8, compact at v12), then a few bytes.
+	brokersCount := func(prefix ...byte) func(fc *fakeConn, r *fakeRequest) {
+		return func(fc *fakeConn, r *fakeRequest) {
+			var body []byte
+			body = binary.BigEndian.AppendUint32(body, uint32(r.corr))
+			if r.version >= 9 {
+				body = append(body, 0) // no tagged fields in the header
+			}
+			body = append(body, 0, 0, 0, 0) // throttle time
+			body = append(body, prefix...)
+			body = append(body, make([]byte, 16)...)
+			fc.write(append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...))
+		}
+	}
+	v8 := []Option{WithMaxVersion(apiKeyMetadata, 8)}
 	tests := []struct {
 		name    string
 		key     int16 // the API key whose first request triggers the fault
@@ -409,6 +425,7 @@ func TestFakeFaults(t *testing.T) {
 		alloc   uint64  // bound on bytes allocated by the failing request
 		wantMsg string  // in the error's text
 		kept    bool    // not a connection fault: the connection stays up
+		opts    []Option
 	}{
 		{name: "wrong correlation ID", key: 3, want: []error{ErrMalformed}, wantMsg: "correlation ID",
 			fault: func(fc *fakeConn, r *fakeRequest) {
@@ -465,6 +482,14 @@ func TestFakeFaults(t *testing.T) {
 				binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 				fc.write(b)
 			}},
+		{name: "array length -5", key: 3, want: []error{ErrMalformed}, wantMsg: "negative length", opts: v8,
+			fault: brokersCount(0xff, 0xff, 0xff, 0xfb)},
+		{name: "array length 0x7fffffff", key: 3, want: []error{ErrMalformed}, wantMsg: "cannot fit", opts: v8, alloc: 1 << 20,
+			fault: brokersCount(0x7f, 0xff, 0xff, 0xff)},
+		{name: "compact array length 2^32", key: 3, want: []error{ErrMalformed}, wantMsg: "too large", alloc: 1 << 20,
+			fault: brokersCount(0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{name: "compact array length 2^31-2", key: 3, want: []error{ErrMalformed}, wantMsg: "cannot fit", alloc: 1 << 20,
+			fault: brokersCount(0xff, 0xff, 0xff, 0xff, 0x07)},
 		{name: "response never sent", key: 3, want: []error{ErrResponseTimeout}, silent: true,
 			fault: func(fc *fakeConn, r *fakeRequest) { fc.hold(nil) }},
 		{name: "ApiVersions with a wrong correlation ID", key: apiKeyApiVersions, want: []error{ErrMalformed}, wantMsg: "ApiVersions",
@@ -509,19 +534,21 @@ func TestFakeFaults(t *testing.T) {
 				return false
 			})
 			good := newFakeBroker(t, nil)
-			cl := newTestClient(t, bad.addr, WithSeedBrokers(bad.addr, good.addr),
-				WithRequestTimeout(timeout), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
+			cl := newTestClient(t, bad.addr, append([]Option{WithSeedBrokers(bad.addr, good.addr),
+				WithRequestTimeout(timeout), WithRetryBackoff(time.Millisecond, 10*time.Millisecond)}, tt.opts...)...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			errc := make(chan error, 1)
 			var elapsed time.Duration
-			var alloc uint64
+			var alloc, peak uint64
 			go func() {
+				h := startHeapSampler()
 				a0 := totalAlloc()
 				start := time.Now()
 				_, err := cl.RequestBroker(ctx, -1, metadataFor("t"))
 				elapsed = time.Since(start)
 				alloc = totalAlloc() - a0
+				peak = h.done()
 				errc <- err
 			}()
 			if tt.silent {
@@ -548,6 +575,12 @@ func TestFakeFaults(t *testing.T) {
 			}
 			if tt.alloc > 0 && alloc > tt.alloc {
 				t.Errorf("the failing request allocated %d bytes, want at most %d", alloc, tt.alloc)
+			}
+			// Whatever the broker announces, the heap grows by what it
+			// sends (at most 512 KiB here) and a read chunk, not more.
+			t.Logf("figures: peak heap +%d KiB while the request failed", peak>>10)
+			if peak > 8<<20 {
+				t.Errorf("the heap grew by %d KiB while the request failed, want at most 8 MiB", peak>>10)
 			}
 			mustMetadata(t, cl, -2)
 			if tt.kept {

@@ -198,3 +198,79 @@ func mustMetadataOf(t *testing.T, cl *Client) {
 		t.Fatalf("the next request: %v", err)
 	}
 }
+
+// TestFetchCorruptBatches: a Fetch response whose batch is corrupt (a bad
+// CRC in a v2 batch or a v1 message, impossible counts and lengths under a
+// good CRC) reaches the Consumer as a partition error that wraps
+// ErrCorruptRecords, never a panic nor a record; the client keeps working.
+// The control, the same batch intact, is delivered: what bites is the
+// corruption.
+func TestFetchCorruptBatches(t *testing.T) {
+	recs := []Record{{Key: []byte("key"), Value: []byte("value")}}
+	good := mustBatch(t, NewBatchHeader(), recs, CompressionNone)
+	edit := func(src []byte, fix func([]byte), f func(b []byte)) []byte {
+		b := joinBytes(src)
+		f(b)
+		if fix != nil {
+			fix(b)
+		}
+		return b
+	}
+	msg := mustMessageSet(t, 1, 0, recs, CompressionNone)
+	tests := []struct {
+		name  string
+		batch []byte
+		bad   bool
+	}{
+		{"control", good, false},
+		{"control v1", msg, false},
+		{"batch CRC", edit(good, nil, func(b []byte) { b[len(b)-1] ^= 0xff }), true},
+		{"message v1 CRC", edit(msg, nil, func(b []byte) { b[len(b)-1] ^= 0xff }), true},
+		{"record count 0x7fffffff", edit(good, setCRCv2, func(b []byte) { copy(b[57:], beInt32(0x7fffffff)) }), true},
+		{"record count -1", edit(good, setCRCv2, func(b []byte) { copy(b[57:], beInt32(-1)) }), true},
+		{"record length past the batch", edit(good, setCRCv2, func(b []byte) { b[61] = 0x7e }), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hb := &hostileFetchBroker{batch: tt.batch}
+			f := newFakeCluster(t, 1, hb.handle)
+			cl := newTestClient(t, f.addr(), WithRetryBackoff(time.Second, time.Second))
+			cons, err := cl.NewConsumer(WithFetchMaxWait(50 * time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cons.Assign(map[string]map[int32]Offset{"t": {0: AtOffset(0)}})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var got []Record
+			var errs []error
+			for len(got) == 0 && len(errs) == 0 {
+				fe, err := cons.Poll(ctx)
+				if err != nil {
+					t.Fatalf("Poll: %v (no record, no error)", err)
+				}
+				got = append(got, fe.Records...)
+				errs = append(errs, fe.Errors...)
+			}
+			t.Logf("figures: %d records, errors %v", len(got), errs)
+			if !tt.bad {
+				if len(errs) > 0 || len(got) != 1 || string(got[0].Value) != "value" {
+					t.Fatalf("control: records %v, errors %v: want the record", got, errs)
+				}
+			} else {
+				if len(got) > 0 {
+					t.Errorf("a corrupt batch gave records %v", got)
+				}
+				for _, e := range errs {
+					var pe *PartitionError
+					if !errors.Is(e, ErrCorruptRecords) || !errors.As(e, &pe) || pe.Topic != "t" || pe.Partition != 0 {
+						t.Errorf("error %v: want a PartitionError of t/0 wrapping ErrCorruptRecords", e)
+					}
+				}
+			}
+			cons.Close(context.Background())
+			mustMetadataOf(t, cl)
+			checkNoLeak(t, cl, f.close)
+		})
+	}
+}

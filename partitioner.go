@@ -1,16 +1,30 @@
 package kpax
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 )
+
+// Partition selection: the Partitioner interface and the partitioners
+// kpax provides, and the producer's side of it: what it knows of each
+// topic's partitions (count, leaders, which are available) and how a
+// record gets its partition, with no lock held while user code decides.
 
 // A Partitioner chooses the partition of a record that does not name one.
 // The producer calls it with the topic's partition count n and the
 // partitions that are available now: those with a reachable leader and no
-// recent failure (avail is all partitions when none is). It must return a
-// partition in [0, n). It is called with the producer's lock held, so it
-// must be fast and must not call the producer.
+// recent failure (avail is all partitions when none is; it must not be
+// changed). It must return a partition in [0, n); another value fails the
+// record with ErrUnknownTopicOrPartition.
+//
+// It is called under no lock of the producer, from Produce's goroutine or,
+// for records that move to another partition, from the producer's sender,
+// so several calls can run at once and it may call the producer (e.g.
+// Produce a copy elsewhere); it must not block waiting on the producer
+// (a Produce whose buffer is full waits for the sender it runs on).
 type Partitioner interface {
 	Partition(r *Record, n int, avail []int32) int32
 }
@@ -216,4 +230,238 @@ func (s *StableKeys) batchSent(topic string, p int32) { s.sticky.batchSent(topic
 // lock of the producer. Default: none. Producer option.
 func WithOnPartitionsChanged(f func(topic string, before, after int)) Option {
 	return func(c *config) { c.in(scopeProducer, "WithOnPartitionsChanged"); c.producer.onPartitions = f }
+}
+
+// topicState is what the producer knows of a topic's partitions.
+type topicState struct {
+	name    string
+	n       int     // partition count, 0 while unknown
+	avail   []int32 // partitions not being avoided
+	err     error   // a metadata error, for records waiting on the topic
+	loading bool
+	// reloadAt is when the producer next takes the topic's metadata again:
+	// the metadata max age after the last load (partition expansion,
+	// leader moves), or sooner when a partition's avoidance period ends.
+	reloadAt time.Time
+	meta     *TopicMetadata // as last applied (immutable), for new partitions' leaders
+}
+
+// topicView is what the Partitioner is given for a topic: its partition
+// count and the partitions available now (nil: all). It never changes: a
+// change publishes a new one (setAvail).
+type topicView struct {
+	n     int
+	avail []int32
+}
+
+// viewOf returns the topic's view, nil while the topic is not known.
+func (p *Producer) viewOf(topic string) *topicView {
+	v, _ := p.views.Load(topic)
+	view, _ := v.(*topicView)
+	return view
+}
+
+// setAvail sets a topic's available partitions and publishes its view;
+// avail is not changed afterwards. p.mu is held.
+func (p *Producer) setAvail(ts *topicState, avail []int32) {
+	ts.avail = avail
+	p.views.Store(ts.name, &topicView{n: ts.n, avail: avail})
+}
+
+// place queues a record on the partition the Partitioner chose for it, of a
+// topic with n partitions. p.mu is held.
+func (p *Producer) place(pr pending, part int32, n int) {
+	if p.drained {
+		p.finish(pr, ErrProducerClosed)
+		return
+	}
+	if part < 0 || int(part) >= n {
+		p.finish(pr, &PartitionError{Topic: pr.rec.Topic, Partition: part, Err: ErrUnknownTopicOrPartition})
+		return
+	}
+	pr.rec.Partition = part
+	p.addPending(topicPartition{pr.rec.Topic, part}, pr)
+}
+
+// routeLater queues records of a known topic whose partition is to be chosen
+// (again): parked until the topic was known, or moving off a failed
+// partition. The sender partitions them (routeQueued). p.mu is held.
+func (p *Producer) routeLater(prs ...pending) {
+	if p.drained {
+		for _, pr := range prs {
+			p.finish(pr, ErrProducerClosed)
+		}
+		return
+	}
+	p.unrouted = append(p.unrouted, prs...)
+	p.poke()
+}
+
+// routeQueued partitions the records routeLater queued, calling the
+// Partitioner with no lock held. The sender runs it before each pass.
+// Meanwhile (routing) Produce queues its records behind these, so that a
+// key's records keep their order.
+func (p *Producer) routeQueued() {
+	p.mu.Lock()
+	prs := p.unrouted
+	p.unrouted, p.routing = nil, len(prs) > 0
+	p.mu.Unlock()
+	if len(prs) == 0 {
+		return
+	}
+	parts := make([]int32, len(prs))
+	ns := make([]int, len(prs))
+	for i, pr := range prs {
+		parts[i] = -1
+		if view := p.viewOf(pr.rec.Topic); view != nil {
+			parts[i], ns[i] = p.part.Partition(pr.rec, view.n, view.avail), view.n
+		}
+	}
+	p.mu.Lock()
+	for i, pr := range prs {
+		p.place(pr, parts[i], ns[i])
+	}
+	p.routing = false
+	p.mu.Unlock()
+}
+
+// WithPartitioner sets how records are spread over partitions. Default:
+// StickyPartitioner (murmur2 for keyed records, sticky for the others).
+// Producer option.
+func WithPartitioner(p Partitioner) Option {
+	return func(c *config) { c.in(scopeProducer, "WithPartitioner"); c.producer.partitioner = p }
+}
+
+// WithPartitionAvoidance sets how long unkeyed records avoid a partition
+// whose produce failed, before trying it again. Default: 10s. Producer option.
+func WithPartitionAvoidance(d time.Duration) Option {
+	return func(c *config) { c.in(scopeProducer, "WithPartitionAvoidance"); c.producer.avoidPeriod = d }
+}
+
+// loadTopic loads a topic's partitions in the background. p.mu is held.
+func (p *Producer) loadTopic(topic string) {
+	ts := p.topics[topic]
+	if ts == nil {
+		ts = &topicState{name: topic}
+		p.topics[topic] = ts
+	}
+	if ts.loading {
+		return
+	}
+	ts.loading = true
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.requestTimeout)
+		defer cancel()
+		tm, err := p.cl.meta.topic(ctx, topic)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		ts.loading = false
+		p.applyTopic(topic, tm, err)
+		p.poke()
+	}()
+}
+
+// applyTopic takes new metadata of a topic: partition count (expansion
+// included), leaders, and records parked until the topic was known.
+// p.mu is held.
+func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
+	ts := p.topics[topic]
+	if err != nil {
+		ts.err = err
+		ts.reloadAt = time.Now().Add(p.cl.cfg.retryBackoffMax) // try again then
+		p.nextReload = minTime(p.nextReload, ts.reloadAt)
+		return
+	}
+	ts.err = nil
+	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
+		f := p.cfg.onPartitions
+		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil)
+	}
+	ts.n = len(tm.Partitions)
+	ts.meta = tm
+	now := time.Now()
+	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
+	p.nextReload = minTime(p.nextReload, ts.reloadAt)
+	var avail []int32 // a new slice: views share the old one
+	for _, pm := range tm.Partitions {
+		tp := topicPartition{topic, pm.Partition}
+		ps := p.parts[tp]
+		if ps != nil {
+			p.newLeader(ps, pm)
+		}
+		switch {
+		case pm.Leader < 0:
+		case ps == nil || now.After(ps.avoidUntil) && !ps.congested:
+			avail = append(avail, pm.Partition)
+		case ps.congested: // available again when a batch of it leaves (cutBatch)
+		default: // avoided: available again when the period ends
+			p.reloadBy(ts, ps.avoidUntil)
+		}
+	}
+	if len(avail) == ts.n {
+		avail = nil // all available: no restriction
+	}
+	p.setAvail(ts, avail)
+	if parked := p.parts[topicPartition{topic, -1}]; parked != nil && ts.n > 0 {
+		recs := parked.pending
+		parked.pending, parked.pendBytes = nil, 0
+		p.routeLater(recs...)
+	}
+}
+
+// newLeader takes a partition's leader from metadata. A newer leader than
+// the one its batches failed on ends the retry backoff, and ends the wait
+// for requests still in flight to the former leader: their connection is
+// closed, so their batches are retried (in doubt, idempotent ones keep
+// their sequence numbers) on the new leader rather than after the request
+// timeout. p.mu is held.
+func (p *Producer) newLeader(ps *partState, pm PartitionMetadata) {
+	if pm.Leader < 0 || ps.leader >= 0 && pm.LeaderEpoch < ps.leaderEpoch {
+		return
+	}
+	moved := pm.LeaderEpoch > ps.leaderEpoch || pm.Leader != ps.sentTo
+	ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
+	if !moved {
+		return
+	}
+	ps.retryAt = time.Time{}
+	if ps.inflight > 0 && ps.sentTo != pm.Leader && pm.LeaderEpoch >= 0 {
+		if pool, err := p.cl.pool(ps.sentTo); err == nil {
+			pool.closeLane(laneDefault, fmt.Errorf("%w: %s/%d moved to broker %d", ErrNotLeaderOrFollower, ps.tp.topic, ps.tp.partition, pm.Leader))
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// reloadTopics takes again the metadata of topics whose reload time has
+// come (see topicState.reloadAt): from the client's cache, which refreshes
+// itself every metadata max age, so this costs no request in the steady
+// state. p.mu is held.
+func (p *Producer) reloadTopics(now time.Time) {
+	if now.Before(p.nextReload) {
+		return
+	}
+	p.nextReload = now.Add(p.cl.cfg.metadataMaxAge)
+	for name, ts := range p.topics {
+		if ts.n > 0 && !ts.loading && now.After(ts.reloadAt) {
+			p.loadTopic(name) // applyTopic sets the next reloadAt
+		} else {
+			p.nextReload = minTime(p.nextReload, ts.reloadAt)
+		}
+	}
+}
+
+// reloadBy makes the producer take a topic's metadata again at t at the
+// latest. p.mu is held.
+func (p *Producer) reloadBy(ts *topicState, t time.Time) {
+	ts.reloadAt = minTime(ts.reloadAt, t)
+	p.nextReload = minTime(p.nextReload, t)
 }

@@ -54,7 +54,13 @@ type Producer struct {
 	// loses an entry), and pending slices of completed batches for reuse
 	// (freeRecsCap is their total capacity; see putRecs).
 	lastPS *partState
-	lastTS *topicState // the topic last produced to (topics never loses one)
+
+	// views holds each known topic's *topicView, which Produce gives the
+	// Partitioner before taking mu: user code never runs under the lock.
+	views    sync.Map
+	unrouted []pending // records to partition again, by the sender (routeQueued)
+	routing  bool      // routeQueued is partitioning records taken from unrouted
+	drained  bool      // Close failed what was left: records routed later fail too
 
 	nextReload time.Time // the earliest topicState.reloadAt (see reloadTopics)
 
@@ -91,20 +97,6 @@ type topicPartition struct {
 type producerID struct {
 	id    int64
 	epoch int16
-}
-
-// topicState is what the producer knows of a topic's partitions.
-type topicState struct {
-	name    string
-	n       int     // partition count, 0 while unknown
-	avail   []int32 // partitions not being avoided
-	err     error   // a metadata error, for records waiting on the topic
-	loading bool
-	// reloadAt is when the producer next takes the topic's metadata again:
-	// the metadata max age after the last load (partition expansion,
-	// leader moves), or sooner when a partition's avoidance period ends.
-	reloadAt time.Time
-	meta     *TopicMetadata // as last applied (immutable), for new partitions' leaders
 }
 
 // partState is one partition's records: not yet batched, waiting for a
@@ -230,6 +222,12 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	if size > p.cfg.maxBatchBytes {
 		return fmt.Errorf("%w: record of %d bytes, max batch size %d", ErrMessageTooLarge, size, p.cfg.maxBatchBytes)
 	}
+	// The partition is chosen before the lock: the Partitioner is user code.
+	view := p.viewOf(r.Topic)
+	part := int32(-1)
+	if view != nil {
+		part = p.part.Partition(r, view.n, view.avail)
+	}
 	p.mu.Lock()
 	for {
 		if p.closing {
@@ -260,21 +258,19 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 	p.bufRecords++
 	p.bufBytes += size
 	pr := pending{rec: r, cb: cb, size: size} // addPending sets the deadline
-	ts := p.lastTS
-	if ts == nil || ts.name != r.Topic {
-		if ts = p.topics[r.Topic]; ts != nil {
-			p.lastTS = ts
-		}
-	}
-	if ts == nil || ts.n == 0 {
+	switch {
+	case view != nil && len(p.unrouted) == 0 && !p.routing:
+		p.place(pr, part, view.n)
+	case view != nil || p.viewOf(r.Topic) != nil:
+		// After the records waiting for a partition (a key's order), or
+		// the topic became known meanwhile.
+		p.routeLater(pr)
+	default:
 		// The topic is not known yet: park the record on partition -1 of
 		// the topic until metadata comes.
 		p.addPending(topicPartition{r.Topic, -1}, pr)
 		p.loadTopic(r.Topic)
-		p.mu.Unlock()
-		return nil
 	}
-	p.route(ts, pr)
 	p.mu.Unlock()
 	return nil
 }
@@ -289,18 +285,6 @@ func badProduce(ctx context.Context, r *Record) error {
 		return errors.New("kpax: Produce: nil record")
 	}
 	return errors.New("kpax: record without a topic")
-}
-
-// route picks the partition of a record of a known topic and queues it.
-// p.mu is held.
-func (p *Producer) route(ts *topicState, pr pending) {
-	part := p.part.Partition(pr.rec, ts.n, ts.avail)
-	if part < 0 || int(part) >= ts.n {
-		p.finish(pr, &PartitionError{Topic: pr.rec.Topic, Partition: part, Err: ErrUnknownTopicOrPartition})
-		return
-	}
-	pr.rec.Partition = part
-	p.addPending(topicPartition{pr.rec.Topic, part}, pr)
 }
 
 func (p *Producer) addPending(tp topicPartition, pr pending) {
@@ -502,6 +486,10 @@ func (p *Producer) Close(ctx context.Context) error {
 		}
 		ps.retry = nil
 	}
+	for _, pr := range p.unrouted {
+		p.finish(pr, ErrProducerClosed)
+	}
+	p.unrouted, p.drained = nil, true
 	sinks := p.brokers
 	p.mu.Unlock()
 	close(p.quit)
@@ -554,135 +542,6 @@ func (p *Producer) failBatch(b *batch, err error) {
 		p.finish(pr, err)
 	}
 	b.recs = nil
-}
-
-// loadTopic loads a topic's partitions in the background. p.mu is held.
-func (p *Producer) loadTopic(topic string) {
-	ts := p.topics[topic]
-	if ts == nil {
-		ts = &topicState{name: topic}
-		p.topics[topic] = ts
-	}
-	if ts.loading {
-		return
-	}
-	ts.loading = true
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.ctx, p.cl.cfg.requestTimeout)
-		defer cancel()
-		tm, err := p.cl.meta.topic(ctx, topic)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		ts.loading = false
-		p.applyTopic(topic, tm, err)
-		p.poke()
-	}()
-}
-
-// applyTopic takes new metadata of a topic: partition count (expansion
-// included), leaders, and records parked until the topic was known.
-// p.mu is held.
-func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
-	ts := p.topics[topic]
-	if err != nil {
-		ts.err = err
-		ts.reloadAt = time.Now().Add(p.cl.cfg.retryBackoffMax) // try again then
-		p.nextReload = minTime(p.nextReload, ts.reloadAt)
-		return
-	}
-	ts.err = nil
-	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
-		f := p.cfg.onPartitions
-		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil)
-	}
-	ts.n = len(tm.Partitions)
-	ts.meta = tm
-	now := time.Now()
-	ts.reloadAt = now.Add(p.cl.cfg.metadataMaxAge)
-	p.nextReload = minTime(p.nextReload, ts.reloadAt)
-	ts.avail = ts.avail[:0]
-	for _, pm := range tm.Partitions {
-		tp := topicPartition{topic, pm.Partition}
-		ps := p.parts[tp]
-		if ps != nil {
-			p.newLeader(ps, pm)
-		}
-		switch {
-		case pm.Leader < 0:
-		case ps == nil || now.After(ps.avoidUntil) && !ps.congested:
-			ts.avail = append(ts.avail, pm.Partition)
-		case ps.congested: // available again when a batch of it leaves (cutBatch)
-		default: // avoided: available again when the period ends
-			p.reloadBy(ts, ps.avoidUntil)
-		}
-	}
-	if len(ts.avail) == ts.n {
-		ts.avail = ts.avail[:0] // all available: no restriction
-	}
-	if parked := p.parts[topicPartition{topic, -1}]; parked != nil && ts.n > 0 {
-		recs := parked.pending
-		parked.pending, parked.pendBytes = nil, 0
-		for _, pr := range recs {
-			p.route(ts, pr)
-		}
-	}
-}
-
-// newLeader takes a partition's leader from metadata. A newer leader than
-// the one its batches failed on ends the retry backoff, and ends the wait
-// for requests still in flight to the former leader: their connection is
-// closed, so their batches are retried (in doubt, idempotent ones keep
-// their sequence numbers) on the new leader rather than after the request
-// timeout. p.mu is held.
-func (p *Producer) newLeader(ps *partState, pm PartitionMetadata) {
-	if pm.Leader < 0 || ps.leader >= 0 && pm.LeaderEpoch < ps.leaderEpoch {
-		return
-	}
-	moved := pm.LeaderEpoch > ps.leaderEpoch || pm.Leader != ps.sentTo
-	ps.leader, ps.leaderEpoch = pm.Leader, pm.LeaderEpoch
-	if !moved {
-		return
-	}
-	ps.retryAt = time.Time{}
-	if ps.inflight > 0 && ps.sentTo != pm.Leader && pm.LeaderEpoch >= 0 {
-		if pool, err := p.cl.pool(ps.sentTo); err == nil {
-			pool.closeLane(laneDefault, fmt.Errorf("%w: %s/%d moved to broker %d", ErrNotLeaderOrFollower, ps.tp.topic, ps.tp.partition, pm.Leader))
-		}
-	}
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-// reloadTopics takes again the metadata of topics whose reload time has
-// come (see topicState.reloadAt): from the client's cache, which refreshes
-// itself every metadata max age, so this costs no request in the steady
-// state. p.mu is held.
-func (p *Producer) reloadTopics(now time.Time) {
-	if now.Before(p.nextReload) {
-		return
-	}
-	p.nextReload = now.Add(p.cl.cfg.metadataMaxAge)
-	for name, ts := range p.topics {
-		if ts.n > 0 && !ts.loading && now.After(ts.reloadAt) {
-			p.loadTopic(name) // applyTopic sets the next reloadAt
-		} else {
-			p.nextReload = minTime(p.nextReload, ts.reloadAt)
-		}
-	}
-}
-
-// reloadBy makes the producer take a topic's metadata again at t at the
-// latest. p.mu is held.
-func (p *Producer) reloadBy(ts *topicState, t time.Time) {
-	ts.reloadAt = minTime(ts.reloadAt, t)
-	p.nextReload = minTime(p.nextReload, t)
 }
 
 // partitionLimit is how many batches of one partition may be in flight:
@@ -886,17 +745,4 @@ func WithIdempotence(on bool) Option {
 		c.in(scopeProducer, "WithIdempotence")
 		c.producer.idempotent, c.producer.idempotenceSet = on, true
 	}
-}
-
-// WithPartitioner sets how records are spread over partitions. Default:
-// StickyPartitioner (murmur2 for keyed records, sticky for the others).
-// Producer option.
-func WithPartitioner(p Partitioner) Option {
-	return func(c *config) { c.in(scopeProducer, "WithPartitioner"); c.producer.partitioner = p }
-}
-
-// WithPartitionAvoidance sets how long unkeyed records avoid a partition
-// whose produce failed, before trying it again. Default: 10s. Producer option.
-func WithPartitionAvoidance(d time.Duration) Option {
-	return func(c *config) { c.in(scopeProducer, "WithPartitionAvoidance"); c.producer.avoidPeriod = d }
 }

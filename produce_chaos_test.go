@@ -2,6 +2,7 @@ package kpax
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -63,11 +64,73 @@ func killLoop(fn *faultNet, seed uint64, addrs []string, lo, hi time.Duration) (
 	return func() int { close(done); wg.Wait(); return n }
 }
 
+// moveLoop moves the leader of a partition of topic every lo-hi, on a
+// schedule drawn from seed, as a rebalancing tool does: the partition's
+// replicas are reordered (a reassignment to the same brokers, another one
+// first) and the preferred leader elected. stop ends it and returns how
+// many elections moved a leader.
+func moveLoop(t *testing.T, cl *Client, topic string, parts int32, seed uint64, lo, hi time.Duration) (stop func() int) {
+	rnd := rand.New(rand.NewPCG(seed, seed^0x7f4a7c159e3779b9))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	moved := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(lo + time.Duration(rnd.Int64N(int64(hi-lo)+1))):
+			}
+			part := rnd.Int32N(parts)
+			if err := moveLeader(cl, topic, part, 1+rnd.IntN(2)); err != nil {
+				t.Logf("moving the leader of %s/%d: %v", topic, part, err)
+				continue
+			}
+			moved++
+		}
+	}()
+	return func() int { close(done); wg.Wait(); return moved }
+}
+
+// moveLeader rotates a partition's replica list by k and elects its
+// preferred leader, which moves the leadership to another broker.
+func moveLeader(cl *Client, topic string, part int32, k int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	md, err := cl.Metadata(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if len(md.Topics) != 1 || int(part) >= len(md.Topics[0].Partitions) {
+		return fmt.Errorf("no partition %d in the metadata", part)
+	}
+	rs := md.Topics[0].Partitions[part].Replicas
+	if len(rs) < 2 {
+		return fmt.Errorf("replicas %v: nowhere to move", rs)
+	}
+	k %= len(rs)
+	rotated := append(slices.Clone(rs[k:]), rs[:k]...)
+	a := cl.Admin()
+	if _, err := a.AlterPartitionReassignments(ctx, Reassignment{Topic: topic, Partition: part, Replicas: rotated}); err != nil {
+		return err
+	}
+	for {
+		_, err := a.ElectLeaders(ctx, false, TopicPartitions{topic: {part}})
+		if err == nil || !errors.Is(err, ErrPreferredLeaderNotAvailable) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // the reassignment is not applied yet
+	}
+}
+
 // TestProduceChaosCluster produces keyed records (idempotent, acks=all)
 // through the fault proxy in front of the 3-node cluster while connections
-// are killed every 50-300ms, for three fault schedules: nothing lost,
-// duplicated or reordered per key, nothing failed. The control run,
-// without idempotence, must show duplicates: the faults bite.
+// are killed every 50-300ms and partition leaders move every 0.5-1.5s, for
+// three fault schedules: nothing lost, duplicated or reordered per key,
+// nothing failed. The control run, without idempotence, must show
+// duplicates: the faults bite.
 func TestProduceChaosCluster(t *testing.T) {
 	c := sharedCluster(t)
 	defer c.Heal(t)
@@ -98,12 +161,19 @@ func TestProduceChaosCluster(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			stop := killLoop(fn, run.seed, c.Bootstrap(), 50*time.Millisecond, 300*time.Millisecond)
+			mover, err := New(WithSeedBrokers(c.Bootstrap()...)) // its own connections, closed before the leak check
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mover.Close()
+			stopMoves := moveLoop(t, mover, topic, parts, run.seed, 500*time.Millisecond, 1500*time.Millisecond)
 			n := paced(2000, 8*time.Second, nil, func(i int) {
 				if err := l.produce(ctx, p, topic, []byte(fmt.Sprintf("k%02d", i%32)), 20); err != nil {
 					t.Errorf("Produce: %v", err)
 				}
 			})
-			kills := stop()
+			kills, moves := stop(), stopMoves()
+			mover.Close()
 			if err := flushOrDump(t, p, ctx); err != nil {
 				t.Fatalf("Flush: %v", err)
 			}
@@ -113,8 +183,8 @@ func TestProduceChaosCluster(t *testing.T) {
 			leaked := newGoroutines(before, 5*time.Second)
 			f := l.check(consumeAll(t, plain, topic, parts))
 			p50, p99, worst := l.ackLatency()
-			t.Logf("figures (%s, idempotence %v): %d records in 8s, %d kill rounds (%d connections killed, %d dials): %v; ack latency p50 %v p99 %v max %v",
-				run.name, run.idem, n, kills, fn.Kills.Load(), fn.Dials.Load(), f,
+			t.Logf("figures (%s, idempotence %v): %d records in 8s, %d kill rounds (%d connections killed, %d dials), %d leader moves: %v; ack latency p50 %v p99 %v max %v",
+				run.name, run.idem, n, kills, fn.Kills.Load(), fn.Dials.Load(), moves, f,
 				p50.Round(time.Millisecond), p99.Round(time.Millisecond), worst.Round(time.Millisecond))
 			if l.multi > 0 || f.noOutcome > 0 || f.strangers > 0 {
 				t.Fatalf("%d records with several outcomes, %d with none, %d unknown values in the log", l.multi, f.noOutcome, f.strangers)

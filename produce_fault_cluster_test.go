@@ -182,7 +182,14 @@ func TestProduceFaultUnreachableLeader(t *testing.T) {
 func testUnreachableLeader(t *testing.T, mode string) {
 	c := sharedCluster(t)
 	fn := newFaultNet(t)
+	logs := &syncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("client log:\n%s", logs.String())
+		}
+	}()
 	cl := newTestClient(t, c.Bootstrap()[0], WithSeedBrokers(c.Bootstrap()...), fn.Option(),
+		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		WithRequestTimeout(time.Second), WithDialTimeout(300*time.Millisecond),
 		WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond), WithMetadataMaxAge(time.Second))
 	const parts = 6

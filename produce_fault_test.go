@@ -94,6 +94,7 @@ type faultFigures struct {
 	wrongOffset               int      // acked records not at the offset they were acked with
 	persistedMaybe, strangers int      // maybe-persisted records in the log; values not from the ledger
 	examples                  []string // of reorders
+	dupExamples               []string // where duplicates are, under which producer ID
 }
 
 func (f faultFigures) String() string {
@@ -101,6 +102,9 @@ func (f faultFigures) String() string {
 		f.queued, f.acked, f.maybe, f.persistedMaybe, f.failed, f.noOutcome, f.lost, f.dups, f.reorders, f.plainButPersisted, f.wrongOffset)
 	if len(f.examples) > 0 {
 		s += " (" + strings.Join(f.examples, "; ") + ")"
+	}
+	if len(f.dupExamples) > 0 {
+		s += " (duplicates: " + strings.Join(f.dupExamples, "; ") + ")"
 	}
 	return s
 }
@@ -113,7 +117,8 @@ func (l *ledger) check(log map[int32][]Record) faultFigures {
 	defer l.mu.Unlock()
 	f := faultFigures{produced: len(l.recs)}
 	seen := make([]int, len(l.recs))
-	at := map[[2]int64]int{} // partition, offset: record number
+	where := make([][]string, len(l.recs)) // partition/offset (producer ID, epoch) of each copy
+	at := map[[2]int64]int{}               // partition, offset: record number
 	for part, rs := range log {
 		last := map[string]int{}
 		for _, r := range rs {
@@ -123,6 +128,7 @@ func (l *ledger) check(log map[int32][]Record) faultFigures {
 				continue
 			}
 			seen[n]++
+			where[n] = append(where[n], fmt.Sprintf("%d/%d (pid %d, epoch %d)", part, r.Offset, r.ProducerID, r.ProducerEpoch))
 			k := string(r.Key)
 			if r.Key == nil {
 				k = "\x00nil" + strconv.Itoa(int(part))
@@ -144,6 +150,9 @@ func (l *ledger) check(log map[int32][]Record) faultFigures {
 		f.queued++
 		if seen[i] > 1 {
 			f.dups += seen[i] - 1
+			if len(f.dupExamples) < 5 {
+				f.dupExamples = append(f.dupExamples, fmt.Sprintf("record %d at %s", i, strings.Join(where[i], " and ")))
+			}
 		}
 		switch {
 		case l.outcomes[i] == 0:

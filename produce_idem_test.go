@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -341,5 +342,225 @@ func TestProduceBrokersAway(t *testing.T) {
 	}
 	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
 		t.Fatalf("goroutines left after Close:\n%s", leaked)
+	}
+}
+
+// flakyLeader is two fake brokers, each leading one partition. Node 1
+// (partition 0) appends its first Produce and drops the connection without
+// an answer, and closes the next dials on ApiVersions: its batch is in
+// doubt while its retries cannot even be written. Node 2 (partition 1, the
+// seed) stays healthy.
+type flakyLeader struct {
+	mu       sync.Mutex
+	flaky    *fakeCluster   // node 1
+	healthy  *fakeCluster   // node 2
+	parts    [2][]int       // record numbers (ledger) by offset
+	next     [2]int32       // next expected sequence (one producer ID)
+	produced int            // Produce requests to node 1
+	refuse   int            // node 1's connections still to close at once
+	pids     map[int64]bool // producer IDs seen in batches
+}
+
+func newFlakyLeader(t *testing.T) *flakyLeader {
+	fl := &flakyLeader{pids: map[int64]bool{}}
+	fl.healthy = newFakeCluster(t, 2, fl.handler(2))
+	fl.flaky = &fakeCluster{partitions: 2, handle: fl.handler(1)}
+	fl.flaky.srv = serveFake(t, nil, fl.serveFlaky)
+	return fl
+}
+
+func (fl *flakyLeader) close() {
+	fl.healthy.close()
+	fl.flaky.close()
+}
+
+// serveFlaky answers one connection to node 1.
+func (fl *flakyLeader) serveFlaky(c net.Conn) {
+	fl.mu.Lock()
+	refuse := fl.refuse > 0
+	if refuse {
+		fl.refuse--
+	}
+	fl.mu.Unlock()
+	if refuse {
+		return
+	}
+	var in, out []byte
+	for {
+		req, v, corr, buf, err := readRequest(c, in)
+		in = buf
+		if err != nil {
+			return
+		}
+		resp := fl.flaky.respond(req, v)
+		fl.mu.Lock()
+		drop := false
+		if _, ok := req.(*ProduceRequest); ok {
+			fl.produced++
+			if drop = fl.produced == 1; drop {
+				fl.refuse = 5
+			}
+		}
+		fl.mu.Unlock()
+		if drop || resp == nil {
+			return
+		}
+		if _, err := c.Write(appendResponse(out[:0], req, v, corr, resp)); err != nil {
+			return
+		}
+	}
+}
+
+// handler answers Metadata (partition p led by node p+1) and Produce, with
+// the broker's sequence rules, for the node.
+func (fl *flakyLeader) handler(node int32) func(Request, int16) Response {
+	return func(req Request, _ int16) Response {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		switch r := req.(type) {
+		case *MetadataRequest:
+			resp := &MetadataResponse{ControllerID: 2}
+			for i, f := range []*fakeCluster{fl.flaky, fl.healthy} {
+				host, port, _ := net.SplitHostPort(f.addr())
+				n, _ := strconv.Atoi(port)
+				resp.Brokers = append(resp.Brokers, MetadataResponseBroker{NodeID: int32(i + 1), Host: host, Port: int32(n)})
+			}
+			for _, t := range r.Topics {
+				mt := MetadataResponseTopic{Name: t.Name, TopicID: UUID{1}}
+				for p := int32(0); p < 2; p++ {
+					mt.Partitions = append(mt.Partitions, MetadataResponseTopicPartition{PartitionIndex: p, LeaderID: p + 1,
+						ReplicaNodes: []int32{p + 1}, ISRNodes: []int32{p + 1}})
+				}
+				resp.Topics = append(resp.Topics, mt)
+			}
+			return resp
+		case *ProduceRequest:
+			resp := &ProduceResponse{}
+			for _, td := range r.TopicData {
+				rt := ProduceResponseItem{Name: td.Name}
+				for _, pd := range td.PartitionData {
+					rt.PartitionResponses = append(rt.PartitionResponses, fl.append(node, pd))
+				}
+				resp.Responses = append(resp.Responses, rt)
+			}
+			return resp
+		}
+		return nil
+	}
+}
+
+// append applies one batch on node; fl.mu is held.
+func (fl *flakyLeader) append(node int32, pd ProduceRequestTopicDataPartitionData) ProduceResponseItemPartitionResponse {
+	out := ProduceResponseItemPartitionResponse{Index: pd.Index, BaseOffset: -1, LogAppendTimeMs: -1}
+	if pd.Index != node-1 {
+		out.ErrorCode = ErrNotLeaderOrFollower.Code()
+		return out
+	}
+	b := pd.Records
+	var rr RecordReader
+	rr.Reset(b)
+	recs, err := rr.ReadAll(nil)
+	if len(b) < 61 || err != nil {
+		out.ErrorCode = ErrCorruptMessage.Code()
+		return out
+	}
+	pid, seq := int64(binary.BigEndian.Uint64(b[43:51])), int32(binary.BigEndian.Uint32(b[53:57]))
+	if pid >= 0 {
+		fl.pids[pid] = true
+		switch want := fl.next[pd.Index]; {
+		case seq < want:
+			out.ErrorCode = ErrDuplicateSequenceNumber.Code()
+			return out
+		case seq > want:
+			out.ErrorCode = ErrOutOfOrderSequenceNumber.Code()
+			return out
+		}
+		fl.next[pd.Index] = seq + int32(len(recs))
+	}
+	out.BaseOffset = int64(len(fl.parts[pd.Index]))
+	for _, r := range recs {
+		fl.parts[pd.Index] = append(fl.parts[pd.Index], seqOf(r.Value))
+	}
+	return out
+}
+
+func (fl *flakyLeader) log() map[int32][]Record {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	out := map[int32][]Record{}
+	for p, nums := range fl.parts {
+		for i, n := range nums {
+			out[int32(p)] = append(out[int32(p)], Record{Partition: int32(p), Offset: int64(i), Value: []byte(fmt.Sprintf("seq-%d-", n))})
+		}
+	}
+	return out
+}
+
+// TestProduceIdempotentInDoubtAfterFailedDial: unkeyed records; a batch
+// appended by its leader whose answer is lost with the connection, then
+// retries that fail before a byte is written (the leader refuses the next
+// dials) while the other partition's leader is healthy. The batch stays in
+// doubt: it is retried on its partition under its producer ID and sequence
+// (the leader calls it a duplicate), never moved to the other partition,
+// where it would be in the log twice. The control without idempotence
+// shows the fault bites (the retry is appended again).
+func TestProduceIdempotentInDoubtAfterFailedDial(t *testing.T) {
+	for _, idem := range []bool{true, false} {
+		name := "idempotent"
+		if !idem {
+			name = "control"
+		}
+		t.Run(name, func(t *testing.T) {
+			before := kpaxGoroutines()
+			fl := newFlakyLeader(t)
+			cl := newTestClient(t, fl.healthy.addr(), WithRetryBackoff(20*time.Millisecond, 100*time.Millisecond),
+				WithRequestTimeout(2*time.Second))
+			p, err := cl.NewProducer(WithIdempotence(idem), WithLinger(time.Millisecond), WithDeliveryTimeout(20*time.Second),
+				WithPartitionAvoidance(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// Batches go to either partition (sticky, random): produce until
+			// one reached node 1 and a little more.
+			l := newLedger()
+			for i := 0; i < 500; i++ {
+				if err := l.produce(ctx, p, "t", nil, 10); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond)
+				fl.mu.Lock()
+				hit := fl.produced > 0
+				fl.mu.Unlock()
+				if hit && i >= 40 {
+					break
+				}
+			}
+			if err := flushOrDump(t, p, ctx); err != nil {
+				t.Fatal(err)
+			}
+			closeWithin(t, p, 5*time.Second)
+			cl.Close()
+			fl.close()
+			fig := l.check(fl.log())
+			fl.mu.Lock()
+			produced, pids := fl.produced, len(fl.pids)
+			fl.mu.Unlock()
+			t.Logf("figures (%s): %v; %d Produce requests to the flaky leader, %d producer IDs", name, fig, produced, pids)
+			if fig.lost > 0 || fig.noOutcome > 0 || l.multi > 0 || fig.strangers > 0 || produced == 0 {
+				t.Fatalf("%v, %d with several outcomes, %d Produce requests to the flaky leader", fig, l.multi, produced)
+			}
+			if idem {
+				if fig.dups > 0 || fig.maybe+fig.failed > 0 || pids != 1 {
+					t.Fatalf("idempotent: %v, %d producer IDs (want 1), first error %v", fig, pids, l.firstErr())
+				}
+			} else if fig.dups == 0 {
+				t.Fatalf("control without idempotence: no duplicates: the fault did not bite")
+			}
+			if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
+				t.Fatalf("goroutines left after Close:\n%s", leaked)
+			}
+		})
 	}
 }

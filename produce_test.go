@@ -319,3 +319,106 @@ func TestProducerBackpressureAndClose(t *testing.T) {
 		t.Fatalf("Produce after Close: %v", err)
 	}
 }
+
+// auditPartitioner partitions by key (murmur2) and, for each record of the
+// main topic, produces a copy to the audit topic from inside Partition: a
+// Partitioner that calls back into the producer.
+type auditPartitioner struct {
+	p      atomic.Pointer[Producer]
+	audit  string
+	copies atomic.Int64
+	errs   atomic.Int64
+}
+
+func (a *auditPartitioner) Partition(r *Record, n int, avail []int32) int32 {
+	if r.Topic == a.audit {
+		return 0
+	}
+	if p := a.p.Load(); p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Produce(ctx, &Record{Topic: a.audit, Value: r.Value}, nil); err != nil {
+			a.errs.Add(1)
+		} else {
+			a.copies.Add(1)
+		}
+	}
+	return Murmur2Partitioner().Partition(r, n, avail)
+}
+
+// TestProducePartitionerReenters: a Partitioner that calls Produce. The
+// producer calls it under no lock, so nothing deadlocks, for the records
+// parked while their topic was unknown (partitioned by the sender) as for
+// the others (by Produce); each key's records keep their order.
+func TestProducePartitionerReenters(t *testing.T) {
+	before := kpaxGoroutines()
+	f := newFakeCluster(t, 3, nil)
+	cl := newTestClient(t, f.addr())
+	ap := &auditPartitioner{audit: "audit"}
+	p, err := cl.NewProducer(WithLinger(time.Millisecond), WithPartitioner(ap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap.p.Store(p)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 300
+	var mu sync.Mutex
+	got := map[string][]int{} // key: record numbers in callback order
+	var failed []error
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			key := fmt.Sprint("k", i%5)
+			err := p.Produce(ctx, &Record{Topic: "main", Key: []byte(key), Value: []byte(fmt.Sprint(i))}, func(r *Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed = append(failed, err)
+				}
+				var num int
+				fmt.Sscan(string(r.Value), &num)
+				got[key] = append(got[key], num)
+			})
+			if err != nil {
+				done <- err
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		done <- p.Flush(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("a Partitioner that calls Produce: no outcome in 15s (deadlock)\n%s", newGoroutines(before, 0))
+	}
+	if err := p.Flush(ctx); err != nil { // the audit copies
+		t.Fatal(err)
+	}
+	closeWithin(t, p, 5*time.Second)
+	cl.Close()
+	f.close()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("figures: %d records, %d audit copies (%d refused), %d acknowledged by the broker, %d failures",
+		n, ap.copies.Load(), ap.errs.Load(), f.produced.Load(), len(failed))
+	if len(failed) > 0 || ap.errs.Load() > 0 || ap.copies.Load() < n || f.produced.Load() < 2*n {
+		t.Fatalf("failures %v; %d audit copies, %d acknowledged: want %d and %d", failed, ap.copies.Load(), f.produced.Load(), n, 2*n)
+	}
+	for key, nums := range got {
+		for i := 1; i < len(nums); i++ {
+			if nums[i] < nums[i-1] {
+				t.Fatalf("key %s: record %d after %d (%v)", key, nums[i], nums[i-1], nums)
+			}
+		}
+	}
+	if leaked := newGoroutines(before, 3*time.Second); leaked != "" {
+		t.Fatalf("goroutines left after Close:\n%s", leaked)
+	}
+}

@@ -113,6 +113,7 @@ func (p *Producer) sender() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		p.routeQueued()
 		wait := p.collect()
 		t.Reset(wait)
 		select {
@@ -319,15 +320,17 @@ func (p *Producer) unavail(ps *partState) {
 		return
 	}
 	if len(ts.avail) == 0 { // all were available
+		avail := make([]int32, 0, ts.n-1)
 		for i := 0; i < ts.n; i++ {
 			if int32(i) != ps.tp.partition {
-				ts.avail = append(ts.avail, int32(i))
+				avail = append(avail, int32(i))
 			}
 		}
+		p.setAvail(ts, avail)
 		return
 	}
 	if i := slices.Index(ts.avail, ps.tp.partition); i >= 0 && len(ts.avail) > 1 {
-		ts.avail = slices.Delete(ts.avail, i, i+1)
+		p.setAvail(ts, slices.Delete(slices.Clone(ts.avail), i, i+1)) // views share the old slice
 	}
 }
 
@@ -495,8 +498,14 @@ func (f *flight) unwritten() bool {
 }
 
 // notWritten undoes what sending a flight that was never written marked.
-// p.mu is held.
+// A flight that failed before its call (no connection, dial backoff) marked
+// nothing: its batches keep maybeSent from their earlier requests, which is
+// what keeps a batch written before in doubt, on its partition, under its
+// sequence numbers. p.mu is held.
 func (f *flight) notWritten() {
+	if f.call == nil {
+		return
+	}
 	for _, b := range f.batches {
 		b.maybeSent = b.sentBefore
 	}
@@ -677,6 +686,9 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 	ps := b.ps
 	b.attempts++
 	b.lastErr = err
+	p.cl.cfg.logger.Debug("kpax: produce retry", "topic", ps.tp.topic, "partition", ps.tp.partition, "seq", b.seq,
+		"order", b.order, "records", len(b.recs), "pid", b.pid.id, "maybe_sent", b.maybeSent, "attempt", b.attempts,
+		"settled", ps.settled, "acked_next", ps.ackedNext, "err", err)
 	now := time.Now()
 	ps.failures++
 	ps.retryAt = now.Add(ps.backoff)
@@ -711,10 +723,8 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 			}
 		}
 		if len(avail) > 0 {
-			ts.avail = avail
-			for _, pr := range b.recs {
-				p.route(ts, pr)
-			}
+			p.setAvail(ts, avail)
+			p.routeLater(b.recs...)
 			b.recs = nil
 			return
 		}
