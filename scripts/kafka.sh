@@ -268,6 +268,12 @@ broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
 EOF
 		# Kafka 4 enables the consumer group protocol (KIP-848) by default; 3.9 keeps its defaults.
+		# Share groups (KIP-932, on by default from 4.2) keep their state in __share_group_state,
+		# created with replication factor 3 unless told: a single node could never create it.
+		if (($(major "$version") >= 4)); then
+			echo "share.coordinator.state.topic.replication.factor=$rf"
+			echo "share.coordinator.state.topic.min.isr=$min_isr"
+		fi
 		if ((${secure:-0})); then secure_properties "$dir"; fi
 		if [[ -n ${KPAX_KAFKA_EXTRA_PROPS:-} ]]; then
 			echo "# KPAX_KAFKA_EXTRA_PROPS"

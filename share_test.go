@@ -1,0 +1,352 @@
+package kpax
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// shareBroker returns the Kafka 4.x broker, which has share groups (on by
+// default from Kafka 4.2); share tests need it.
+func shareBroker(t *testing.T) string {
+	t.Helper()
+	testBrokers(t)
+	addr := os.Getenv("KPAX_TEST_KAFKA4")
+	if addr == "" {
+		t.Skip("no Kafka 4.x broker: set KPAX_TEST_KAFKA4 (make test does)")
+	}
+	return addr
+}
+
+// shareSetup creates a topic with n records (values "v-0", "v-1", ... over
+// the partitions) and a share group that reads it from the earliest offset,
+// with the acquisition lock given (0: the broker's default).
+func shareSetup(t *testing.T, cl *Client, partitions int32, n int, lock time.Duration) (topic, group string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topic, group = uniq("share"), uniq("share-g")
+	a := cl.Admin()
+	createTopic(t, ctx, a, topic, partitions)
+	changes := []ConfigChange{{Name: "share.auto.offset.reset", Op: ConfigSet, Value: "earliest"}}
+	if lock > 0 {
+		changes = append(changes, ConfigChange{Name: "share.record.lock.duration.ms", Op: ConfigSet, Value: fmt.Sprint(lock.Milliseconds())})
+	}
+	res, err := a.AlterConfigs(ctx, AlterConfig{Resource: ConfigResource{Type: ConfigGroup, Name: group}, Changes: changes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	var recs []*Record
+	for i := range n {
+		recs = append(recs, &Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(fmt.Sprintf("v-%d", i))})
+	}
+	if n > 0 {
+		produceKpax(t, cl, recs, WithPartitioner(ManualPartitioner()), WithLinger(5*time.Millisecond))
+	}
+	return topic, group
+}
+
+func newTestShare(t *testing.T, cl *Client, group, topic string, opts ...Option) *ShareConsumer {
+	t.Helper()
+	s, err := cl.NewShareConsumer(group, []string{topic}, append([]Option{WithFetchMaxWait(200 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Close(ctx)
+	})
+	return s
+}
+
+// pollShare polls until f says stop or the timeout; it fails the test on a
+// Poll error and logs the fetch errors.
+func pollShare(t *testing.T, s *ShareConsumer, timeout time.Duration, f func(recs []ShareRecord) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		got, err := s.Poll(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Poll: %v", err)
+		}
+		for _, e := range got.Errors {
+			t.Logf("Poll error: %v", e)
+		}
+		if f(got.Records) {
+			return
+		}
+	}
+	t.Fatalf("pollShare: timed out after %v", timeout)
+}
+
+// TestIntegrationShareBasics: one share consumer gets every record once
+// (delivery count 1), accepts them implicitly; a second consumer of the
+// group then gets nothing.
+func TestIntegrationShareBasics(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	topic, group := shareSetup(t, cl, 2, 200, 0)
+	s := newTestShare(t, cl, group, topic)
+	seen := map[string]int{}
+	pollShare(t, s, 60*time.Second, func(recs []ShareRecord) bool {
+		for _, r := range recs {
+			seen[string(r.Value)]++
+			if r.DeliveryCount != 1 || r.Topic != topic || r.LockedUntil.Before(time.Now()) {
+				t.Errorf("record %s: delivery count %d, topic %q, locked until %v", r.Value, r.DeliveryCount, r.Topic, r.LockedUntil)
+			}
+		}
+		return len(seen) == 200
+	})
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", v, n)
+		}
+	}
+	if got := s.Assigned()[topic]; len(got) != 2 {
+		t.Errorf("Assigned = %v", s.Assigned())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil { // accepts the last Poll's records
+		t.Fatal(err)
+	}
+	s2 := newTestShare(t, cl, group, topic)
+	quiet := time.Now().Add(3 * time.Second)
+	pollShare(t, s2, 10*time.Second, func(recs []ShareRecord) bool {
+		for _, r := range recs {
+			t.Errorf("delivered again after acceptance: %s (count %d)", r.Value, r.DeliveryCount)
+		}
+		return time.Now().After(quiet)
+	})
+}
+
+// TestIntegrationShareReleaseReject: released records come back with
+// delivery count 2; rejected ones never do; misuse is an error.
+func TestIntegrationShareReleaseReject(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	topic, group := shareSetup(t, cl, 1, 30, 0)
+	s := newTestShare(t, cl, group, topic, WithShareAckMode(ShareAckExplicit))
+	first := map[string]bool{}
+	again := map[string]int16{}
+	pollShare(t, s, 60*time.Second, func(recs []ShareRecord) bool {
+		for i := range recs {
+			r := &recs[i]
+			v := string(r.Value)
+			var n int
+			fmt.Sscanf(v, "v-%d", &n)
+			switch {
+			case !first[v]:
+				first[v] = true
+				typ := AckAccept
+				switch n % 3 {
+				case 1:
+					typ = AckRelease
+				case 2:
+					typ = AckReject
+				}
+				if err := s.Acknowledge(r, typ); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Acknowledge(r, AckAccept); !errors.Is(err, ErrShareAcknowledged) {
+					t.Fatalf("second Acknowledge = %v, want ErrShareAcknowledged", err)
+				}
+			default:
+				again[v] = r.DeliveryCount
+				if err := s.Acknowledge(r, AckAccept); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return len(first) == 30 && len(again) == 10
+	})
+	for v, c := range again {
+		var n int
+		fmt.Sscanf(v, "v-%d", &n)
+		if n%3 != 1 || c != 2 {
+			t.Errorf("%s came back with delivery count %d; only released ones should, with 2", v, c)
+		}
+	}
+	// Misuse: a record not from this consumer, a bad type, a nil record.
+	foreign := ShareRecord{Record: Record{Topic: topic, Offset: 1}}
+	if err := s.Acknowledge(&foreign, AckAccept); !errors.Is(err, ErrShareForeignRecord) {
+		t.Errorf("foreign record: %v", err)
+	}
+	if err := s.Acknowledge(nil, AckAccept); err == nil {
+		t.Error("nil record accepted")
+	}
+	if err := s.Acknowledge(&foreign, AckType(9)); err == nil || !strings.Contains(err.Error(), "bad acknowledgement type") {
+		t.Errorf("bad type: %v", err)
+	}
+}
+
+// abandon stops the consumer's goroutines without a word to the brokers,
+// as if its process died.
+func (s *ShareConsumer) abandon() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+// TestIntegrationShareThree: three share consumers on one partition of 30k
+// records: every record accepted exactly once across them, and all three
+// get work.
+func TestIntegrationShareThree(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	const n = 30000
+	topic, group := shareSetup(t, cl, 1, n, 0)
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	by := map[int]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		mcl := newGroupTestClient(t, addr)
+		s := newTestShare(t, mcl, group, topic, WithShareMaxRecords(100))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				f, err := s.Poll(ctx)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				for _, r := range f.Records {
+					seen[r.Offset]++
+					by[i]++
+				}
+				done := len(seen) == n
+				mu.Unlock()
+				if done {
+					cancel()
+				}
+				time.Sleep(time.Millisecond) // some processing, so that the others get turns
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d of %d records delivered", len(seen), n)
+	}
+	for off, c := range seen {
+		if c != 1 {
+			t.Errorf("offset %d delivered %d times", off, c)
+		}
+	}
+	t.Logf("records by consumer: %v", by)
+	for i := range 3 {
+		if by[i] == 0 {
+			t.Errorf("consumer %d got no records: %v", i, by)
+		}
+	}
+}
+
+// TestIntegrationShareKilled: a consumer that dies without Close holds its
+// records until the acquisition lock times out; then another consumer gets
+// them, with delivery count 2. The control: before the timeout, the other
+// gets nothing.
+func TestIntegrationShareKilled(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	const lock = 15 * time.Second // group.share.min.record.lock.duration.ms's default
+	topic, group := shareSetup(t, cl, 1, 20, lock)
+	victim := newTestShare(t, newGroupTestClient(t, addr), group, topic)
+	var held []ShareRecord
+	pollShare(t, victim, 60*time.Second, func(recs []ShareRecord) bool {
+		held = append(held, recs...)
+		return len(held) == 20
+	})
+	victim.abandon()
+	killed := time.Now()
+	other := newTestShare(t, cl, group, topic)
+	got := map[string]int16{}
+	pollShare(t, other, lock+30*time.Second, func(recs []ShareRecord) bool {
+		for _, r := range recs {
+			if time.Since(killed) < lock-time.Second {
+				t.Errorf("%s delivered %v after the kill, before the lock timed out", r.Value, time.Since(killed))
+			}
+			got[string(r.Value)] = r.DeliveryCount
+		}
+		return len(got) == 20
+	})
+	for v, c := range got {
+		if c != 2 {
+			t.Errorf("%s: delivery count %d, want 2", v, c)
+		}
+	}
+	if err := victim.Acknowledge(&held[0], AckAccept); !errors.Is(err, ErrConsumerClosed) {
+		t.Errorf("Acknowledge after close: %v", err)
+	}
+}
+
+// TestIntegrationShareNoBroker39: Kafka 3.9 has no share groups: Poll's
+// error says so and names the broker.
+func TestIntegrationShareNoBroker39(t *testing.T) {
+	addr := os.Getenv("KPAX_TEST_KAFKA39")
+	if addr == "" {
+		testBrokers(t)
+		t.Skip("no Kafka 3.9 broker: set KPAX_TEST_KAFKA39 (make test does)")
+	}
+	cl := newGroupTestClient(t, addr)
+	s := newTestShare(t, cl, uniq("share-g"), "t")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := s.Poll(ctx)
+	if !errors.Is(err, ErrUnsupportedVersion) || !strings.Contains(err.Error(), "Kafka") || !strings.Contains(err.Error(), "share groups") {
+		t.Fatalf("Poll = %v, want ErrUnsupportedVersion naming the broker and share groups", err)
+	}
+	t.Log(err)
+}
+
+func TestShareOptionsValidate(t *testing.T) {
+	cl := newTestClient(t, "127.0.0.1:1")
+	for _, opts := range [][]Option{
+		{WithShareAckMode(7)},
+		{WithShareMaxRecords(0)},
+		{WithSessionTimeout(time.Second)}, // a group option
+		{WithIsolationLevel(ReadCommitted)},
+	} {
+		if s, err := cl.NewShareConsumer("g", []string{"t"}, opts...); err == nil {
+			s.Close(context.Background())
+			t.Errorf("NewShareConsumer accepted %v", opts)
+		}
+	}
+	for _, args := range []struct {
+		group  string
+		topics []string
+	}{{"", []string{"t"}}, {"g", nil}, {"g", []string{""}}} {
+		if s, err := cl.NewShareConsumer(args.group, args.topics); err == nil {
+			s.Close(context.Background())
+			t.Errorf("NewShareConsumer(%q, %q) succeeded", args.group, args.topics)
+		}
+	}
+	s, err := cl.NewShareConsumer("g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Poll(context.Background()); !errors.Is(err, ErrConsumerClosed) {
+		t.Errorf("Poll after Close = %v", err)
+	}
+	if err := s.Commit(context.Background()); !errors.Is(err, ErrConsumerClosed) {
+		t.Errorf("Commit after Close = %v", err)
+	}
+}
