@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -322,37 +323,56 @@ func (s *ShareConsumer) acquired(recs []ShareRecord, node int32, tp topicPartiti
 	}
 	for _, r := range ranges {
 		for o := r.FirstOffset; o <= r.LastOffset; o++ {
-			part.acks[o-first] = ackGap
+			part.acks[o-first] = int8(AckRelease) // until a batch shows what is there
 		}
 	}
-	decoded, derr := DecodeRecords(nil, p.Records)
-	ri := 0
-	for _, rec := range decoded {
-		if _, ctl := rec.ControlType(); ctl || rec.Offset < first || rec.Offset > last || part.acks[rec.Offset-first] != ackGap {
-			continue
+	rr := RecordReader{KeepControl: true}
+	rr.Reset(p.Records)
+	var derr error
+	var batch []Record
+	for {
+		var h BatchHeader
+		h, batch, derr = rr.Next(batch[:0])
+		if derr != nil {
+			break
 		}
-		for ri < len(ranges) && ranges[ri].LastOffset < rec.Offset {
-			ri++
-		}
-		if ri == len(ranges) || ranges[ri].FirstOffset > rec.Offset {
-			continue
-		}
-		rec.Topic, rec.Partition = tp.topic, tp.partition
-		idx := int32(rec.Offset - first)
-		part.acks[idx] = ackPending
-		recs = append(recs, ShareRecord{Record: rec, DeliveryCount: ranges[ri].DeliveryCount, LockedUntil: lockedUntil, part: part, idx: idx})
-	}
-	if derr != nil {
-		for i, st := range part.acks {
-			if st == ackGap {
-				part.acks[i] = int8(AckRelease)
+		// Acquired offsets the batch covers without a record for us are gaps.
+		for o := max(h.BaseOffset, first); o <= min(h.LastOffset(), last); o++ {
+			if part.acks[o-first] == int8(AckRelease) {
+				part.acks[o-first] = ackGap
 			}
 		}
+		recs = s.deliver(recs, part, ranges, batch, lockedUntil)
+	}
+	if derr == io.EOF {
+		derr = nil
 	}
 	s.mu.Lock()
 	s.parts = append(s.parts, part)
 	s.mu.Unlock()
 	return recs, derr
+}
+
+// deliver appends the records of a batch that the broker acquired for the
+// member, as pending in part.
+func (s *ShareConsumer) deliver(recs []ShareRecord, part *sharePart, ranges []ShareFetchResponseItemPartitionAcquiredRecord, batch []Record, lockedUntil time.Time) []ShareRecord {
+	last := part.first + int64(len(part.acks)) - 1
+	for _, rec := range batch {
+		if _, ctl := rec.ControlType(); ctl || rec.Offset < part.first || rec.Offset > last || part.acks[rec.Offset-part.first] != ackGap {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(ranges, rec.Offset, func(r ShareFetchResponseItemPartitionAcquiredRecord, o int64) int {
+			return cmp.Compare(r.LastOffset, o)
+		})
+		if i == len(ranges) || ranges[i].FirstOffset > rec.Offset {
+			continue // overlapping ranges: the state says acquired, the range search disagrees
+		}
+		rec.Topic, rec.Partition = part.tp.topic, part.tp.partition
+		idx := int32(rec.Offset - part.first)
+		part.acks[idx] = ackPending
+		recs = append(recs, ShareRecord{Record: rec, DeliveryCount: ranges[i].DeliveryCount, LockedUntil: lockedUntil, part: part, idx: idx})
+	}
+	return recs
 }
 
 // acknowledgeAll sends the settled acknowledgements of the partitions that

@@ -350,3 +350,94 @@ func TestShareOptionsValidate(t *testing.T) {
 		t.Errorf("Commit after Close = %v", err)
 	}
 }
+
+// TestShareAcquiredHostile: acquired ranges and record data from a broker
+// that lies never panic, never allocate past what was received, and never
+// deliver a record the broker did not acquire for the member; the
+// acknowledgements of what was delivered encode as runs.
+func TestShareAcquiredHostile(t *testing.T) {
+	h := NewBatchHeader()
+	h.BaseOffset = 10
+	var recs []Record
+	for i := range 5 {
+		recs = append(recs, Record{Value: []byte(fmt.Sprint(i))})
+	}
+	data, err := AppendRecordBatch(nil, h, recs, CompressionNone, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type acq = ShareFetchResponseItemPartitionAcquiredRecord
+	tests := []struct {
+		name    string
+		records []byte
+		ranges  []acq
+		want    []int64 // offsets delivered
+		wantErr bool
+	}{
+		{"all", data, []acq{{FirstOffset: 10, LastOffset: 14, DeliveryCount: 1}}, []int64{10, 11, 12, 13, 14}, false},
+		{"some, with gaps", data, []acq{{FirstOffset: 13, LastOffset: 20, DeliveryCount: 2}, {FirstOffset: 8, LastOffset: 10, DeliveryCount: 1}}, []int64{10, 13, 14}, false},
+		{"none acquired", data, nil, nil, false},
+		{"reversed range", data, []acq{{FirstOffset: 14, LastOffset: 10}}, nil, true},
+		{"negative", data, []acq{{FirstOffset: -5, LastOffset: 10}}, nil, true},
+		{"huge span", data, []acq{{FirstOffset: 0, LastOffset: 1 << 40}}, nil, true},
+		{"max int64", data, []acq{{FirstOffset: 1<<63 - 1, LastOffset: 1<<63 - 1}, {FirstOffset: 0, LastOffset: 0}}, nil, true},
+		{"corrupt data", data[:len(data)-3], []acq{{FirstOffset: 10, LastOffset: 14}}, nil, false},
+		{"garbage", []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, []acq{{FirstOffset: 0, LastOffset: 3}}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &ShareConsumer{}
+			tp := topicPartition{"t", 0}
+			p := &ShareFetchResponseItemPartition{Records: tt.records, AcquiredRecords: tt.ranges}
+			got, err := s.acquired(nil, 1, tp, UUID{1}, p, time.Now())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			var offs []int64
+			for i := range got {
+				offs = append(offs, got[i].Offset)
+				if got[i].Topic != "t" || got[i].DeliveryCount == 0 {
+					t.Errorf("record %+v", got[i])
+				}
+				if err := s.Acknowledge(&got[i], AckAccept); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fmt.Sprint(offs) != fmt.Sprint(tt.want) {
+				t.Fatalf("delivered %v, want %v", offs, tt.want)
+			}
+			s.mu.Lock()
+			acks := s.takeAcks(1, func(topicPartition) bool { return true })
+			left := len(s.parts)
+			s.mu.Unlock()
+			if left != 0 {
+				t.Errorf("%d parts left after every offset was settled", left)
+			}
+			for _, r := range acks[tp].runsOrNil() {
+				if r.last < r.first || (len(r.types) != 1 && int64(len(r.types)) != r.last-r.first+1) {
+					t.Errorf("bad run %+v", r)
+				}
+			}
+		})
+	}
+}
+
+// TestShareAckRuns: settled offsets become runs of one type, or one type per
+// offset; pending offsets split runs and stay for later.
+func TestShareAckRuns(t *testing.T) {
+	s := &ShareConsumer{}
+	tp := topicPartition{"t", 0}
+	s.parts = []*sharePart{{owner: s, tp: tp, node: 1, first: 100,
+		acks: []int8{1, 1, 1, ackPending, 0, 2, 3, ackNone, ackSent + 1, 1}}}
+	acks := s.takeAcks(1, func(topicPartition) bool { return true })
+	got := fmt.Sprint(acks[tp].runs)
+	if want := "[{100 102 [1]} {104 106 [0 2 3]} {109 109 [1]}]"; got != want {
+		t.Fatalf("runs %s, want %s", got, want)
+	}
+	if len(s.parts) != 1 {
+		t.Fatal("the part with a pending offset was dropped")
+	}
+	if again := s.takeAcks(1, func(topicPartition) bool { return true }); len(again) != 0 {
+		t.Fatalf("sent twice: %v", again)
+	}
+}
