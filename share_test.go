@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -439,5 +440,99 @@ func TestShareAckRuns(t *testing.T) {
 	}
 	if again := s.takeAcks(1, func(topicPartition) bool { return true }); len(again) != 0 {
 		t.Fatalf("sent twice: %v", again)
+	}
+}
+
+// TestIntegrationShareJavaInterop: a kpax share consumer and Java's
+// console share consumer (kafka-tools, fetched by kafka.sh tools) in one
+// share group: between them every record is delivered once, and both get
+// some.
+func TestIntegrationShareJavaInterop(t *testing.T) {
+	addr := shareBroker(t)
+	out, err := runKafkaScript(kafkaScript(t), "tools", testKafkaVersion())
+	if err != nil {
+		t.Fatalf("kafka.sh tools: %v\n%s", err, out)
+	}
+	classpath := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+	cl := newGroupTestClient(t, addr)
+	const n = 2000
+	topic, group := shareSetup(t, cl, 1, n/2, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	java := exec.CommandContext(ctx, "java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", classpath,
+		"org.apache.kafka.tools.consumer.ConsoleShareConsumer", "--bootstrap-server", addr,
+		"--topic", topic, "--group", group, "--timeout-ms", "15000")
+	var javaOut syncBuf
+	var javaErr syncBuf
+	java.Stdout, java.Stderr = &javaOut, &javaErr
+	if err := java.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer java.Process.Kill()
+	javaValues := func() []string {
+		var vs []string
+		for _, l := range strings.Split(javaOut.String(), "\n") {
+			if strings.HasPrefix(l, "v-") {
+				vs = append(vs, l)
+			}
+		}
+		return vs
+	}
+	waitUntil(t, 60*time.Second, "the Java share consumer's first records", func() bool { return len(javaValues()) > 0 })
+	s := newTestShare(t, cl, group, topic, WithShareMaxRecords(50))
+	var late []*Record
+	for i := n / 2; i < n; i++ {
+		late = append(late, &Record{Topic: topic, Value: []byte(fmt.Sprintf("v-%d", i))})
+	}
+	kpaxSeen := map[string]int{}
+	produced := false
+	pollShare(t, s, 90*time.Second, func(recs []ShareRecord) bool {
+		for _, r := range recs {
+			kpaxSeen[string(r.Value)]++
+		}
+		if !produced && len(s.Assigned()) > 0 {
+			produced = true
+			go func() { // in small steps, so that both consumers' fetches get some
+				p, err := cl.NewProducer(WithLinger(0))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer p.Close(ctx)
+				for i := 0; i < len(late); i += 10 {
+					if err := p.ProduceSync(ctx, late[i:i+10]...); err != nil {
+						t.Error(err)
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+		}
+		return len(kpaxSeen)+len(javaValues()) >= n
+	})
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	java.Process.Signal(os.Interrupt)
+	java.Wait()
+	all := map[string]int{}
+	for v, c := range kpaxSeen {
+		all[v] += c
+	}
+	jv := javaValues()
+	for _, v := range jv {
+		all[v]++
+	}
+	t.Logf("kpax got %d records, Java %d", len(kpaxSeen), len(jv))
+	if len(all) != n {
+		t.Errorf("%d distinct records, want %d (java stderr: %s)", len(all), n, javaErr.String())
+	}
+	for v, c := range all {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", v, c)
+		}
+	}
+	if len(kpaxSeen) == 0 || len(jv) == 0 {
+		t.Errorf("one consumer got nothing: kpax %d, Java %d", len(kpaxSeen), len(jv))
 	}
 }
