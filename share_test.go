@@ -119,6 +119,13 @@ func TestIntegrationShareBasics(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	ds, err := cl.Admin().DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ds[0]; d.Type != "share" || d.State != "Stable" || len(d.Members) != 1 || d.Members[0].MemberID != s.MemberID() || len(d.Members[0].Assigned[topic]) != 2 {
+		t.Errorf("DescribeGroups = %+v", d)
+	}
 	if err := s.Close(ctx); err != nil { // accepts the last Poll's records
 		t.Fatal(err)
 	}
