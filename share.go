@@ -172,8 +172,10 @@ const (
 // them at a time, and each record is acknowledged one by one (accept,
 // release, reject). Membership heartbeats run on the consumer's own
 // goroutine; Poll fetches from the partitions' leaders, sending the
-// acknowledgements made since the last one along. Poll, Commit and Close
-// are meant for one goroutine; Acknowledge is safe for concurrent use.
+// acknowledgements made since the last one along. Poll and Commit are meant
+// for one goroutine; Acknowledge is safe for concurrent use, and so is
+// Close: a Poll in progress then returns ErrConsumerClosed (within the fetch
+// max wait), giving back the records it was fetching.
 //
 // Where a share group starts reading a partition is a group config
 // (share.auto.offset.reset, "latest" by default: records written before the
@@ -202,7 +204,9 @@ type ShareConsumer struct {
 	parts    []*sharePart  // delivered records not all settled and sent
 	errs     []error       // group errors for the next Poll
 	fatal    error
+	closing  bool // Close was called: a waiting Poll returns
 	closed   bool
+	backoff  bool // the last fetch round brought errors only: wait before the next
 }
 
 // NewShareConsumer joins the share group and consumes the topics. It is
@@ -304,12 +308,12 @@ func (s *ShareConsumer) Poll(ctx context.Context) (ShareFetch, error) {
 	}
 	for {
 		s.mu.Lock()
-		closed, fatal, wake, errs := s.closed, s.fatal, s.wake, s.errs
+		closed, closing, fatal, wake, errs := s.closed, s.closing, s.fatal, s.wake, s.errs
 		s.errs = nil
 		assigned := len(s.assigned) > 0
 		s.mu.Unlock()
 		switch {
-		case closed:
+		case closed || closing:
 			return ShareFetch{}, ErrConsumerClosed
 		case fatal != nil:
 			return ShareFetch{Errors: errs}, fatal
@@ -324,7 +328,14 @@ func (s *ShareConsumer) Poll(ctx context.Context) (ShareFetch, error) {
 				return ShareFetch{}, ctx.Err()
 			}
 		}
+		if s.backoff && !sleep(ctx, s.conf.retryBackoff) {
+			return ShareFetch{}, ctx.Err()
+		}
 		f := s.fetchRound()
+		s.backoff = len(f.Records) == 0 && len(f.Errors) > 0
+		if s.releaseIfClosing(f.Records) {
+			return ShareFetch{}, ErrConsumerClosed
+		}
 		if len(f.Records) > 0 || len(f.Errors) > 0 {
 			return f, nil
 		}
@@ -335,6 +346,22 @@ func (s *ShareConsumer) Poll(ctx context.Context) (ShareFetch, error) {
 			return ShareFetch{}, ErrClientClosed
 		}
 	}
+}
+
+// releaseIfClosing gives recs back to the group when Close was called
+// while they were fetched: the application never sees them.
+func (s *ShareConsumer) releaseIfClosing(recs []ShareRecord) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		return false
+	}
+	for i := range recs {
+		if r := &recs[i]; r.part.acks[r.idx] == ackPending {
+			r.part.acks[r.idx] = int8(AckRelease)
+		}
+	}
+	return true
 }
 
 // settlePolled ends the previous Poll's turn: implicitly accepts what it
@@ -386,6 +413,10 @@ func (s *ShareConsumer) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
+	s.mu.Lock()
+	s.closing = true // a Poll waiting for an assignment returns, and lets go of s.io
+	s.wakeLocked()
+	s.mu.Unlock()
 	s.io.Lock()
 	defer s.io.Unlock()
 	s.mu.Lock()

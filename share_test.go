@@ -543,3 +543,31 @@ func TestIntegrationShareJavaInterop(t *testing.T) {
 		t.Errorf("one consumer got nothing: kpax %d, Java %d", len(kpaxSeen), len(jv))
 	}
 }
+
+// TestIntegrationShareCloseWhilePolling: Close from another goroutine ends
+// a Poll that waits, and the consumer's goroutines.
+func TestIntegrationShareCloseWhilePolling(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	topic, group := shareSetup(t, cl, 1, 0, 0)
+	s := newTestShare(t, cl, group, topic)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Poll(context.Background())
+		done <- err
+	}()
+	time.Sleep(2 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrConsumerClosed) {
+			t.Fatalf("Poll = %v, want ErrConsumerClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Poll still waits after Close")
+	}
+}
