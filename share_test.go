@@ -129,14 +129,31 @@ func TestIntegrationShareBasics(t *testing.T) {
 	if err := s.Close(ctx); err != nil { // accepts the last Poll's records
 		t.Fatal(err)
 	}
+	// The admin API reads and moves the group's start offsets (the group
+	// has no members now).
+	if offs, err := cl.Admin().ShareGroupOffsets(ctx, group, topic); err != nil || len(offs) != 2 {
+		t.Fatalf("ShareGroupOffsets: %v %+v", err, offs)
+	}
+	res, err := cl.Admin().AlterShareGroupOffsets(ctx, group, TopicPartitionOffset{Topic: topic, Partition: 1, Offset: 150})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterShareGroupOffsets: %v %+v", err, res)
+	}
+	if offs, err := cl.Admin().ShareGroupOffsets(ctx, group, topic); err != nil || len(offs) != 2 || offs[1].Offset != 150 {
+		t.Fatalf("ShareGroupOffsets after the alter: %v %+v", err, offs)
+	}
+	// Accepted records never come back, also not to a new member (which
+	// gets its assignment within a heartbeat interval, 5s).
 	s2 := newTestShare(t, cl, group, topic)
-	quiet := time.Now().Add(3 * time.Second)
-	pollShare(t, s2, 10*time.Second, func(recs []ShareRecord) bool {
+	quiet := time.Now().Add(10 * time.Second)
+	pollShare(t, s2, 30*time.Second, func(recs []ShareRecord) bool {
 		for _, r := range recs {
 			t.Errorf("delivered again after acceptance: %s (count %d)", r.Value, r.DeliveryCount)
 		}
 		return time.Now().After(quiet)
 	})
+	if len(s2.Assigned()[topic]) != 2 {
+		t.Errorf("the second member never got its assignment: %v", s2.Assigned())
+	}
 }
 
 // TestIntegrationShareReleaseReject: released records come back with
@@ -186,15 +203,30 @@ func TestIntegrationShareReleaseReject(t *testing.T) {
 			t.Errorf("%s came back with delivery count %d; only released ones should, with 2", v, c)
 		}
 	}
+	// Nothing else comes back, also not to a new member once this one's
+	// session closed (which would give back whatever it still held).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestShare(t, cl, group, topic)
+	quiet := time.Now().Add(10 * time.Second)
+	pollShare(t, s2, 30*time.Second, func(recs []ShareRecord) bool {
+		for _, r := range recs {
+			t.Errorf("delivered again: %s (count %d)", r.Value, r.DeliveryCount)
+		}
+		return time.Now().After(quiet)
+	})
 	// Misuse: a record not from this consumer, a bad type, a nil record.
 	foreign := ShareRecord{Record: Record{Topic: topic, Offset: 1}}
-	if err := s.Acknowledge(&foreign, AckAccept); !errors.Is(err, ErrShareForeignRecord) {
+	if err := s2.Acknowledge(&foreign, AckAccept); !errors.Is(err, ErrShareForeignRecord) {
 		t.Errorf("foreign record: %v", err)
 	}
-	if err := s.Acknowledge(nil, AckAccept); err == nil {
+	if err := s2.Acknowledge(nil, AckAccept); err == nil {
 		t.Error("nil record accepted")
 	}
-	if err := s.Acknowledge(&foreign, AckType(9)); err == nil || !strings.Contains(err.Error(), "bad acknowledgement type") {
+	if err := s2.Acknowledge(&foreign, AckType(9)); err == nil || !strings.Contains(err.Error(), "bad acknowledgement type") {
 		t.Errorf("bad type: %v", err)
 	}
 }
