@@ -102,6 +102,7 @@ generate:
 fetch:
 	@$(KAFKA) fetch $(K39_VERSION)
 	@$(KAFKA) fetch $(K4_VERSION)
+	@$(KAFKA) tools $(K4_VERSION) >/dev/null # the console share consumer, for share group interop
 
 # Both brokers start in parallel; if either fails, both are stopped.
 kafka-up: fetch

@@ -60,10 +60,10 @@ func (a *Admin) ListGroups(ctx context.Context) ([]GroupListing, error) {
 type GroupDescription struct {
 	Group        string
 	State        string // e.g. "Stable", "Empty", "Dead" (a group that does not exist)
-	Type         string // "classic" or "consumer" (KIP-848)
+	Type         string // "classic", "consumer" (KIP-848) or "share" (KIP-932)
 	ProtocolType string // classic groups: "consumer", "connect", ...
-	Protocol     string // classic groups: the balancer, e.g. "range"; KIP-848: the server assignor
-	Epoch        int32  // KIP-848 groups: the group epoch; -1 for classic groups
+	Protocol     string // classic groups: the balancer, e.g. "range"; KIP-848 and share groups: the server assignor
+	Epoch        int32  // KIP-848 and share groups: the group epoch; -1 for classic groups
 	Members      []GroupMemberDescription
 	Err          error
 }
@@ -75,14 +75,15 @@ type GroupMemberDescription struct {
 	ClientID   string
 	ClientHost string
 	// Assigned is the member's partitions by topic: for a classic consumer
-	// group decoded from its assignment, for a KIP-848 group the current
+	// group decoded from its assignment, for a KIP-848 or share group the current
 	// assignment. Nil for groups of other protocols.
 	Assigned map[string][]int32
 }
 
 // DescribeGroups describes the groups, one result per group in the order
 // given, each asked of its coordinator. KIP-848 consumer groups (Kafka 4.x)
-// are described with ConsumerGroupDescribe.
+// are described with ConsumerGroupDescribe, share groups (KIP-932) with
+// ShareGroupDescribe.
 func (a *Admin) DescribeGroups(ctx context.Context, groups ...string) ([]GroupDescription, error) {
 	if err := a.check(ctx); err != nil {
 		return nil, err
@@ -125,6 +126,9 @@ func (a *Admin) describeGroup(ctx context.Context, group string) (GroupDescripti
 		// Not a classic group (Kafka 4.x says GROUP_ID_NOT_FOUND at v6,
 		// state Dead before): maybe a KIP-848 one.
 		if d2, ok, err := a.describeConsumerGroup(ctx, group); err != nil || ok {
+			return d2, err
+		}
+		if d2, ok, err := a.describeShareGroup(ctx, group); err != nil || ok { // admin_share.go
 			return d2, err
 		}
 	}

@@ -389,6 +389,8 @@ func extraTimeout(req Request) time.Duration {
 	switch r := req.(type) {
 	case *FetchRequest:
 		ms = r.MaxWaitMs
+	case *ShareFetchRequest:
+		ms = r.MaxWaitMs
 	case *ProduceRequest:
 		ms = r.TimeoutMs
 	case *ListOffsetsRequest:

@@ -188,22 +188,23 @@ func (c *consumerConfig) validate() []error {
 
 // WithFetchMaxWait sets how long a broker may hold a Fetch request while it
 // has less than the min bytes to return (Fetch MaxWaitMs). Default: 500ms.
-// Consumer option.
+// Consumer and share option.
 func WithFetchMaxWait(d time.Duration) Option {
-	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxWait"); c.consumer.maxWait = d }
+	return func(c *config) { c.in(scopeConsumer|scopeShare, "WithFetchMaxWait"); c.consumer.maxWait = d }
 }
 
 // WithFetchMinBytes sets how many bytes a broker waits for (up to the max
-// wait) before answering a Fetch. Default: 1. Consumer option.
+// wait) before answering a Fetch. Default: 1. Consumer and share
+// option.
 func WithFetchMinBytes(n int32) Option {
-	return func(c *config) { c.in(scopeConsumer, "WithFetchMinBytes"); c.consumer.minBytes = n }
+	return func(c *config) { c.in(scopeConsumer|scopeShare, "WithFetchMinBytes"); c.consumer.minBytes = n }
 }
 
 // WithFetchMaxBytes caps the record bytes of one Fetch response; a broker
 // still returns a first batch larger than that (KIP-74). Default: 50 MiB.
-// Consumer option.
+// Consumer and share option.
 func WithFetchMaxBytes(n int32) Option {
-	return func(c *config) { c.in(scopeConsumer, "WithFetchMaxBytes"); c.consumer.maxBytes = n }
+	return func(c *config) { c.in(scopeConsumer|scopeShare, "WithFetchMaxBytes"); c.consumer.maxBytes = n }
 }
 
 // WithFetchMaxPartitionBytes caps the record bytes one partition adds to a

@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// An Option configures a Client, a Producer, a Consumer or a GroupConsumer.
+// An Option configures a Client, a Producer, a Consumer, a GroupConsumer or
+// a ShareConsumer.
 // Options are applied in order by the constructor they are passed to, which
 // then validates the whole configuration: a bad option is an error from the
 // constructor, never a panic.
@@ -26,7 +27,11 @@ import (
 //     Client.NewGroupConsumer (a group member fetches like a Consumer), or
 //     to New as the default of every consumer of the client;
 //   - a group option goes to Client.NewGroupConsumer, or to New as the
-//     default of every group member of the client.
+//     default of every group member of the client;
+//   - a share option goes to Client.NewShareConsumer, or to New as the
+//     default of every share consumer of the client. The fetch options
+//     WithFetchMaxWait, WithFetchMinBytes and WithFetchMaxBytes are both
+//     consumer and share options.
 //
 // An option passed where it does not apply is an error (matched by
 // errors.Is with ErrMisappliedOption) that names the option and where it
@@ -46,8 +51,9 @@ const (
 	scopeProducer
 	scopeConsumer
 	scopeGroup
+	scopeShare
 
-	scopeAll = scopeClient | scopeProducer | scopeConsumer | scopeGroup
+	scopeAll = scopeClient | scopeProducer | scopeConsumer | scopeGroup | scopeShare
 )
 
 // in marks the option being applied, named name, as one of scope s; every
@@ -65,6 +71,8 @@ func misapplied(name string, s scope) error {
 		where = "a producer option: pass it to Client.NewProducer (or to kpax.New, for every producer)"
 	case s&scopeConsumer != 0:
 		where = "a consumer option: pass it to Client.NewConsumer or Client.NewGroupConsumer (or to kpax.New, for every consumer)"
+	case s&scopeShare != 0:
+		where = "a share option: pass it to Client.NewShareConsumer (or to kpax.New, for every share consumer)"
 	default:
 		where = "a group option: pass it to Client.NewGroupConsumer (or to kpax.New, for every group member)"
 	}
@@ -108,6 +116,7 @@ type config struct {
 	producer producerConfig // produce.go
 	consumer consumerConfig // consume.go
 	group    groupConfig    // group.go
+	share    shareConfig    // share.go
 }
 
 func defaultConfig() config {
@@ -126,6 +135,7 @@ func defaultConfig() config {
 		producer:         defaultProducerConfig(),
 		consumer:         defaultConsumerConfig(),
 		group:            defaultGroupConfig(),
+		share:            defaultShareConfig(),
 	}
 }
 
@@ -219,6 +229,7 @@ func (c *config) validate() error {
 	errs = append(errs, c.producer.validate()...)
 	errs = append(errs, c.consumer.validate()...)
 	errs = append(errs, c.group.validate()...)
+	errs = append(errs, c.share.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("kpax: bad options: %w", err)
 	}

@@ -56,9 +56,9 @@ var scopedOptions = []struct {
 	{"WithOnPartitionsChanged", scopeProducer, WithOnPartitionsChanged(func(string, int, int) {})},
 	{"WithPartitionAvoidance", scopeProducer, WithPartitionAvoidance(time.Second)},
 
-	{"WithFetchMaxWait", scopeConsumer, WithFetchMaxWait(time.Second)},
-	{"WithFetchMinBytes", scopeConsumer, WithFetchMinBytes(1)},
-	{"WithFetchMaxBytes", scopeConsumer, WithFetchMaxBytes(1 << 20)},
+	{"WithFetchMaxWait", scopeConsumer | scopeShare, WithFetchMaxWait(time.Second)},
+	{"WithFetchMinBytes", scopeConsumer | scopeShare, WithFetchMinBytes(1)},
+	{"WithFetchMaxBytes", scopeConsumer | scopeShare, WithFetchMaxBytes(1 << 20)},
 	{"WithFetchMaxPartitionBytes", scopeConsumer, WithFetchMaxPartitionBytes(1 << 20)},
 	{"WithFetchBufferBytes", scopeConsumer, WithFetchBufferBytes(1 << 20)},
 	{"WithIsolationLevel", scopeConsumer, WithIsolationLevel(ReadCommitted)},
@@ -75,6 +75,9 @@ var scopedOptions = []struct {
 	{"WithOnLost", scopeGroup, WithOnLost(nil)},
 	{"WithGroupProtocol", scopeGroup, WithGroupProtocol(ClassicGroupProtocol)},
 	{"WithStartOffset", scopeGroup, WithStartOffset(Latest())},
+
+	{"WithShareAckMode", scopeShare, WithShareAckMode(ShareAckExplicit)},
+	{"WithShareMaxRecords", scopeShare, WithShareMaxRecords(10)},
 }
 
 // TestOptionScopes passes every option to every constructor: it is
@@ -117,12 +120,22 @@ func TestOptionScopes(t *testing.T) {
 			}
 			return err
 		}},
+		{"NewShareConsumer", scopeShare, func(o Option) error {
+			s, err := cl.NewShareConsumer("g", []string{"t"}, o)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				s.Close(ctx)
+			}
+			return err
+		}},
 	}
 	where := map[scope]string{
 		scopeClient:   "is a client option: pass it to kpax.New",
 		scopeProducer: "is a producer option: pass it to Client.NewProducer",
 		scopeConsumer: "is a consumer option: pass it to Client.NewConsumer or Client.NewGroupConsumer",
 		scopeGroup:    "is a group option: pass it to Client.NewGroupConsumer",
+		scopeShare:    "is a share option: pass it to Client.NewShareConsumer",
 	}
 	for _, ctor := range ctors {
 		for _, o := range scopedOptions {
@@ -133,7 +146,7 @@ func TestOptionScopes(t *testing.T) {
 				}
 				continue
 			}
-			want := o.name + " " + where[o.scope]
+			want := o.name + " " + where[o.scope&-o.scope] // the first scope names where it belongs
 			if !errors.Is(err, ErrMisappliedOption) || !strings.Contains(err.Error(), want) {
 				t.Errorf("%s(%s) = %v, want an ErrMisappliedOption saying %q", ctor.name, o.name, err, want)
 			}

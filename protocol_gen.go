@@ -1183,7 +1183,7 @@ func apiRoute(key int16) routeKind {
 		return routeLeader
 	case apiKeyCreateTopics, apiKeyDeleteTopics, apiKeyCreatePartitions, apiKeyElectLeaders, apiKeyAlterPartitionReassignments, apiKeyListPartitionReassignments, apiKeyUpdateFeatures:
 		return routeController
-	case apiKeyJoinGroup, apiKeySyncGroup, apiKeyHeartbeat, apiKeyLeaveGroup, apiKeyOffsetCommit, apiKeyOffsetFetch, apiKeyDescribeGroups, apiKeyDeleteGroups, apiKeyOffsetDelete, apiKeyTxnOffsetCommit, apiKeyConsumerGroupHeartbeat, apiKeyConsumerGroupDescribe:
+	case apiKeyJoinGroup, apiKeySyncGroup, apiKeyHeartbeat, apiKeyLeaveGroup, apiKeyOffsetCommit, apiKeyOffsetFetch, apiKeyDescribeGroups, apiKeyDeleteGroups, apiKeyOffsetDelete, apiKeyTxnOffsetCommit, apiKeyConsumerGroupHeartbeat, apiKeyConsumerGroupDescribe, apiKeyShareGroupHeartbeat, apiKeyShareGroupDescribe, apiKeyDescribeShareGroupOffsets, apiKeyAlterShareGroupOffsets, apiKeyDeleteShareGroupOffsets:
 		return routeGroupCoordinator
 	case apiKeyInitProducerId, apiKeyAddPartitionsToTxn, apiKeyAddOffsetsToTxn, apiKeyEndTxn:
 		return routeTxnCoordinator
@@ -1195,7 +1195,7 @@ func apiRoute(key int16) routeKind {
 // group joins on purpose, so they do not share a connection with other requests.
 func apiLane(key int16) int {
 	switch key {
-	case apiKeyFetch:
+	case apiKeyFetch, apiKeyShareFetch:
 		return laneFetch
 	case apiKeyJoinGroup, apiKeySyncGroup:
 		return laneGroup
@@ -1496,6 +1496,116 @@ func (r *ConsumerGroupDescribeRequest) coordinatorKey() (key string, ok bool) {
 func (r *ConsumerGroupDescribeResponse) hasErrorCode(match func(int16) bool) bool {
 	for i := range r.Groups {
 		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *ShareGroupHeartbeatRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ShareGroupHeartbeatResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_ids); ok is false if it has none.
+func (r *ShareGroupDescribeRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.GroupIDs) > 0 && r.GroupIDs[0] != "" {
+		return r.GroupIDs[0], true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *ShareGroupDescribeResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (groups.group_id); ok is false if it has none.
+func (r *DescribeShareGroupOffsetsRequest) coordinatorKey() (key string, ok bool) {
+	if len(r.Groups) > 0 && r.Groups[0].GroupID != "" {
+		return r.Groups[0].GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DescribeShareGroupOffsetsResponse) hasErrorCode(match func(int16) bool) bool {
+	for i := range r.Groups {
+		x0 := &r.Groups[i]
+		for i := range x0.Topics {
+			x1 := &x0.Topics[i]
+			for i := range x1.Partitions {
+				x2 := &x1.Partitions[i]
+				if match(x2.ErrorCode) {
+					return true
+				}
+			}
+		}
+		if match(x0.ErrorCode) {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *AlterShareGroupOffsetsRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *AlterShareGroupOffsetsResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Responses {
+		x0 := &r.Responses[i]
+		for i := range x0.Partitions {
+			x1 := &x0.Partitions[i]
+			if match(x1.ErrorCode) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// coordinatorKey returns the group ID the request's coordinator is found by (group_id); ok is false if it has none.
+func (r *DeleteShareGroupOffsetsRequest) coordinatorKey() (key string, ok bool) {
+	if r.GroupID != "" {
+		return r.GroupID, true
+	}
+	return "", false
+}
+
+// hasErrorCode reports whether match is true of an error code anywhere in the response.
+func (r *DeleteShareGroupOffsetsResponse) hasErrorCode(match func(int16) bool) bool {
+	if match(r.ErrorCode) {
+		return true
+	}
+	for i := range r.Responses {
+		x0 := &r.Responses[i]
 		if match(x0.ErrorCode) {
 			return true
 		}

@@ -17,7 +17,7 @@ import (
 
 type route struct {
 	api  string
-	kind string // "leader", "controller", "group", "txn"
+	kind string // "leader", "controller", "group", "txn"; "any" for a lane only
 	// keys (group, txn): the paths of the coordinator key, tried in order;
 	// the first non-empty value is the key (a path through an array reads
 	// its first element). No value: the request goes to any broker.
@@ -38,6 +38,8 @@ func defaultRoutes() []route {
 		{api: "ListOffsets", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
 		{api: "DeleteRecords", kind: "leader", topic: "topics.name", partition: "topics.partitions.partition_index"},
 		{api: "OffsetForLeaderEpoch", kind: "leader", topic: "topics.topic", partition: "topics.partitions.partition"},
+		// A share consumer sends these to each leader by node ID; the broker holds share fetches.
+		{api: "ShareFetch", kind: "any", lane: "fetch"},
 
 		{api: "CreateTopics", kind: "controller"},
 		{api: "DeleteTopics", kind: "controller"},
@@ -59,6 +61,11 @@ func defaultRoutes() []route {
 		{api: "TxnOffsetCommit", kind: "group", keys: []string{"group_id"}}, // the consumer group's coordinator
 		{api: "ConsumerGroupHeartbeat", kind: "group", keys: []string{"group_id"}},
 		{api: "ConsumerGroupDescribe", kind: "group", keys: []string{"group_ids"}},
+		{api: "ShareGroupHeartbeat", kind: "group", keys: []string{"group_id"}},
+		{api: "ShareGroupDescribe", kind: "group", keys: []string{"group_ids"}},
+		{api: "DescribeShareGroupOffsets", kind: "group", keys: []string{"groups.group_id"}},
+		{api: "AlterShareGroupOffsets", kind: "group", keys: []string{"group_id"}},
+		{api: "DeleteShareGroupOffsets", kind: "group", keys: []string{"group_id"}},
 
 		{api: "InitProducerId", kind: "txn", keys: []string{"transactional_id"}}, // none: an idempotent producer, any broker
 		{api: "AddPartitionsToTxn", kind: "txn", keys: []string{"v3_and_below_transactional_id"}},
@@ -68,7 +75,7 @@ func defaultRoutes() []route {
 }
 
 var routeKinds = map[string]string{
-	"leader": "routeLeader", "controller": "routeController", "group": "routeGroupCoordinator", "txn": "routeTxnCoordinator",
+	"any": "routeAny", "leader": "routeLeader", "controller": "routeController", "group": "routeGroupCoordinator", "txn": "routeTxnCoordinator",
 }
 
 var lanes = map[string]string{"fetch": "laneFetch", "group": "laneGroup"}

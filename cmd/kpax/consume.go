@@ -69,6 +69,8 @@ type consumeOpts struct {
 	count         int
 	exitAtEnd     bool
 	group         string
+	share         string       // -share: a share group
+	ack           kpax.AckType // -ack: how -share acknowledges what it prints
 	readCommitted bool
 	out           recordWriter
 }
@@ -77,7 +79,8 @@ func runConsume(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("consume", "TOPIC[:PARTITION,...]...", `Prints the records of the topics (all their partitions) or of the chosen partitions to
 stdout, one per line by default (the value), until -c records, the end (-e), -timeout or
 Ctrl-C. With -group, kpax joins the consumer group, consumes the partitions the group
-assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
+assigns it and commits its offsets; Ctrl-C commits and leaves the group. With -share, kpax
+joins the share group and acknowledges each record it prints (-ack).`)
 	startFlag := fs.String("o", "earliest", "where to start: earliest, latest, an offset, -N (N records before the end) or @TIME\n(Unix milliseconds or RFC 3339); with -group, where partitions without a committed offset start")
 	count := fs.Int("c", 0, "exit after this many records (0: no limit)")
 	exitAtEnd := fs.Bool("e", false, "exit at the end of every partition (its end when kpax starts); not with -group")
@@ -88,11 +91,19 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 	asJSON := fs.Bool("json", false, "print each record as a JSON object on its own line, with kcat -J's fields (topic, partition, offset, tstype, ts, headers, key, payload)")
 	fs.BoolVar(asJSON, "J", false, "the same as -json (kcat)")
 	readCommitted := fs.Bool("read-committed", false, "skip records of aborted and open transactions")
+	share := fs.String("share", "", "consume as a member of this share group (KIP-932, Kafka 4.1+): each record goes to one member")
+	ackFlag := fs.String("ack", "accept", "with -share, how each printed record is acknowledged: accept, release (delivered again) or reject")
 	specs, err := parseTopicArgs(fs, args, "consume: name at least one topic (try kpax consume -h)")
 	if err != nil {
 		return err
 	}
-	o := consumeOpts{count: *count, exitAtEnd: *exitAtEnd, group: *group, readCommitted: *readCommitted}
+	o := consumeOpts{count: *count, exitAtEnd: *exitAtEnd, group: *group, share: *share, readCommitted: *readCommitted}
+	if o.ack, err = parseAck(*ackFlag); err != nil {
+		return usagef("%v", err)
+	}
+	if err := checkShareFlags(fs, o, specs); err != nil {
+		return err
+	}
 	if o.start, err = parseStart(*startFlag); err != nil {
 		return usagef("-o: %v", err)
 	}
@@ -128,6 +139,9 @@ assigns it and commits its offsets; Ctrl-C commits and leaves the group.`)
 	}
 	if o.group != "" {
 		return consumeGroup(ctx, e, cl, specs, o, opts)
+	}
+	if o.share != "" {
+		return consumeShare(ctx, e, cl, specs, o)
 	}
 	return consumeAssigned(ctx, e, cl, specs, o, opts)
 }
