@@ -27,7 +27,7 @@ func parseAck(s string) (kpax.AckType, error) {
 // unprinted when -c stops are released for the other members.
 func consumeShare(ctx context.Context, e *env, cl *kpax.Client, specs []topicSpec, o consumeOpts) error {
 	mctx, mcancel := e.deadline(ctx, adminTimeout)
-	_, _, err := resolve(mctx, cl, specs) // unknown topics are an error, not an empty assignment
+	_, err := resolve(mctx, cl, specs) // unknown topics are an error, not an empty assignment
 	mcancel()
 	if err != nil {
 		return err
