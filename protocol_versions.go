@@ -34,7 +34,8 @@ func pathMaxVersion(req Request) int16 {
 		}
 	case *TxnOffsetCommitRequest:
 		// v5+ is transactions V2 (KIP-890), sent only in a TV2
-		// transaction (txnV2Key); v6 names topics by ID.
+		// transaction (txnV2Key, txnV2Version: v6, with topic IDs,
+		// where every topic's ID is known).
 		return 4
 	case *ApiVersionsRequest:
 		// v5 (KIP-1242) carries the cluster and node the client means to
@@ -68,11 +69,37 @@ func withTxnV2(ctx context.Context) context.Context { return context.WithValue(c
 // txnV2Version is the version a transaction of version 2 sends req at; -1
 // for a request that is the same in both versions.
 func txnV2Version(req Request) int16 {
-	switch req.(type) {
+	switch r := req.(type) {
 	case *ProduceRequest:
-		return 12 // v13 names topics by ID
-	case *EndTxnRequest, *TxnOffsetCommitRequest:
-		return 5 // TxnOffsetCommit v6 names topics by ID
+		return 13 // 12 where a topic's ID is unknown (the sender caps it)
+	case *EndTxnRequest:
+		return 5
+	case *TxnOffsetCommitRequest:
+		if txnCommitHasIDs(r) {
+			return 6 // names topics by ID (KIP-516)
+		}
+		return 5
+	}
+	return -1
+}
+
+// txnV2MinVersion is the oldest version of req that speaks transactions
+// version 2: a broker must allow it for a transaction to be of version 2.
+func txnV2MinVersion(req Request) int16 {
+	if _, ok := req.(*ProduceRequest); ok {
+		return 12
+	}
+	return 5 // EndTxn, TxnOffsetCommit
+}
+
+// txnV2Fallback is the TV2 version of req a broker that lacks want may take
+// instead (the same protocol without topic IDs), or -1.
+func txnV2Fallback(req Request, want int16) int16 {
+	switch req.(type) {
+	case *ProduceRequest, *TxnOffsetCommitRequest:
+		if want > 12 || want == 6 {
+			return want - 1
+		}
 	}
 	return -1
 }
@@ -94,6 +121,9 @@ func (v *apiVersions) pickCtx(ctx context.Context, req Request, caps map[int16]i
 	if want < 0 || ctx.Value(txnV2Key{}) == nil {
 		return v.pick(req, caps)
 	}
+	if fb := txnV2Fallback(req, want); fb >= 0 && !v.allows(req.APIKey(), want, caps) {
+		want = fb
+	}
 	if !v.allows(req.APIKey(), want, caps) {
 		return 0, fmt.Errorf("%w: transaction version 2 needs %s v%d: the broker (%s) supports v%d-%d",
 			ErrUnsupportedVersion, APIName(req.APIKey()), want, v.describe(), v.min[req.APIKey()], v.max[req.APIKey()])
@@ -104,6 +134,15 @@ func (v *apiVersions) pickCtx(ctx context.Context, req Request, caps map[int16]i
 func produceHasIDs(r *ProduceRequest) bool {
 	for i := range r.TopicData {
 		if r.TopicData[i].TopicID == (UUID{}) {
+			return false
+		}
+	}
+	return true
+}
+
+func txnCommitHasIDs(r *TxnOffsetCommitRequest) bool {
+	for i := range r.Topics {
+		if r.Topics[i].TopicID == (UUID{}) {
 			return false
 		}
 	}

@@ -467,7 +467,9 @@ func (s *sink) send(f *flight) error {
 		start = s.ends[i]
 	}
 	p.mu.Unlock()
-	v = min(v, pathMaxVersion(req)) // v13 only if every topic has its ID
+	if !produceHasIDs(req) {
+		v = min(v, 12) // v13 names topics by ID only (KIP-516)
+	}
 	call, err := c.send(ctx, req, v, expectsNoResponse(req))
 	if err != nil {
 		return err

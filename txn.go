@@ -522,7 +522,7 @@ func (tm *txnManager) chooseVersion(ctx context.Context) {
 	}
 	v2 := c.versions.txnVersion >= 2
 	for _, req := range []Request{&ProduceRequest{}, &EndTxnRequest{}, &TxnOffsetCommitRequest{}} {
-		v2 = v2 && c.versions.allows(req.APIKey(), txnV2Version(req), cl.cfg.maxVersions)
+		v2 = v2 && c.versions.allows(req.APIKey(), txnV2MinVersion(req), cl.cfg.maxVersions)
 	}
 	tm.p.mu.Lock()
 	tm.v2 = v2

@@ -70,9 +70,9 @@ func (e *txnAPIs) check(t *testing.T, tv int) {
 		len(offs) > 0 && (!only(offs, 0, 4) || len(addOffs) == 0)):
 		t.Fatalf("transaction version 1: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
 			"want EndTxn v0-4, AddPartitionsToTxn, Produce v0-11 (and TxnOffsetCommit v0-4 after AddOffsetsToTxn)", ends, adds, produces, addOffs, offs)
-	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(addOffs) != 0 || !only(produces, 12, 12) || len(offs) > 0 && !only(offs, 5, 5)):
+	case tv == 2 && (!only(ends, 5, 5) || len(adds) != 0 || len(addOffs) != 0 || !only(produces, 12, 13) || len(offs) > 0 && !only(offs, 5, 6)):
 		t.Fatalf("transaction version 2: sent EndTxn %v, AddPartitionsToTxn %v, Produce %v, AddOffsetsToTxn %v, TxnOffsetCommit %v; "+
-			"want EndTxn v5, Produce v12 (and TxnOffsetCommit v5), neither Add", ends, adds, produces, addOffs, offs)
+			"want EndTxn v5, Produce v12-13 (and TxnOffsetCommit v5-6: v13 and v6 with topic IDs), neither Add", ends, adds, produces, addOffs, offs)
 	}
 }
 
@@ -549,9 +549,13 @@ func TestPickTxnV2(t *testing.T) {
 		{"EndTxn TV2, old broker", broker(4), v2, &EndTxnRequest{}, nil, 0, true},
 		{"EndTxn TV2, capped", broker(5), v2, &EndTxnRequest{}, map[int16]int16{26: 4}, 0, true},
 		{"TxnOffsetCommit TV1", broker(5), context.Background(), &TxnOffsetCommitRequest{}, nil, 4, false},
-		{"TxnOffsetCommit TV2", broker(5), v2, &TxnOffsetCommitRequest{}, nil, 5, false},
+		{"TxnOffsetCommit TV2, no topics", broker(5), v2, &TxnOffsetCommitRequest{}, nil, 6, false},
+		{"TxnOffsetCommit TV2, topic IDs", broker(5), v2, &TxnOffsetCommitRequest{Topics: []TxnOffsetCommitRequestTopic{{Name: "a", TopicID: UUID{1}}}}, nil, 6, false},
+		{"TxnOffsetCommit TV2, an unknown ID", broker(5), v2, &TxnOffsetCommitRequest{Topics: []TxnOffsetCommitRequestTopic{{Name: "a"}}}, nil, 5, false},
+		{"TxnOffsetCommit TV2, broker without v6", broker(5), v2, &TxnOffsetCommitRequest{Topics: []TxnOffsetCommitRequestTopic{{Name: "a", TopicID: UUID{1}}}}, map[int16]int16{28: 5}, 5, false},
 		{"transactional Produce TV1", broker(5), context.Background(), &ProduceRequest{TransactionalID: &id}, nil, 11, false},
-		{"Produce TV2", broker(5), v2, &ProduceRequest{}, nil, 12, false},
+		{"Produce TV2", broker(5), v2, &ProduceRequest{}, nil, 13, false},
+		{"Produce TV2, broker without v13", broker(5), v2, &ProduceRequest{}, map[int16]int16{0: 12}, 12, false},
 		{"Metadata unchanged by TV2", broker(5), v2, &MetadataRequest{}, map[int16]int16{3: 9}, 9, false},
 	}
 	for _, tt := range tests {
