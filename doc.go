@@ -80,6 +80,11 @@
 // [GroupConsumer.Process] runs a handler on the records in parallel, keeping
 // each key's order, and commits only what was processed.
 //
+// [Client.NewShareConsumer] makes a [ShareConsumer], a member of a share
+// group (KIP-932, Kafka 4.1+): queue-like consumption where the brokers give
+// each record to one member at a time and each record is acknowledged on its
+// own ([ShareConsumer.Acknowledge]: accept, release or reject).
+//
 // # Administration
 //
 // [Client.Admin] returns the [Admin] API of the client: topics, partitions,
@@ -103,8 +108,9 @@
 // wait: Produce waits for buffer room (the delivery itself is bounded by
 // [WithDeliveryTimeout]); ProduceSync, Flush and ProduceWaiter.Wait wait for
 // outcomes; Poll waits for records; Commit and CommitAsync bound the commit,
-// retries included; the Close methods of Producer, Consumer and
-// GroupConsumer bound the final flush, commit and leave, then stop anyway;
+// retries included; the Close methods of Producer, Consumer, GroupConsumer
+// and ShareConsumer bound the final flush, commit or acknowledgement, abort
+// of an open transaction and leave, then stop anyway;
 // Admin calls and Request bound the whole call, retries included.
 // [Client.Close] takes no context: it does not wait on the network, it fails
 // what is in flight with ErrClientClosed and returns once the client's
