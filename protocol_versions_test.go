@@ -97,7 +97,8 @@ func TestIntegrationVersionsUsed(t *testing.T) {
 				t.Fatal(err)
 			}
 			caps := map[int16]int16{apiKeyAddPartitionsToTxn: 3} // v4+ is for brokers (KIP-890)
-			if wantTV(name) == 1 {                               // pathMaxVersion's transactions V1 caps; V2 (4.x) goes to the maxima
+			// pathMaxVersion's transactions V1 caps; V2 (4.x) goes to the maxima.
+			if wantTV(name) == 1 {
 				caps[apiKeyEndTxn], caps[apiKeyTxnOffsetCommit] = 4, 4
 			}
 			var figures []string
