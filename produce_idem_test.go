@@ -437,7 +437,7 @@ func (fl *flakyLeader) handler(node int32) func(Request, int16) Response {
 		case *ProduceRequest:
 			resp := &ProduceResponse{}
 			for _, td := range r.TopicData {
-				rt := ProduceResponseItem{Name: td.Name}
+				rt := ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 				for _, pd := range td.PartitionData {
 					rt.PartitionResponses = append(rt.PartitionResponses, fl.append(node, pd))
 				}
