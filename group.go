@@ -255,8 +255,9 @@ type GroupConsumer struct {
 	protocol   string
 	leader     bool
 	owned      map[topicPartition]bool
-	kip848     bool             // in the consumer group protocol; written by the manager before it returns
-	counts     map[string]int32 // partition counts the leader balanced
+	revoking   map[topicPartition]bool // owned ones being revoked: OnRevoked ran or runs, not yet deleted from owned
+	kip848     bool                    // in the consumer group protocol; written by the manager before it returns
+	counts     map[string]int32        // partition counts the leader balanced
 	fatal      error
 	closed     bool
 	done       uint64        // the Consumer's pollCount at the last Poll: batches the application is done with
@@ -304,7 +305,7 @@ func (cl *Client) NewGroupConsumer(group string, topics []string, opts ...Option
 	}
 	g := &GroupConsumer{
 		cl: cl, conf: cfg, cfg: cfg.group, group: group, topics: ts, c: c, cooperative: true,
-		generation: -1, owned: map[topicPartition]bool{}, committed: map[topicPartition]position{},
+		generation: -1, owned: map[topicPartition]bool{}, revoking: map[topicPartition]bool{}, committed: map[topicPartition]position{},
 		pausedTopics: map[string]bool{}, pausedParts: map[topicPartition]bool{}, marks: map[topicPartition]position{},
 		idle: make(chan struct{}), ran: make(chan struct{}), queueWake: make(chan struct{}, 1),
 	}

@@ -144,6 +144,7 @@ func (g *GroupConsumer) lose(ctx context.Context, err error, resetMember bool) {
 	}
 	for _, tp := range lost {
 		delete(g.owned, tp)
+		delete(g.revoking, tp)
 		delete(g.marks, tp)
 	}
 	g.mu.Unlock()
@@ -195,6 +196,11 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	if ctx.Err() != nil {
 		return // Close revokes them
 	}
+	g.mu.Lock()
+	for _, tp := range tps {
+		g.revoking[tp] = true
+	}
+	g.mu.Unlock()
 	if f := g.cfg.onRevoked; f != nil {
 		f(ctx, partsByTopic(setOf(tps)))
 	}
@@ -206,6 +212,7 @@ func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition) {
 	g.mu.Lock()
 	for _, tp := range tps {
 		delete(g.owned, tp)
+		delete(g.revoking, tp)
 	}
 	g.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.rebalance/2)

@@ -317,13 +317,18 @@ func (s *GroupTransactSession) End(ctx context.Context, commit bool) (committed 
 	return false, err
 }
 
-// rewind moves the given partitions (nil: every owned one) back to their
-// committed offsets, dropping what was fetched beyond. s.mu is held.
+// rewind moves the given partitions (nil: every owned one not being
+// revoked) back to their committed offsets, dropping what was fetched
+// beyond. s.mu is held. A partition being revoked is left to the OnRevoked
+// wrapper (revoked, which rewinds it before the group unassigns it):
+// assigning it again here, after the group's unassign, would keep fetching
+// a partition the member no longer owns (CI saw a member abort one
+// transaction after another on such a partition).
 func (s *GroupTransactSession) rewind(ctx context.Context, tps []topicPartition) error {
 	g := s.g
 	if tps == nil {
 		g.mu.Lock()
-		tps = g.ownedList()
+		tps = slices.DeleteFunc(g.ownedList(), func(tp topicPartition) bool { return g.revoking[tp] })
 		g.mu.Unlock()
 	}
 	offs := map[topicPartition]Offset{}

@@ -103,3 +103,27 @@ func TestIntegrationTxnSession(t *testing.T) {
 		})
 	}
 }
+
+// TestTxnSessionRewindSkipsRevoking: an End that aborts while the group
+// revokes a partition (OnRevoked done, unassigned, not yet dropped from
+// owned) must not assign it to the fetcher again; the control, a partition
+// owned and not being revoked, is rewound to its committed offset.
+func TestTxnSessionRewindSkipsRevoking(t *testing.T) {
+	kept, going := topicPartition{"t", 0}, topicPartition{"t", 1}
+	g := &GroupConsumer{
+		owned:    map[topicPartition]bool{kept: true, going: true},
+		revoking: map[topicPartition]bool{going: true},
+		c:        &Consumer{parts: map[topicPartition]*fetchPart{}},
+	}
+	s := &GroupTransactSession{g: g, base: map[topicPartition]position{
+		kept: {offset: 10, epoch: -1}, going: {offset: 20, epoch: -1}}}
+	if err := s.rewind(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if fp := g.c.parts[going]; fp != nil {
+		t.Errorf("the revoking partition was assigned again, at %d", fp.fetch)
+	}
+	if fp := g.c.parts[kept]; fp == nil || fp.fetch != 10 {
+		t.Errorf("control: the owned partition was not rewound to 10: %+v", fp)
+	}
+}

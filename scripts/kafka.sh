@@ -687,6 +687,7 @@ cmd_cluster_start() {
 	check_version "$version"
 	check_port "$base"
 	! zk_era "$version" || die "cluster-start runs KRaft clusters only (Kafka 3.3 and later), not $version"
+	command -v kcat >/dev/null || die "$name: kcat is needed to check the cluster (scripts/deps.sh installs it)"
 	cdir="$RUN_ROOT/$name"
 	if [[ -d $cdir ]]; then
 		stop_leftovers "$name"
