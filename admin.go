@@ -2,7 +2,6 @@ package kpax
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,7 +38,7 @@ func (cl *Client) Admin() *Admin { return &Admin{cl: cl} }
 
 // ErrInvalidArgument is wrapped by the error of an admin call whose input
 // is invalid; nothing was sent.
-var ErrInvalidArgument = errors.New("kpax: invalid argument")
+var ErrInvalidArgument = classedValue(ClassAbortable, "kpax: invalid argument")
 
 // AdminError summarises the items of an admin call that failed. Errors
 // holds each failed item's error, which names the item; errors.Is and
@@ -68,6 +67,11 @@ func (e *AdminError) Error() string {
 // Unwrap returns the items' errors.
 func (e *AdminError) Unwrap() []error { return e.Errors }
 
+// Is reports whether target is ErrAbortable where no item's error has a
+// class of its own. Otherwise the items' errors answer: errors.Is matches
+// the class of each (ClassOf gives the first's).
+func (e *AdminError) Is(target error) bool { return defaultClassIs(e, target, e.Errors...) }
+
 // ItemError is the error of one item of an admin call: a topic, a group, a
 // partition, a resource. Err is usually an *Error (a Kafka error code);
 // Message is what the broker said about it, if anything.
@@ -87,6 +91,10 @@ func (e *ItemError) Error() string {
 
 // Unwrap returns the cause.
 func (e *ItemError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrAbortable where the cause has no class
+// of its own; errors.Is finds a cause's class in the cause.
+func (e *ItemError) Is(target error) bool { return defaultClassIs(e, target, e.Err) }
 
 // itemErr returns nil for code 0, else an *ItemError for the item.
 func itemErr(item string, code int16, msg *string) error {

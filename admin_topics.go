@@ -2,7 +2,6 @@ package kpax
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -132,7 +131,7 @@ func newTopicRequest(t NewTopic) (CreateTopicsRequestTopic, error) {
 }
 
 // ErrMissingResult is the error of an item the broker's response left out.
-var ErrMissingResult = errors.New("kpax: the response has no result for it")
+var ErrMissingResult = classedValue(ClassAbortable, "kpax: the response has no result for it")
 
 // timeout is how long the broker may take over a request: the context's
 // deadline if it has one, else 30s.

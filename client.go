@@ -310,7 +310,7 @@ func (cl *Client) requestBroker(ctx context.Context, nodeID int32, req Request) 
 // Client.RequestBroker for a request they cannot send: nil, a typed nil
 // (e.g. (*MetadataRequest)(nil)), or a type that is not one of this
 // package's generated request types.
-var ErrBadRequest = errors.New("kpax: bad request")
+var ErrBadRequest = classedValue(ClassAbortable, "kpax: bad request")
 
 // checkCall checks the arguments of Request and RequestBroker, so that no
 // caller's value can panic the connection's goroutines, which encode it.

@@ -64,11 +64,11 @@ func ParseCompression(s string) (Compression, error) {
 
 // ErrDecompressedTooLarge is returned, wrapped, when decompressing would produce more bytes than the
 // caller's limit, as a compression bomb would. Decompression stops there without allocating more.
-var ErrDecompressedTooLarge = errors.New("kpax: decompressed data too large")
+var ErrDecompressedTooLarge = classedValue(ClassAbortable, "kpax: decompressed data too large")
 
 // ErrCorruptCompressed is returned, wrapped with the codec's own error where there is one, when
 // compressed data is truncated or malformed.
-var ErrCorruptCompressed = errors.New("kpax: corrupt compressed data")
+var ErrCorruptCompressed = classedValue(ClassAbortable, "kpax: corrupt compressed data")
 
 // Compression levels, as in Kafka's compression.<codec>.level settings (KIP-390). Level 0 always
 // means the codec's default.

@@ -62,10 +62,10 @@ func (o Offset) String() string {
 // a leader change the new leader's log ends before the consumer's position
 // (an unclean leader election, KIP-320). The consumer goes on from where the
 // new log diverges, so the lost offsets will hold different records.
-var ErrLogTruncated = errors.New("kpax: log truncated below the consumer's position")
+var ErrLogTruncated = classedValue(ClassAbortable, "kpax: log truncated below the consumer's position")
 
 // ErrConsumerClosed is returned by Poll on a closed Consumer.
-var ErrConsumerClosed = errors.New("kpax: consumer closed")
+var ErrConsumerClosed = classedValue(ClassFatal, "kpax: consumer closed")
 
 // IsolationLevel says which transactional records a consumer sees.
 type IsolationLevel int8

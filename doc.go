@@ -100,7 +100,8 @@
 // ([*PartitionError], [*GroupError], [*ItemError], [*BrokerError]), all
 // errors.As-able. [IsRetriable] says whether trying again may succeed;
 // [ClassOf] says what to do about an error: retry, abort a transaction, or
-// stop. A record whose outcome is unknown fails with ErrMaybePersisted.
+// stop, and errors.Is(err, [ErrRetriable]) ([ErrAbortable], [ErrFatal]) asks
+// it of one class. A record whose outcome is unknown fails with ErrMaybePersisted.
 //
 // # Contexts
 //

@@ -51,6 +51,13 @@ func ErrorForCode(code int16) error {
 	return &Error{code: code, name: fmt.Sprintf("UNKNOWN_CODE_%d", code)}
 }
 
+// Is reports whether target is the class error (ErrRetriable, ErrAbortable
+// or ErrFatal) of the code's class, the one ClassOf gives.
+func (e *Error) Is(target error) bool {
+	c, ok := target.(classError)
+	return ok && codeClass(e) == ErrorClass(c)
+}
+
 // IsRetriable reports whether err is, or wraps, a retriable Kafka error.
 func IsRetriable(err error) bool {
 	var ke *Error
@@ -61,12 +68,12 @@ func IsRetriable(err error) bool {
 var (
 	// ErrClientClosed is returned by calls on a closed Client, and fails the
 	// requests that were waiting when it closed.
-	ErrClientClosed = errors.New("kpax: client closed")
+	ErrClientClosed = classedValue(ClassFatal, "kpax: client closed")
 	// ErrResponseTimeout means a broker sent no response within the request
 	// timeout; the connection was closed.
-	ErrResponseTimeout = errors.New("kpax: no response within the request timeout")
+	ErrResponseTimeout = classedValue(ClassRetriable, "kpax: no response within the request timeout")
 	// ErrNoBroker means no broker could be reached for a request.
-	ErrNoBroker = errors.New("kpax: no broker reachable")
+	ErrNoBroker = classedValue(ClassRetriable, "kpax: no broker reachable")
 )
 
 // BrokerError is a failure to talk to one broker: a dial, TLS, SASL or
@@ -89,6 +96,11 @@ func (e *BrokerError) Error() string {
 // Unwrap returns the cause.
 func (e *BrokerError) Unwrap() error { return e.Err }
 
+// Is reports whether target is ErrRetriable, unless the cause has a class
+// of its own (a SASL failure's Kafka code, say), which errors.Is finds
+// there.
+func (e *BrokerError) Is(target error) bool { return defaultClassIs(e, target, e.Err) }
+
 // PartitionError is a Kafka error code returned for one partition.
 type PartitionError struct {
 	Topic     string
@@ -103,6 +115,10 @@ func (e *PartitionError) Error() string {
 
 // Unwrap returns the cause.
 func (e *PartitionError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrAbortable where the cause has no class
+// of its own; errors.Is finds a cause's class in the cause.
+func (e *PartitionError) Is(target error) bool { return defaultClassIs(e, target, e.Err) }
 
 // ErrorClass says what a caller can do about an error, in the vocabulary of
 // KIP-1050 (consistent error handling for transactions). ClassOf gives the
@@ -168,6 +184,10 @@ func ClassOf(err error) ErrorClass {
 	if errors.As(err, &ce) {
 		return ce.class
 	}
+	var cv classError
+	if errors.As(err, &cv) {
+		return ErrorClass(cv)
+	}
 	if errors.Is(err, ErrClientClosed) || errors.Is(err, ErrProducerClosed) || errors.Is(err, ErrConsumerClosed) {
 		return ClassFatal
 	}
@@ -219,14 +239,27 @@ func codeClass(e *Error) ErrorClass {
 }
 
 // classedError gives err a class where it was returned, overriding what
-// ClassOf would find inside it.
+// ClassOf would find inside it. It has no Unwrap, so that errors.Is finds
+// its class and not the classes of the errors inside: Is and As look
+// inside for everything else.
 type classedError struct {
 	class ErrorClass
 	err   error
 }
 
 func (e *classedError) Error() string { return e.err.Error() }
-func (e *classedError) Unwrap() error { return e.err }
+
+// Is answers a class error with the error's class, anything else from the
+// error inside.
+func (e *classedError) Is(target error) bool {
+	if c, ok := target.(classError); ok {
+		return e.class == ErrorClass(c)
+	}
+	return errors.Is(e.err, target)
+}
+
+// As looks inside.
+func (e *classedError) As(target any) bool { return errors.As(e.err, target) }
 
 // withClass classifies err (nil stays nil).
 func withClass(c ErrorClass, err error) error {
@@ -235,3 +268,96 @@ func withClass(c ErrorClass, err error) error {
 	}
 	return &classedError{class: c, err: err}
 }
+
+// classify freezes err's class (ClassOf) where the package builds an
+// error of parts with different classes, or returns one that may have no
+// class of its own (a context's error, a bad argument): errors.Is then
+// matches exactly one class error, ClassOf's. nil stays nil.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if ce, ok := err.(*classedError); ok {
+		return ce
+	}
+	return &classedError{class: ClassOf(err), err: err}
+}
+
+// defaultClassIs is the Is of the package's error types that wrap causes:
+// where no cause has a class of its own (ClassOf's default applies), err
+// matches the class error of ClassOf(err); otherwise the causes answer.
+func defaultClassIs(err, target error, causes ...error) bool {
+	c, ok := target.(classError)
+	if !ok {
+		return false
+	}
+	for _, cause := range causes {
+		if hasClass(cause) {
+			return false
+		}
+	}
+	return ClassOf(err) == ErrorClass(c)
+}
+
+// hasClass reports whether err matches a class error.
+func hasClass(err error) bool {
+	return errors.Is(err, ErrRetriable) || errors.Is(err, ErrAbortable) || errors.Is(err, ErrFatal)
+}
+
+// valueError is an error value of the package (ErrClientClosed, ...) with
+// its class.
+type valueError struct {
+	msg   string
+	class ErrorClass
+}
+
+// classedValue returns a new error value of the class.
+func classedValue(c ErrorClass, msg string) error { return &valueError{msg: msg, class: c} }
+
+func (e *valueError) Error() string { return e.msg }
+
+// Is reports whether target is the class error of the value's class.
+func (e *valueError) Is(target error) bool {
+	c, ok := target.(classError)
+	return ok && e.class == ErrorClass(c)
+}
+
+// The class errors: errors.Is(err, ErrAbortable) reports whether err is
+// of ClassAbortable, and so on, so that a caller can switch on what to do
+// without ClassOf. For every Kafka error code (*Error), every error value
+// and type of the package, any wrapping of them with %w, and every error
+// the producer and its transaction calls return, exactly one of the three
+// matches, the class ClassOf gives. An error that the caller joins from
+// errors of different classes matches each of their classes (errors.Is
+// looks at every error inside), while ClassOf picks one; an error of no
+// class (the caller's own, a bare context error) matches none, and
+// ClassOf gives its default. In a transaction loop:
+//
+//	err := produceAndCommit(ctx, p) // BeginTransaction ... CommitTransaction
+//	switch {
+//	case err == nil:
+//	case errors.Is(err, kpax.ErrFatal):
+//		return err // fenced, say: close the producer, start over with a new one
+//	case errors.Is(err, kpax.ErrAbortable):
+//		if err := p.AbortTransaction(ctx); err != nil {
+//			return err
+//		}
+//		// begin again: a new transaction may succeed
+//	case errors.Is(err, kpax.ErrRetriable):
+//		// the transaction stays open: commit again
+//	}
+var (
+	// ErrRetriable matches the errors of ClassRetriable.
+	ErrRetriable error = classError(ClassRetriable)
+	// ErrAbortable matches the errors of ClassAbortable.
+	ErrAbortable error = classError(ClassAbortable)
+	// ErrFatal matches the errors of ClassFatal.
+	ErrFatal error = classError(ClassFatal)
+)
+
+// classError is the type of ErrRetriable, ErrAbortable and ErrFatal; each is
+// of its own class.
+type classError ErrorClass
+
+// Error returns "kpax: retriable error", ...
+func (c classError) Error() string { return "kpax: " + ErrorClass(c).String() + " error" }

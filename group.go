@@ -219,6 +219,10 @@ func (e *GroupError) Error() string {
 // Unwrap returns the cause.
 func (e *GroupError) Unwrap() error { return e.Err }
 
+// Is reports whether target is ErrAbortable where the cause has no class
+// of its own; errors.Is finds a cause's class in the cause.
+func (e *GroupError) Is(target error) bool { return defaultClassIs(e, target, e.Err) }
+
 // GroupConsumer is a member of a consumer group: the group's coordinator
 // and leader share the partitions of the subscribed topics among the
 // members, and each member consumes its share from the committed offsets.

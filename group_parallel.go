@@ -157,6 +157,10 @@ func (e *ProcessError) Error() string {
 // Unwrap returns the handler's error.
 func (e *ProcessError) Unwrap() error { return e.Err }
 
+// Is reports whether target is ErrAbortable where the handler's error has
+// no class of its own; errors.Is finds its class in it otherwise.
+func (e *ProcessError) Is(target error) bool { return defaultClassIs(e, target, e.Err) }
+
 // A ProcessOption configures one call of GroupConsumer.Process.
 type ProcessOption func(*processConfig)
 
@@ -246,7 +250,7 @@ func WithProcessFetchErrors(f func(error)) ProcessOption {
 
 // ErrProcessStarted is returned by Process on a GroupConsumer that Process
 // already ran on.
-var ErrProcessStarted = errors.New("kpax: Process already called on this group consumer")
+var ErrProcessStarted = classedValue(ClassAbortable, "kpax: Process already called on this group consumer")
 
 // Process consumes the member's share of the group's partitions and calls h
 // for each record, from up to WithProcessConcurrency goroutines at once:

@@ -41,7 +41,7 @@ type Option func(*config)
 // ErrMisappliedOption is matched (errors.Is) by the error of a constructor
 // given an option of another scope, e.g. a client option passed to
 // Client.NewProducer (see Option).
-var ErrMisappliedOption = errors.New("option does not apply here")
+var ErrMisappliedOption = classedValue(ClassAbortable, "option does not apply here")
 
 // scope is the set of constructors an option applies to (see Option).
 type scope uint8

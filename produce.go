@@ -12,11 +12,11 @@ import (
 // ErrMaybePersisted wraps the error of a record whose request reached the
 // broker (or may have) without an acknowledgement coming back: the record
 // may or may not be in the log. It is never reported as a plain failure.
-var ErrMaybePersisted = errors.New("kpax: the record may have been persisted")
+var ErrMaybePersisted = classedValue(ClassRetriable, "kpax: the record may have been persisted")
 
 // ErrProducerClosed is the error of records given to a closed producer, and
 // of records still buffered when Close gave up.
-var ErrProducerClosed = errors.New("kpax: producer closed")
+var ErrProducerClosed = classedValue(ClassFatal, "kpax: producer closed")
 
 // Producer sends records to Kafka in batches: per partition, many
 // partitions' batches in one Produce request per broker, several requests in
@@ -251,7 +251,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		case <-space:
 		case <-freed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return classify(ctx.Err())
 		}
 		p.mu.Lock()
 	}
@@ -280,11 +280,11 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 func badProduce(ctx context.Context, r *Record) error {
 	switch {
 	case ctx == nil:
-		return errors.New("kpax: Produce: nil context")
+		return withClass(ClassAbortable, errors.New("kpax: Produce: nil context"))
 	case r == nil:
-		return errors.New("kpax: Produce: nil record")
+		return withClass(ClassAbortable, errors.New("kpax: Produce: nil record"))
 	}
-	return errors.New("kpax: record without a topic")
+	return withClass(ClassAbortable, errors.New("kpax: record without a topic"))
 }
 
 func (p *Producer) addPending(tp topicPartition, pr pending) {
@@ -447,7 +447,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 		select {
 		case <-space:
 		case <-ctx.Done():
-			return ctx.Err()
+			return classify(ctx.Err())
 		}
 	}
 }
@@ -473,7 +473,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.closing = true
 	p.mu.Unlock()
 	aerr := p.abortOnClose(ctx) // txn.go
-	err := errors.Join(aerr, p.Flush(ctx))
+	err := classify(errors.Join(aerr, p.Flush(ctx)))
 	p.mu.Lock()
 	// Fail what is left, in flight included: its responses are ignored.
 	for _, ps := range p.parts {
@@ -517,6 +517,7 @@ func (p *Producer) Close(ctx context.Context) error {
 // finish gives a record its outcome, frees its buffer space and queues its
 // callback (run by deliver, outside the lock). p.mu is held.
 func (p *Producer) finish(pr pending, err error) {
+	err = classify(err)
 	p.bufRecords--
 	p.bufBytes -= pr.size
 	if p.budget != nil {
@@ -536,7 +537,7 @@ func (p *Producer) finish(pr pending, err error) {
 func (p *Producer) failBatch(b *batch, err error) {
 	p.settle(b)
 	if b.maybeSent && !errors.Is(err, ErrMaybePersisted) {
-		err = fmt.Errorf("%w: %w", ErrMaybePersisted, err)
+		err = classify(fmt.Errorf("%w: %w", ErrMaybePersisted, err)) // of the cause's class, retriable if none
 	}
 	for _, pr := range b.recs {
 		p.finish(pr, err)

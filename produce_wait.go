@@ -7,7 +7,7 @@ import (
 )
 
 // errNilContext is the error of a call given a nil context.
-var errNilContext = errors.New("kpax: nil context")
+var errNilContext = classedValue(ClassAbortable, "kpax: nil context")
 
 // A ProduceWaiter waits for the outcomes of many asynchronous Produce calls
 // and keeps the first error, so that producing a set of records and
@@ -28,7 +28,7 @@ type ProduceWaiter struct {
 // loop can stop.
 func (w *ProduceWaiter) Produce(ctx context.Context, p *Producer, r *Record) error {
 	if p == nil {
-		err := errors.New("kpax: ProduceWaiter.Produce: nil producer")
+		err := withClass(ClassAbortable, errors.New("kpax: ProduceWaiter.Produce: nil producer"))
 		w.record(err)
 		return err
 	}
@@ -90,6 +90,6 @@ func (w *ProduceWaiter) Wait(ctx context.Context) error {
 		defer w.mu.Unlock()
 		return w.first
 	case <-ctx.Done():
-		return ctx.Err()
+		return classify(ctx.Err())
 	}
 }

@@ -2,7 +2,6 @@ package kpax
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -18,7 +17,7 @@ import (
 // ErrCorruptRecords is matched (with errors.Is) by every error that reports
 // record data that does not follow the record formats: a bad CRC, impossible
 // lengths or counts, bad varints, undecompressable data.
-var ErrCorruptRecords = errors.New("kpax: corrupt record data")
+var ErrCorruptRecords = classedValue(ClassAbortable, "kpax: corrupt record data")
 
 // CorruptRecordsError reports record data that could not be decoded. It
 // matches ErrCorruptRecords with errors.Is, and unwraps to the underlying
@@ -43,8 +42,11 @@ func (e *CorruptRecordsError) Error() string {
 // Unwrap returns the underlying cause, or nil.
 func (e *CorruptRecordsError) Unwrap() error { return e.Err }
 
-// Is reports whether target is ErrCorruptRecords.
-func (e *CorruptRecordsError) Is(target error) bool { return target == ErrCorruptRecords }
+// Is reports whether target is ErrCorruptRecords, or ErrAbortable where
+// the cause has no class of its own.
+func (e *CorruptRecordsError) Is(target error) bool {
+	return target == ErrCorruptRecords || defaultClassIs(e, target, e.Err)
+}
 
 // DefaultMaxDecompressed is the RecordReader's default bound on the bytes it
 // decompresses from one input.

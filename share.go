@@ -68,14 +68,14 @@ const (
 var (
 	// ErrShareUnacknowledged is returned by Poll in ShareAckExplicit mode
 	// while records of an earlier Poll are not acknowledged.
-	ErrShareUnacknowledged = errors.New("kpax: share consumer: records of an earlier Poll are not acknowledged (explicit acknowledgement mode)")
+	ErrShareUnacknowledged = classedValue(ClassAbortable, "kpax: share consumer: records of an earlier Poll are not acknowledged (explicit acknowledgement mode)")
 	// ErrShareAcknowledged is matched (errors.Is) by the error of
 	// Acknowledge for a record already acknowledged (or settled by an
 	// implicit acceptance).
-	ErrShareAcknowledged = errors.New("kpax: share record already acknowledged")
+	ErrShareAcknowledged = classedValue(ClassAbortable, "kpax: share record already acknowledged")
 	// ErrShareForeignRecord is matched by the error of Acknowledge for a
 	// record that this share consumer did not deliver.
-	ErrShareForeignRecord = errors.New("kpax: share record not delivered by this share consumer")
+	ErrShareForeignRecord = classedValue(ClassAbortable, "kpax: share record not delivered by this share consumer")
 	// ErrShareAckFailed is matched by the error (a *PartitionError) that
 	// reports acknowledgements the broker did not apply: the records are
 	// delivered again (e.g. after their acquisition lock timed out, or when

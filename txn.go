@@ -30,22 +30,22 @@ import (
 var (
 	// ErrNotTransactional is the error of a transaction call on a producer
 	// without WithTransactionalID.
-	ErrNotTransactional = errors.New("kpax: the producer has no transactional ID")
+	ErrNotTransactional = classedValue(ClassAbortable, "kpax: the producer has no transactional ID")
 	// ErrNoTransaction is the error of Produce on a transactional producer
 	// outside a transaction, and of committing or aborting without one;
 	// the record is not queued.
-	ErrNoTransaction = errors.New("kpax: no transaction is open")
+	ErrNoTransaction = classedValue(ClassAbortable, "kpax: no transaction is open")
 	// ErrTransactionOpen is the error of BeginTransaction while a
 	// transaction is open.
-	ErrTransactionOpen = errors.New("kpax: a transaction is already open")
+	ErrTransactionOpen = classedValue(ClassAbortable, "kpax: a transaction is already open")
 	// ErrTransactionBusy is the error of a transaction call while another
 	// one (begin, commit, abort, sending offsets) runs.
-	ErrTransactionBusy = errors.New("kpax: another transaction call is in progress")
+	ErrTransactionBusy = classedValue(ClassAbortable, "kpax: another transaction call is in progress")
 	// ErrTransactionAborted wraps the error of records that were not written
 	// because their transaction failed or was aborted, and the error of a
 	// commit that found the transaction aborted (by the caller's earlier
 	// failure, or by the broker after the transaction timeout).
-	ErrTransactionAborted = errors.New("kpax: the transaction was aborted")
+	ErrTransactionAborted = classedValue(ClassAbortable, "kpax: the transaction was aborted")
 )
 
 // WithTransactionalID makes the producer transactional: records are
@@ -263,7 +263,8 @@ func (tm *txnManager) produceFailed(b *batch, kerr error) bool {
 // at 2 (Kafka 4's default), 1 otherwise or where WithMaxVersion keeps
 // Produce below v12, EndTxn below v5 or TxnOffsetCommit below v5.
 // Beginning while a transaction is open is an error (ErrTransactionOpen).
-func (p *Producer) BeginTransaction(ctx context.Context) error {
+func (p *Producer) BeginTransaction(ctx context.Context) (err error) {
+	defer func() { err = classify(err) }()
 	tm, err := p.txnCall()
 	if err != nil {
 		return err
@@ -325,7 +326,8 @@ func (p *Producer) txnDone() {
 // error of ClassFatal (ErrProducerFenced: a newer producer has the ID)
 // leaves the producer unusable. If ctx ends first, the transaction stays
 // open: commit or abort it again.
-func (p *Producer) CommitTransaction(ctx context.Context) error {
+func (p *Producer) CommitTransaction(ctx context.Context) (err error) {
+	defer func() { err = classify(err) }()
 	tm, err := p.txnCall()
 	if err != nil {
 		return err
@@ -375,7 +377,8 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 // consumers never see the transaction's records. After a failed record it
 // also bumps the producer epoch (KIP-360), so that the next transaction
 // starts with clean sequence numbers.
-func (p *Producer) AbortTransaction(ctx context.Context) error {
+func (p *Producer) AbortTransaction(ctx context.Context) (err error) {
+	defer func() { err = classify(err) }()
 	tm, err := p.txnCall()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 )
@@ -108,12 +109,15 @@ func (tm *txnManager) recoverEpoch(ctx context.Context) error {
 	pid, started := p.pid, tm.started()
 	p.mu.Unlock()
 	err := tm.initPIDFrom(ctx, pid)
-	if errors.Is(err, ErrProducerFenced) && started && tm.timedOut(ctx, pid) {
+	if errors.Is(err, ErrProducerFenced) && started && pid.epoch < math.MaxInt16 && tm.timedOut(ctx, pid) {
 		// Kafka 3.x refuses the old epoch after a timeout abort, but
 		// then the epoch is exactly one above ours (a newer producer
 		// would have bumped it twice, fencing the transaction first):
-		// ask for the bump from there. A newer producer that came
-		// meanwhile makes this fail, fenced.
+		// ask for the bump from there (at 32767, the coordinator's
+		// epochs are exhausted, and it gives a new producer ID). A
+		// newer producer that came meanwhile makes this fail, fenced.
+		// No epoch is above 32767: a producer holding it (no broker
+		// hands it out) stays fenced.
 		err = tm.initPIDFrom(ctx, producerID{pid.id, pid.epoch + 1})
 	}
 	if err != nil {
@@ -156,7 +160,7 @@ func (tm *txnManager) timedOut(ctx context.Context, pid producerID) bool {
 		}
 		return nil
 	})
-	return err == nil && st.ProducerID == pid.id && st.ProducerEpoch == pid.epoch+1 && st.TransactionState == "CompleteAbort"
+	return err == nil && pid.epoch < math.MaxInt16 && st.ProducerID == pid.id && st.ProducerEpoch == pid.epoch+1 && st.TransactionState == "CompleteAbort"
 }
 
 // endTxn commits or aborts the open transaction at the coordinator.

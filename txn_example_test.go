@@ -63,6 +63,46 @@ func ExampleProducer_BeginTransaction() {
 	}
 }
 
+// The class errors in a transaction loop: errors.Is says what to do about
+// an error of any of the calls, without ClassOf.
+func ExampleErrAbortable() {
+	ctx := context.Background()
+	cl, err := kpax.New(kpax.WithSeedBrokers("127.0.0.1:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.NewProducer(kpax.WithTransactionalID("ledger-writer"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(ctx)
+	for i := 0; i < 3; {
+		err := p.BeginTransaction(ctx)
+		if err == nil {
+			err = p.ProduceSync(ctx, &kpax.Record{Topic: "ledger", Value: fmt.Appendf(nil, "entry %d", i)})
+		}
+		for err == nil || errors.Is(err, kpax.ErrRetriable) {
+			// A retriable commit (ctx ended, say) leaves the
+			// transaction open: commit it again.
+			if err = p.CommitTransaction(ctx); err == nil {
+				break
+			}
+		}
+		switch {
+		case err == nil:
+			i++
+		case errors.Is(err, kpax.ErrFatal):
+			log.Fatal(err) // fenced by a newer producer: this one must stop
+		case errors.Is(err, kpax.ErrAbortable):
+			// Nothing of it is committed: abort, and write the entry again.
+			if err := p.AbortTransaction(ctx); errors.Is(err, kpax.ErrFatal) {
+				log.Fatal(err)
+			}
+		}
+	}
+}
+
 // Consume-transform-produce, exactly once: each transaction commits the
 // output records and the input positions together.
 func ExampleGroupTransactSession() {

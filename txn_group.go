@@ -49,7 +49,8 @@ func (g *GroupConsumer) txnMeta() (groupTxnMeta, map[topicPartition]position) {
 // WithAutoCommit(0)) and should read with WithIsolationLevel(ReadCommitted).
 // An error means the transaction cannot commit: abort it. See
 // GroupTransactSession for the whole loop, rebalances included.
-func (p *Producer) SendOffsetsToTransaction(ctx context.Context, g *GroupConsumer) error {
+func (p *Producer) SendOffsetsToTransaction(ctx context.Context, g *GroupConsumer) (err error) {
+	defer func() { err = classify(err) }()
 	if g == nil {
 		return withClass(ClassAbortable, errors.New("kpax: SendOffsetsToTransaction: nil group consumer"))
 	}
@@ -260,6 +261,7 @@ func (s *GroupTransactSession) Begin(ctx context.Context) error {
 // close the session. If ctx ends during the commit, End returns its error
 // and the transaction stays open: call End again.
 func (s *GroupTransactSession) End(ctx context.Context, commit bool) (committed bool, err error) {
+	defer func() { err = classify(err) }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.open {

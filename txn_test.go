@@ -301,10 +301,10 @@ func TestIntegrationTxnFencing(t *testing.T) {
 			if perr == nil {
 				t.Fatal("the fenced producer's records were accepted")
 			}
-			if ClassOf(cerr) != ClassFatal || !errors.Is(cerr, ErrProducerFenced) {
+			if ClassOf(cerr) != ClassFatal || !errors.Is(cerr, ErrProducerFenced) || !errors.Is(cerr, ErrFatal) || errors.Is(cerr, ErrAbortable) {
 				t.Fatalf("fenced commit: %v (class %v), want ErrProducerFenced, fatal", cerr, ClassOf(cerr))
 			}
-			if err := old.BeginTransaction(ctx); ClassOf(err) != ClassFatal {
+			if err := old.BeginTransaction(ctx); ClassOf(err) != ClassFatal || !errors.Is(err, ErrFatal) {
 				t.Fatalf("Begin after fencing: %v", err)
 			}
 			if err := old.Close(ctx); err != nil {
@@ -348,7 +348,7 @@ func TestIntegrationTxnTimeout(t *testing.T) {
 			time.Sleep(12 * time.Second)
 			err := p.CommitTransaction(ctx)
 			t.Logf("commit after the timeout: %v", err)
-			if ClassOf(err) != ClassAbortable || !errors.Is(err, ErrTransactionAborted) {
+			if ClassOf(err) != ClassAbortable || !errors.Is(err, ErrTransactionAborted) || !errors.Is(err, ErrAbortable) {
 				t.Fatalf("commit of a timed-out transaction: %v (class %v), want abortable", err, ClassOf(err))
 			}
 			if err := p.AbortTransaction(ctx); err != nil {

@@ -3,7 +3,6 @@ package kpax
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -45,7 +44,7 @@ type TaggedField struct {
 
 // ErrMalformed is wrapped by every error that reports bytes which do not
 // follow the protocol (truncated data, impossible lengths, bad varints).
-var ErrMalformed = errors.New("kpax: malformed protocol data")
+var ErrMalformed = classedValue(ClassRetriable, "kpax: malformed protocol data")
 
 // --- encoding ---
 

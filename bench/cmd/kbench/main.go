@@ -72,6 +72,7 @@ type options struct {
 	out          string
 	only         *regexp.Regexp
 	latDur       time.Duration
+	txnDur       time.Duration
 	matrix       string
 	loadNote     string
 	runTimeout   time.Duration
@@ -90,6 +91,8 @@ func orchestrate(args []string) error {
 	fs.StringVar(&o.out, "out", "results", "output directory")
 	only := fs.String("only", "", "run only workloads whose name matches this regexp")
 	fs.DurationVar(&o.latDur, "latency-duration", 2*time.Second, "sending time of each latency run")
+	fs.DurationVar(&o.txnDur, "txn-duration", envDur("BENCH_TXN_DURATION", 5*time.Second),
+		"measured time of each transactional produce run; 0: N records instead (env BENCH_TXN_DURATION)")
 	fs.StringVar(&o.matrix, "matrix", envStr("BENCH_MATRIX", "default"), "workload matrix: default or full (env BENCH_MATRIX)")
 	fs.StringVar(&o.loadNote, "note", os.Getenv("BENCH_NOTE"), "a note on the machine's state, written to results.md")
 	fs.DurationVar(&o.runTimeout, "run-timeout", 3*time.Minute, "timeout of one run")
@@ -160,6 +163,13 @@ func firstEnv(names ...string) string {
 		}
 	}
 	return ""
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
 }
 
 func envStr(name, def string) string {

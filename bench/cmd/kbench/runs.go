@@ -71,7 +71,7 @@ func workloads(broker string, o *options) []workload {
 		for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
 			ws = append(ws, workload{name: fmt.Sprintf("txn produce %v p6", d),
 				spec: Spec{Kind: "txnproduce", Partitions: 6, Acks: -1, Idempotent: true, Compression: "none",
-					Linger: lingerThroughput, Goroutines: 1, TxnInterval: d}})
+					Linger: lingerThroughput, Goroutines: 1, TxnInterval: d, Duration: o.txnDur}})
 		}
 	}
 	var out []workload

@@ -374,11 +374,20 @@ func batchRecords(b []byte) int64 {
 func (s *sink) produce(req *kpax.ProduceRequest) *kpax.ProduceResponse {
 	resp := &kpax.ProduceResponse{}
 	for _, td := range req.TopicData {
-		t := s.topic(td.Name)
-		rr := kpax.ProduceResponseItem{Name: td.Name}
+		var t *sinkTopic
+		if td.Name == "" { // Produce v13 names the topic by ID
+			s.mu.Lock()
+			t = s.byID[td.TopicID]
+			s.mu.Unlock()
+		} else {
+			t = s.topic(td.Name)
+		}
+		rr := kpax.ProduceResponseItem{Name: td.Name, TopicID: td.TopicID}
 		for _, pd := range td.PartitionData {
 			pr := kpax.ProduceResponseItemPartitionResponse{Index: pd.Index, LogAppendTimeMs: -1}
-			if pd.Index < 0 || int(pd.Index) >= t.parts {
+			if t == nil {
+				pr.ErrorCode = errUnknownTopicID
+			} else if pd.Index < 0 || int(pd.Index) >= t.parts {
 				pr.ErrorCode = 3 // UNKNOWN_TOPIC_OR_PARTITION
 			} else {
 				n := batchRecords(pd.Records)

@@ -113,7 +113,7 @@ func (s *sink) groupResponse(req kpax.Request, ver int16) kpax.Response {
 	case *kpax.OffsetCommitRequest:
 		resp := &kpax.OffsetCommitResponse{}
 		for _, t := range req.Topics {
-			rt := kpax.OffsetCommitResponseTopic{Name: t.Name}
+			rt := kpax.OffsetCommitResponseTopic{Name: t.Name, TopicID: t.TopicID}
 			for _, p := range t.Partitions {
 				rt.Partitions = append(rt.Partitions, kpax.OffsetCommitResponseTopicPartition{PartitionIndex: p.PartitionIndex})
 			}
@@ -134,7 +134,7 @@ func (s *sink) groupResponse(req kpax.Request, ver int16) kpax.Response {
 		for _, g := range req.Groups {
 			rg := kpax.OffsetFetchResponseGroup{GroupID: g.GroupID}
 			for _, t := range g.Topics {
-				rt := kpax.OffsetFetchResponseGroupTopic{Name: t.Name}
+				rt := kpax.OffsetFetchResponseGroupTopic{Name: t.Name, TopicID: t.TopicID} // v10 names topics by ID
 				for _, p := range t.PartitionIndexes {
 					rt.Partitions = append(rt.Partitions, kpax.OffsetFetchResponseGroupTopicPartition{
 						PartitionIndex: p, CommittedOffset: -1, CommittedLeaderEpoch: -1})

@@ -39,7 +39,7 @@ type Spec struct {
 	MaxBuffered   int           `json:"max_buffered_records"`
 	Goroutines    int           `json:"goroutines"`
 	Rate          int           `json:"rate,omitempty"`     // latency: records/s
-	Duration      time.Duration `json:"duration,omitempty"` // latency: how long to send
+	Duration      time.Duration `json:"duration,omitempty"` // latency, txnproduce: how long to send
 	Warmup        int           `json:"warmup"`             // records before measuring
 	FetchMaxBytes int           `json:"fetch_max_bytes"`
 	FetchPartMax  int           `json:"fetch_max_partition_bytes"`
@@ -61,6 +61,7 @@ type Result struct {
 	P50us      float64 `json:"p50_us,omitempty"`
 	P99us      float64 `json:"p99_us,omitempty"`
 	P999us     float64 `json:"p999_us,omitempty"`
+	Txns       int     `json:"txns,omitempty"` // txnproduce: transactions committed while measured
 	Config     string  `json:"config,omitempty"`
 	Note       string  `json:"note,omitempty"`
 	Err        string  `json:"error,omitempty"`
