@@ -22,8 +22,9 @@ import (
 
 // shareSession is the state of the share session with one broker.
 type shareSession struct {
-	epoch int32
-	in    map[topicPartition]UUID // the partitions in the broker's session
+	epoch  int32
+	in     map[topicPartition]UUID // the partitions in the broker's session
+	warned bool                    // the broker's lack of the record-limit acquire mode was logged
 }
 
 // defaultShareLock is the acquisition lock assumed when the broker does
@@ -188,7 +189,7 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	req := &ShareFetchRequest{
 		GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch,
 		MaxWaitMs: int32(cc.maxWait / time.Millisecond), MinBytes: cc.minBytes, MaxBytes: cc.maxBytes,
-		MaxRecords: s.cfg.maxRecords, BatchSize: s.cfg.maxRecords,
+		MaxRecords: s.cfg.maxRecords, BatchSize: s.cfg.maxRecords, ShareAcquireMode: int8(s.cfg.acquireMode),
 		Topics: []ShareFetchRequestTopic{}, ForgottenTopicsData: []ShareFetchRequestForgottenTopicsData{},
 	}
 	byID := map[UUID]int{}
@@ -215,7 +216,12 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	sent := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.conf.requestTimeout+cc.maxWait)
 	defer cancel()
-	r, err := s.cl.RequestBroker(ctx, node, req)
+	r, sv, err := s.cl.requestBroker(ctx, node, req)
+	if err == nil && sv.version < 2 && s.cfg.acquireMode == ShareAcquireRecordLimit && !ss.warned {
+		ss.warned = true
+		s.conf.logger.Warn("kpax: the broker takes ShareFetch before v2, without the record-limit acquire mode (KIP-1206): it acquires whole batches",
+			"group", s.group, "broker", node, "version", sv.version)
+	}
 	if err == nil {
 		resp := r.(*ShareFetchResponse)
 		if err = ErrorForCode(resp.ErrorCode); err != nil {
