@@ -98,8 +98,9 @@ const (
 	// ShareAcquireRecordLimit (Java's record_limit): the broker acquires
 	// at most WithShareMaxRecords records per fetch, splitting batches, so
 	// that the records spread over the consumers. It needs ShareFetch v2
-	// (Kafka 4.2+); a broker with older versions acquires whole batches as
-	// in ShareAcquireBatchOptimized (kpax logs it once per broker).
+	// (Kafka 4.2+): as in Java, a fetch from a broker with older versions
+	// is not sent, and Poll reports an error matching ErrUnsupportedVersion
+	// for it.
 	ShareAcquireRecordLimit ShareAcquireMode = 1
 )
 

@@ -22,9 +22,8 @@ import (
 
 // shareSession is the state of the share session with one broker.
 type shareSession struct {
-	epoch  int32
-	in     map[topicPartition]UUID // the partitions in the broker's session
-	warned bool                    // the broker's lack of the record-limit acquire mode was logged
+	epoch int32
+	in    map[topicPartition]UUID // the partitions in the broker's session
 }
 
 // defaultShareLock is the acquisition lock assumed when the broker does
@@ -217,11 +216,6 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	ctx, cancel := context.WithTimeout(s.ctx, s.conf.requestTimeout+cc.maxWait)
 	defer cancel()
 	r, sv, err := s.cl.requestBroker(ctx, node, req)
-	if err == nil && sv.version < 2 && s.cfg.acquireMode == ShareAcquireRecordLimit && !ss.warned {
-		ss.warned = true
-		s.conf.logger.Warn("kpax: the broker takes ShareFetch before v2, without the record-limit acquire mode (KIP-1206): it acquires whole batches",
-			"group", s.group, "broker", node, "version", sv.version)
-	}
 	if err == nil {
 		resp := r.(*ShareFetchResponse)
 		if err = ErrorForCode(resp.ErrorCode); err != nil {
@@ -238,7 +232,9 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 			return recs, append(errs, perrs...)
 		}
 	}
-	ss.reset()
+	if sv.version >= 0 {
+		ss.reset() // else not sent: the broker's session is as it was
+	}
 	if s.ctx.Err() != nil {
 		return nil, errs
 	}
@@ -418,28 +414,13 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, node int32, ss *shareSe
 	if final {
 		epoch = -1
 	}
-	req := &ShareAcknowledgeRequest{GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch, Topics: []ShareAcknowledgeRequestTopic{}}
+	req := &ShareAcknowledgeRequest{GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch, Topics: shareAckTopics(acks)}
 	if final {
 		req.ShareSessionEpoch = -1
 	}
-	byID := map[UUID]int{}
-	for tp, a := range acks {
-		id := a.id
-		i, ok := byID[id]
-		if !ok {
-			i = len(req.Topics)
-			byID[id] = i
-			req.Topics = append(req.Topics, ShareAcknowledgeRequestTopic{TopicID: id})
-		}
-		ap := ShareAcknowledgeRequestTopicPartition{PartitionIndex: tp.partition}
-		for _, a := range a.runs {
-			ap.AcknowledgementBatches = append(ap.AcknowledgementBatches, ShareAcknowledgeRequestTopicPartitionAcknowledgementBatche{FirstOffset: a.first, LastOffset: a.last, AcknowledgeTypes: a.types})
-		}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, ap)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.conf.requestTimeout)
 	defer cancel()
-	r, err := s.cl.RequestBroker(rctx, node, req)
+	r, sv, err := s.cl.requestBroker(rctx, node, req)
 	if err == nil {
 		resp := r.(*ShareAcknowledgeResponse)
 		if err = ErrorForCode(resp.ErrorCode); err == nil {
@@ -450,7 +431,9 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, node int32, ss *shareSe
 			return shareAckErrors(resp, acks)
 		}
 	}
-	ss.reset()
+	if sv.version >= 0 || final {
+		ss.reset() // else not sent: the broker's session is as it was
+	}
 	return ackFailures(acks, fmt.Errorf("ShareAcknowledge to broker %d: %w", node, err))
 }
 
@@ -481,4 +464,32 @@ func (a *tpAcks) runsOrNil() []ackRun {
 		return nil
 	}
 	return a.runs
+}
+
+// shareFits reports a ShareFetch or ShareAcknowledge that needs v2 (Kafka
+// 4.2) where the broker takes an older version: the record-limit acquire
+// mode (KIP-1206) and lock renewal (KIP-1222). As in Java, it is not sent.
+func (v *apiVersions) shareFits(req Request, version int16) error {
+	if version >= 2 {
+		return nil
+	}
+	var what string
+	switch r := req.(type) {
+	case *ShareFetchRequest:
+		switch {
+		case r.IsRenewAck:
+			what = "renewing acquisition locks (KIP-1222)"
+		case r.ShareAcquireMode != int8(ShareAcquireBatchOptimized):
+			what = fmt.Sprintf("the %v acquire mode (KIP-1206)", ShareAcquireMode(r.ShareAcquireMode))
+		}
+	case *ShareAcknowledgeRequest:
+		if r.IsRenewAck {
+			what = "renewing acquisition locks (KIP-1222)"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s needs %s v2 (Kafka 4.2+); the broker (%s) takes v%d",
+		ErrUnsupportedVersion, what, APIName(req.APIKey()), v.describe(), version)
 }
