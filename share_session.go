@@ -490,6 +490,6 @@ func (v *apiVersions) shareFits(req Request, version int16) error {
 	if what == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: %s needs %s v2 (Kafka 4.2+); the broker (%s) takes v%d",
+	return fmt.Errorf("%w: %s needs %s v2 (Kafka 4.2+); it would go at v%d (the broker: %s; WithMaxVersion may cap it)",
 		ErrUnsupportedVersion, what, APIName(req.APIKey()), v.describe(), version)
 }
