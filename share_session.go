@@ -491,5 +491,5 @@ func (v *apiVersions) shareFits(req Request, version int16) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s needs %s v2 (Kafka 4.2+); it would go at v%d (the broker: %s; WithMaxVersion may cap it)",
-		ErrUnsupportedVersion, what, APIName(req.APIKey()), v.describe(), version)
+		ErrUnsupportedVersion, what, APIName(req.APIKey()), version, v.describe())
 }
