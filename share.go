@@ -177,8 +177,9 @@ type ShareRecord struct {
 	// lock timeout, ...
 	DeliveryCount int16
 	// LockedUntil is when the broker's acquisition lock on the record runs
-	// out (from the time the ShareFetch was sent): after it, the record
-	// may go to another consumer and acknowledging it fails.
+	// out (from the time the ShareFetch was sent; ShareConsumer.Renew
+	// moves it): after it, the record may go to another consumer and
+	// acknowledging it fails.
 	LockedUntil time.Time
 
 	part *sharePart // nil for a record this package did not deliver
