@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Share consumer tests of lock renewal (KIP-1222), the v2-only features at
+// Share consumer tests of lock renewal (KIP-1222), the acquire modes
+// (KIP-1206), the v2-only features at
 // older versions, and DeleteShareGroupOffsets, against the real broker.
 
 // TestIntegrationShareRenew: a consumer that holds records past the
@@ -195,5 +196,27 @@ func TestIntegrationShareDeleteOffsets(t *testing.T) {
 	}
 	if _, err := a.DeleteShareGroupOffsets(ctx, ""); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("no group, no topics: %v", err)
+	}
+}
+
+// TestIntegrationShareAcquireModes: on records written in big batches, one
+// fetch in the default batch-optimized mode brings more than
+// WithShareMaxRecords (whole batches), and in the record-limit mode never.
+func TestIntegrationShareAcquireModes(t *testing.T) {
+	addr := shareBroker(t)
+	cl := newGroupTestClient(t, addr)
+	const n, maxRecords = 3000, 50
+	for _, mode := range []ShareAcquireMode{ShareAcquireBatchOptimized, ShareAcquireRecordLimit} {
+		topic, group := shareSetup(t, cl, 1, n, 0)
+		s := newTestShare(t, cl, group, topic, WithShareMaxRecords(maxRecords), WithShareAcquireMode(mode))
+		most, total := 0, 0
+		pollShare(t, s, 60*time.Second, func(recs []ShareRecord) bool {
+			most, total = max(most, len(recs)), total+len(recs)
+			return total == n
+		})
+		t.Logf("%v: at most %d records in one Poll", mode, most)
+		if mode == ShareAcquireRecordLimit && most > maxRecords || mode == ShareAcquireBatchOptimized && most <= maxRecords {
+			t.Errorf("%v: at most %d records in one Poll, max records %d", mode, most, maxRecords)
+		}
 	}
 }
