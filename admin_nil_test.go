@@ -30,6 +30,9 @@ func TestAdminNilInputs(t *testing.T) {
 		{"DescribeTransactions(nil ctx)", func() error { _, err := a.DescribeTransactions(nilCtx, "t"); return err }, errNilContext},
 		{"Lag(nil ctx)", func() error { _, err := a.Lag(nilCtx, "g"); return err }, errNilContext},
 		{"WaitForLeaders(nil ctx)", func() error { return a.WaitForLeaders(nilCtx, "x") }, errNilContext},
+		{"ShareGroupOffsets(nil ctx)", func() error { _, err := a.ShareGroupOffsets(nilCtx, "g"); return err }, errNilContext},
+		{"DeleteShareGroupOffsets(nil ctx)", func() error { _, err := a.DeleteShareGroupOffsets(nilCtx, "g", "t"); return err }, errNilContext},
+		{"nil Admin DeleteShareGroupOffsets", func() error { _, err := nilAdmin.DeleteShareGroupOffsets(ctx, "g", "t"); return err }, ErrInvalidArgument},
 		{"nil Admin ListTopics", func() error { _, err := nilAdmin.ListTopics(ctx); return err }, ErrInvalidArgument},
 		{"nil Client's Admin", func() error { _, err := (*Client)(nil).Admin().ListGroups(ctx); return err }, ErrInvalidArgument},
 	} {

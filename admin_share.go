@@ -49,6 +49,9 @@ func (a *Admin) describeShareGroup(ctx context.Context, group string) (GroupDesc
 // offset (records before it are settled), -1 when the group has none.
 // DescribeShareGroupOffsets, Kafka 4.1+.
 func (a *Admin) ShareGroupOffsets(ctx context.Context, group string, topics ...string) ([]GroupOffset, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}
@@ -107,6 +110,9 @@ func (a *Admin) ShareGroupOffsets(ctx context.Context, group string, topics ...s
 // the order given; LeaderEpoch and Metadata are not used.
 // AlterShareGroupOffsets, Kafka 4.1+.
 func (a *Admin) AlterShareGroupOffsets(ctx context.Context, group string, offsets ...TopicPartitionOffset) ([]PartitionResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
 	if group == "" {
 		return nil, invalidf("empty group ID")
 	}
@@ -145,4 +151,56 @@ func (a *Admin) AlterShareGroupOffsets(ctx context.Context, group string, offset
 		}
 	}
 	return partitionResults("AlterShareGroupOffsets", offsets, got)
+}
+
+// DeleteShareGroupOffsetsResult is the outcome of deleting a share group's
+// state for one topic.
+type DeleteShareGroupOffsetsResult struct {
+	Topic string
+	ID    UUID  // the topic's ID, zero when the broker does not know the topic
+	Err   error // e.g. ErrUnknownTopicOrPartition
+}
+
+// DeleteShareGroupOffsets deletes a share group's state (start offsets and
+// the delivery state of its records) for whole topics, one result per topic
+// in the order given: a member that reads them again starts afresh, where
+// share.auto.offset.reset says. The group must have no members
+// (ErrNonEmptyGroup otherwise). DeleteShareGroupOffsets, Kafka 4.1+.
+func (a *Admin) DeleteShareGroupOffsets(ctx context.Context, group string, topics ...string) ([]DeleteShareGroupOffsetsResult, error) {
+	if err := a.check(ctx); err != nil {
+		return nil, err
+	}
+	if group == "" {
+		return nil, invalidf("empty group ID")
+	}
+	if err := checkTopics(topics); err != nil {
+		return nil, err
+	}
+	req := &DeleteShareGroupOffsetsRequest{GroupID: group}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, DeleteShareGroupOffsetsRequestTopic{TopicName: t})
+	}
+	r, err := a.coordRequest(ctx, req, func(r Response) int16 { return r.(*DeleteShareGroupOffsetsResponse).ErrorCode })
+	if err != nil {
+		return nil, err
+	}
+	resp := r.(*DeleteShareGroupOffsetsResponse)
+	if err := itemErr(fmt.Sprintf("group %q", group), resp.ErrorCode, resp.ErrorMessage); err != nil {
+		return nil, err
+	}
+	got := map[string]*DeleteShareGroupOffsetsResponseItem{}
+	for i := range resp.Responses {
+		got[resp.Responses[i].TopicName] = &resp.Responses[i]
+	}
+	out := make([]DeleteShareGroupOffsetsResult, len(topics))
+	s := summary{op: "DeleteShareGroupOffsets"}
+	for i, t := range topics {
+		res := DeleteShareGroupOffsetsResult{Topic: t, Err: &ItemError{Item: fmt.Sprintf("topic %q", t), Err: ErrMissingResult}}
+		if g := got[t]; g != nil {
+			res.ID, res.Err = g.TopicID, itemErr(fmt.Sprintf("topic %q", t), g.ErrorCode, g.ErrorMessage)
+		}
+		out[i] = res
+		s.add(res.Err)
+	}
+	return out, s.err()
 }

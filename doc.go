@@ -83,7 +83,9 @@
 // [Client.NewShareConsumer] makes a [ShareConsumer], a member of a share
 // group (KIP-932, Kafka 4.1+): queue-like consumption where the brokers give
 // each record to one member at a time and each record is acknowledged on its
-// own ([ShareConsumer.Acknowledge]: accept, release or reject).
+// own ([ShareConsumer.Acknowledge]: accept, release or reject);
+// [ShareConsumer.Renew] extends the acquisition lock of a record that takes
+// long to process.
 //
 // # Administration
 //

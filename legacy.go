@@ -105,8 +105,12 @@ func (v *apiVersions) unsupported(key int16) error {
 // fits reports a request whose fields mean something the version it goes
 // at cannot say, instead of letting the broker reject it with a vaguer
 // error: CreateTopics with -1 partitions or replicas (the broker's
-// defaults, KIP-464) before v4, i.e. Kafka 2.4.
+// defaults, KIP-464) before v4, i.e. Kafka 2.4; the share requests' v2
+// features (shareFits).
 func (v *apiVersions) fits(req Request, version int16) error {
+	if err := v.shareFits(req, version); err != nil {
+		return err
+	}
 	r, ok := req.(*CreateTopicsRequest)
 	if !ok || version >= 4 {
 		return nil

@@ -78,6 +78,7 @@ var scopedOptions = []struct {
 
 	{"WithShareAckMode", scopeShare, WithShareAckMode(ShareAckExplicit)},
 	{"WithShareMaxRecords", scopeShare, WithShareMaxRecords(10)},
+	{"WithShareAcquireMode", scopeShare, WithShareAcquireMode(ShareAcquireRecordLimit)},
 }
 
 // TestOptionScopes passes every option to every constructor: it is

@@ -84,21 +84,56 @@ var (
 	ErrShareAckFailed = errors.New("kpax: share acknowledgement failed")
 )
 
+// ShareAcquireMode is how a broker bounds the records one ShareFetch
+// acquires for the consumer (WithShareAcquireMode; KIP-1206, Java's
+// share.acquire.mode).
+type ShareAcquireMode int8
+
+const (
+	// ShareAcquireBatchOptimized, the default (Java's batch_optimized): the
+	// broker acquires whole record batches, so one fetch may bring more
+	// than WithShareMaxRecords, and a topic written in a few big batches
+	// goes to few consumers at a time.
+	ShareAcquireBatchOptimized ShareAcquireMode = 0
+	// ShareAcquireRecordLimit (Java's record_limit): the broker acquires
+	// at most WithShareMaxRecords records per fetch, splitting batches, so
+	// that the records spread over the consumers. It needs ShareFetch v2
+	// (Kafka 4.2+): as in Java, a fetch from a broker with older versions
+	// is not sent, and Poll reports an error matching ErrUnsupportedVersion
+	// for it.
+	ShareAcquireRecordLimit ShareAcquireMode = 1
+)
+
+// String returns "batch_optimized", "record_limit" or "ShareAcquireMode(N)".
+func (m ShareAcquireMode) String() string {
+	switch m {
+	case ShareAcquireBatchOptimized:
+		return "batch_optimized"
+	case ShareAcquireRecordLimit:
+		return "record_limit"
+	}
+	return fmt.Sprintf("ShareAcquireMode(%d)", int8(m))
+}
+
 // shareConfig holds the share consumer's options; its defaults are part
 // of defaultConfig and its checks part of validate.
 type shareConfig struct {
-	ackMode    ShareAckMode
-	maxRecords int32
+	ackMode     ShareAckMode
+	acquireMode ShareAcquireMode
+	maxRecords  int32
 }
 
 func defaultShareConfig() shareConfig {
-	return shareConfig{ackMode: ShareAckImplicit, maxRecords: 500}
+	return shareConfig{ackMode: ShareAckImplicit, acquireMode: ShareAcquireBatchOptimized, maxRecords: 500}
 }
 
 func (c *shareConfig) validate() []error {
 	var errs []error
 	if c.ackMode != ShareAckImplicit && c.ackMode != ShareAckExplicit {
 		errs = append(errs, fmt.Errorf("unknown share acknowledgement mode %d", c.ackMode))
+	}
+	if c.acquireMode != ShareAcquireBatchOptimized && c.acquireMode != ShareAcquireRecordLimit {
+		errs = append(errs, fmt.Errorf("unknown share acquire mode %d", c.acquireMode))
 	}
 	if c.maxRecords <= 0 {
 		errs = append(errs, fmt.Errorf("share max records %d must be positive", c.maxRecords))
@@ -112,9 +147,19 @@ func WithShareAckMode(m ShareAckMode) Option {
 	return func(c *config) { c.in(scopeShare, "WithShareAckMode"); c.share.ackMode = m }
 }
 
+// WithShareAcquireMode sets how the brokers bound the records one fetch
+// acquires (see ShareAcquireMode). Default: ShareAcquireBatchOptimized.
+// Share option.
+func WithShareAcquireMode(m ShareAcquireMode) Option {
+	return func(c *config) { c.in(scopeShare, "WithShareAcquireMode"); c.share.acquireMode = m }
+}
+
 // WithShareMaxRecords bounds the records one ShareFetch acquires from a
-// broker (Java's max.poll.records; the broker may exceed it to keep a
-// batch whole). Default: 500. Share option.
+// broker (Java's max.poll.records): ShareFetch's MaxRecords, and its
+// BatchSize, the size of the acquired batches the broker aims at. The
+// broker may exceed it to keep a batch whole, unless the acquire mode is
+// ShareAcquireRecordLimit (WithShareAcquireMode). Default: 500. Share
+// option.
 func WithShareMaxRecords(n int) Option {
 	return func(c *config) {
 		c.in(scopeShare, "WithShareMaxRecords")
@@ -132,8 +177,9 @@ type ShareRecord struct {
 	// lock timeout, ...
 	DeliveryCount int16
 	// LockedUntil is when the broker's acquisition lock on the record runs
-	// out (from the time the ShareFetch was sent): after it, the record
-	// may go to another consumer and acknowledging it fails.
+	// out (from the time the ShareFetch was sent; ShareConsumer.Renew
+	// moves it): after it, the record may go to another consumer and
+	// acknowledging it fails.
 	LockedUntil time.Time
 
 	part *sharePart // nil for a record this package did not deliver
@@ -211,12 +257,12 @@ type ShareConsumer struct {
 
 // NewShareConsumer joins the share group and consumes the topics. It is
 // configured by the share options given to New, overridden by opts, which
-// must be share options (WithShareAckMode, WithShareMaxRecords) or the fetch
-// options WithFetchMaxWait, WithFetchMinBytes and WithFetchMaxBytes; any
-// other option is an error (see Option). The brokers must have share groups
-// enabled (Kafka 4.1+ with the share.version feature; on by default from
-// 4.2); otherwise Poll returns an error that says so. Close it to leave the
-// group.
+// must be share options (WithShareAckMode, WithShareAcquireMode,
+// WithShareMaxRecords) or the fetch options WithFetchMaxWait,
+// WithFetchMinBytes and WithFetchMaxBytes; any other option is an error
+// (see Option). The brokers must have share groups enabled (Kafka 4.1+
+// with the share.version feature; on by default from 4.2); otherwise Poll
+// returns an error that says so. Close it to leave the group.
 func (cl *Client) NewShareConsumer(group string, topics []string, opts ...Option) (*ShareConsumer, error) {
 	cfg, err := applyOptionsFor(cl.cfg, opts, scopeShare)
 	if err != nil {

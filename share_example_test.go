@@ -3,6 +3,7 @@ package kpax_test
 import (
 	"context"
 	"log"
+	"time"
 
 	"h12.me/kpax"
 )
@@ -47,3 +48,52 @@ func ExampleClient_NewShareConsumer() {
 }
 
 func process([]byte) error { return nil }
+
+// A share group member whose jobs may outlast the acquisition lock
+// (share.record.lock.duration.ms, 30 s by default): while a job runs, it
+// renews the lock of its record (KIP-1222, Kafka 4.2+) so that the record
+// does not go to another member, then accepts it.
+func ExampleShareConsumer_Renew() {
+	cl, err := kpax.New(kpax.WithSeedBrokers("127.0.0.1:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	s, err := cl.NewShareConsumer("slow-workers", []string{"jobs"},
+		kpax.WithShareAckMode(kpax.ShareAckExplicit), kpax.WithShareMaxRecords(1),
+		kpax.WithShareAcquireMode(kpax.ShareAcquireRecordLimit)) // one record at a time
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	for {
+		f, err := s.Poll(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for i := range f.Records {
+			r := &f.Records[i]
+			done := make(chan error, 1)
+			go func() { done <- process(r.Value) }()
+			tick := time.NewTicker(10 * time.Second) // well within the lock
+		wait:
+			for {
+				select {
+				case err := <-done:
+					if err != nil {
+						s.Acknowledge(r, kpax.AckRelease)
+					} else {
+						s.Acknowledge(r, kpax.AckAccept)
+					}
+					break wait
+				case <-tick.C:
+					if err := s.Renew(ctx, r); err != nil {
+						log.Print(err) // the lock may be lost: the record may be processed twice
+					}
+				}
+			}
+			tick.Stop()
+		}
+	}
+}

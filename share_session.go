@@ -188,7 +188,7 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	req := &ShareFetchRequest{
 		GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch,
 		MaxWaitMs: int32(cc.maxWait / time.Millisecond), MinBytes: cc.minBytes, MaxBytes: cc.maxBytes,
-		MaxRecords: s.cfg.maxRecords, BatchSize: s.cfg.maxRecords,
+		MaxRecords: s.cfg.maxRecords, BatchSize: s.cfg.maxRecords, ShareAcquireMode: int8(s.cfg.acquireMode),
 		Topics: []ShareFetchRequestTopic{}, ForgottenTopicsData: []ShareFetchRequestForgottenTopicsData{},
 	}
 	byID := map[UUID]int{}
@@ -215,7 +215,7 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	sent := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.conf.requestTimeout+cc.maxWait)
 	defer cancel()
-	r, err := s.cl.RequestBroker(ctx, node, req)
+	r, sv, err := s.cl.requestBroker(ctx, node, req)
 	if err == nil {
 		resp := r.(*ShareFetchResponse)
 		if err = ErrorForCode(resp.ErrorCode); err != nil {
@@ -232,7 +232,9 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 			return recs, append(errs, perrs...)
 		}
 	}
-	ss.reset()
+	if sv.version >= 0 {
+		ss.reset() // else not sent: the broker's session is as it was
+	}
 	if s.ctx.Err() != nil {
 		return nil, errs
 	}
@@ -412,28 +414,13 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, node int32, ss *shareSe
 	if final {
 		epoch = -1
 	}
-	req := &ShareAcknowledgeRequest{GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch, Topics: []ShareAcknowledgeRequestTopic{}}
+	req := &ShareAcknowledgeRequest{GroupID: &s.group, MemberID: &s.member, ShareSessionEpoch: ss.epoch, Topics: shareAckTopics(acks)}
 	if final {
 		req.ShareSessionEpoch = -1
 	}
-	byID := map[UUID]int{}
-	for tp, a := range acks {
-		id := a.id
-		i, ok := byID[id]
-		if !ok {
-			i = len(req.Topics)
-			byID[id] = i
-			req.Topics = append(req.Topics, ShareAcknowledgeRequestTopic{TopicID: id})
-		}
-		ap := ShareAcknowledgeRequestTopicPartition{PartitionIndex: tp.partition}
-		for _, a := range a.runs {
-			ap.AcknowledgementBatches = append(ap.AcknowledgementBatches, ShareAcknowledgeRequestTopicPartitionAcknowledgementBatche{FirstOffset: a.first, LastOffset: a.last, AcknowledgeTypes: a.types})
-		}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, ap)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.conf.requestTimeout)
 	defer cancel()
-	r, err := s.cl.RequestBroker(rctx, node, req)
+	r, sv, err := s.cl.requestBroker(rctx, node, req)
 	if err == nil {
 		resp := r.(*ShareAcknowledgeResponse)
 		if err = ErrorForCode(resp.ErrorCode); err == nil {
@@ -444,7 +431,9 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, node int32, ss *shareSe
 			return shareAckErrors(resp, acks)
 		}
 	}
-	ss.reset()
+	if sv.version >= 0 || final {
+		ss.reset() // else not sent: the broker's session is as it was
+	}
 	return ackFailures(acks, fmt.Errorf("ShareAcknowledge to broker %d: %w", node, err))
 }
 
@@ -475,4 +464,32 @@ func (a *tpAcks) runsOrNil() []ackRun {
 		return nil
 	}
 	return a.runs
+}
+
+// shareFits reports a ShareFetch or ShareAcknowledge that needs v2 (Kafka
+// 4.2) where the broker takes an older version: the record-limit acquire
+// mode (KIP-1206) and lock renewal (KIP-1222). As in Java, it is not sent.
+func (v *apiVersions) shareFits(req Request, version int16) error {
+	if version >= 2 {
+		return nil
+	}
+	var what string
+	switch r := req.(type) {
+	case *ShareFetchRequest:
+		switch {
+		case r.IsRenewAck:
+			what = "renewing acquisition locks (KIP-1222)"
+		case r.ShareAcquireMode != int8(ShareAcquireBatchOptimized):
+			what = fmt.Sprintf("the %v acquire mode (KIP-1206)", ShareAcquireMode(r.ShareAcquireMode))
+		}
+	case *ShareAcknowledgeRequest:
+		if r.IsRenewAck {
+			what = "renewing acquisition locks (KIP-1222)"
+		}
+	}
+	if what == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s needs %s v2 (Kafka 4.2+); it would go at v%d (the broker: %s; WithMaxVersion may cap it)",
+		ErrUnsupportedVersion, what, APIName(req.APIKey()), version, v.describe())
 }
