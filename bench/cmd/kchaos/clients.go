@@ -39,6 +39,7 @@ var configs = map[string]string{
 	"franz-go": fmt.Sprintf("kgo.NewClient(SeedBrokers, Dialer, RequestTimeoutOverhead(%v), RequiredAcks(AllISRAcks()), "+
 		"ProducerLinger(%v), RecordDeliveryTimeout(%v), ProduceRequestTimeout(%v)); idempotent by default",
 		requestTimeout, linger, deliveryTimeout, produceTimeout),
+	"franz-go-tuned": "as franz-go, plus MetadataMinAge(100ms) and RetryBackoffFn(100ms doubling to 5s): kpax's defaults for both",
 }
 
 // producer is what a run needs of a client: Produce with a callback, Flush,
@@ -55,8 +56,10 @@ func newProducer(name string, brokers []string, fn *faultNet, topic string) (pro
 		return newKpax(brokers, fn, topic)
 	case "franz-go":
 		return newFranz(brokers, fn, topic)
+	case "franz-go-tuned":
+		return newFranz(brokers, fn, topic, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(kpaxBackoff))
 	}
-	return nil, fmt.Errorf("unknown client %q (kpax, franz-go)", name)
+	return nil, fmt.Errorf("unknown client %q (kpax, franz-go, franz-go-tuned)", name)
 }
 
 type kpaxProducer struct {
@@ -100,12 +103,19 @@ type franzProducer struct {
 	topic string
 }
 
-func newFranz(brokers []string, fn *faultNet, topic string) (producer, error) {
+// kpaxBackoff is kpax's default retry backoff (100ms doubling to 5s), for
+// franz-go-tuned.
+func kpaxBackoff(fails int) time.Duration {
+	return min(100*time.Millisecond<<min(max(fails-1, 0), 6), 5*time.Second)
+}
+
+func newFranz(brokers []string, fn *faultNet, topic string, extra ...kgo.Opt) (producer, error) {
 	// Idempotence is franz-go's default; acks=all is set anyway.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.Dialer(fn.Dial),
+	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.Dialer(fn.Dial),
 		kgo.RequestTimeoutOverhead(requestTimeout), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(linger), kgo.RecordDeliveryTimeout(deliveryTimeout),
-		kgo.ProduceRequestTimeout(produceTimeout), kgo.DefaultProduceTopic(topic))
+		kgo.ProduceRequestTimeout(produceTimeout)}, extra...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

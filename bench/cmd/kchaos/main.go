@@ -39,6 +39,7 @@ type options struct {
 	keys     int
 	pad      int
 	verbose  bool
+	noFaults bool
 	failures int
 }
 
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 32, "distinct keys (record i has key k%02d of i mod keys)")
 	flag.IntVar(&o.pad, "pad", 20, "bytes of padding after each value's sequence number")
 	flag.BoolVar(&o.verbose, "v", false, "log failed leader moves and each run's progress")
+	flag.BoolVar(&o.noFaults, "no-faults", false, "no kills and no leader moves: the baseline")
 	flag.Parse()
 	o.parts = int32(*parts)
 	o.brokers = strings.Split(*brokers, ",")
@@ -138,8 +140,10 @@ func runOne(o *options, admin *kpax.Client, name string, seed uint64) (result, e
 	if o.verbose {
 		logf = log.Printf
 	}
-	stopKills := killLoop(fn, seed, o.brokers)
-	stopMoves := moveLoop(admin, topic, o.parts, seed, logf)
+	stopKills, stopMoves := func() int { return 0 }, func() int { return 0 }
+	if !o.noFaults {
+		stopKills, stopMoves = killLoop(fn, seed, o.brokers), moveLoop(admin, topic, o.parts, seed, logf)
+	}
 	res.sent = paced(o.rate, o.dur, func(i int) { l.produce(ctx, p, fmt.Appendf(nil, "k%02d", i%o.keys), o.pad) })
 	res.kills, res.moves = stopKills(), stopMoves()
 	if err := p.flush(ctx); err != nil {
@@ -202,8 +206,12 @@ func ms(d time.Duration) string {
 }
 
 func report(o *options, rs []result) {
-	fmt.Printf("## kchaos: %d records/s for %v per run, %d partitions (RF 3), %d keys, brokers %s\n\n",
-		o.rate, o.dur, o.parts, o.keys, strings.Join(o.brokers, ","))
+	faults := "connections killed every 50-300ms, a leader moved every 0.5-1.5s"
+	if o.noFaults {
+		faults = "no faults"
+	}
+	fmt.Printf("## kchaos: %d records/s for %v per run, %d partitions (RF 3), %d keys, %s; brokers %s\n\n",
+		o.rate, o.dur, o.parts, o.keys, faults, strings.Join(o.brokers, ","))
 	fmt.Println("| client | seed | sent | acked | errors | lost | dup | reorder | bad offset | p50 ms | p99 ms | p99.9 ms | max ms | kill rounds (conns) | dials | leader moves |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
