@@ -17,6 +17,8 @@ const (
 	deliveryTimeout = 60 * time.Second
 	requestTimeout  = 5 * time.Second  // beyond the Produce request's own timeout
 	produceTimeout  = 30 * time.Second // a Produce request's TimeoutMs (kpax's default; franz-go's is 10s)
+	maxBuffered     = 100_000          // records (kpax's default; franz-go's is 50,000)
+	maxBatchBytes   = 1_000_000        // kpax's default; franz-go's is 1,000,012
 )
 
 // asymmetries says what is not the same between the two runs of a seed.
@@ -28,17 +30,20 @@ var asymmetries = []string{
 	"request timeout 5s: kpax WithRequestTimeout, franz-go RequestTimeoutOverhead; both wait that long beyond the 30s Produce timeout",
 	"dial timeout 1s: the harness's dialer bounds every dial for both (franz-go's DialTimeout does not apply to a custom Dialer; kpax also gets WithDialTimeout(1s))",
 	"delivery timeout 60s: kpax WithDeliveryTimeout, franz-go RecordDeliveryTimeout (franz-go enforces it only where it cannot break sequence numbers)",
-	"order: the two clients run one after the other on the same cluster, the first alternating by seed; each gets a fresh topic",
+	"buffered bytes: kpax caps them at 64 MiB (default), franz-go does not (default); far above what a run buffers",
+	"order: the clients run one after the other on the same cluster, the first rotating by seed; each gets a fresh topic",
 }
 
 // configs is what each client is given, for the report.
 var configs = map[string]string{
 	"kpax": fmt.Sprintf("kpax.New(WithSeedBrokers, WithDialer, WithRequestTimeout(%v), WithDialTimeout(%v)).NewProducer("+
-		"WithIdempotence(true), WithAcks(AcksAll), WithLinger(%v), WithDeliveryTimeout(%v), WithProduceTimeout(%v))",
-		requestTimeout, dialTimeout, linger, deliveryTimeout, produceTimeout),
+		"WithIdempotence(true), WithAcks(AcksAll), WithLinger(%v), WithDeliveryTimeout(%v), WithProduceTimeout(%v), "+
+		"WithMaxBufferedRecords(%d), WithMaxBatchBytes(%d))",
+		requestTimeout, dialTimeout, linger, deliveryTimeout, produceTimeout, maxBuffered, maxBatchBytes),
 	"franz-go": fmt.Sprintf("kgo.NewClient(SeedBrokers, Dialer, RequestTimeoutOverhead(%v), RequiredAcks(AllISRAcks()), "+
-		"ProducerLinger(%v), RecordDeliveryTimeout(%v), ProduceRequestTimeout(%v)); idempotent by default",
-		requestTimeout, linger, deliveryTimeout, produceTimeout),
+		"ProducerLinger(%v), RecordDeliveryTimeout(%v), ProduceRequestTimeout(%v), MaxBufferedRecords(%d), "+
+		"ProducerBatchMaxBytes(%d)); idempotent by default",
+		requestTimeout, linger, deliveryTimeout, produceTimeout, maxBuffered, maxBatchBytes),
 	"franz-go-tuned": "as franz-go, plus MetadataMinAge(100ms) and RetryBackoffFn(100ms doubling to 5s): kpax's defaults for both",
 }
 
@@ -75,7 +80,8 @@ func newKpax(brokers []string, fn *faultNet, topic string) (producer, error) {
 		return nil, err
 	}
 	p, err := cl.NewProducer(kpax.WithIdempotence(true), kpax.WithAcks(kpax.AcksAll), kpax.WithLinger(linger),
-		kpax.WithDeliveryTimeout(deliveryTimeout), kpax.WithProduceTimeout(produceTimeout))
+		kpax.WithDeliveryTimeout(deliveryTimeout), kpax.WithProduceTimeout(produceTimeout),
+		kpax.WithMaxBufferedRecords(maxBuffered), kpax.WithMaxBatchBytes(maxBatchBytes))
 	if err != nil {
 		cl.Close()
 		return nil, err
@@ -114,7 +120,8 @@ func newFranz(brokers []string, fn *faultNet, topic string, extra ...kgo.Opt) (p
 	opts := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.Dialer(fn.Dial),
 		kgo.RequestTimeoutOverhead(requestTimeout), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(linger), kgo.RecordDeliveryTimeout(deliveryTimeout),
-		kgo.ProduceRequestTimeout(produceTimeout)}, extra...)
+		kgo.ProduceRequestTimeout(produceTimeout), kgo.MaxBufferedRecords(maxBuffered),
+		kgo.ProducerBatchMaxBytes(maxBatchBytes)}, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err

@@ -48,7 +48,7 @@ func main() {
 	var o options
 	brokers := flag.String("brokers", "", "the cluster's brokers, comma-separated (required; at least 2 for leader moves)")
 	seeds := flag.String("seeds", "1,2,3", "fault schedule seeds, comma-separated")
-	clients := flag.String("clients", "kpax,franz-go", "clients, in the order of the first seed (then alternating)")
+	clients := flag.String("clients", "kpax,franz-go", "clients, in the order of the first seed (then rotating)")
 	flag.IntVar(&o.rate, "rate", 2000, "records per second")
 	flag.DurationVar(&o.dur, "dur", 8*time.Second, "how long each run produces")
 	parts := flag.Int("partitions", 6, "partitions of each run's topic (replication factor 3)")
