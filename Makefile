@@ -51,7 +51,7 @@ TEST_ENV := KPAX_TEST_KAFKA39=127.0.0.1:$(K39_PORT) \
 	KPAX_SPECS="$(SPECS)"
 
 .PHONY: help demo demo-down deps fetch spec generate kafka-up kafka-down kafka-status kafka-stop-all cluster-up cluster-down test-nodes-down \
-	vet gencheck gotest test test-compat fuzz bench bench-unit
+	vet gencheck gotest test test-compat fuzz bench bench-unit chaos
 
 help:
 	@echo 'make demo         install what is missing, start Kafka $(DEMO_VERSION) on 127.0.0.1:$(DEMO_PORT), a round trip with cmd/kpax'
@@ -74,6 +74,8 @@ help:
 	@echo 'make bench-unit   in-package benchmarks (go test -bench . -benchmem)'
 	@echo 'make bench        kpax vs franz-go, sarama, kafka-go (bench/): sink broker + Kafka $(K4_VERSION) -> bench/results/'
 	@echo '                  BENCH_N=records per run, BENCH_REPS=repetitions, BENCH_KAFKA=use this broker instead of starting one'
+	@echo 'make chaos        kpax vs franz-go under the same seeded chaos (bench/cmd/kchaos) on a 3-node Kafka $(K4_VERSION) cluster'
+	@echo '                  on 127.0.0.1:$(CHAOS_PORT)-$(shell echo $$(($(CHAOS_PORT)+2))), started and stopped here -> bench/results/chaos.md; CHAOS_FLAGS=kchaos flags'
 
 # The README's main command (scripts/demo.sh): it leaves its broker running; demo-down stops it.
 DEMO_PORT     ?= 9092
@@ -220,3 +222,24 @@ bench:
 		addr=127.0.0.1:$(BENCH_KAFKA_PORT); \
 	fi; \
 	"$$bin" -kafka "$$addr" -kafka-version $(K4_VERSION) -out $(CURDIR)/bench/results $(BENCH_FLAGS)
+
+# kpax and franz-go under the same seeded fault schedule (bench/cmd/kchaos): a 3-node cluster of its
+# own on CHAOS_PORT..+2 (controllers +1000) under CHAOS_RUN_DIR, stopped however the run ends, unless
+# CHAOS_KAFKA names running brokers (comma-separated). The table goes to stdout and CHAOS_OUT.
+CHAOS_KAFKA    ?=
+CHAOS_PORT     ?= 33092
+CHAOS_RUN_DIR  ?= $(or $(TMPDIR),/tmp)/kpax-chaos-kafka
+CHAOS_OUT      ?= $(CURDIR)/bench/results/chaos.md
+CHAOS_FLAGS    ?= -seeds 1,2,3 -rate 2000 -dur 8s
+chaos:
+	@bin=$$(mktemp "$${TMPDIR:-/tmp}/kchaos.XXXXXX"); \
+	trap 'rm -f "$$bin"' EXIT; \
+	(cd bench && $(GO) build -o "$$bin" ./cmd/kchaos); \
+	addr="$(CHAOS_KAFKA)"; \
+	if [ -z "$$addr" ]; then \
+		$(KAFKA) fetch $(K4_VERSION); \
+		trap 'rm -f "$$bin"; KPAX_RUN_DIR=$(CHAOS_RUN_DIR) $(CURDIR)/$(KAFKA) cluster-stop kchaos' EXIT; \
+		KPAX_RUN_DIR=$(CHAOS_RUN_DIR) $(KAFKA) cluster-start kchaos $(K4_VERSION) $(CHAOS_PORT); \
+		addr=$$(KPAX_RUN_DIR=$(CHAOS_RUN_DIR) $(KAFKA) bootstrap kchaos); \
+	fi; \
+	"$$bin" -brokers "$$addr" $(CHAOS_FLAGS) | tee "$(CHAOS_OUT)"
