@@ -133,10 +133,20 @@ func (b *memBudget) usage() (used, peak int) {
 // it never waits for memory that only its own outcomes would free. p.mu is
 // held.
 func (p *Producer) admit(size int) (ok bool, freed <-chan struct{}) {
-	empty := p.bufRecords == 0
-	if !empty && (p.bufRecords >= p.cfg.maxBufferedRecords || p.bufBytes+size > p.cfg.maxBufferedBytes) {
+	records, bytes := p.bufRecords, p.bufBytes
+	full := func() bool {
+		return records > 0 && (records >= p.cfg.maxBufferedRecords || bytes+size > p.cfg.maxBufferedBytes)
+	}
+	if full() && p.cbRecords > 0 && p.inCallback() {
+		// A callback does not wait for the callbacks queued behind it:
+		// their records do not count (the buffer may then hold up to
+		// twice its limits).
+		records, bytes = records-p.cbRecords, bytes-p.cbBytes
+	}
+	if full() {
 		return false, nil
 	}
+	empty := p.bufRecords-p.cbRecords == 0 // budget: nothing of it waits for an outcome
 	if p.budget == nil {
 		return true, nil
 	}

@@ -71,6 +71,8 @@ type call struct {
 	received int
 	raw      bool // a SASL token framed by its size alone (sasl.go)
 	token    []byte
+	pre      []byte        // the request's frame, encoded by the caller (sendFrame)
+	preFree  chan<- []byte // where the writer gives pre back once written
 }
 
 // apiVersions holds a broker's version range per API key; a missing key has
@@ -304,7 +306,17 @@ func decodeApiVersions(frame []byte, req *ApiVersionsRequest, v int16) (*ApiVers
 // send queues a request for writing. A request that fails here was not
 // sent, but Hooks.OnRequest sees it with its error.
 func (c *conn) send(ctx context.Context, req Request, version int16, noResp bool) (*call, error) {
-	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{}), start: time.Now()}
+	return c.sendFrame(ctx, req, version, noResp, nil, nil)
+}
+
+// sendFrame is send for a request whose whole frame is encoded already
+// (pre, with its correlation ID at produceFrameCorr, which the writer sets;
+// sender_frame.go): the writer writes pre as it is, without copying it.
+// Once sendFrame returns a call, pre is the writer's: when it has written
+// it, it gives it to free (if free has room) for another request. On an
+// error pre is still the caller's. With pre nil the writer encodes req.
+func (c *conn) sendFrame(ctx context.Context, req Request, version int16, noResp bool, pre []byte, free chan<- []byte) (*call, error) {
+	cl := &call{req: req, version: version, noResp: noResp, done: make(chan struct{}), start: time.Now(), pre: pre, preFree: free}
 	var err error
 	select {
 	case c.queue <- cl:
@@ -409,7 +421,7 @@ func (c *conn) exit() {
 
 func (c *conn) writeLoop() {
 	defer c.exit()
-	var buf []byte
+	w := frameWriter{}
 	batch := make([]*call, 0, 64)
 	for {
 		var first *call
@@ -428,7 +440,6 @@ func (c *conn) writeLoop() {
 				break more
 			}
 		}
-		buf = buf[:0]
 		c.mu.Lock()
 		if c.err != nil {
 			err := c.err
@@ -438,41 +449,103 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
+		w.reset()
 		for _, cl := range batch {
-			start := len(buf)
-			if cl.raw {
-				buf = appendInt32(buf, int32(len(cl.token)))
-				buf = append(buf, cl.token...)
-			} else {
+			if !cl.raw {
 				c.corr++
 				cl.corr = c.corr
-				buf = appendRequest(buf, cl.req, cl.version, cl.corr, c.cfg.clientID)
 			}
-			cl.written = len(buf) - start
+			cl.written = w.add(cl, c.cfg.clientID)
 			if !cl.noResp {
 				c.inflight = append(c.inflight, cl)
 			}
 		}
 		c.mu.Unlock()
 		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.requestTimeout))
-		if _, err := c.nc.Write(buf); err != nil {
+		err := w.writeTo(c.nc)
+		if err != nil {
 			c.close(fmt.Errorf("write: %w", err))
-			for _, cl := range batch {
-				if cl.noResp {
-					cl.finish(c.closedErr())
-				}
-			}
-			return
 		}
 		for _, cl := range batch {
 			if cl.noResp {
-				cl.finish(nil)
+				if err != nil {
+					cl.finish(c.closedErr())
+				} else {
+					cl.finish(nil)
+				}
 			}
 		}
-		if cap(buf) > 4*readChunk {
-			buf = nil // do not pin a huge buffer after one big request
+		if err != nil {
+			return
 		}
 	}
+}
+
+// frameWriter gathers the frames of the requests written together: the
+// ones it encodes go into one buffer, the ones encoded by their callers
+// (call.pre) are written from where they are, in between (writev).
+type frameWriter struct {
+	buf  []byte
+	pres []*call // calls with pre-encoded frames, after buf[:at[i]] (their order)
+	at   []int
+	vecs net.Buffers
+}
+
+func (w *frameWriter) reset() {
+	if cap(w.buf) > 4*readChunk {
+		w.buf = nil // do not pin a huge buffer after one big request
+	}
+	w.buf, w.pres, w.at = w.buf[:0], w.pres[:0], w.at[:0]
+}
+
+// add adds a call's frame, with its correlation ID, and returns its size.
+func (w *frameWriter) add(cl *call, clientID string) int {
+	switch {
+	case cl.raw:
+		w.buf = appendInt32(w.buf, int32(len(cl.token)))
+		w.buf = append(w.buf, cl.token...)
+		return 4 + len(cl.token)
+	case cl.pre != nil:
+		binary.BigEndian.PutUint32(cl.pre[produceFrameCorr:], uint32(cl.corr))
+		w.pres, w.at = append(w.pres, cl), append(w.at, len(w.buf))
+		return len(cl.pre)
+	}
+	start := len(w.buf)
+	w.buf = appendRequest(w.buf, cl.req, cl.version, cl.corr, clientID)
+	return len(w.buf) - start
+}
+
+// writeTo writes the frames in order, in one write if it can.
+func (w *frameWriter) writeTo(nc net.Conn) error {
+	if len(w.pres) == 0 {
+		_, err := nc.Write(w.buf)
+		return err
+	}
+	from := 0
+	for i, cl := range w.pres {
+		if w.at[i] > from {
+			w.vecs = append(w.vecs, w.buf[from:w.at[i]])
+		}
+		w.vecs, from = append(w.vecs, cl.pre), w.at[i]
+	}
+	if from < len(w.buf) {
+		w.vecs = append(w.vecs, w.buf[from:])
+	}
+	all := w.vecs[:len(w.vecs):len(w.vecs)]
+	v := w.vecs
+	_, err := v.WriteTo(nc)
+	clear(all) // hold no frame once written
+	for _, cl := range w.pres {
+		pre := cl.pre
+		cl.pre = nil
+		select {
+		case cl.preFree <- pre[:0]:
+		default:
+		}
+	}
+	clear(w.pres)
+	w.vecs = all[:0]
+	return err
 }
 
 func (c *conn) readLoop() {

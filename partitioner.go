@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -138,18 +139,15 @@ func contains(s []int32, p int32) bool {
 func RoundRobinPartitioner() Partitioner { return &roundRobinPartitioner{} }
 
 type roundRobinPartitioner struct {
-	mu   sync.Mutex
-	next int
+	next atomic.Uint64
 }
 
 func (p *roundRobinPartitioner) Partition(_ *Record, n int, avail []int32) int32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.next++
+	next := p.next.Add(1)
 	if len(avail) > 0 {
-		return avail[p.next%len(avail)]
+		return avail[next%uint64(len(avail))]
 	}
-	return int32(p.next % n)
+	return int32(next % uint64(n))
 }
 
 // ManualPartitioner returns a partitioner that keeps Record.Partition as it
@@ -377,7 +375,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	ts.err = nil
 	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
 		f := p.cfg.onPartitions
-		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil)
+		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil, 0)
 	}
 	ts.n = len(tm.Partitions)
 	ts.meta = tm

@@ -37,8 +37,10 @@ type Producer struct {
 	parts      map[topicPartition]*partState
 	topics     map[string]*topicState
 	brokers    map[int32]*sink
-	bufRecords int
+	bufRecords int // records buffered, until their callback has run
 	bufBytes   int
+	cbRecords  int // of which their outcome is decided, their callback queued
+	cbBytes    int
 	budget     *memBudget    // the client's (WithMemoryBudget), or nil; bufBytes are drawn from it
 	space      chan struct{} // closed and replaced when buffer space frees, if spaceWait
 	spaceWait  bool          // someone waits on space: finish must signal it
@@ -72,6 +74,10 @@ type Producer struct {
 	// partition's pending run starts and by collect, so it is at most one
 	// sender pass (≤100ms) old.
 	clock time.Time
+	// epoch is when the producer was made: record deadlines are kept as
+	// nanoseconds since (since), which holds no pointer for the garbage
+	// collector to follow, unlike a time.Time.
+	epoch time.Time
 
 	// Callbacks waiting for deliver (produce_outcome.go), and how many it
 	// is running; cbStop ends it (Close), cbDone is closed when it has.
@@ -132,7 +138,7 @@ type pending struct {
 	rec      *Record
 	cb       func(*Record, error)
 	size     int
-	deadline time.Time // delivery deadline, from p.clock (see addPending)
+	deadline int64 // delivery deadline, from p.clock (see addPending), as p.since; 0: not set
 }
 
 // batch is records sent together to one partition.
@@ -168,6 +174,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		pid: producerID{id: -1, epoch: -1}, clock: time.Now(),
 		cbWake: make(chan struct{}, 1), cbDone: make(chan struct{}),
 	}
+	p.epoch = p.clock
 	if p.part == nil {
 		p.part = StickyPartitioner()
 	}
@@ -308,10 +315,10 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 		ps.firstAt = time.Now()
 		p.clock = ps.firstAt
 	}
-	if pr.deadline.IsZero() { // from Produce
+	if pr.deadline == 0 { // from Produce
 		// A new run above reads the clock; in a run, p.clock may be one
 		// sender pass old, so a record may expire that much early.
-		pr.deadline = p.clock.Add(p.cfg.deliveryTimeout)
+		pr.deadline = p.since(p.clock.Add(p.cfg.deliveryTimeout))
 	}
 	if len(ps.pending) == cap(ps.pending) {
 		p.roomPending(ps)
@@ -373,10 +380,10 @@ func (p *Producer) dropFreeRecs(i int) []pending {
 
 // putRecs keeps the pending slice of a completed batch for reuse, cleared so
 // that it holds no record. What it keeps is bounded: at most 64 slices of
-// twice maxBufferedRecords records in all, the larger ones first (they
+// maxBufferedRecords records in all, the larger ones first (they
 // are the partitions' pending arrays). p.mu is held.
 func (p *Producer) putRecs(s []pending) {
-	limit := 2 * p.cfg.maxBufferedRecords
+	limit := p.cfg.maxBufferedRecords
 	if cap(s) == 0 || cap(s) > limit {
 		return
 	}
@@ -396,6 +403,10 @@ func (p *Producer) putRecs(s []pending) {
 	p.freeRecs = append(p.freeRecs, s[:0])
 	p.freeRecsCap += cap(s)
 }
+
+// since is t as a record deadline: nanoseconds since the producer's epoch
+// (monotonic), at least 1 (0 is no deadline).
+func (p *Producer) since(t time.Time) int64 { return max(int64(t.Sub(p.epoch)), 1) }
 
 func (p *Producer) poke() {
 	select {
@@ -436,7 +447,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 	p.poke()
 	for {
 		p.mu.Lock()
-		busy, space := p.bufRecords > 0 || p.callbacksPending(), p.space
+		// Records whose callbacks are queued are the callbacks' to wait for.
+		busy, space := p.bufRecords > p.cbRecords || p.callbacksPending(), p.space
 		if busy {
 			p.spaceWait = true
 		}
@@ -518,18 +530,20 @@ func (p *Producer) Close(ctx context.Context) error {
 // callback (run by deliver, outside the lock). p.mu is held.
 func (p *Producer) finish(pr pending, err error) {
 	err = classify(err)
-	p.bufRecords--
-	p.bufBytes -= pr.size
 	if p.budget != nil {
 		p.budget.release(pr.size)
 	}
-	p.signalSpace()
 	if err != nil && p.txn != nil {
 		p.txn.recordFailed(err)
 	}
 	if pr.cb != nil {
-		p.queueOutcome(pr.cb, pr.rec, err)
+		p.queueOutcome(pr.cb, pr.rec, err, pr.size) // counted until it has run
+		p.signalSpace()                             // a Flush in a callback waits for outcomes only
+		return
 	}
+	p.bufRecords--
+	p.bufBytes -= pr.size
+	p.signalSpace()
 }
 
 // failBatch fails every record of a batch; one that may have been sent is

@@ -9,12 +9,21 @@ import (
 // run in the order the outcomes were decided, so a partition's callbacks
 // keep the order of its records.
 
-// outcome is a record's callback waiting to run.
+// outcome is a record's callback waiting to run. The record counts against
+// the buffer limits until its callback has run (as in the Java client and
+// franz-go): the application's records stay bounded however slow its
+// callbacks are.
 type outcome struct {
-	cb  func(*Record, error)
-	rec *Record
-	err error
+	cb      func(*Record, error)
+	rec     *Record
+	err     error
+	size    int
+	counted bool // a record's, in bufRecords (not an event's, see applyTopic)
 }
+
+// cbChunk is how many callbacks run between two releases of their records'
+// buffer space.
+const cbChunk = 1024
 
 // deliver runs the callbacks queued by finish until Close stops it and the
 // queue is empty.
@@ -36,9 +45,23 @@ func (p *Producer) deliver() {
 		run, p.cbq = p.cbq, run[:0]
 		p.cbRunning = len(run)
 		p.mu.Unlock()
-		for i := range run {
-			run[i].cb(run[i].rec, run[i].err)
-			run[i] = outcome{}
+		for i := 0; i < len(run); i += cbChunk {
+			chunk := run[i:min(i+cbChunk, len(run))]
+			n, size := 0, 0
+			for j := range chunk {
+				chunk[j].cb(chunk[j].rec, chunk[j].err)
+				if chunk[j].counted {
+					n, size = n+1, size+chunk[j].size
+				}
+				chunk[j] = outcome{}
+			}
+			p.mu.Lock()
+			p.bufRecords -= n
+			p.bufBytes -= size
+			p.cbRecords -= n
+			p.cbBytes -= size
+			p.signalSpace()
+			p.mu.Unlock()
 		}
 		p.mu.Lock()
 		p.cbRunning = 0
@@ -47,9 +70,14 @@ func (p *Producer) deliver() {
 	}
 }
 
-// queueOutcome queues a record's callback for deliver. p.mu is held.
-func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error) {
-	p.cbq = append(p.cbq, outcome{cb, r, err})
+// queueOutcome queues a callback for deliver: a record's (size > 0), which
+// leaves the buffer's count when it has run, or an event's. p.mu is held.
+func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error, size int) {
+	p.cbq = append(p.cbq, outcome{cb, r, err, size, size > 0})
+	if size > 0 {
+		p.cbRecords++
+		p.cbBytes += size
+	}
 	if len(p.cbq) == 1 {
 		select {
 		case p.cbWake <- struct{}{}:

@@ -77,6 +77,15 @@ func responseHeaderVersion(r Request, version int16) int {
 // body of r at the version.
 func appendRequest(dst []byte, r Request, version int16, correlationID int32, clientID string) []byte {
 	start := len(dst)
+	dst = appendRequestHeader(dst, r, version, correlationID, clientID)
+	dst = r.AppendTo(dst, version)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// appendRequestHeader appends a request frame's size (zero, for the caller
+// to set once the body is appended) and the request header.
+func appendRequestHeader(dst []byte, r Request, version int16, correlationID int32, clientID string) []byte {
 	dst = append(dst, 0, 0, 0, 0)
 	dst = appendInt16(dst, r.APIKey())
 	dst = appendInt16(dst, version)
@@ -87,8 +96,6 @@ func appendRequest(dst []byte, r Request, version int16, correlationID int32, cl
 			dst = append(dst, 0) // no tagged fields
 		}
 	}
-	dst = r.AppendTo(dst, version)
-	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }
 

@@ -57,7 +57,7 @@ type sink struct {
 	abandoned []*flight // left when the producer closed; p.mu
 
 	enc  BatchEncoder // run's encoder, with its compression scratch
-	ends []int        // run's scratch: where each batch's records end in buf
+	ends []int        // run's scratch: where each batch's bytes start and end in buf
 	bufs chan []byte  // request buffers free for reuse
 }
 
@@ -65,23 +65,15 @@ type flight struct {
 	batches []*batch
 	c       *conn
 	call    *call
-	buf     []byte // the encoded batches, reused once the call is done
+	buf     []byte // the request's frame until it is queued (sender_frame.go)
 }
 
-// releaseBuf keeps a flight's buffer for another request, once nothing can
-// read it any more: the request was never queued, or its call finished (the
-// connection writes a request before it finishes the call). Buffers much
-// larger than a batch are left to the garbage collector.
+// releaseBuf keeps the buffer of a flight whose request was never queued
+// for another request (a queued one's goes back from the connection's
+// writer once written, see conn.sendFrame).
 func (s *sink) releaseBuf(f *flight) {
-	if f.buf == nil || cap(f.buf) > 4*s.p.cfg.maxBatchBytes {
+	if f.buf == nil {
 		return
-	}
-	if f.call != nil {
-		select {
-		case <-f.call.done:
-		default:
-			return
-		}
 	}
 	select {
 	case s.bufs <- f.buf[:0]:
@@ -95,7 +87,7 @@ func (p *Producer) sinkFor(node int32) *sink {
 	if s == nil {
 		s = &sink{p: p, node: node, queue: make(chan []*batch, p.cfg.maxInFlight+1),
 			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{}),
-			bufs: make(chan []byte, p.cfg.maxInFlight+1)}
+			bufs: make(chan []byte, 2)} // one being written, one being encoded
 		p.brokers[node] = s
 		p.wg.Add(2)
 		go s.run()
@@ -336,13 +328,13 @@ func (p *Producer) unavail(ps *partState) {
 
 // expire fails records past their delivery timeout. p.mu is held.
 func (p *Producer) expire(ps *partState, now time.Time) {
-	for len(ps.pending) > 0 && now.After(ps.pending[0].deadline) {
+	for len(ps.pending) > 0 && p.since(now) > ps.pending[0].deadline {
 		pr := ps.pending[0]
 		ps.pending = ps.pending[1:]
 		ps.pendBytes -= pr.size
 		p.finish(pr, fmt.Errorf("%w: no leader or no room to send %s/%d within the delivery timeout", ErrRequestTimedOut, ps.tp.topic, ps.tp.partition))
 	}
-	for len(ps.retry) > 0 && len(ps.retry[0].recs) > 0 && now.After(ps.retry[0].recs[0].deadline) {
+	for len(ps.retry) > 0 && len(ps.retry[0].recs) > 0 && p.since(now) > ps.retry[0].recs[0].deadline {
 		b := ps.retry[0]
 		ps.retry = ps.retry[1:]
 		p.failBatch(b, fmt.Errorf("delivery timeout after %d attempts: %w", b.attempts, b.lastErr))
@@ -428,52 +420,26 @@ func (s *sink) send(f *flight) error {
 	if f.batches = p.dropUnfit(f.batches, v, &c.versions); len(f.batches) == 0 { // legacy.go
 		return errFlightEmpty
 	}
+	sortByTopic(f.batches)
 	p.mu.Lock()
 	idempotent := p.cfg.idempotent && v >= 3 // batches are numbered by collect
-	p.mu.Unlock()
-	// Every batch goes into one buffer, read in place from the pending
-	// records; the request's Records slices are cut from it at the end,
-	// once appending can no longer move it.
-	select {
-	case f.buf = <-s.bufs:
-	default:
-	}
-	s.ends = s.ends[:0]
 	for _, b := range f.batches {
-		var err error
-		if v >= 3 {
-			h := NewBatchHeader()
-			h.Attributes = attrs
-			if idempotent && b.seq >= 0 {
-				h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
-			}
-			f.buf, err = appendRecordBatch(&s.enc, f.buf, h, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
-		} else {
-			magic := int8(1)
-			if v < 2 {
-				magic = 0
-			}
-			f.buf, err = appendMessageSet(&s.enc, f.buf, magic, 0, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
-		}
-		if err != nil {
-			return err
-		}
-		s.ends = append(s.ends, len(f.buf))
-	}
-	start := 0
-	p.mu.Lock()
-	for i, b := range f.batches {
-		addToProduce(req, b.ps.tp, p.topicID(b.ps.tp.topic), f.buf[start:s.ends[i]:s.ends[i]])
-		start = s.ends[i]
+		addToProduce(req, b.ps.tp, p.topicID(b.ps.tp.topic))
 	}
 	p.mu.Unlock()
 	if !produceHasIDs(req) {
 		v = min(v, 12) // v13 names topics by ID only (KIP-516)
 	}
-	call, err := c.send(ctx, req, v, expectsNoResponse(req))
+	// Every batch is encoded in place into the request's frame
+	// (sender_frame.go), read from the pending records.
+	if err := s.encodeProduce(f, req, frameEncoding{version: v, flex: req.IsFlexible(v), attrs: attrs, idempotent: idempotent}); err != nil {
+		return err
+	}
+	call, err := c.sendFrame(ctx, req, v, expectsNoResponse(req), f.buf, s.bufs)
 	if err != nil {
 		return err
 	}
+	f.buf = nil // the connection's writer gives it back once written
 	p.mu.Lock()
 	for _, b := range f.batches {
 		b.sentBefore, b.maybeSent = b.maybeSent, true
@@ -528,16 +494,17 @@ func (p *Producer) topicID(topic string) UUID {
 	return UUID{}
 }
 
-// addToProduce adds a batch to the request, under its topic's name and ID
-// (Produce v13 names topics by ID only; older versions by name).
-func addToProduce(req *ProduceRequest, tp topicPartition, id UUID, data []byte) {
-	i := slices.IndexFunc(req.TopicData, func(t ProduceRequestTopicData) bool { return t.Name == tp.topic })
-	if i < 0 {
+// addToProduce adds a batch's partition to the request, under its topic's
+// name and ID (Produce v13 names topics by ID only; older versions by
+// name); its Records are set once the frame is encoded.
+func addToProduce(req *ProduceRequest, tp topicPartition, id UUID) {
+	i := len(req.TopicData) - 1 // batches come sorted by topic (sortByTopic)
+	if i < 0 || req.TopicData[i].Name != tp.topic {
 		req.TopicData = append(req.TopicData, ProduceRequestTopicData{Name: tp.topic, TopicID: id})
 		i = len(req.TopicData) - 1
 	}
 	req.TopicData[i].PartitionData = append(req.TopicData[i].PartitionData,
-		ProduceRequestTopicDataPartitionData{Index: tp.partition, Records: data})
+		ProduceRequestTopicDataPartitionData{Index: tp.partition})
 }
 
 // complete waits for the responses of the sink's requests, in order.
@@ -705,7 +672,7 @@ func (p *Producer) retryBatch(b *batch, err error, leaderGone bool) {
 		ps.retryAt = now.Add(min(ps.backoff, max(p.cl.cfg.retryBackoff, leaderBackoffMax)))
 		p.cl.meta.invalidate()
 	}
-	if len(b.recs) > 0 && now.After(b.recs[0].deadline) {
+	if len(b.recs) > 0 && p.since(now) > b.recs[0].deadline {
 		p.failBatch(b, fmt.Errorf("delivery timeout after %d attempts: %w", b.attempts, err))
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"math/rand"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -224,6 +225,15 @@ func runChild(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
+	if path := os.Getenv("KBENCH_CPUPROFILE"); path != "" { // for profiling one run by hand
+		f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, s.Client, *rep))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	switch s.Kind {
 	case "produce":

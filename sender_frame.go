@@ -1,0 +1,182 @@
+package kpax
+
+import (
+	"cmp"
+	"encoding/binary"
+	"slices"
+)
+
+// A sink encodes each Produce request frame itself, straight into one
+// buffer: the size, the request header (with a zero correlation ID, which
+// the connection's writer fills in, see conn.writeLoop) and the body, each
+// batch encoded in place where the request carries it. A record's bytes are
+// so copied once, from the Record into the frame, and the frame is written
+// as it is; a request of the generated encoder (appendRequest) would copy
+// every batch again. TestProduceFrame holds the two to the same bytes for
+// every Produce version.
+
+// produceFrameCorr is where a request frame holds its correlation ID: after
+// the size (4 bytes), the API key (2) and the version (2).
+const produceFrameCorr = 8
+
+// frameBudget is what a request of the batches may take, encoded: their
+// records' buffered sizes (recordSize, more than a record's encoding takes)
+// and a batch header and partition entry each, plus the request's own
+// fields. Compressed batches take less; a batch that compression makes
+// larger only grows the buffer.
+func (p *Producer) frameBudget(bs []*batch) int {
+	n := 128 + len(p.cl.cfg.clientID)
+	if p.txn != nil {
+		n += len(p.txn.id)
+	}
+	for _, b := range bs {
+		n += b.bytes + 96 + len(b.ps.tp.topic)
+	}
+	return n
+}
+
+// frameBuf returns an empty buffer with room for n bytes: the sink's free
+// one if it is large enough and not much larger (so that a burst of large
+// requests pins nothing afterwards), else a new one.
+func (s *sink) frameBuf(n int) []byte {
+	select {
+	case b := <-s.bufs:
+		if cap(b) >= n && (cap(b) <= 4*n || cap(b) <= 1<<20) {
+			return b[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, n)
+}
+
+// sortByTopic orders a request's batches by topic, so that each topic's
+// partitions are one run of them (the request groups partitions by topic).
+func sortByTopic(bs []*batch) {
+	byTopic := func(a, b *batch) int { return cmp.Compare(a.ps.tp.topic, b.ps.tp.topic) }
+	if !slices.IsSortedFunc(bs, byTopic) {
+		slices.SortStableFunc(bs, byTopic)
+	}
+}
+
+// frameEncoding is how a sink encodes the batches of one request.
+type frameEncoding struct {
+	version    int16
+	flex       bool
+	attrs      BatchAttrs
+	idempotent bool
+}
+
+// encodeProduce encodes the request frame of req, whose TopicData names
+// the topics and partitions of f.batches in the same order (sortByTopic,
+// addToProduce), into f.buf, and points each partition's Records at its
+// batch in the frame.
+func (s *sink) encodeProduce(f *flight, req *ProduceRequest, e frameEncoding) error {
+	p := s.p
+	buf := s.frameBuf(p.frameBudget(f.batches))
+	buf = appendRequestHeader(buf, req, e.version, 0, p.cl.cfg.clientID)
+	v, flex := e.version, e.flex
+	if v >= 3 {
+		buf = appendNullableString(buf, req.TransactionalID, flex)
+	}
+	buf = appendInt16(buf, req.Acks)
+	buf = appendInt32(buf, req.TimeoutMs)
+	buf = appendArrayLen(buf, len(req.TopicData), false, false, flex)
+	s.ends = s.ends[:0] // start and end of each batch's bytes in buf
+	k := 0
+	for i := range req.TopicData {
+		t := &req.TopicData[i]
+		if v >= 13 {
+			buf = appendUUID(buf, t.TopicID)
+		} else {
+			buf = appendString(buf, t.Name, flex)
+		}
+		buf = appendArrayLen(buf, len(t.PartitionData), false, false, flex)
+		for j := range t.PartitionData {
+			buf = appendInt32(buf, t.PartitionData[j].Index)
+			var err error
+			if buf, err = s.appendBatchField(buf, f.batches[k], e); err != nil {
+				f.buf = buf
+				return err
+			}
+			k++
+			if flex {
+				buf = append(buf, 0) // no tagged fields
+			}
+		}
+		if flex {
+			buf = append(buf, 0)
+		}
+	}
+	if flex {
+		buf = append(buf, 0)
+	}
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	f.buf = buf
+	k = 0
+	for i := range req.TopicData {
+		for j := range req.TopicData[i].PartitionData {
+			req.TopicData[i].PartitionData[j].Records = buf[s.ends[2*k]:s.ends[2*k+1]:s.ends[2*k+1]]
+			k++
+		}
+	}
+	return nil
+}
+
+// appendBatchField appends a partition's Records field: the length (int32,
+// or N+1 as an unsigned varint in flexible versions) and the batch, encoded
+// in place. A varint length takes the room its budget needs; when the
+// encoded batch needs fewer or more bytes, the batch moves.
+func (s *sink) appendBatchField(buf []byte, b *batch, e frameEncoding) ([]byte, error) {
+	p := s.p
+	width := 4
+	if e.flex {
+		width = uvarintLen(uint64(b.bytes+96) + 1)
+	}
+	start := len(buf)
+	buf = append(buf, make([]byte, width)...)
+	body := len(buf)
+	var err error
+	if e.version >= 3 {
+		h := NewBatchHeader()
+		h.Attributes = e.attrs
+		if e.idempotent && b.seq >= 0 {
+			h.ProducerID, h.ProducerEpoch, h.BaseSequence = b.pid.id, b.pid.epoch, b.seq
+		}
+		buf, err = appendRecordBatch(&s.enc, buf, h, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
+	} else {
+		magic := int8(1)
+		if e.version < 2 {
+			magic = 0
+		}
+		buf, err = appendMessageSet(&s.enc, buf, magic, 0, batchRecords(b.recs), p.cfg.compression, p.cfg.compressionLevel)
+	}
+	if err != nil {
+		return buf, err
+	}
+	n := len(buf) - body
+	if !e.flex {
+		binary.BigEndian.PutUint32(buf[start:], uint32(n))
+		s.ends = append(s.ends, body, len(buf))
+		return buf, nil
+	}
+	if w := uvarintLen(uint64(n) + 1); w != width {
+		if w > width {
+			buf = append(buf, make([]byte, w-width)...)
+		}
+		copy(buf[start+w:], buf[body:body+n])
+		buf, body = buf[:start+w+n], start+w
+	}
+	binary.PutUvarint(buf[start:], uint64(n)+1)
+	s.ends = append(s.ends, body, len(buf))
+	return buf, nil
+}
+
+// uvarintLen is the length of v as an unsigned varint.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
