@@ -9,28 +9,31 @@ import (
 // run in the order the outcomes were decided, so a partition's callbacks
 // keep the order of its records.
 
-// outcome is a record's callback waiting to run. The record counts against
-// the buffer limits until its callback has run (as in the Java client and
+// outcome is a callback waiting to run: a record's, an event's, or those of
+// a whole acknowledged batch (recs). Records count against the buffer
+// limits until their callback has run (as in the Java client and
 // franz-go): the application's records stay bounded however slow its
 // callbacks are.
 type outcome struct {
 	cb      func(*Record, error)
 	rec     *Record
 	err     error
+	recs    []pending // an acknowledged batch's records, in order (queueBatch)
 	size    int
-	counted bool // a record's, in bufRecords (not an event's, see applyTopic)
+	counted bool // a record's or batch's, in bufRecords (not an event's, see applyTopic)
 }
 
 // cbChunk is how many callbacks run between two releases of their records'
 // buffer space.
 const cbChunk = 1024
 
-// deliver runs the callbacks queued by finish until Close stops it and the
-// queue is empty.
+// deliver runs the callbacks queued by finish and queueBatch until Close
+// stops it and the queue is empty.
 func (p *Producer) deliver() {
 	defer close(p.cbDone)
 	p.cbG.Store(goid())
 	var run []outcome
+	var ran [][]pending // batches whose callbacks ran, for putRecs
 	for {
 		p.mu.Lock()
 		for len(p.cbq) == 0 {
@@ -45,23 +48,28 @@ func (p *Producer) deliver() {
 		run, p.cbq = p.cbq, run[:0]
 		p.cbRunning = len(run)
 		p.mu.Unlock()
-		for i := 0; i < len(run); i += cbChunk {
-			chunk := run[i:min(i+cbChunk, len(run))]
-			n, size := 0, 0
-			for j := range chunk {
-				chunk[j].cb(chunk[j].rec, chunk[j].err)
-				if chunk[j].counted {
-					n, size = n+1, size+chunk[j].size
+		n, size := 0, 0
+		for i := range run {
+			o := &run[i]
+			if o.recs != nil {
+				for j := range o.recs {
+					if cb := o.recs[j].cb; cb != nil {
+						cb(o.recs[j].rec, nil)
+					}
 				}
-				chunk[j] = outcome{}
+				n, size, ran = n+len(o.recs), size+o.size, append(ran, o.recs)
+			} else {
+				o.cb(o.rec, o.err)
+				if o.counted {
+					n, size = n+1, size+o.size
+				}
 			}
-			p.mu.Lock()
-			p.bufRecords -= n
-			p.bufBytes -= size
-			p.cbRecords -= n
-			p.cbBytes -= size
-			p.signalSpace()
-			p.mu.Unlock()
+			*o = outcome{}
+			if n >= cbChunk || i == len(run)-1 {
+				p.ranCallbacks(n, size, ran)
+				clear(ran)
+				n, size, ran = 0, 0, ran[:0]
+			}
 		}
 		p.mu.Lock()
 		p.cbRunning = 0
@@ -70,20 +78,61 @@ func (p *Producer) deliver() {
 	}
 }
 
-// queueOutcome queues a callback for deliver: a record's (size > 0), which
-// leaves the buffer's count when it has run, or an event's. p.mu is held.
-func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error, size int) {
-	p.cbq = append(p.cbq, outcome{cb, r, err, size, size > 0})
-	if size > 0 {
-		p.cbRecords++
-		p.cbBytes += size
+// ranCallbacks releases the buffer space of n records of size bytes whose
+// callbacks ran, and keeps their batches' slices for reuse.
+func (p *Producer) ranCallbacks(n, size int, ran [][]pending) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bufRecords -= n
+	p.bufBytes -= size
+	p.cbRecords -= n
+	p.cbBytes -= size
+	for _, recs := range ran {
+		p.putRecs(recs)
 	}
+	p.signalSpace()
+}
+
+// queueBatch queues the callbacks of an acknowledged batch's records for
+// deliver, as one outcome, and gives recs to it (putRecs once they ran).
+// p.mu is held.
+func (p *Producer) queueBatch(recs []pending) {
+	if len(recs) == 0 {
+		return
+	}
+	size := 0
+	for i := range recs {
+		size += recs[i].size
+	}
+	if p.budget != nil {
+		p.budget.release(size)
+	}
+	p.cbq = append(p.cbq, outcome{recs: recs, size: size, counted: true})
+	p.cbRecords += len(recs)
+	p.cbBytes += size
+	p.wakeDeliver()
+	p.signalSpace() // a Flush in a callback waits for outcomes only
+}
+
+// wakeDeliver wakes deliver for the first outcome queued. p.mu is held.
+func (p *Producer) wakeDeliver() {
 	if len(p.cbq) == 1 {
 		select {
 		case p.cbWake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// queueOutcome queues a callback for deliver: a record's (size > 0), which
+// leaves the buffer's count when it has run, or an event's. p.mu is held.
+func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error, size int) {
+	p.cbq = append(p.cbq, outcome{cb: cb, rec: r, err: err, size: size, counted: size > 0})
+	if size > 0 {
+		p.cbRecords++
+		p.cbBytes += size
+	}
+	p.wakeDeliver()
 }
 
 // callbacksPending reports whether callbacks are queued or running, unless

@@ -642,9 +642,8 @@ func (p *Producer) succeed(b *batch, base int64) {
 		} else {
 			pr.rec.Offset = -1
 		}
-		p.finish(pr, nil)
 	}
-	p.putRecs(b.recs)
+	p.queueBatch(b.recs) // produce_outcome.go: their callbacks, and the slice back
 	b.recs = nil
 }
 
