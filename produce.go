@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ErrMaybePersisted wraps the error of a record whose request reached the
@@ -373,10 +374,14 @@ func (p *Producer) dropFreeRecs(i int) []pending {
 
 // putRecs keeps the pending slice of a completed batch for reuse, cleared so
 // that it holds no record. What it keeps is bounded: at most 64 slices of
-// twice maxBufferedRecords records in all, the larger ones first (they
+// twice maxBufferedRecords records in all (under a memory budget, a
+// sixteenth of it), the larger ones first (they
 // are the partitions' pending arrays). p.mu is held.
 func (p *Producer) putRecs(s []pending) {
 	limit := 2 * p.cfg.maxBufferedRecords
+	if p.budget != nil { // outside the budget: kept to a sixteenth of it
+		limit = min(limit, p.budget.max/16/int(unsafe.Sizeof(pending{})))
+	}
 	if cap(s) == 0 || cap(s) > limit {
 		return
 	}
@@ -520,15 +525,20 @@ func (p *Producer) finish(pr pending, err error) {
 	err = classify(err)
 	p.bufRecords--
 	p.bufBytes -= pr.size
+	charge := 0 // the budget's share, released by deliver after the callback
 	if p.budget != nil {
-		p.budget.release(pr.size)
+		charge = budgetCharge(pr.size)
+		if pr.cb == nil {
+			p.budget.release(charge)
+			charge = 0
+		}
 	}
 	p.signalSpace()
 	if err != nil && p.txn != nil {
 		p.txn.recordFailed(err)
 	}
 	if pr.cb != nil {
-		p.queueOutcome(pr.cb, pr.rec, err)
+		p.queueOutcome(outcome{pr.cb, pr.rec, err, charge})
 	}
 }
 

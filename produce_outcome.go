@@ -11,9 +11,10 @@ import (
 
 // outcome is a record's callback waiting to run.
 type outcome struct {
-	cb  func(*Record, error)
-	rec *Record
-	err error
+	cb     func(*Record, error)
+	rec    *Record
+	err    error
+	charge int // the record's share of the client's memory budget, released after cb
 }
 
 // deliver runs the callbacks queued by finish until Close stops it and the
@@ -38,6 +39,9 @@ func (p *Producer) deliver() {
 		p.mu.Unlock()
 		for i := range run {
 			run[i].cb(run[i].rec, run[i].err)
+			if n := run[i].charge; n > 0 {
+				p.budget.release(n) // the record is the application's again
+			}
 			run[i] = outcome{}
 		}
 		p.mu.Lock()
@@ -48,8 +52,8 @@ func (p *Producer) deliver() {
 }
 
 // queueOutcome queues a record's callback for deliver. p.mu is held.
-func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error) {
-	p.cbq = append(p.cbq, outcome{cb, r, err})
+func (p *Producer) queueOutcome(o outcome) {
+	p.cbq = append(p.cbq, o)
 	if len(p.cbq) == 1 {
 		select {
 		case p.cbWake <- struct{}{}:

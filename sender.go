@@ -66,6 +66,7 @@ type flight struct {
 	c       *conn
 	call    *call
 	buf     []byte // the encoded batches, reused once the call is done
+	charged int    // cap(buf), taken from the client's memory budget until releaseBuf
 }
 
 // releaseBuf keeps a flight's buffer for another request, once nothing can
@@ -73,6 +74,10 @@ type flight struct {
 // connection writes a request before it finishes the call). Buffers much
 // larger than a batch are left to the garbage collector.
 func (s *sink) releaseBuf(f *flight) {
+	if f.charged > 0 {
+		s.p.budget.release(f.charged)
+		f.charged = 0
+	}
 	if f.buf == nil || cap(f.buf) > 4*s.p.cfg.maxBatchBytes {
 		return
 	}
@@ -90,12 +95,22 @@ func (s *sink) releaseBuf(f *flight) {
 	f.buf = nil
 }
 
+// reqBufsKept is how many request buffers a sink keeps for reuse: one
+// per request in flight, and one under a memory budget (kept buffers are
+// outside it).
+func reqBufsKept(p *Producer) int {
+	if p.budget != nil {
+		return 1
+	}
+	return p.cfg.maxInFlight + 1
+}
+
 func (p *Producer) sinkFor(node int32) *sink {
 	s := p.brokers[node]
 	if s == nil {
 		s = &sink{p: p, node: node, queue: make(chan []*batch, p.cfg.maxInFlight+1),
 			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{}),
-			bufs: make(chan []byte, p.cfg.maxInFlight+1)}
+			bufs: make(chan []byte, reqBufsKept(p))}
 		p.brokers[node] = s
 		p.wg.Add(2)
 		go s.run()
@@ -459,6 +474,12 @@ func (s *sink) send(f *flight) error {
 			return err
 		}
 		s.ends = append(s.ends, len(f.buf))
+	}
+	if b := p.budget; b != nil {
+		// Counted while the request lives, beyond the budget if need be:
+		// its records are already in, and only its outcome frees them.
+		f.charged = cap(f.buf)
+		b.take(f.charged)
 	}
 	start := 0
 	p.mu.Lock()
