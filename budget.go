@@ -3,6 +3,7 @@ package kpax
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // This file is the client's memory budget (WithMemoryBudget): one count of
@@ -25,17 +26,31 @@ import (
 // per producer, by one batch a broker returns beyond a Fetch's max bytes
 // (KIP-74: up to the topic's max.message.bytes) per consumer and broker, and by the
 // decompression of the first partition of a Fetch, up to an eighth of the
-// budget or 1 MiB if that is more; a first batch that decompresses to more
-// than that is an error.
+// budget or 1 MiB if that is more (a first batch that decompresses to more
+// than that is an error), by the produce requests in flight (at most
+// WithMaxInFlight per broker, compressed) and by the records produced from
+// callbacks while it is full.
 //
-// Outside the budget are fixed costs: the records' own structs, produce
-// requests being encoded, compressed or in flight, codec state, pooled
-// buffers (at most an eighth of the budget) and the Go runtime's; set
-// GOMEMLIMIT too, or the heap grows past live memory before it is
-// collected. Measured on a test machine, one client producing and consuming zstd data at
-// full speed under a 64 MiB budget with GOMEMLIMIT at 96 MiB held at most
-// 66 MiB of the budget, about 160 MiB of live heap and 175-195 MiB of peak
-// RSS: the budget bounds the buffers, not yet the whole process.
+// The budget counts a record by its bytes and its own structs (its Record,
+// queue entries), from Produce until its callback has returned; a Produce
+// called from a callback does not wait for the budget, since its records
+// are what frees it. Produce requests are counted from their encoding to
+// their response, beyond the budget if need be (their records are in
+// already). A Fetch response's frame is allocated whole, within what its
+// Fetch reserved, and its decoded Records are counted with it.
+//
+// Outside the budget are fixed costs: codec state (a zstd encoder keeps a
+// 1 MiB window, about 3.5 MiB in all, at most two kept per level), kept
+// buffers (Fetch frames and pending-record arrays, a sixteenth of the
+// budget each; one request buffer per broker a producer writes to), and
+// the Go runtime's own: goroutine stacks, and the garbage the collector
+// has not reclaimed yet, which grows with the allocation rate. So the
+// process's peak RSS is the budget plus MemoryBudgetOverhead for one
+// producer and one consumer at full speed, provided the application sets
+// GOMEMLIMIT (or debug.SetMemoryLimit) to about the budget plus 32 MiB;
+// kpax sets no process-wide state. Without a memory limit the collector
+// lets the heap grow to twice what is live (GOGC=100) before it collects,
+// and the peak RSS approaches twice the budget plus the fixed costs.
 //
 // n is in bytes, at least 1 MiB; 0, the default, means no shared budget
 // (each producer and consumer keeps its own bounds: WithMaxBufferedBytes,
@@ -43,6 +58,14 @@ import (
 func WithMemoryBudget(n int) Option {
 	return func(c *config) { c.in(scopeClient, "WithMemoryBudget"); c.memBudget = n }
 }
+
+// MemoryBudgetOverhead is how far the peak RSS of a process with one
+// client under WithMemoryBudget, one producer and one consumer at full
+// speed on zstd data, may pass the budget when GOMEMLIMIT is the budget
+// plus 32 MiB (see WithMemoryBudget; TestMemoryBudgetRSS measures it: 81 to
+// 94 MiB above a 64 MiB budget on a 2-core test machine). Each further
+// producer, consumer or broker adds its kept buffers and codec state.
+const MemoryBudgetOverhead = 104 << 20
 
 // minMemoryBudget is the smallest budget WithMemoryBudget accepts.
 const minMemoryBudget = 1 << 20
@@ -150,8 +173,30 @@ func (p *Producer) admit(size int) (ok bool, freed <-chan struct{}) {
 	if p.budget == nil {
 		return true, nil
 	}
-	freed = p.budget.tryTake(size, empty)
+	charge := budgetCharge(size)
+	if freed = p.budget.tryTake(charge, empty); freed != nil && p.inCallback() {
+		// A callback's records are released after it returns: one that
+		// produces must not wait for the budget (it is what would free it).
+		p.budget.take(charge)
+		freed = nil
+	}
 	return freed == nil, freed
+}
+
+// recordOverhead is what a buffered record costs beyond its bytes
+// (recordSize): its Record, its pending entry and its queued outcome.
+const recordOverhead = int(unsafe.Sizeof(Record{}) + unsafe.Sizeof(pending{}) + unsafe.Sizeof(outcome{}))
+
+// budgetCharge is what a record of size bytes (recordSize) takes from the
+// client's memory budget from Produce until its callback has returned.
+func budgetCharge(size int) int { return size + recordOverhead }
+
+// charge is budgetCharge without a budget 0.
+func (p *Producer) charge(size int) int {
+	if p.budget == nil {
+		return 0
+	}
+	return budgetCharge(size)
 }
 
 // fetchReserveMin is the least share of the budget a Fetch starts with: a

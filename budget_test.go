@@ -170,3 +170,53 @@ func TestMemoryBudgetPipeline(t *testing.T) {
 		t.Fatalf("peak %d passed the budget %d by more than %d", peak, budget, allow)
 	}
 }
+
+// TestMemoryBudgetProduceInCallback: a Produce called from a record
+// callback (here the test's goroutine posing as the callbacks' one) does not
+// wait for a spent budget, since the records of the callbacks queued with
+// it are what would free it; the control, the same from another
+// goroutine, waits until its ctx ends.
+func TestMemoryBudgetProduceInCallback(t *testing.T) {
+	for _, inCallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inCallback=%v", inCallback), func(t *testing.T) {
+			cl, err := New(WithSeedBrokers("127.0.0.1:1"), WithMemoryBudget(1<<20), WithRetryBackoff(time.Second, time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			p, err := cl.NewProducer(WithDeliveryTimeout(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				p.Close(ctx)
+			}()
+			b := cl.cfg.budget
+			b.take(b.max)
+			defer b.release(b.max)
+			if inCallback {
+				for p.cbG.Load() == 0 { // deliver has started and said who it is
+					time.Sleep(time.Millisecond)
+				}
+				saved := p.cbG.Load()
+				p.cbG.Store(goid())
+				defer p.cbG.Store(saved)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			for i := range 2 {
+				err := p.Produce(ctx, &Record{Topic: "t", Value: make([]byte, 100)}, func(*Record, error) {})
+				switch {
+				case i == 0 && err != nil:
+					t.Fatalf("first record: %v", err)
+				case i == 1 && inCallback && err != nil:
+					t.Fatalf("second record from a callback: %v", err)
+				case i == 1 && !inCallback && !errors.Is(err, context.DeadlineExceeded):
+					t.Fatalf("control, second record: %v, want the ctx's deadline", err)
+				}
+			}
+		})
+	}
+}

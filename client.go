@@ -104,7 +104,7 @@ func New(opts ...Option) (*Client, error) {
 	cfg.budget = newMemBudget(cfg.memBudget)
 	pooled := cfg.consumer.bufferBytes
 	if cfg.budget != nil {
-		pooled = min(pooled, cfg.memBudget/8) // outside the budget: kept small
+		pooled = min(pooled, cfg.memBudget/16) // outside the budget: kept small
 	}
 	cfg.frames = newFramePool(pooled)
 	ctx, cancel := context.WithCancel(context.Background())

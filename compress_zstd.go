@@ -17,8 +17,16 @@ import (
 )
 
 var (
-	// zstdEncoders holds pooled *zstd.Encoder by zstd.EncoderLevel-1.
-	zstdEncoders [zstd.SpeedBestCompression]sync.Pool
+	// zstdEncoders holds free encoders by zstd.EncoderLevel-1: at most
+	// zstdEncodersKept each, not a sync.Pool, which the GC empties, so that
+	// a busy producer does not allocate new ones (some MiB each) after
+	// every collection.
+	zstdEncoders = func() (e [zstd.SpeedBestCompression]chan *zstd.Encoder) {
+		for i := range e {
+			e[i] = make(chan *zstd.Encoder, zstdEncodersKept)
+		}
+		return e
+	}()
 	// zstdDecoders holds pooled *zstd.Decoder with the default (no) size limit, used when a scan
 	// of the input proves that the output fits the caller's limit.
 	zstdDecoders sync.Pool
@@ -31,23 +39,37 @@ func zstdCompress(dst []byte, level int, src []byte) ([]byte, error) {
 		level = 3 // zstd's default.
 	}
 	l := zstd.EncoderLevelFromZstd(level)
-	pool := &zstdEncoders[l-1]
-	e, _ := pool.Get().(*zstd.Encoder)
-	if e == nil {
+	free := zstdEncoders[l-1]
+	var e *zstd.Encoder
+	select {
+	case e = <-free:
+	default:
 		var err error
+		// A 1 MiB window (zstd's default is 8 MiB) covers a default batch
+		// (WithMaxBatchBytes) whole, and the encoder's history, twice the
+		// window, stays 2 MiB instead of 16 (WithMemoryBudget's fixed costs).
 		e, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1),
-			zstd.WithZeroFrames(true))
+			zstd.WithZeroFrames(true), zstd.WithWindowSize(zstdEncoderWindow))
 		if err != nil {
 			return dst, fmt.Errorf("kpax: zstd: %w", err)
 		}
 	}
 	dst = e.EncodeAll(src, dst)
-	pool.Put(e)
+	select {
+	case free <- e:
+	default:
+	}
 	return dst, nil
 }
 
+// zstdEncoderWindow is the window of the encoders kpax compresses with.
+const zstdEncoderWindow = 1 << 20
+
+// zstdEncodersKept is how many free encoders of a level are kept.
+const zstdEncodersKept = 2
+
 func newZstdDecoder() (*zstd.Decoder, error) {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, fmt.Errorf("kpax: zstd: %w", err)
 	}

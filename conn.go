@@ -628,16 +628,29 @@ func (c *conn) spareFrame(n int) []byte {
 		return nil
 	}
 	c.mu.Lock()
-	var fetch bool
+	var req *FetchRequest
 	if len(c.inflight) > 0 && !c.inflight[0].raw {
-		_, fetch = c.inflight[0].req.(*FetchRequest)
+		req, _ = c.inflight[0].req.(*FetchRequest)
 	}
 	c.mu.Unlock()
-	if !fetch {
+	if req == nil {
 		return nil
 	}
-	return c.cfg.frames.get(n)
+	if b := c.cfg.frames.get(n); b != nil {
+		return b
+	}
+	if c.cfg.budget != nil && n <= int(req.MaxBytes)+fetchFrameSlack {
+		// Under a memory budget the Fetch reserved its max bytes before it
+		// was sent (reserveFetch): allocate the frame whole rather than
+		// grow it, which would leave up to as much again to the collector.
+		return make([]byte, n)
+	}
+	return nil
 }
+
+// fetchFrameSlack is what a Fetch response may hold beyond its max bytes
+// and still be allocated at once under a memory budget: its headers.
+const fetchFrameSlack = 64 << 10
 
 // readFrame reads n bytes. Into spare when it is large enough (a pooled
 // buffer: one read fills it); otherwise into a buffer grown as bytes arrive,

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // This file holds the Consumer's per-broker fetchers (see fetch.go for the
@@ -438,6 +439,9 @@ func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse, reserved int) {
 			budget -= cap(rd.scratch)
 			ch.bytes += len(p.Records) + cap(rd.scratch) // what is allocated, not only used
 		}
+	}
+	if f.c.cl.cfg.budget != nil {
+		ch.bytes += cap(ch.recs) * int(unsafe.Sizeof(Record{})) // the records themselves
 	}
 }
 

@@ -375,7 +375,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	ts.err = nil
 	if before, after := ts.n, len(tm.Partitions); before > 0 && after != before && p.cfg.onPartitions != nil {
 		f := p.cfg.onPartitions
-		p.queueOutcome(func(*Record, error) { f(topic, before, after) }, nil, nil, 0)
+		p.queueOutcome(outcome{cb: func(*Record, error) { f(topic, before, after) }})
 	}
 	ts.n = len(tm.Partitions)
 	ts.meta = tm

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ErrMaybePersisted wraps the error of a record whose request reached the
@@ -380,10 +381,14 @@ func (p *Producer) dropFreeRecs(i int) []pending {
 
 // putRecs keeps the pending slice of a completed batch for reuse, cleared so
 // that it holds no record. What it keeps is bounded: at most 64 slices of
-// maxBufferedRecords records in all, the larger ones first (they
-// are the partitions' pending arrays). p.mu is held.
+// maxBufferedRecords records in all (under a memory budget, a sixteenth
+// of it), the larger ones first (they are the partitions' pending arrays).
+// p.mu is held.
 func (p *Producer) putRecs(s []pending) {
 	limit := p.cfg.maxBufferedRecords
+	if p.budget != nil { // outside the budget: kept to a sixteenth of it
+		limit = min(limit, p.budget.max/16/int(unsafe.Sizeof(pending{})))
+	}
 	if cap(s) == 0 || cap(s) > limit {
 		return
 	}
@@ -530,16 +535,17 @@ func (p *Producer) Close(ctx context.Context) error {
 // callback (run by deliver, outside the lock). p.mu is held.
 func (p *Producer) finish(pr pending, err error) {
 	err = classify(err)
-	if p.budget != nil {
-		p.budget.release(pr.size)
-	}
 	if err != nil && p.txn != nil {
 		p.txn.recordFailed(err)
 	}
 	if pr.cb != nil {
-		p.queueOutcome(pr.cb, pr.rec, err, pr.size) // counted until it has run
-		p.signalSpace()                             // a Flush in a callback waits for outcomes only
+		// Counted, and its share of the budget held, until it has run.
+		p.queueOutcome(outcome{cb: pr.cb, rec: pr.rec, err: err, size: pr.size, counted: true, charge: p.charge(pr.size)})
+		p.signalSpace() // a Flush in a callback waits for outcomes only
 		return
+	}
+	if p.budget != nil {
+		p.budget.release(budgetCharge(pr.size))
 	}
 	p.bufRecords--
 	p.bufBytes -= pr.size

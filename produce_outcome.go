@@ -21,10 +21,11 @@ type outcome struct {
 	recs    []pending // an acknowledged batch's records, in order (queueBatch)
 	size    int
 	counted bool // a record's or batch's, in bufRecords (not an event's, see applyTopic)
+	charge  int  // its share of the client's memory budget, released after the callbacks
 }
 
-// cbChunk is how many callbacks run between two releases of their records'
-// buffer space.
+// cbChunk is how many single callbacks run between two releases of their
+// records' buffer space (a batch's is released after its callbacks).
 const cbChunk = 1024
 
 // deliver runs the callbacks queued by finish and queueBatch until Close
@@ -48,7 +49,7 @@ func (p *Producer) deliver() {
 		run, p.cbq = p.cbq, run[:0]
 		p.cbRunning = len(run)
 		p.mu.Unlock()
-		n, size := 0, 0
+		n, size, charge := 0, 0, 0
 		for i := range run {
 			o := &run[i]
 			if o.recs != nil {
@@ -58,17 +59,20 @@ func (p *Producer) deliver() {
 					}
 				}
 				n, size, ran = n+len(o.recs), size+o.size, append(ran, o.recs)
+				charge += o.charge
 			} else {
 				o.cb(o.rec, o.err)
 				if o.counted {
 					n, size = n+1, size+o.size
 				}
+				charge += o.charge
 			}
+			batch := o.recs != nil
 			*o = outcome{}
-			if n >= cbChunk || i == len(run)-1 {
-				p.ranCallbacks(n, size, ran)
+			if batch || n >= cbChunk || i == len(run)-1 {
+				p.ranCallbacks(n, size, charge, ran)
 				clear(ran)
-				n, size, ran = 0, 0, ran[:0]
+				n, size, charge, ran = 0, 0, 0, ran[:0]
 			}
 		}
 		p.mu.Lock()
@@ -79,8 +83,12 @@ func (p *Producer) deliver() {
 }
 
 // ranCallbacks releases the buffer space of n records of size bytes whose
-// callbacks ran, and keeps their batches' slices for reuse.
-func (p *Producer) ranCallbacks(n, size int, ran [][]pending) {
+// callbacks ran, and their charge of the budget (the records are the
+// application's again), and keeps their batches' slices for reuse.
+func (p *Producer) ranCallbacks(n, size, charge int, ran [][]pending) {
+	if charge > 0 {
+		p.budget.release(charge)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.bufRecords -= n
@@ -104,10 +112,11 @@ func (p *Producer) queueBatch(recs []pending) {
 	for i := range recs {
 		size += recs[i].size
 	}
+	charge := 0
 	if p.budget != nil {
-		p.budget.release(size)
+		charge = size + len(recs)*recordOverhead // budgetCharge of each
 	}
-	p.cbq = append(p.cbq, outcome{recs: recs, size: size, counted: true})
+	p.cbq = append(p.cbq, outcome{recs: recs, size: size, counted: true, charge: charge})
 	p.cbRecords += len(recs)
 	p.cbBytes += size
 	p.wakeDeliver()
@@ -124,13 +133,13 @@ func (p *Producer) wakeDeliver() {
 	}
 }
 
-// queueOutcome queues a callback for deliver: a record's (size > 0), which
+// queueOutcome queues a callback for deliver: a record's (counted), which
 // leaves the buffer's count when it has run, or an event's. p.mu is held.
-func (p *Producer) queueOutcome(cb func(*Record, error), r *Record, err error, size int) {
-	p.cbq = append(p.cbq, outcome{cb: cb, rec: r, err: err, size: size, counted: size > 0})
-	if size > 0 {
+func (p *Producer) queueOutcome(o outcome) {
+	p.cbq = append(p.cbq, o)
+	if o.counted {
 		p.cbRecords++
-		p.cbBytes += size
+		p.cbBytes += o.size
 	}
 	p.wakeDeliver()
 }

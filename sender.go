@@ -56,9 +56,10 @@ type sink struct {
 
 	abandoned []*flight // left when the producer closed; p.mu
 
-	enc  BatchEncoder // run's encoder, with its compression scratch
-	ends []int        // run's scratch: where each batch's bytes start and end in buf
-	bufs chan []byte  // request buffers free for reuse
+	enc   BatchEncoder // run's encoder, with its compression scratch
+	ends  []int        // run's scratch: where each batch's bytes start and end in buf
+	ratio float64      // run's: the last compressed frame's size estimate ratio (sender_frame.go)
+	bufs  chan []byte  // request buffers free for reuse
 }
 
 type flight struct {
@@ -66,12 +67,17 @@ type flight struct {
 	c       *conn
 	call    *call
 	buf     []byte // the request's frame until it is queued (sender_frame.go)
+	charged int    // the frame's size, taken from the client's memory budget until releaseBuf
 }
 
 // releaseBuf keeps the buffer of a flight whose request was never queued
 // for another request (a queued one's goes back from the connection's
 // writer once written, see conn.sendFrame).
 func (s *sink) releaseBuf(f *flight) {
+	if f.charged > 0 {
+		s.p.budget.release(f.charged)
+		f.charged = 0
+	}
 	if f.buf == nil {
 		return
 	}
@@ -82,12 +88,22 @@ func (s *sink) releaseBuf(f *flight) {
 	f.buf = nil
 }
 
+// reqBufsKept is how many request buffers a sink keeps for reuse (the
+// writer gives a frame back once written): two, and one under a memory
+// budget (kept buffers are outside it).
+func reqBufsKept(p *Producer) int {
+	if p.budget != nil {
+		return 1
+	}
+	return 2 // one being written, one being encoded
+}
+
 func (p *Producer) sinkFor(node int32) *sink {
 	s := p.brokers[node]
 	if s == nil {
 		s = &sink{p: p, node: node, queue: make(chan []*batch, p.cfg.maxInFlight+1),
 			flights: make(chan *flight, p.cfg.maxInFlight+1), stopc: make(chan struct{}),
-			bufs: make(chan []byte, 2)} // one being written, one being encoded
+			bufs: make(chan []byte, reqBufsKept(p))}
 		p.brokers[node] = s
 		p.wg.Add(2)
 		go s.run()
@@ -434,6 +450,13 @@ func (s *sink) send(f *flight) error {
 	// (sender_frame.go), read from the pending records.
 	if err := s.encodeProduce(f, req, frameEncoding{version: v, flex: req.IsFlexible(v), attrs: attrs, idempotent: idempotent}); err != nil {
 		return err
+	}
+	if b := p.budget; b != nil {
+		// Counted while the request lives (until its response,
+		// releaseBuf), beyond the budget if need be: its records are
+		// already in, and only its outcome frees them.
+		f.charged = cap(f.buf)
+		b.take(f.charged)
 	}
 	call, err := c.sendFrame(ctx, req, v, expectsNoResponse(req), f.buf, s.bufs)
 	if err != nil {

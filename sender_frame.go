@@ -19,20 +19,32 @@ import (
 // the size (4 bytes), the API key (2) and the version (2).
 const produceFrameCorr = 8
 
-// frameBudget is what a request of the batches may take, encoded: their
-// records' buffered sizes (recordSize, more than a record's encoding takes)
-// and a batch header and partition entry each, plus the request's own
-// fields. Compressed batches take less; a batch that compression makes
-// larger only grows the buffer.
-func (p *Producer) frameBudget(bs []*batch) int {
-	n := 128 + len(p.cl.cfg.clientID)
+// frameSize is what a request of the batches is likely to take, encoded:
+// the request's own fields, a batch header and partition entry each, and
+// their records' buffered sizes (recordSize, more than a record's encoding
+// takes), scaled by the sink's last compression ratio when compressed. A
+// frame that needs more only grows its buffer.
+func (s *sink) frameSize(bs []*batch) (n, data int) {
+	p := s.p
+	n = 128 + len(p.cl.cfg.clientID)
 	if p.txn != nil {
 		n += len(p.txn.id)
 	}
 	for _, b := range bs {
-		n += b.bytes + 96 + len(b.ps.tp.topic)
+		n, data = n+96+len(b.ps.tp.topic), data+b.bytes
 	}
-	return n
+	if p.cfg.compression == CompressionNone || s.ratio == 0 {
+		return n + data, data
+	}
+	return n + int(float64(data)*s.ratio), data
+}
+
+// noteRatio keeps a compressed frame's size over its records' buffered
+// sizes (with a quarter more, at most 1) for the next frame's estimate.
+func (s *sink) noteRatio(frame, data int) {
+	if s.p.cfg.compression != CompressionNone && data > 0 {
+		s.ratio = min(1, max(1.0/256, 1.25*float64(frame)/float64(data)))
+	}
 }
 
 // frameBuf returns an empty buffer with room for n bytes: the sink's free
@@ -72,7 +84,8 @@ type frameEncoding struct {
 // batch in the frame.
 func (s *sink) encodeProduce(f *flight, req *ProduceRequest, e frameEncoding) error {
 	p := s.p
-	buf := s.frameBuf(p.frameBudget(f.batches))
+	size, data := s.frameSize(f.batches)
+	buf := s.frameBuf(size)
 	buf = appendRequestHeader(buf, req, e.version, 0, p.cl.cfg.clientID)
 	v, flex := e.version, e.flex
 	if v >= 3 {
@@ -111,6 +124,7 @@ func (s *sink) encodeProduce(f *flight, req *ProduceRequest, e frameEncoding) er
 		buf = append(buf, 0)
 	}
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	s.noteRatio(len(buf), data)
 	f.buf = buf
 	k = 0
 	for i := range req.TopicData {

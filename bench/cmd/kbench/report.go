@@ -81,6 +81,10 @@ func workloadName(s *Spec) string {
 		return fmt.Sprintf("group consume p%d", s.Partitions)
 	case "txnproduce":
 		return fmt.Sprintf("txn produce %v p%d", s.TxnInterval, s.Partitions) // as runs.go names it
+	case "budget":
+		return fmt.Sprintf("budget %s p%d", s.Compression, s.Partitions) // as budget.go names it
+	case "parallel":
+		return fmt.Sprintf("parallel c%d p%d", s.Goroutines, s.Partitions)
 	}
 	return fmt.Sprintf("latency %dk/s", s.Rate/1000)
 }
@@ -331,6 +335,19 @@ How it is measured (bench/cmd/kbench):
   ` + "`BeginTransaction`, `Produce`, `Flush`, `EndTransaction(TryCommit)`" + `), for the measured time
   (` + "`-txn-duration`" + `, 5 s; N records if 0), after a warm-up of the produce runs' size; acks=all,
   idempotent, no compression, linger 5 ms, 6 partitions. The commit's flush and requests count in the time.
+- **Memory budget** (real broker, kpax and franz-go, one repetition): one client produces the 100-byte
+  values with zstd from one goroutine as fast as it can to 6 partitions and consumes them back at once
+  (from the end of the topic at the start), for 5 s; records/s counts records produced plus consumed.
+  kpax runs under ` + "`WithMemoryBudget(64 MiB)`" + `; franz-go, which has no such bound, under its nearest
+  limits, ` + "`MaxBufferedBytes(32 MiB)`, `FetchMaxBytes(32 MiB)`, `MaxConcurrentFetches(1)`" + `: compressed
+  bytes, since franz-go cannot bound what fetched batches decompress to. Both set the same memory limit
+  (` + "`debug.SetMemoryLimit`" + `, 96 MiB, the budget plus 32 MiB). Peak RSS is the figure to compare.
+- **Parallel processing** (real broker, kpax and franz-go, one repetition): a group consumer works through
+  a topic of 12 partitions holding 250,000 records keyed over 1024 keys; the handler sleeps 1 ms per record;
+  at most 1, 8 or 64 handlers at once; records/s over 3 s from the first record. kpax runs
+  ` + "`GroupConsumer.Process`" + ` (by key); franz-go the pattern users write by hand, a goroutine per assigned
+  partition handling its records in order under a semaphore, marking them for commit (` + "`AutoCommitMarks`" + `),
+  so its parallelism stops at the partitions it has.
 - **Metrics:** records/s; CPU ns per record = user+system time of the client's process (getrusage
   RUSAGE_SELF) over the measured interval divided by N; allocations and bytes per record from
   runtime.MemStats (Mallocs, TotalAlloc), so the benchmark's own record structs count too, as in an

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ const (
 
 type workload struct {
 	name string
+	reps int // repetitions, if not o.reps (budget.go's short runs)
 	spec Spec
 }
 
@@ -74,6 +76,9 @@ func workloads(broker string, o *options) []workload {
 					Linger: lingerThroughput, Goroutines: 1, TxnInterval: d, Duration: o.txnDur}})
 		}
 	}
+	if broker == "kafka" {
+		ws = append(ws, budgetWorkloads()...)
+	}
 	var out []workload
 	for _, w := range ws {
 		if o.only == nil || o.only.MatchString(w.name) {
@@ -99,6 +104,8 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 	case "latency":
 		s.Warmup = 1000
 		s.N = 0
+	case "parallel":
+		s.N = parallelFill
 	}
 }
 
@@ -123,19 +130,26 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 			if err := createTopic(admin, w.spec.Topic, w.spec.Partitions); err != nil {
 				return results, err
 			}
-			if w.spec.Kind == "consume" || w.spec.Kind == "group" {
+			if k := w.spec.Kind; k == "consume" || k == "group" || k == "parallel" {
 				if err := fillTopic(admin, &w.spec, w.spec.N); err != nil {
 					return results, fmt.Errorf("filling %s: %v", w.spec.Topic, err)
 				}
 			}
 		}
-		for rep := 0; rep < o.reps; rep++ {
+		reps := o.reps
+		if w.reps > 0 {
+			reps = min(reps, w.reps)
+		}
+		for rep := 0; rep < reps; rep++ {
 			for i := range o.clients {
 				// Rotate the order so that no client always runs first.
 				client := o.clients[(i+rep)%len(o.clients)]
 				s := w.spec
 				s.Client = client
-				if s.Kind == "group" {
+				if !clientRuns(&s) {
+					continue
+				}
+				if s.Kind == "group" || s.Kind == "parallel" {
 					s.Group = fmt.Sprintf("%s-%s-%d", s.Topic, client, rep)
 				}
 				t0 := time.Now()
@@ -213,7 +227,11 @@ func fillTopic(cl *kpax.Client, s *Spec, n int) error {
 	ch := c.expect(int64(n))
 	cb := func(_ *kpax.Record, err error) { c.add(1, err) }
 	for i := 0; i < n; i++ {
-		if err := p.Produce(ctx, &kpax.Record{Topic: s.Topic, Value: vals[i%len(vals)]}, cb); err != nil {
+		r := &kpax.Record{Topic: s.Topic, Value: vals[i%len(vals)]}
+		if s.Kind == "parallel" {
+			r.Key = strconv.AppendInt(nil, int64(i%parallelKeys), 10)
+		}
+		if err := p.Produce(ctx, r, cb); err != nil {
 			return err
 		}
 	}

@@ -246,6 +246,10 @@ func runChild(args []string) error {
 		err = runConsume(ctx, impl.newConsumer, &s, &res)
 	case "group":
 		err = runConsume(ctx, groups[s.Client], &s, &res)
+	case "budget":
+		err = runBudget(ctx, &s, &res)
+	case "parallel":
+		err = runParallel(ctx, &s, &res)
 	default:
 		err = fmt.Errorf("unknown kind %q", s.Kind)
 	}
