@@ -363,7 +363,10 @@ func (p *Producer) takeRecs(n int) []pending {
 		}
 	}
 	if best < 0 {
-		return make([]pending, 0, max(n, 256))
+		// As large as asked (a batch's records), and a pending run's
+		// from 16 (many partitions make many small runs; a run that
+		// grows doubles, into free slices once there are some).
+		return make([]pending, 0, max(n, 16))
 	}
 	return p.dropFreeRecs(best)
 }

@@ -58,7 +58,7 @@ func (s *sink) frameBuf(n int) []byte {
 		}
 	default:
 	}
-	return make([]byte, 0, n)
+	return make([]byte, 0, n+n/4) // room for the next, if a little larger
 }
 
 // sortByTopic orders a request's batches by topic, so that each topic's

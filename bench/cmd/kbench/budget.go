@@ -57,7 +57,7 @@ const parallelFill = 250_000
 // clientRuns reports whether s's client runs s's workload: only kpax and
 // franz-go run this file's.
 func clientRuns(s *Spec) bool {
-	return s.Kind != "budget" && s.Kind != "parallel" || s.Client == "kpax" || s.Client == "franz-go"
+	return s.Kind != "budget" && s.Kind != "parallel" && s.Kind != "scale" || s.Client == "kpax" || s.Client == "franz-go"
 }
 
 // budgetWorkloads are the runs of this file, for the real broker only.

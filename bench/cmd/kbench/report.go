@@ -85,6 +85,8 @@ func workloadName(s *Spec) string {
 		return fmt.Sprintf("budget %s p%d", s.Compression, s.Partitions) // as budget.go names it
 	case "parallel":
 		return fmt.Sprintf("parallel c%d p%d", s.Goroutines, s.Partitions)
+	case "scale":
+		return s.Name // scale.go
 	}
 	return fmt.Sprintf("latency %dk/s", s.Rate/1000)
 }

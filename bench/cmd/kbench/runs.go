@@ -79,6 +79,9 @@ func workloads(broker string, o *options) []workload {
 	if broker == "kafka" {
 		ws = append(ws, budgetWorkloads()...)
 	}
+	if broker == "sink" {
+		ws = append(ws, scaleWorkloads()...) // scale.go
+	}
 	var out []workload
 	for _, w := range ws {
 		if o.only == nil || o.only.MatchString(w.name) {
@@ -106,6 +109,9 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 		s.N = 0
 	case "parallel":
 		s.N = parallelFill
+	case "scale":
+		s.Warmup = min(max(o.n/100, 1000), 10_000)
+		fillScale(s)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -46,6 +45,8 @@ type Spec struct {
 	FetchPartMax  int           `json:"fetch_max_partition_bytes"`
 	FetchMaxWait  time.Duration `json:"fetch_max_wait"`
 	TxnInterval   time.Duration `json:"txn_interval,omitempty"` // txnproduce: how long each transaction takes records
+	ValueSize     int           `json:"value_size,omitempty"`   // scale: bytes per value (0: 100)
+	Name          string        `json:"name,omitempty"`         // scale: the workload's name
 }
 
 // Result is what a child reports.
@@ -77,22 +78,7 @@ func (r *Result) BytesPerRec() float64 { return float64(r.AllocBytes) / float64(
 
 // payloads returns the 4096 distinct 100-byte values every client sends: 30
 // random bytes and 70 bytes of repeated text, from a fixed seed.
-func payloads() [][]byte {
-	rng := rand.New(rand.NewSource(7))
-	const text = "kpax benchmark payload, the same for every client. "
-	vals := make([][]byte, 4096)
-	for i := range vals {
-		v := make([]byte, 100)
-		for j := range v {
-			v[j] = text[(i+j)%len(text)]
-		}
-		for _, j := range rng.Perm(100)[:30] {
-			v[j] = byte(rng.Intn(256))
-		}
-		vals[i] = v
-	}
-	return vals
-}
+func payloads() [][]byte { return payloadsOf(100) }
 
 // producer is one client's producer. send queues one record per value,
 // values[k] having sequence number first+k; each record's outcome calls the
@@ -234,9 +220,18 @@ func runChild(args []string) error {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if path := os.Getenv("KBENCH_MEMPROFILE"); path != "" { // allocations, for profiling one run by hand
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, s.Client, *rep)); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	var err error
 	switch s.Kind {
-	case "produce":
+	case "produce", "scale":
 		err = runProduce(ctx, impl, &s, &res)
 	case "latency":
 		err = runLatency(ctx, impl, &s, &res)
@@ -283,7 +278,7 @@ func warmup(ctx context.Context, p producer, c *counter, vals [][]byte, n, first
 }
 
 func runProduce(ctx context.Context, impl clientImpl, s *Spec, res *Result) error {
-	vals := payloads()
+	vals := payloadsOf(s.ValueSize)
 	var c counter
 	p, err := impl.newProducer(s, func(_ int, err error) { c.add(1, err) }, false)
 	if err != nil {
