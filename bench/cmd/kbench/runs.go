@@ -117,8 +117,19 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 
 func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Result, error) {
 	ws := workloads(broker, o)
-	total := len(ws) * o.reps * len(o.clients)
-	fmt.Printf("== %s broker at %s: %d workloads x %d reps x %d clients = %d runs (N=%d)\n",
+	total := 0
+	for _, w := range ws {
+		reps := o.reps
+		if w.reps > 0 {
+			reps = min(reps, w.reps)
+		}
+		for _, c := range o.clients {
+			if s := (Spec{Kind: w.spec.Kind, Client: c}); clientRuns(&s) {
+				total += reps
+			}
+		}
+	}
+	fmt.Printf("== %s broker at %s: %d workloads, up to %d reps, %d clients: %d runs (N=%d)\n",
 		broker, addr, len(ws), o.reps, len(o.clients), total, o.n)
 	var admin *kpax.Client
 	if broker == "kafka" {
