@@ -3,6 +3,7 @@ package kpax
 import (
 	"cmp"
 	"encoding/binary"
+	"net"
 	"slices"
 )
 
@@ -13,7 +14,8 @@ import (
 // so copied once, from the Record into the frame, and the frame is written
 // as it is; a request of the generated encoder (appendRequest) would copy
 // every batch again. TestProduceFrame holds the two to the same bytes for
-// every Produce version.
+// every Produce version. The connection writes such frames from where they
+// are (frameWriter, below), between the requests it encodes itself.
 
 // produceFrameCorr is where a request frame holds its correlation ID: after
 // the size (4 bytes), the API key (2) and the version (2).
@@ -193,4 +195,71 @@ func uvarintLen(v uint64) int {
 		n++
 	}
 	return n
+}
+
+// frameWriter gathers the frames of the requests written together: the
+// ones it encodes go into one buffer, the ones encoded by their callers
+// (call.pre) are written from where they are, in between (writev).
+type frameWriter struct {
+	buf  []byte
+	pres []*call // calls with pre-encoded frames, after buf[:at[i]] (their order)
+	at   []int
+	vecs net.Buffers
+}
+
+func (w *frameWriter) reset() {
+	if cap(w.buf) > 4*readChunk {
+		w.buf = nil // do not pin a huge buffer after one big request
+	}
+	w.buf, w.pres, w.at = w.buf[:0], w.pres[:0], w.at[:0]
+}
+
+// add adds a call's frame, with its correlation ID, and returns its size.
+func (w *frameWriter) add(cl *call, clientID string) int {
+	switch {
+	case cl.raw:
+		w.buf = appendInt32(w.buf, int32(len(cl.token)))
+		w.buf = append(w.buf, cl.token...)
+		return 4 + len(cl.token)
+	case cl.pre != nil:
+		binary.BigEndian.PutUint32(cl.pre[produceFrameCorr:], uint32(cl.corr))
+		w.pres, w.at = append(w.pres, cl), append(w.at, len(w.buf))
+		return len(cl.pre)
+	}
+	start := len(w.buf)
+	w.buf = appendRequest(w.buf, cl.req, cl.version, cl.corr, clientID)
+	return len(w.buf) - start
+}
+
+// writeTo writes the frames in order, in one write if it can.
+func (w *frameWriter) writeTo(nc net.Conn) error {
+	if len(w.pres) == 0 {
+		_, err := nc.Write(w.buf)
+		return err
+	}
+	from := 0
+	for i, cl := range w.pres {
+		if w.at[i] > from {
+			w.vecs = append(w.vecs, w.buf[from:w.at[i]])
+		}
+		w.vecs, from = append(w.vecs, cl.pre), w.at[i]
+	}
+	if from < len(w.buf) {
+		w.vecs = append(w.vecs, w.buf[from:])
+	}
+	all := w.vecs[:len(w.vecs):len(w.vecs)]
+	v := w.vecs
+	_, err := v.WriteTo(nc)
+	clear(all) // hold no frame once written
+	for _, cl := range w.pres {
+		pre := cl.pre
+		cl.pre = nil
+		select {
+		case cl.preFree <- pre[:0]:
+		default:
+		}
+	}
+	clear(w.pres)
+	w.vecs = all[:0]
+	return err
 }
