@@ -210,3 +210,129 @@ func TestHooksSeeEveryRequest(t *testing.T) {
 		}
 	}
 }
+
+// hookLog keeps what a client's Hooks saw.
+type hookLog struct {
+	mu       sync.Mutex
+	connects map[string]int // by "node addr", successful dials
+	failed   []error        // failed dials
+	reqs     []RequestInfo
+}
+
+func (h *hookLog) hooks() Hooks {
+	return Hooks{
+		OnConnect: func(node int32, addr string, err error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if err != nil {
+				h.failed = append(h.failed, err)
+				return
+			}
+			h.connects[fmt.Sprint(node, " ", addr)]++
+		},
+		OnRequest: func(ri RequestInfo) {
+			h.mu.Lock()
+			h.reqs = append(h.reqs, ri)
+			h.mu.Unlock()
+		},
+	}
+}
+
+// seen returns how many requests of the API key the hooks saw succeed.
+func (h *hookLog) seen(key int16) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, ri := range h.reqs {
+		if ri.APIKey == key && ri.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIntegrationHooksSeeEveryPart: on the real brokers, the hooks see every
+// part of a cycle of creating a topic, producing, joining a group (the
+// classic protocol, and on 4.x the consumer protocol), consuming,
+// committing, heartbeating and leaving: each request with its broker, bytes,
+// latency and response, and a successful dial of each connection a request
+// went through.
+func TestIntegrationHooksSeeEveryPart(t *testing.T) {
+	for name, addr := range testBrokers(t) {
+		protocols := map[string]GroupProtocol{"classic": ClassicGroupProtocol}
+		if name == "4.x" {
+			protocols["consumer"] = ConsumerGroupProtocol
+		}
+		for pname, protocol := range protocols {
+			t.Run(name+"/"+pname, func(t *testing.T) {
+				want := []int16{apiKeyApiVersions, apiKeyMetadata, apiKeyCreateTopics, apiKeyInitProducerId, apiKeyProduce,
+					apiKeyFindCoordinator, apiKeyOffsetFetch, apiKeyListOffsets, apiKeyFetch, apiKeyOffsetCommit}
+				heartbeat := int16(apiKeyConsumerGroupHeartbeat)
+				if protocol == ClassicGroupProtocol {
+					heartbeat = apiKeyHeartbeat
+					want = append(want, apiKeyJoinGroup, apiKeySyncGroup, apiKeyHeartbeat, apiKeyLeaveGroup)
+				} else {
+					want = append(want, apiKeyConsumerGroupHeartbeat)
+				}
+				hl := &hookLog{connects: map[string]int{}}
+				cl := newGroupTestClient(t, addr, WithHooks(hl.hooks()))
+				hooksCycle(t, cl, protocol, func() int { return hl.seen(heartbeat) })
+				hl.mu.Lock()
+				defer hl.mu.Unlock()
+				if len(hl.failed) > 0 {
+					t.Errorf("failed dials: %v", hl.failed)
+				}
+				byKey := map[int16]int{}
+				for _, ri := range hl.reqs {
+					if ri.Err != nil {
+						continue // e.g. a Fetch in flight when the consumer closed
+					}
+					byKey[ri.APIKey]++
+					if ri.BytesWritten <= 0 || ri.BytesRead <= 0 || ri.Latency <= 0 || ri.Addr == "" ||
+						ri.Response == nil || ri.Response.APIKey() != ri.APIKey {
+						t.Errorf("%s v%d: %+v, want bytes both ways, a latency, the broker and the response", APIName(ri.APIKey), ri.Version, ri)
+					}
+					if hl.connects[fmt.Sprint(ri.NodeID, " ", ri.Addr)] == 0 {
+						t.Errorf("%s went to node %d at %s, which OnConnect never saw", APIName(ri.APIKey), ri.NodeID, ri.Addr)
+					}
+				}
+				for _, key := range want {
+					if byKey[key] == 0 {
+						t.Errorf("hooks saw no %s request", APIName(key))
+					}
+				}
+				t.Logf("%d requests (%d kinds); dials by broker: %v", len(hl.reqs), len(byKey), hl.connects)
+			})
+		}
+	}
+}
+
+// hooksCycle creates a topic, produces to it and consumes it back with a
+// group member of the protocol, commits, waits for a heartbeat after the
+// commit (heartbeats counts them) and closes the member.
+func hooksCycle(t *testing.T, cl *Client, protocol GroupProtocol, heartbeats func() int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topic := createTestTopic(t, cl, 2)
+	produceSpread(t, cl, topic, 2, 5, "h")
+	g, err := cl.NewGroupConsumer("g-"+topic, []string{topic}, fastGroup(WithGroupProtocol(protocol), WithStartOffset(Earliest()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < 10; {
+		f, err := g.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(f.Records)
+	}
+	if err := g.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := heartbeats()
+	waitUntil(t, 20*time.Second, "a heartbeat", func() bool { return heartbeats() > n })
+	if err := g.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

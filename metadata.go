@@ -93,12 +93,20 @@ func newMetadataCache(cl *Client) *metadataCache {
 
 // refresh reloads the metadata of the wanted topics (and of topics, added to
 // them). A refresh already running is joined instead of starting another,
-// and refreshes are at least the min age apart.
+// and refreshes are at least the min age apart, but for one that asks for a
+// topic never asked for before: nothing is cached to be refreshed too often,
+// so it runs at once (a group consumer's first lookup of its topics comes
+// right after the lookup of its coordinator). Asking again for that topic
+// respects the min age, so that retries cannot storm.
 func (m *metadataCache) refresh(ctx context.Context, topics ...string) error {
+	first := false // some topic is asked for the first time
 	for attempt := 0; ; attempt++ {
 		m.mu.Lock()
 		for _, t := range topics {
-			m.wanted[t] = true
+			if !m.wanted[t] {
+				first = true
+				m.wanted[t] = true
+			}
 		}
 		if ch := m.refreshing; ch != nil {
 			m.mu.Unlock()
@@ -116,6 +124,9 @@ func (m *metadataCache) refresh(ctx context.Context, topics ...string) error {
 			return err
 		}
 		wait := m.cl.cfg.metadataMinAge - time.Since(m.updated)
+		if first {
+			wait = 0
+		}
 		ch := make(chan struct{})
 		m.refreshing = ch
 		want := make([]string, 0, len(m.wanted))

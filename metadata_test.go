@@ -89,3 +89,77 @@ func TestMetadataRebootstrap(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataNewTopicSkipsMinAge: a lookup of a topic the client has never
+// looked up asks the broker at once, though the cache was refreshed less
+// than the min age ago (a group consumer looks its topics up right after
+// the metadata load that found its coordinator). The controls: a known
+// topic's refresh, and the retry of a new topic that came back unknown,
+// still wait for the min age, so that retries cannot storm.
+func TestMetadataNewTopicSkipsMinAge(t *testing.T) {
+	const minAge = time.Minute // far beyond each case's deadline
+	tests := []struct {
+		name      string
+		lookup    func(ctx context.Context, cl *Client) error
+		waits     bool  // the lookup waits for the min age: it fails at the deadline
+		wantAsked int32 // Metadata requests after the first load
+	}{
+		{"new topic: at once", func(ctx context.Context, cl *Client) error {
+			_, err := cl.meta.topic(ctx, "b")
+			return err
+		}, false, 1},
+		{"two new topics, one after the other", func(ctx context.Context, cl *Client) error {
+			if _, err := cl.meta.topic(ctx, "b"); err != nil {
+				return err
+			}
+			_, err := cl.meta.topic(ctx, "c")
+			return err
+		}, false, 2},
+		{"control: known topic waits", func(ctx context.Context, cl *Client) error {
+			cl.meta.invalidate()
+			_, err := cl.meta.topic(ctx, "a")
+			return err
+		}, true, 0},
+		{"control: a new topic's retry waits", func(ctx context.Context, cl *Client) error {
+			_, err := cl.meta.topic(ctx, "missing") // unknown, retriable: asked again
+			return err
+		}, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked atomic.Int32
+			fc := newFakeCluster(t, 1, func(req Request, _ int16) Response {
+				r, ok := req.(*MetadataRequest)
+				if !ok {
+					return nil
+				}
+				asked.Add(1)
+				for _, tp := range r.Topics {
+					if deref(tp.Name) == "missing" {
+						return &MetadataResponse{ControllerID: 1, Topics: []MetadataResponseTopic{
+							{Name: tp.Name, ErrorCode: ErrUnknownTopicOrPartition.code}}}
+					}
+				}
+				return nil // the fake's own answer: every topic, one partition
+			})
+			cl := newTestClient(t, fc.addr(), WithMetadataMinAge(minAge))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := cl.meta.topic(ctx, "a"); err != nil {
+				t.Fatalf("first load: %v", err)
+			}
+			asked.Store(0)
+			lctx, lcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer lcancel()
+			start := time.Now()
+			err := tt.lookup(lctx, cl)
+			if (err != nil) != tt.waits || tt.waits && lctx.Err() == nil {
+				t.Fatalf("lookup: %v (deadline passed: %v), want it to wait for the min age: %v", err, lctx.Err() != nil, tt.waits)
+			}
+			if got := asked.Load(); got != tt.wantAsked {
+				t.Errorf("Metadata asked %d times, want %d", got, tt.wantAsked)
+			}
+			t.Logf("lookup: %v after %v, Metadata asked %d times", err, time.Since(start).Round(time.Millisecond), asked.Load())
+		})
+	}
+}

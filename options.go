@@ -326,7 +326,9 @@ func WithMetadataMaxAge(d time.Duration) Option {
 }
 
 // WithMetadataMinAge sets the shortest time between two metadata refreshes,
-// however many errors ask for one. Default: 100ms. Client option.
+// however many errors ask for one. A lookup of a topic the client has never
+// looked up does not wait for it (its retries do). Default: 100ms. Client
+// option.
 func WithMetadataMinAge(d time.Duration) Option {
 	return func(c *config) { c.in(scopeClient, "WithMetadataMinAge"); c.metadataMinAge = d }
 }
