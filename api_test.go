@@ -284,8 +284,16 @@ func TestPartitionLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.partitionLimit(); got != tt.want {
+		if got := p.partitionLimit(nil); got != tt.want {
 			t.Errorf("%s: partition limit %d, want %d", tt.name, got, tt.want)
+		}
+		// A partition not yet acknowledged under the producer ID.
+		fresh := tt.want
+		if p.cfg.idempotent {
+			fresh = 1
+		}
+		if got := p.partitionLimit(&partState{}); got != fresh {
+			t.Errorf("%s: partition limit before the first ack %d, want %d", tt.name, got, fresh)
 		}
 		p.Close(context.Background())
 	}

@@ -189,7 +189,7 @@ func (p *Producer) collect() time.Duration {
 		// change, what is in flight to the former leader ends first, lest
 		// the new one get later batches before earlier ones (refused as
 		// out of order, or appended out of order without idempotence).
-		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit() || (ps.inflight > 0 && ps.sentTo != ps.leader) {
+		if s.inflight >= p.cfg.maxInFlight || ps.inflight >= p.partitionLimit(ps) || (ps.inflight > 0 && ps.sentTo != ps.leader) {
 			if !ps.congested && len(ps.pending) > 0 && now.Sub(ps.firstAt) > p.cfg.linger+congestionDelay {
 				// Its broker does not take requests (full pipeline, no
 				// response): unkeyed records go elsewhere until a batch
