@@ -43,12 +43,34 @@ func (a *Admin) describeShareGroup(ctx context.Context, group string) (GroupDesc
 	return d, true, nil
 }
 
+// ShareGroupOffset is where a share group reads one partition, and how
+// many of its records the group has still to settle.
+type ShareGroupOffset struct {
+	Topic     string
+	Partition int32
+	// Offset is the share-partition start offset the broker keeps: records
+	// before it are settled (accepted, rejected or archived); -1 when the
+	// group has no state for the partition (it has not read it yet: where
+	// it starts is the group's share.auto.offset.reset). It is broker
+	// behaviour, not kpax's: Kafka 4.4 moves it lazily, so it may trail the
+	// settled records: 0 after the first records of a new group are
+	// accepted, the end offset - 1 once every record is.
+	Offset      int64
+	LeaderEpoch int32 // -1 if unknown
+	End         int64 // the partition's end offset (high watermark), -1 if unknown
+	// Lag is how many records from Offset to End are not settled yet: the
+	// broker's count when it gives one (DescribeShareGroupOffsets v1, Kafka
+	// 4.2+), which leaves out records after Offset already acknowledged;
+	// else End - Offset, an upper bound. -1 when Offset is -1 or Err is set.
+	Lag int64
+	Err error
+}
+
 // ShareGroupOffsets returns where a share group reads each partition of
-// the topics (every topic it has state for when none is given), sorted by
-// topic and partition: GroupOffset.Offset is the share-partition start
-// offset (records before it are settled), -1 when the group has none.
-// DescribeShareGroupOffsets, Kafka 4.1+.
-func (a *Admin) ShareGroupOffsets(ctx context.Context, group string, topics ...string) ([]GroupOffset, error) {
+// the topics (every topic it has state for when none is given), with its
+// lag, sorted by topic and partition (see ShareGroupOffset).
+// DescribeShareGroupOffsets and ListOffsets, Kafka 4.1+.
+func (a *Admin) ShareGroupOffsets(ctx context.Context, group string, topics ...string) ([]ShareGroupOffset, error) {
 	if err := a.check(ctx); err != nil {
 		return nil, err
 	}
@@ -72,37 +94,101 @@ func (a *Admin) ShareGroupOffsets(ctx context.Context, group string, topics ...s
 			rg.Topics = append(rg.Topics, rt)
 		}
 	}
-	req := &DescribeShareGroupOffsetsRequest{Groups: []DescribeShareGroupOffsetsRequestGroup{rg}}
-	r, err := a.coordRequest(ctx, req, func(r Response) int16 {
-		if gs := r.(*DescribeShareGroupOffsetsResponse).Groups; len(gs) > 0 {
-			return gs[0].ErrorCode
-		}
-		return 0
-	})
+	g, version, err := a.describeShareOffsets(ctx, rg)
 	if err != nil {
 		return nil, err
 	}
-	gs := r.(*DescribeShareGroupOffsetsResponse).Groups
-	if len(gs) == 0 {
-		return nil, &ItemError{Item: fmt.Sprintf("group %q", group), Err: ErrMissingResult}
-	}
-	if err := itemErr(fmt.Sprintf("group %q", group), gs[0].ErrorCode, gs[0].ErrorMessage); err != nil {
-		return nil, err
-	}
-	var out []GroupOffset
-	s := summary{op: "ShareGroupOffsets"}
-	for _, t := range gs[0].Topics {
+	var out []ShareGroupOffset
+	tp := TopicPartitions{}
+	for _, t := range g.Topics {
 		for _, p := range t.Partitions {
-			o := GroupOffset{Topic: t.TopicName, Partition: p.PartitionIndex, Offset: p.StartOffset, LeaderEpoch: p.LeaderEpoch,
-				Err: itemErr(partitionItem(t.TopicName, p.PartitionIndex), p.ErrorCode, p.ErrorMessage)}
-			s.add(o.Err)
-			out = append(out, o)
+			out = append(out, ShareGroupOffset{Topic: t.TopicName, Partition: p.PartitionIndex, Offset: p.StartOffset,
+				LeaderEpoch: p.LeaderEpoch, End: -1, Lag: -1, Err: itemErr(partitionItem(t.TopicName, p.PartitionIndex), p.ErrorCode, p.ErrorMessage)})
+			if version >= 1 {
+				out[len(out)-1].Lag = max(p.Lag, -1)
+			}
+			tp[t.TopicName] = append(tp[t.TopicName], p.PartitionIndex)
 		}
 	}
-	slices.SortFunc(out, func(x, y GroupOffset) int {
+	slices.SortFunc(out, func(x, y ShareGroupOffset) int {
 		return cmp.Or(cmp.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
 	})
+	if err := a.shareLag(ctx, out, tp, version); err != nil {
+		return nil, err
+	}
+	s := summary{op: "ShareGroupOffsets"}
+	for _, o := range out {
+		s.add(o.Err)
+	}
 	return out, s.err()
+}
+
+// describeShareOffsets sends DescribeShareGroupOffsets for one group and
+// returns its result and the version it went at.
+func (a *Admin) describeShareOffsets(ctx context.Context, rg DescribeShareGroupOffsetsRequestGroup) (*DescribeShareGroupOffsetsResponseGroup, int16, error) {
+	req := &DescribeShareGroupOffsetsRequest{Groups: []DescribeShareGroupOffsetsRequestGroup{rg}}
+	var version int16
+	r, err := a.retryCoordinator(ctx, func() (Response, int16, error) {
+		r, v, err := a.request(ctx, req) // invalidates a coordinator that moved
+		if err != nil {
+			return nil, 0, err
+		}
+		version = v
+		if gs := r.(*DescribeShareGroupOffsetsResponse).Groups; len(gs) > 0 {
+			return r, gs[0].ErrorCode, nil
+		}
+		return r, 0, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	item := fmt.Sprintf("group %q", rg.GroupID)
+	gs := r.(*DescribeShareGroupOffsetsResponse).Groups
+	if len(gs) == 0 {
+		return nil, 0, &ItemError{Item: item, Err: ErrMissingResult}
+	}
+	if err := itemErr(item, gs[0].ErrorCode, gs[0].ErrorMessage); err != nil {
+		return nil, 0, err
+	}
+	return &gs[0], version, nil
+}
+
+// shareLag fills in the end offsets of out (the partitions tp), and the
+// lag where the broker did not give it (before v1).
+func (a *Admin) shareLag(ctx context.Context, out []ShareGroupOffset, tp TopicPartitions, version int16) error {
+	if len(out) == 0 {
+		return nil
+	}
+	ends, err := a.ListOffsets(ctx, OffsetsLatest, tp)
+	if ends == nil && err != nil {
+		return err
+	}
+	at := map[topicPartition]ListedOffset{}
+	for _, e := range ends {
+		at[topicPartition{e.Topic, e.Partition}] = e
+	}
+	for i := range out {
+		o := &out[i]
+		e, ok := at[topicPartition{o.Topic, o.Partition}]
+		switch {
+		case o.Err != nil:
+			o.Lag = -1
+			continue
+		case !ok:
+			o.Err = &ItemError{Item: partitionItem(o.Topic, o.Partition), Err: ErrMissingResult}
+		case e.Err != nil:
+			o.Err = e.Err
+		default:
+			o.End = e.Offset
+		}
+		switch {
+		case o.Err != nil || o.Offset < 0:
+			o.Lag = -1
+		case version < 1:
+			o.Lag = max(o.End-o.Offset, 0)
+		}
+	}
+	return nil
 }
 
 // AlterShareGroupOffsets sets where a share group without members reads

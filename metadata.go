@@ -465,7 +465,8 @@ func (m *metadataCache) controllerID(ctx context.Context) (int32, error) {
 
 // coordinator returns the node ID of the group (kind 0) or transaction
 // (kind 1) coordinator of key, asking FindCoordinator when unknown and
-// retrying while the coordinator is loading.
+// retrying while the coordinator is loading or the broker asked cannot be
+// reached.
 func (m *metadataCache) coordinator(ctx context.Context, kind int8, key string) (int32, error) {
 	ck := coordKey{kind, key}
 	m.mu.Lock()
@@ -483,7 +484,9 @@ func (m *metadataCache) coordinator(ctx context.Context, kind int8, key string) 
 			m.mu.Unlock()
 			return id, nil
 		}
-		if !IsRetriable(err) {
+		// A broker that could not be reached (a dead one among the known
+		// brokers) is retried too: the next lookup asks another.
+		if ClassOf(err) != ClassRetriable || ctx.Err() != nil {
 			return -1, err
 		}
 		select {

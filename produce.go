@@ -13,6 +13,8 @@ import (
 // ErrMaybePersisted wraps the error of a record whose request reached the
 // broker (or may have) without an acknowledgement coming back: the record
 // may or may not be in the log. It is never reported as a plain failure.
+// A share consumer's acknowledgement failure (ErrShareAckFailed) wraps it
+// likewise when the broker may have applied the acknowledgements.
 var ErrMaybePersisted = classedValue(ClassRetriable, "kpax: the record may have been persisted")
 
 // ErrProducerClosed is the error of records given to a closed producer, and

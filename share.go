@@ -80,7 +80,10 @@ var (
 	// reports acknowledgements the broker did not apply: the records are
 	// delivered again (e.g. after their acquisition lock timed out, or when
 	// a share session was lost), so nothing is lost, but processing may
-	// repeat.
+	// repeat. When the error also matches ErrMaybePersisted, the request
+	// reached the broker (or may have) and no answer came back, e.g. the
+	// broker died: the broker may have applied the acknowledgements, and
+	// then those records are not delivered again.
 	ErrShareAckFailed = errors.New("kpax: share acknowledgement failed")
 )
 

@@ -111,6 +111,16 @@ func (s *ShareConsumer) takeAcks(node int32, keep func(topicPartition) bool) map
 	return out
 }
 
+// maybeApplied marks the error of a request that carried acknowledgements
+// and got no answer, when sv says it was sent: the broker may have applied
+// them.
+func maybeApplied(err error, sv sent) error {
+	if sv.version < 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrMaybePersisted, err)
+}
+
 // ackFailures reports the acknowledgements of acks as failed with err.
 func ackFailures(acks map[topicPartition]*tpAcks, err error) []error {
 	var errs []error
@@ -238,7 +248,11 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 	if s.ctx.Err() != nil {
 		return nil, errs
 	}
-	errs = append(errs, ackFailures(acks, err)...)
+	if r == nil { // no answer: the broker may have applied the acknowledgements
+		errs = append(errs, ackFailures(acks, maybeApplied(err, sv))...)
+	} else {
+		errs = append(errs, ackFailures(acks, err)...)
+	}
 	return nil, append(errs, &GroupError{Group: s.group, Op: "ShareFetch", Err: fmt.Errorf("broker %d: %w", node, err)})
 }
 
@@ -434,7 +448,11 @@ func (s *ShareConsumer) acknowledge(ctx context.Context, node int32, ss *shareSe
 	if sv.version >= 0 || final {
 		ss.reset() // else not sent: the broker's session is as it was
 	}
-	return ackFailures(acks, fmt.Errorf("ShareAcknowledge to broker %d: %w", node, err))
+	err = fmt.Errorf("ShareAcknowledge to broker %d: %w", node, err)
+	if r == nil {
+		err = maybeApplied(err, sv)
+	}
+	return ackFailures(acks, err)
 }
 
 // shareAckErrors returns the partition errors of a ShareAcknowledge
