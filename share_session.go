@@ -24,6 +24,7 @@ import (
 type shareSession struct {
 	epoch int32
 	in    map[topicPartition]UUID // the partitions in the broker's session
+	batch []Record                // a decoded batch's records, reused by the session's fetches
 }
 
 // defaultShareLock is the acquisition lock assumed when the broker does
@@ -175,8 +176,13 @@ func (s *ShareConsumer) fetchRound() ShareFetch {
 		}()
 	}
 	wg.Wait()
+	if len(results) == 1 {
+		f.Records = results[0].recs // the usual case: no copy
+	}
 	for _, r := range results {
-		f.Records = append(f.Records, r.recs...)
+		if len(results) > 1 {
+			f.Records = append(f.Records, r.recs...)
+		}
 		f.Errors = append(f.Errors, r.errs...)
 	}
 	return f
@@ -238,7 +244,7 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 			if resp.AcquisitionLockTimeoutMs > 0 {
 				lock = time.Duration(resp.AcquisitionLockTimeoutMs) * time.Millisecond
 			}
-			recs, perrs := s.shareFetched(node, resp, tps, sent.Add(lock))
+			recs, perrs := s.shareFetched(ss, node, resp, tps, sent.Add(lock))
 			return recs, append(errs, perrs...)
 		}
 	}
@@ -257,12 +263,12 @@ func (s *ShareConsumer) shareFetch(node int32, ss *shareSession, tps map[topicPa
 }
 
 // shareFetched turns a ShareFetch response into records, parts and errors.
-func (s *ShareConsumer) shareFetched(node int32, resp *ShareFetchResponse, tps map[topicPartition]UUID, lockedUntil time.Time) ([]ShareRecord, []error) {
+func (s *ShareConsumer) shareFetched(ss *shareSession, node int32, resp *ShareFetchResponse, tps map[topicPartition]UUID, lockedUntil time.Time) ([]ShareRecord, []error) {
 	names := map[UUID]string{}
 	for tp, id := range tps {
 		names[id] = tp.topic
 	}
-	var recs []ShareRecord
+	recs := make([]ShareRecord, 0, acquiredCap(resp))
 	var errs []error
 	for i := range resp.Responses {
 		t := &resp.Responses[i]
@@ -284,7 +290,7 @@ func (s *ShareConsumer) shareFetched(node int32, resp *ShareFetchResponse, tps m
 				s.leaderMoved(tp, err, p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch, resp.NodeEndpoints)
 			}
 			var err error
-			recs, err = s.acquired(recs, node, tp, t.TopicID, p, lockedUntil)
+			recs, err = s.acquired(ss, recs, node, tp, t.TopicID, p, lockedUntil)
 			if err != nil {
 				errs = append(errs, &PartitionError{Topic: name, Partition: tp.partition, Err: err})
 			}
@@ -292,6 +298,38 @@ func (s *ShareConsumer) shareFetched(node int32, resp *ShareFetchResponse, tps m
 	}
 	return recs, errs
 }
+
+// acquiredCap is how many records resp may deliver, for sizing the slice
+// once: the acquired offsets, but no more than one per minimal record's
+// bytes received, so a hostile count allocates nothing it did not send.
+func acquiredCap(resp *ShareFetchResponse) int {
+	var bytes int64
+	for i := range resp.Responses {
+		for j := range resp.Responses[i].Partitions {
+			bytes += int64(len(resp.Responses[i].Partitions[j].Records))
+		}
+	}
+	limit, offsets := bytes/minRecordBytes, int64(0)
+	for i := range resp.Responses {
+		for j := range resp.Responses[i].Partitions {
+			for _, r := range resp.Responses[i].Partitions[j].AcquiredRecords {
+				if n := r.LastOffset - r.FirstOffset; n >= 0 && n < limit {
+					offsets += n + 1
+				} else if n >= limit {
+					return int(limit)
+				}
+				if offsets >= limit {
+					return int(limit)
+				}
+			}
+		}
+	}
+	return int(offsets)
+}
+
+// minRecordBytes is the smallest v2 record: a length, attributes, deltas,
+// key and value lengths and a header count of one byte each.
+const minRecordBytes = 7
 
 // leaderMoved updates the metadata after a partition error that says the
 // broker no longer leads it.
@@ -315,7 +353,7 @@ func (s *ShareConsumer) leaderMoved(tp topicPartition, err error, leader, epoch 
 // the member, and keeps their part for the acknowledgements: offsets
 // acquired without a record (markers, compacted away) are gaps; after
 // corrupt data, the offsets not decoded are released.
-func (s *ShareConsumer) acquired(recs []ShareRecord, node int32, tp topicPartition, id UUID, p *ShareFetchResponseItemPartition, lockedUntil time.Time) ([]ShareRecord, error) {
+func (s *ShareConsumer) acquired(ss *shareSession, recs []ShareRecord, node int32, tp topicPartition, id UUID, p *ShareFetchResponseItemPartition, lockedUntil time.Time) ([]ShareRecord, error) {
 	ranges := p.AcquiredRecords
 	if len(ranges) == 0 {
 		return recs, nil
@@ -345,7 +383,8 @@ func (s *ShareConsumer) acquired(recs []ShareRecord, node int32, tp topicPartiti
 	rr := RecordReader{KeepControl: true}
 	rr.Reset(p.Records)
 	var derr error
-	var batch []Record
+	batch := ss.batch
+	defer func() { clear(batch); ss.batch = batch[:0] }() // no references into this response's bytes
 	for {
 		var h BatchHeader
 		h, batch, derr = rr.Next(batch[:0])

@@ -450,7 +450,7 @@ func TestShareAcquiredHostile(t *testing.T) {
 			s := &ShareConsumer{}
 			tp := topicPartition{"t", 0}
 			p := &ShareFetchResponseItemPartition{Records: tt.records, AcquiredRecords: tt.ranges}
-			got, err := s.acquired(nil, 1, tp, UUID{1}, p, time.Now())
+			got, err := s.acquired(&shareSession{}, nil, 1, tp, UUID{1}, p, time.Now())
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -622,5 +622,34 @@ func TestIntegrationShareCloseWhilePolling(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Poll still waits after Close")
+	}
+}
+
+func TestAcquiredCap(t *testing.T) {
+	acq := func(first, last int64) ShareFetchResponseItemPartitionAcquiredRecord {
+		return ShareFetchResponseItemPartitionAcquiredRecord{FirstOffset: first, LastOffset: last}
+	}
+	tests := []struct {
+		name   string
+		bytes  int
+		ranges []ShareFetchResponseItemPartitionAcquiredRecord
+		want   int
+	}{
+		{"none", 700, nil, 0},
+		{"offsets", 700, []ShareFetchResponseItemPartitionAcquiredRecord{acq(0, 9), acq(20, 29)}, 20},
+		{"bytes bound", 70, []ShareFetchResponseItemPartitionAcquiredRecord{acq(0, 99)}, 10},
+		{"huge span", 70, []ShareFetchResponseItemPartitionAcquiredRecord{acq(0, 1<<62)}, 10},
+		{"overflowing sum", 700, []ShareFetchResponseItemPartitionAcquiredRecord{acq(0, 1<<62), acq(-1<<62, 1<<62)}, 100},
+		{"reversed", 700, []ShareFetchResponseItemPartitionAcquiredRecord{acq(9, 0)}, 0},
+		{"no bytes", 0, []ShareFetchResponseItemPartitionAcquiredRecord{acq(0, 9)}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &ShareFetchResponse{Responses: []ShareFetchResponseItem{{Partitions: []ShareFetchResponseItemPartition{
+				{Records: make([]byte, tt.bytes), AcquiredRecords: tt.ranges}}}}}
+			if got := acquiredCap(resp); got != tt.want {
+				t.Errorf("acquiredCap = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
