@@ -55,9 +55,10 @@ const (
 const parallelFill = 250_000
 
 // clientRuns reports whether s's client runs s's workload: only kpax and
-// franz-go run this file's.
+// franz-go run this file's, the scaling runs (scale.go) and share.go's.
 func clientRuns(s *Spec) bool {
-	return s.Kind != "budget" && s.Kind != "parallel" && s.Kind != "scale" || s.Client == "kpax" || s.Client == "franz-go"
+	return s.Kind != "budget" && s.Kind != "parallel" && s.Kind != "scale" && s.Kind != "share" ||
+		s.Client == "kpax" || s.Client == "franz-go"
 }
 
 // budgetWorkloads are the runs of this file, for the real broker only.

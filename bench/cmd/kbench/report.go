@@ -87,6 +87,8 @@ func workloadName(s *Spec) string {
 		return fmt.Sprintf("parallel c%d p%d", s.Goroutines, s.Partitions)
 	case "scale":
 		return s.Name // scale.go
+	case "share":
+		return fmt.Sprintf("share consume c%d p%d", s.Goroutines, s.Partitions) // as share.go names it
 	}
 	return fmt.Sprintf("latency %dk/s", s.Rate/1000)
 }

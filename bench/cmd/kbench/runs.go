@@ -78,6 +78,7 @@ func workloads(broker string, o *options) []workload {
 	}
 	if broker == "kafka" {
 		ws = append(ws, budgetWorkloads()...)
+		ws = append(ws, shareWorkloads()...) // share.go
 	}
 	if broker == "sink" {
 		ws = append(ws, scaleWorkloads()...) // scale.go
@@ -109,6 +110,8 @@ func (w *workload) fill(broker, addr string, o *options, stamp string) {
 		s.N = 0
 	case "parallel":
 		s.N = parallelFill
+	case "share":
+		s.N = min(o.n, shareRecords) // share.go
 	case "scale":
 		s.Warmup = min(max(o.n/100, 1000), 10_000)
 		fillScale(s)
@@ -147,7 +150,7 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 			if err := createTopic(admin, w.spec.Topic, w.spec.Partitions); err != nil {
 				return results, err
 			}
-			if k := w.spec.Kind; k == "consume" || k == "group" || k == "parallel" {
+			if k := w.spec.Kind; k == "consume" || k == "group" || k == "parallel" || k == "share" {
 				if err := fillTopic(admin, &w.spec, w.spec.N); err != nil {
 					return results, fmt.Errorf("filling %s: %v", w.spec.Topic, err)
 				}
@@ -166,7 +169,7 @@ func runBroker(exe, broker, addr, stamp string, o *options, logf *os.File) ([]Re
 				if !clientRuns(&s) {
 					continue
 				}
-				if s.Kind == "group" || s.Kind == "parallel" {
+				if s.Kind == "group" || s.Kind == "parallel" || s.Kind == "share" {
 					s.Group = fmt.Sprintf("%s-%s-%d", s.Topic, client, rep)
 				}
 				t0 := time.Now()

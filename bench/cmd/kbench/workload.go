@@ -245,6 +245,8 @@ func runChild(args []string) error {
 		err = runBudget(ctx, &s, &res)
 	case "parallel":
 		err = runParallel(ctx, &s, &res)
+	case "share":
+		err = runShare(ctx, &s, &res) // share.go
 	default:
 		err = fmt.Errorf("unknown kind %q", s.Kind)
 	}
