@@ -429,3 +429,29 @@ func TestIntegrationProduceTimestamps(t *testing.T) {
 		})
 	}
 }
+
+// TestSetPIDFreshPartitions: a transactional producer given a new producer
+// ID treats every partition as fresh (one batch in flight until the first
+// ack); a bumped epoch of the same ID keeps the pipelining.
+func TestSetPIDFreshPartitions(t *testing.T) {
+	cl := newTestClient(t, "127.0.0.1:1")
+	p, err := cl.NewProducer(WithTransactionalID("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ps := &partState{seq: 9, ackedNext: 9, settled: 3}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pid = producerID{7, 1}
+	p.parts = map[topicPartition]*partState{{"t", 0}: ps}
+	p.txn.setPID(producerID{7, 2})
+	if ps.seq != 0 || ps.ackedNext != 0 || p.partitionLimit(ps) != 5 {
+		t.Errorf("epoch bump: seq %d acked next %d limit %d, want 0 0 5", ps.seq, ps.ackedNext, p.partitionLimit(ps))
+	}
+	ps.settled = 3
+	p.txn.setPID(producerID{8, 0})
+	if ps.settled != 0 || p.partitionLimit(ps) != 1 {
+		t.Errorf("new ID: settled %d limit %d, want 0 1", ps.settled, p.partitionLimit(ps))
+	}
+}
