@@ -478,3 +478,72 @@ func TestIntegrationGroupCommitOnClose(t *testing.T) {
 		t.Fatalf("records processed more than once: %v", d)
 	}
 }
+
+// TestIntegrationGroupSlowRevoke: an eager member whose OnRevoked takes
+// longer than the session timeout (8 s against 6 s; Process's drain can
+// too) still commits on revoke: it heartbeats through the revocation, so
+// the broker does not expel it before it joins again. Before the
+// heartbeats went on, the commit failed with UNKNOWN_MEMBER_ID and the
+// next owner read the records again.
+func TestIntegrationGroupSlowRevoke(t *testing.T) {
+	addr := groupBroker(t)
+	cl := newGroupTestClient(t, addr)
+	topic := createTestTopic(t, cl, 2)
+	group := "g-" + topic
+	produceSpread(t, cl, topic, 2, 10, "a")
+	var revokes sync.WaitGroup
+	revokes.Add(1)
+	var once sync.Once
+	opts := fastGroup(WithBalancers(RangeBalancer()), WithOnRevoked(func(context.Context, map[string][]int32) {
+		once.Do(func() { time.Sleep(8 * time.Second); revokes.Done() })
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var errs []error
+	poll := func(g *GroupConsumer, n *int) {
+		for ctx.Err() == nil {
+			f, err := g.Poll(ctx)
+			mu.Lock()
+			*n += len(f.Records)
+			errs = append(errs, f.Errors...)
+			if err != nil && ctx.Err() == nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
+		}
+	}
+	count := func(n *int) int { mu.Lock(); defer mu.Unlock(); return *n }
+	var na, nb int
+	a, err := newGroupTestClient(t, addr).NewGroupConsumer(group, []string{topic}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	go poll(a, &na)
+	waitUntil(t, 30*time.Second, "a reads 20 records", func() bool { return count(&na) == 20 })
+	b, err := newGroupTestClient(t, addr).NewGroupConsumer(group, []string{topic}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	go poll(b, &nb)
+	revokes.Wait()
+	waitUntil(t, 30*time.Second, "a 1+1 split", func() bool {
+		return len(a.Assigned()[topic]) == 1 && len(b.Assigned()[topic]) == 1
+	})
+	if got := committedOffsets(t, cl, group, topic, 2); got[0] != 10 || got[1] != 10 {
+		t.Errorf("committed %v after the slow revocation, want 10 and 10", got)
+	}
+	time.Sleep(time.Second) // b would read a partition again from an old commit
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range errs {
+		if errors.Is(e, ErrUnknownMemberId) {
+			t.Errorf("a member was expelled: %v", e)
+		}
+	}
+	if nb != 0 {
+		t.Errorf("b read %d records again", nb)
+	}
+}

@@ -468,6 +468,15 @@ type heartbeater struct {
 	errc   chan error // cap 1: the error that ends the generation
 }
 
+// tell reports the error that ends the generation, once: later ones find
+// errc full and are dropped.
+func (h *heartbeater) tell(err error) {
+	select {
+	case h.errc <- err:
+	default:
+	}
+}
+
 func (h *heartbeater) stop() {
 	h.cancel()
 	<-h.done
@@ -499,9 +508,14 @@ func (g *GroupConsumer) startHeartbeat(gen int32, member string) *heartbeater {
 			}
 			switch {
 			case err == nil || ctx.Err() != nil:
-			case errors.Is(err, ErrRebalanceInProgress) || errors.Is(err, ErrUnknownMemberId) ||
-				errors.Is(err, ErrIllegalGeneration) || errors.Is(err, ErrFencedInstanceId):
-				h.errc <- g.groupErr("Heartbeat", err)
+			case errors.Is(err, ErrRebalanceInProgress):
+				// Heartbeats go on until the member joins again: the
+				// revocation before it (an eager member's, with Process's
+				// drain) may outlast the session timeout, and a member
+				// that goes quiet is expelled and cannot commit.
+				h.tell(g.groupErr("Heartbeat", err))
+			case errors.Is(err, ErrUnknownMemberId) || errors.Is(err, ErrIllegalGeneration) || errors.Is(err, ErrFencedInstanceId):
+				h.tell(g.groupErr("Heartbeat", err))
 				return
 			default: // coordinator moved or unreachable: try again at the next tick
 				g.coordinatorFailed(err)

@@ -269,10 +269,14 @@ var ErrProcessStarted = classedValue(ClassAbortable, "kpax: Process already call
 // a record still in the handler, waiting, retried or failed is never
 // committed past. Delivery is at least once: after a crash, a member's
 // records processed since its last commit are processed again elsewhere.
-// A revocation waits for the revoked partitions' records in flight (up to
-// WithProcessDrainTimeout) and then commits their progress; the records
-// of a lost partition are not committed. Do not call Poll while Process
-// runs.
+// A revocation drops the revoked partitions' records not yet started
+// that no started one follows (their next owner processes them), waits
+// for the others (up to WithProcessDrainTimeout) and then commits their
+// progress; the records of a lost partition are not committed. A record
+// whose key is busy holds its partition's other keys to at most
+// WithProcessMaxInFlight records past it, so a rebalance or crash
+// processes few records again however far one key lags. Do not call Poll
+// while Process runs.
 func (g *GroupConsumer) Process(ctx context.Context, h func(ctx context.Context, r *Record) error, opts ...ProcessOption) error {
 	if h == nil {
 		return errors.New("kpax: Process: nil handler")

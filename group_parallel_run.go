@@ -61,6 +61,8 @@ type processor struct {
 type procPart struct {
 	tp          topicPartition
 	dead        bool       // revoked past the drain timeout, lost, or replaced: its records that have not started are dropped
+	cut         bool       // being revoked: records at or past handed are dropped, not handed over
+	handed      uint64     // one past the highest sequence number handed over to a lane
 	slots       []procSlot // slots[head:] are registered records not yet retired
 	head        int
 	base        uint64 // sequence number of slots[0]
@@ -261,21 +263,41 @@ func (p *processor) laneRoom() int {
 	return min(max(p.cfg.maxInFlight/(2*p.cfg.concurrency), 2), 64)
 }
 
+// partWindow is how far past a partition's oldest unfinished record its
+// records may be handed over: a bound on the records processed ahead of
+// what can be committed (each is processed again by the next owner if the
+// partition moves), and what keeps a key whose records come late in a
+// Poll from starving behind those that come first.
+func (p *processor) partWindow() uint64 {
+	return uint64(max(p.cfg.maxInFlight, 2*p.laneRoom()))
+}
+
 // fillLocked moves records from backlogs to lanes as far as there is
-// room. p.mu is held.
+// room, each partition's within its window. p.mu is held.
 func (p *processor) fillLocked() {
-	room := p.laneRoom()
+	room, win := p.laneRoom(), p.partWindow()
 	kept := p.backlogged[:0]
 	for _, ln := range p.backlogged {
 		n := 0
 		for n < len(ln.backlog) && len(ln.items) < room && p.inflight < p.cfg.maxInFlight {
 			i := ln.backlog[n]
-			n++
 			ref := p.refs[i]
 			if ref.part.dead || p.halt {
+				n++
 				p.retireLocked(ref, false)
 				continue
 			}
+			pp := ref.part
+			if pp.cut && ref.seq >= pp.handed {
+				n++
+				p.retireLocked(ref, false)
+				continue
+			}
+			if ref.seq >= pp.base+uint64(pp.head)+win {
+				break // the partition's oldest records first
+			}
+			n++
+			pp.handed = max(pp.handed, ref.seq+1)
 			it := p.takeItemLocked()
 			it.fill(&p.chunk[i], ref)
 			p.inflight++
@@ -374,6 +396,15 @@ func (p *processor) retireLocked(ref procRef, done bool) {
 		}
 	}
 	p.wakeLocked()
+}
+
+// wakeRoomLocked wakes handOver if it waits for room. p.mu is held.
+func (p *processor) wakeRoomLocked() {
+	if p.roomWait {
+		p.roomWait = false
+		close(p.room)
+		p.room = make(chan struct{})
+	}
 }
 
 // wakeLocked wakes whoever waits for a change; p.mu is held.
@@ -483,11 +514,9 @@ func (p *processor) finishLocked(ln *lane, it *procItem, done bool) {
 	copy(ln.items, ln.items[1:])
 	ln.items[len(ln.items)-1] = nil
 	ln.items = ln.items[:len(ln.items)-1]
-	if p.roomWait && (p.inflight <= p.cfg.maxInFlight-max(p.cfg.maxInFlight/8, 1) ||
-		len(ln.backlog) > 0 && len(ln.items) <= p.laneRoom()/2) {
-		p.roomWait = false
-		close(p.room)
-		p.room = make(chan struct{})
+	if p.inflight <= p.cfg.maxInFlight-max(p.cfg.maxInFlight/8, 1) ||
+		len(ln.backlog) > 0 && len(ln.items) <= p.laneRoom()/2 {
+		p.wakeRoomLocked()
 	}
 	switch {
 	case len(ln.items) > 0:
@@ -614,6 +643,7 @@ func (p *processor) revoking(ctx context.Context, tps []topicPartition) {
 	defer t.Stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.cutLocked(tps)
 	for {
 		left := 0
 		for _, tp := range tps {
@@ -636,6 +666,33 @@ func (p *processor) revoking(ctx context.Context, tps []topicPartition) {
 			return
 		}
 	}
+}
+
+// cutLocked drops the records of partitions being revoked that have not
+// been handed over and come after every one that has: the next owner
+// processes them, and nothing processed here is lost to the commit. Those
+// before a handed-over one (another key's lane was ahead) are still
+// handed over, so that the revocation's commit covers it. p.mu is held.
+func (p *processor) cutLocked(tps []topicPartition) {
+	for _, tp := range tps {
+		if pp := p.parts[tp]; pp != nil {
+			pp.cut = true
+		}
+	}
+	for _, ln := range p.backlogged {
+		keep := 0
+		for _, i := range ln.backlog {
+			ref := p.refs[i]
+			if ref.part.cut && ref.seq >= ref.part.handed {
+				p.retireLocked(ref, false)
+				continue
+			}
+			ln.backlog[keep] = i
+			keep++
+		}
+		ln.backlog = ln.backlog[:keep]
+	}
+	p.wakeRoomLocked() // handOver may have nothing left to wait for
 }
 
 // assigned starts new progress for partitions the member gains; records

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -90,105 +91,6 @@ func TestDeadLetterRecord(t *testing.T) {
 	}
 	if d := DeadLetterRecord("x", &Record{}, nil, 1); d.Key != nil || d.Value != nil {
 		t.Fatalf("nil key or value not kept nil: %q %q", d.Key, d.Value)
-	}
-}
-
-// TestProcessProgress drives the processor without a broker: records
-// finish out of order, and the commit limit is the offset after the
-// contiguous finished ones, per partition; failed records hold it.
-func TestProcessProgress(t *testing.T) {
-	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	g, err := cl.NewGroupConsumer("g", []string{"t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(context.Background())
-	release := map[int64]chan struct{}{}
-	for i := range int64(6) {
-		release[i] = make(chan struct{})
-	}
-	h := func(ctx context.Context, r *Record) error {
-		<-release[r.Offset]
-		if string(r.Value) == "fail" {
-			return errors.New("fail")
-		}
-		return nil
-	}
-	p := newProcessor(g, defaultProcessConfig(time.Second), h)
-	p.cfg.onError = func(context.Context, *Record, error, int) ErrorAction { return StopProcessing() }
-	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
-	defer p.cancelRun()
-	for range 4 {
-		p.wg.Add(1)
-		go p.worker()
-	}
-	tp := topicPartition{"t", 0}
-	p.assigned([]topicPartition{tp})
-	var recs []Record
-	for i := range int64(6) { // offsets 0-5, keys a b a b c c; offset 4 fails
-		v := "ok"
-		if i == 4 {
-			v = "fail"
-		}
-		recs = append(recs, Record{Topic: "t", Offset: i, LeaderEpoch: 7, Key: []byte{"abacc"[min(i, 4)]}, Value: []byte(v)})
-	}
-	p.register(recs)
-	p.handOver(context.Background())
-	limit := func() int64 {
-		offs := map[topicPartition]position{tp: {offset: 6}}
-		p.limit(offs)
-		if pos, ok := offs[tp]; ok {
-			return pos.offset
-		}
-		return -1
-	}
-	step := func(off int64, want int64) {
-		t.Helper()
-		close(release[off])
-		deadline := time.Now().Add(5 * time.Second)
-		for limit() != want && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		if got := limit(); got != want {
-			t.Fatalf("after offset %d: commit limit %d, want %d", off, got, want)
-		}
-	}
-	if got := limit(); got != -1 {
-		t.Fatalf("limit before progress: %d (want the partition left out)", got)
-	}
-	step(1, -1) // b done, a (0) in flight
-	step(0, 2)  // 0 and 1 done; 2 (a) runs now
-	step(3, 2)
-	step(2, 4)
-	step(4, 4) // fails: stops; 5 (c, behind it) is dropped
-	close(release[5])
-	p.mu.Lock()
-	p.quit = true
-	p.work.Broadcast()
-	p.mu.Unlock()
-	p.wg.Wait()
-	if got := limit(); got != 4 {
-		t.Fatalf("limit after the failure: %d, want 4", got)
-	}
-	var pe *ProcessError
-	if !errors.As(p.err, &pe) || pe.Offset != 4 || pe.Attempts != 1 {
-		t.Fatalf("stop error %v", p.err)
-	}
-	offs := map[topicPartition]position{tp: {offset: 6}, {"other", 0}: {offset: 9}}
-	p.limit(offs)
-	if offs[tp] != (position{4, 7}) || offs[topicPartition{"other", 0}].offset != 9 {
-		t.Fatalf("limited commit %v", offs)
-	}
-	p.lost([]topicPartition{tp})
-	if offs := (map[topicPartition]position{tp: {offset: 6}}); true {
-		p.limit(offs) // a lost partition is no longer tracked; the group filters it by ownership
-		if offs[tp].offset != 6 {
-			t.Fatalf("lost partition limited: %v", offs)
-		}
 	}
 }
 
@@ -384,7 +286,16 @@ type procMember struct {
 func startProcMember(t *testing.T, addrs []string, name, group, topic string, h func(context.Context, *Record) error,
 	popts []ProcessOption, opts ...Option) *procMember {
 	t.Helper()
-	cl, err := New(WithSeedBrokers(addrs...), WithRequestTimeout(10*time.Second), WithClientID(name))
+	copts := []Option{WithSeedBrokers(addrs...), WithRequestTimeout(10 * time.Second), WithClientID(name)}
+	if path := os.Getenv("KPAX_TEST_PROCESS_LOG"); path != "" { // the members' debug logs, to find out why
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		copts = append(copts, WithLogger(slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", name)))
+	}
+	cl, err := New(copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
