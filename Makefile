@@ -162,8 +162,15 @@ test-compat:
 GOTEST_CMD = echo "go test $(GOTESTFLAGS) ./...  (log: $(GOTEST_LOG))"; \
 	$(TEST_ENV) $(GO) test $(GOTESTFLAGS) ./... 2>&1 | tee "$(GOTEST_LOG)"
 
+# Tests the race detector would distort (it multiplies RSS) run again without it, into the
+# same log; under -race they skip.
+NORACE_TESTS  ?= ^TestMemoryBudgetRSS$$
+GOTEST_NORACE_CMD = echo "go test -count=1 -v -run '$(NORACE_TESTS)' .  (without -race)"; \
+	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -v -run '$(NORACE_TESTS)' . 2>&1 | tee -a "$(GOTEST_LOG)"
+
 gotest:
 	@$(GOTEST_CMD)
+	@$(GOTEST_NORACE_CMD)
 
 # The whole check, as CI runs it. Its brokers (and a cluster the tests may have started as
 # CLUSTER_NAME) are stopped however it ends; the exit code is the
@@ -175,7 +182,7 @@ test: deps
 	if [ $$rc -eq 0 ]; then \
 		if $(MAKE) --no-print-directory vet; then vet=ok; else vet=FAIL; rc=1; fi; \
 		if $(MAKE) --no-print-directory gencheck; then gen=ok; else gen=FAIL; [ $$rc -ne 0 ] || rc=1; fi; \
-		ts=$$SECONDS; r=0; ( $(GOTEST_CMD) ) || r=$$?; \
+		ts=$$SECONDS; r=0; ( $(GOTEST_CMD) ) || r=$$?; ( $(GOTEST_NORACE_CMD) ) || [ $$r -ne 0 ] || r=$$?; \
 		if [ $$r -eq 0 ]; then gt="ok ($$((SECONDS - ts))s)"; else gt="FAIL ($$((SECONDS - ts))s)"; [ $$rc -ne 0 ] || rc=$$r; fi; \
 		ts=$$SECONDS; if $(MAKE) --no-print-directory test-compat \
 			COMPAT_RUNNING="$(K39_VERSION)=127.0.0.1:$(K39_PORT),$(K4_VERSION)=127.0.0.1:$(K4_PORT)"; \
