@@ -504,6 +504,9 @@ func TestIntegrationGroupSlowRevoke(t *testing.T) {
 	poll := func(g *GroupConsumer, n *int) {
 		for ctx.Err() == nil {
 			f, err := g.Poll(ctx)
+			if errors.Is(err, ErrConsumerClosed) {
+				return
+			}
 			mu.Lock()
 			*n += len(f.Records)
 			errs = append(errs, f.Errors...)

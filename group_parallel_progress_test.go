@@ -11,20 +11,64 @@ import (
 // White-box tests of Process's progress (group_parallel_run.go): what it
 // lets a commit cover, its window and the cut at a revocation.
 
-// TestProcessProgress drives the processor without a broker: records
-// finish out of order, and the commit limit is the offset after the
-// contiguous finished ones, per partition; failed records hold it.
-func TestProcessProgress(t *testing.T) {
+// offlineGroup is a GroupConsumer whose client reaches no broker, for
+// tests that drive Process's machinery by hand; it is closed with the test.
+func offlineGroup(t *testing.T) *GroupConsumer {
+	t.Helper()
 	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(func() { cl.Close() })
 	g, err := cl.NewGroupConsumer("g", []string{"t"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close(context.Background())
+	t.Cleanup(func() { g.Close(context.Background()) })
+	return g
+}
+
+// startProcessor is a processor of an offline group with its
+// cfg.concurrency workers running; they stop with the test, or earlier with
+// stopWorkers.
+func startProcessor(t *testing.T, cfg processConfig, h func(context.Context, *Record) error) *processor {
+	t.Helper()
+	p := newProcessor(offlineGroup(t), cfg, h)
+	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
+	for range cfg.concurrency {
+		p.wg.Add(1)
+		go p.worker()
+	}
+	t.Cleanup(func() { stopWorkers(p); p.cancelRun() })
+	return p
+}
+
+// releaseAll closes the channels not yet closed, so that handlers held on
+// them return and a failed test's workers can stop.
+func releaseAll(chs map[int64]chan struct{}) {
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+}
+
+// stopWorkers makes the processor's workers return once no lane is ready,
+// and waits for them.
+func stopWorkers(p *processor) {
+	p.mu.Lock()
+	p.quit = true
+	p.work.Broadcast()
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// TestProcessProgress drives the processor without a broker: records
+// finish out of order, and the commit limit is the offset after the
+// contiguous finished ones, per partition; failed records hold it.
+func TestProcessProgress(t *testing.T) {
 	release := map[int64]chan struct{}{}
 	for i := range int64(6) {
 		release[i] = make(chan struct{})
@@ -36,14 +80,11 @@ func TestProcessProgress(t *testing.T) {
 		}
 		return nil
 	}
-	p := newProcessor(g, defaultProcessConfig(time.Second), h)
-	p.cfg.onError = func(context.Context, *Record, error, int) ErrorAction { return StopProcessing() }
-	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
-	defer p.cancelRun()
-	for range 4 {
-		p.wg.Add(1)
-		go p.worker()
-	}
+	cfg := defaultProcessConfig(time.Second)
+	cfg.concurrency = 4
+	cfg.onError = func(context.Context, *Record, error, int) ErrorAction { return StopProcessing() }
+	p := startProcessor(t, cfg, h)
+	t.Cleanup(func() { releaseAll(release) }) // before the workers stop
 	tp := topicPartition{"t", 0}
 	p.assigned([]topicPartition{tp})
 	var recs []Record
@@ -84,11 +125,7 @@ func TestProcessProgress(t *testing.T) {
 	step(2, 4)
 	step(4, 4) // fails: stops; 5 (c, behind it) is dropped
 	close(release[5])
-	p.mu.Lock()
-	p.quit = true
-	p.work.Broadcast()
-	p.mu.Unlock()
-	p.wg.Wait()
+	stopWorkers(p)
 	if got := limit(); got != 4 {
 		t.Fatalf("limit after the failure: %d, want 4", got)
 	}
@@ -116,16 +153,6 @@ func TestProcessProgress(t *testing.T) {
 // the last one handed over, waits only for those, and commits all it
 // processed.
 func TestProcessWindowAndCut(t *testing.T) {
-	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	g, err := cl.NewGroupConsumer("g", []string{"t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(context.Background())
 	hold := map[int64]chan struct{}{0: make(chan struct{}), 20: make(chan struct{})}
 	var mu sync.Mutex
 	ran := map[int64]int{}
@@ -140,15 +167,10 @@ func TestProcessWindowAndCut(t *testing.T) {
 	}
 	cfg := defaultProcessConfig(time.Second)
 	cfg.concurrency, cfg.maxInFlight, cfg.drain = 2, 8, 10*time.Second
-	p := newProcessor(g, cfg, h)
+	p := startProcessor(t, cfg, h)
+	t.Cleanup(func() { releaseAll(hold) }) // before the workers stop
 	if w := p.partWindow(); w != 8 {
 		t.Fatalf("window %d, want 8", w)
-	}
-	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
-	defer p.cancelRun()
-	for range cfg.concurrency {
-		p.wg.Add(1)
-		go p.worker()
 	}
 	tp := topicPartition{"t", 0}
 	p.assigned([]topicPartition{tp})
@@ -212,9 +234,4 @@ func TestProcessWindowAndCut(t *testing.T) {
 			t.Fatalf("offset %d ran %d times", o, n)
 		}
 	}
-	p.mu.Lock()
-	p.quit = true
-	p.work.Broadcast()
-	p.mu.Unlock()
-	p.wg.Wait()
 }

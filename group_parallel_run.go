@@ -227,6 +227,10 @@ func (p *processor) register(recs []Record) {
 
 func newProcPart(tp topicPartition) *procPart { return &procPart{tp: tp, commit: -1} }
 
+// cutOff reports whether the record with sequence number seq, not handed
+// over, is dropped by the partition's revocation (cutLocked).
+func (pp *procPart) cutOff(seq uint64) bool { return pp.cut && seq >= pp.handed }
+
 // handOver copies the backlogs of the last Poll into their lanes, each
 // lane up to laneRoom records and all of them up to the max in flight,
 // waiting for room as needed, until the backlogs are empty or ctx ends or
@@ -282,13 +286,8 @@ func (p *processor) fillLocked() {
 		for n < len(ln.backlog) && len(ln.items) < room && p.inflight < p.cfg.maxInFlight {
 			i := ln.backlog[n]
 			ref := p.refs[i]
-			if ref.part.dead || p.halt {
-				n++
-				p.retireLocked(ref, false)
-				continue
-			}
 			pp := ref.part
-			if pp.cut && ref.seq >= pp.handed {
+			if pp.dead || p.halt || pp.cutOff(ref.seq) {
 				n++
 				p.retireLocked(ref, false)
 				continue
@@ -683,7 +682,7 @@ func (p *processor) cutLocked(tps []topicPartition) {
 		keep := 0
 		for _, i := range ln.backlog {
 			ref := p.refs[i]
-			if ref.part.cut && ref.seq >= ref.part.handed {
+			if ref.part.cutOff(ref.seq) {
 				p.retireLocked(ref, false)
 				continue
 			}

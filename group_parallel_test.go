@@ -28,16 +28,7 @@ func TestProcessOptionsValidate(t *testing.T) {
 		{"drain", []ProcessOption{WithProcessDrainTimeout(-time.Second)}, "negative drain timeout"},
 		{"nil option", []ProcessOption{nil}, "nil ProcessOption"},
 	}
-	cl, err := New(WithSeedBrokers("127.0.0.1:1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	g, err := cl.NewGroupConsumer("g", []string{"t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(context.Background())
+	g := offlineGroup(t)
 	h := func(context.Context, *Record) error { return nil }
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -474,11 +474,10 @@ func TestIntegrationShareFailover(t *testing.T) {
 		t.Fatalf("control: the kill of leader %d did not bite (leader now %d, %d error reports)", leader, newLeader, errsA)
 	}
 	c.Heal(t)
-	waitFullISR(t, cl, topic, "__consumer_offsets", "__share_group_state")
 
 	// (b) The group's coordinator, which is the share coordinator too.
-	// The restarted leader gets its preferred leaderships back now, not at
-	// the controller's next imbalance check during (b).
+	// The restarted leader gets its preferred leaderships back (once it has
+	// caught up) now, not at the controller's next imbalance check during (b).
 	electPreferred(t, cl, topic, "__consumer_offsets", "__share_group_state")
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
