@@ -28,6 +28,7 @@ RUNNING=",${COMPAT_RUNNING:-},"
 BASE=${COMPAT_PORT_BASE:-27100}
 export KPAX_RUN_DIR="${KPAX_RUN_DIR:-${TMPDIR:-/tmp}/kpax-compat}"
 TABLE=${COMPAT_TABLE:-${TMPDIR:-/tmp}/kpax-compat-table.md}
+FAILURES=$KPAX_RUN_DIR/start-logs/failures.txt
 GO=${GO:-go}
 
 say() { echo "compat.sh: $*" >&2; }
@@ -48,25 +49,51 @@ env_list() {
 	echo "$out"
 }
 
-# up: fetch the versions (kafka.sh runs one mvn at a time), then start all in parallel.
+# start_one I LOG: start version I (kafka.sh start), its messages to stderr and into LOG.
+start_one() {
+	local v=${VERSIONS[$1]}
+	"$KAFKA" start "$(name_of "$v")" "$v" $((BASE + 10 * $1)) 2> >(tee "$2" >&2)
+}
+
+# start_failed I LOG TRY: say why version I did not start, last, where a CI excerpt shows it.
+# FAILURES (in cmd_up's directory) keeps them for cmd_run to print again after the stops.
+start_failed() {
+	{
+		echo "compat.sh: Kafka ${VERSIONS[$1]} failed to start ($3); the last lines of its start:"
+		tail -n 40 "$2" | sed 's/^/    /'
+	} | tee -a "$FAILURES" >&2
+}
+
+# up: fetch the versions (kafka.sh runs one mvn at a time), then start all in parallel. A version
+# whose start fails is started once more, alone (its first failure is printed); a second failure
+# fails the suite.
 cmd_up() {
-	local i v pids=() rc=0 t0=$SECONDS n=0
+	local i v pids=() rc=0 t0=$SECONDS n=0 idx=() failed=() logs="$KPAX_RUN_DIR/start-logs"
 	for v in "${VERSIONS[@]}"; do
 		running "$v" >/dev/null || { "$KAFKA" fetch "$v" & pids+=($!); }
 	done
 	for i in "${pids[@]}"; do wait "$i" || rc=1; done
 	((rc == 0)) || { say "fetching failed"; return 1; }
 	say "fetched ${#pids[@]} versions in $((SECONDS - t0))s"
+	mkdir -p "$logs"
+	rm -f "$FAILURES"
 	t0=$SECONDS pids=()
 	for i in "${!VERSIONS[@]}"; do
-		v=${VERSIONS[$i]}
-		running "$v" >/dev/null && continue
-		"$KAFKA" start "$(name_of "$v")" "$v" $((BASE + 10 * i)) & pids+=($!)
+		running "${VERSIONS[$i]}" >/dev/null && continue
+		start_one "$i" "$logs/$i.log" & pids+=($!) idx+=("$i")
 		n=$((n + 1))
 	done
-	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${idx[$i]}"); done
+	for i in "${failed[@]}"; do
+		start_failed "$i" "$logs/$i.log" "first try"
+		say "starting Kafka ${VERSIONS[$i]} again"
+		if ! start_one "$i" "$logs/$i.retry.log"; then
+			start_failed "$i" "$logs/$i.retry.log" "second try"
+			rc=1
+		fi
+	done
 	((rc == 0)) || { say "starting failed"; return 1; }
-	say "started $n brokers in parallel in $((SECONDS - t0))s"
+	say "started $n brokers in parallel in $((SECONDS - t0))s${failed[*]:+ (${#failed[@]} on a second try)}"
 	echo "KPAX_TEST_COMPAT=$(env_list)"
 }
 
@@ -115,6 +142,8 @@ cmd_run() {
 	fi
 	cmd_down
 	trap - EXIT
+	# A failed start printed why before the stops' lines; again here, where an excerpt ends.
+	if ((rc != 0)) && [[ -s $FAILURES ]]; then cat "$FAILURES" >&2; fi
 	say "total $((SECONDS - t0))s, exit $rc"
 	return "$rc"
 }

@@ -86,14 +86,7 @@ prepare_zk_node() {
 }
 
 # zk_pid D: the pid of the node's ZooKeeper if it is alive (and really ours), else nothing.
-zk_pid() {
-	local dir=$1 pid
-	[[ -s $dir/zk.pid ]] || return 0
-	pid=$(<"$dir/zk.pid")
-	[[ -r /proc/$pid/cmdline ]] || return 0
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/zookeeper.properties" || return 0
-	echo "$pid"
-}
+zk_pid() { pid_running "$1/zk.pid" "$1/zookeeper.properties"; }
 
 # launch_zk D: start the node's ZooKeeper (if it is not running) and wait until its port opens.
 launch_zk() {
@@ -108,10 +101,11 @@ launch_zk() {
 		"-Dlog4j.configuration=file:$dir/zk-log4j.properties" -cp "$(libs_dir "$version")/*" \
 		org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zookeeper.properties" \
 		</dev/null >>"$dir/logs/zookeeper.stdout.log" 2>&1 &
+	ZK_LAUNCHED[$dir]=$!
 	until port_open "$zkport"; do
-		if [[ -s $dir/zk.pid && -z $(zk_pid "$dir") ]]; then
+		if [[ -s $dir/zk.pid && -z $(zk_pid "$dir") ]] && ! child_alive "${ZK_LAUNCHED[$dir]}"; then
 			tail -n 30 "$dir/logs/zookeeper.stdout.log" "$dir/logs/zookeeper.log" >&2 2>/dev/null || true
-			die "$label: ZooKeeper died during start (logs: $dir/logs)"
+			die "$label: ZooKeeper died during start ($(exit_of "${ZK_LAUNCHED[$dir]}"); logs: $dir/logs)"
 		fi
 		! elapsed_over "$t0" "$START_TIMEOUT" || die "$label: ZooKeeper not listening on 127.0.0.1:$zkport after ${START_TIMEOUT}s"
 		sleep 0.1

@@ -447,6 +447,25 @@ prepare_node() {
 
 # Nodes this invocation launched: stopped again if the command fails (see main).
 STARTED_DIRS=()
+# The JVMs this invocation launched, by node directory (LAUNCHED: brokers, ZK_LAUNCHED:
+# ZooKeepers): our own children, so their liveness needs no command-line check and a death's
+# exit status can be read.
+declare -A LAUNCHED=() ZK_LAUNCHED=()
+
+# child_alive JOB: JOB (a pid or nothing) is a child of ours that is still running.
+child_alive() { [[ -n $1 ]] && alive "$1"; }
+
+# exit_of JOB: how the child JOB ended ("exit status N" or "killed by SIGX"), reaped; or nothing.
+exit_of() {
+	[[ -n $1 ]] || return 0
+	local st=0
+	wait "$1" 2>/dev/null || st=$?
+	if ((st > 128)); then
+		echo "killed by SIG$(kill -l $((st - 128)) 2>/dev/null || echo $((st - 128)))"
+	else
+		echo "exit status $st"
+	fi
+}
 
 # launch D: start the node's JVM in its own session, detached from our stdio.
 launch() {
@@ -460,6 +479,7 @@ launch() {
 	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$dir/pid" \
 		"${JAVA[@]}" kafka.Kafka "$dir/server.properties" \
 		</dev/null >>"$dir/logs/stdout.log" 2>&1 &
+	LAUNCHED[$dir]=$!
 	local i
 	for ((i = 0; i < 50; i++)); do
 		[[ -s $dir/pid ]] && return 0
@@ -468,15 +488,28 @@ launch() {
 	die "$label: no pid file after launch"
 }
 
-# node_pid D: the pid of the node's JVM if it is alive (and really ours), else nothing.
-node_pid() {
-	local dir=$1 pid
-	[[ -s $dir/pid ]] || return 0
-	pid=$(<"$dir/pid")
-	[[ -r /proc/$pid/cmdline ]] || return 0
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/server.properties" || return 0
+# pid_running PIDFILE MARK: the pid in PIDFILE if that process is alive and its command line
+# holds MARK (so a stale file whose pid was reused does not count), else nothing. A process in
+# the middle of exec shows an empty command line for a moment (the launcher's bash writes the
+# pid file just before it execs java): that is read again, not taken for death. No pipe into
+# `grep -q` here: under pipefail its early exit can fail the writer with SIGPIPE.
+pid_running() {
+	local file=$1 mark=$2 pid cmd i
+	[[ -s $file ]] || return 0
+	pid=$(<"$file")
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	for ((i = 0; i < 20; i++)); do
+		alive "$pid" || return 0
+		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+		[[ -z $cmd ]] || break
+		sleep 0.05
+	done
+	[[ $cmd == *"$mark"* ]] || return 0
 	echo "$pid"
 }
+
+# node_pid D: the pid of the node's JVM if it is alive (and really ours), else nothing.
+node_pid() { pid_running "$1/pid" "$1/server.properties"; }
 
 # alive PID: the process exists and is not a zombie.
 alive() {
@@ -532,9 +565,12 @@ wait_ready() {
 	load_node_env "$dir"
 	while :; do
 		pid=$(node_pid "$dir")
+		if [[ -z $pid ]] && child_alive "${LAUNCHED[$dir]:-}"; then
+			pid=${LAUNCHED[$dir]}
+		fi
 		if [[ -z $pid ]]; then
 			show_log_tail "$dir"
-			die "$label: the broker process died during start (logs: $dir/logs)"
+			die "$label: the broker process died during start ($(exit_of "${LAUNCHED[$dir]:-}"); logs: $dir/logs)"
 		fi
 		if node_ready "$dir"; then
 			say "$label: Kafka $version ready on 127.0.0.1:$port (controller :$cport, node.id $node_id)" \
