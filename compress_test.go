@@ -713,44 +713,6 @@ func FuzzDecompressSnappy(f *testing.F) { fuzzCompressCodec(f, CompressionSnappy
 func FuzzDecompressLZ4(f *testing.F)    { fuzzCompressCodec(f, CompressionLZ4) }
 func FuzzDecompressZstd(f *testing.F)   { fuzzCompressCodec(f, CompressionZstd) }
 
-func BenchmarkCompress(b *testing.B) {
-	data := compressRecords(1<<20, 12)
-	for _, c := range compressCodecs {
-		b.Run(c.String(), func(b *testing.B) {
-			dst := make([]byte, 0, 2<<20)
-			var err error
-			b.SetBytes(int64(len(data)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if dst, err = appendCompressed(dst[:0], c, 0, data, false); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(len(data))/float64(len(dst)), "ratio")
-		})
-	}
-}
-
-func BenchmarkDecompress(b *testing.B) {
-	data := compressRecords(1<<20, 12)
-	for _, c := range compressCodecs {
-		b.Run(c.String(), func(b *testing.B) {
-			comp, err := appendCompressed(nil, c, 0, data, false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			dst := make([]byte, 0, len(data))
-			b.SetBytes(int64(len(data)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if dst, err = appendDecompressed(dst[:0], c, comp, len(data), false); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // TestCompressZstdLimitedPath decodes streams without a content size (as Java's ZstdOutputStream writes
 // them, with windows far above their size) with limits that make the decoder stop at the limit.
 func TestCompressZstdLimitedPath(t *testing.T) {
