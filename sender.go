@@ -237,8 +237,14 @@ func (p *Producer) collect() time.Duration {
 	if again {
 		p.poke()
 	}
-	return max(wait, time.Millisecond)
+	// Not later than the earliest due time: a sender woken by an acknowledgement just before a
+	// linger ends sleeps out the rest of it, not a millisecond (the floor only keeps clock
+	// rounding from spinning the loop).
+	return max(wait, minSenderSleep)
 }
+
+// minSenderSleep is the shortest sleep of the sender between passes.
+const minSenderSleep = 20 * time.Microsecond
 
 // number gives a batch its producer ID and sequence numbers as it is
 // dispatched: in the partition's order, whichever broker and request it goes
