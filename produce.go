@@ -328,7 +328,11 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 	}
 	ps.pending = append(ps.pending, pr)
 	ps.pendBytes += pr.size
-	if ps.pendBytes >= p.cfg.maxBatchBytes || p.cfg.linger == 0 || len(ps.pending) == 1 {
+	// The sender wakes for a run's first record (its linger starts), and when the run first
+	// holds a full batch; not for every record after that (the sender cuts again while a full
+	// batch is left, and a finished request wakes it).
+	if len(ps.pending) == 1 || p.cfg.linger == 0 ||
+		(ps.pendBytes >= p.cfg.maxBatchBytes && ps.pendBytes-pr.size < p.cfg.maxBatchBytes) {
 		p.poke()
 	}
 }
