@@ -223,6 +223,7 @@ func runChild(args []string) error {
 	if path := os.Getenv("KBENCH_MEMPROFILE"); path != "" { // allocations, for profiling one run by hand
 		runtime.MemProfileRate = 64 << 10
 		defer func() {
+			runtime.GC() // the profile holds allocations up to the last collection: all of them
 			if f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, s.Client, *rep)); err == nil {
 				pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
