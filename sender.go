@@ -60,6 +60,9 @@ type sink struct {
 	ends  []int        // run's scratch: where each batch's bytes start and end in buf
 	ratio float64      // run's: the last compressed frame's size estimate ratio (sender_frame.go)
 	bufs  chan []byte  // request buffers free for reuse
+	// oversized counts the frames in a row that took a free buffer much larger than they
+	// needed (frameBuf).
+	oversized int
 }
 
 type flight struct {
@@ -89,13 +92,15 @@ func (s *sink) releaseBuf(f *flight) {
 }
 
 // reqBufsKept is how many request buffers a sink keeps for reuse (the
-// writer gives a frame back once written): two, and one under a memory
-// budget (kept buffers are outside it).
+// writer gives a frame back once written): one per request it may have in
+// flight and one being encoded, since the connection writes several queued
+// frames together and gives them back together; one under a memory budget
+// (kept buffers are outside it).
 func reqBufsKept(p *Producer) int {
 	if p.budget != nil {
 		return 1
 	}
-	return 2 // one being written, one being encoded
+	return p.cfg.maxInFlight + 1
 }
 
 func (p *Producer) sinkFor(node int32) *sink {

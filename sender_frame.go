@@ -49,19 +49,33 @@ func (s *sink) noteRatio(frame, data int) {
 	}
 }
 
-// frameBuf returns an empty buffer with room for n bytes: the sink's free
-// one if it is large enough and not much larger (so that a burst of large
-// requests pins nothing afterwards), else a new one.
+// frameBuf returns an empty buffer with room for n bytes: the sink's free one if it is large
+// enough, else a new one. Request sizes vary with how many partitions have a batch ready, so a
+// free buffer much larger than n (over 4n and 1 MiB) is used too, for up to oversizedFrames
+// frames in a row; after that, and always under a memory budget (kept buffers are outside it),
+// it is dropped, so that a burst of large requests pins nothing for long.
 func (s *sink) frameBuf(n int) []byte {
 	select {
 	case b := <-s.bufs:
-		if cap(b) >= n && (cap(b) <= 4*n || cap(b) <= 1<<20) {
+		if cap(b) < n {
+			break
+		}
+		if cap(b) <= max(4*n, 1<<20) {
+			s.oversized = 0
 			return b[:0]
 		}
+		if s.p.budget == nil && s.oversized < oversizedFrames {
+			s.oversized++
+			return b[:0]
+		}
+		s.oversized = 0
 	default:
 	}
 	return make([]byte, 0, n+n/4) // room for the next, if a little larger
 }
+
+// oversizedFrames is how many frames in a row may use a free buffer much larger than they need.
+const oversizedFrames = 64
 
 // sortByTopic orders a request's batches by topic, so that each topic's
 // partitions are one run of them (the request groups partitions by topic).

@@ -89,3 +89,51 @@ func TestUvarintLen(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameBuf: which free request buffer a sink reuses for a frame of n bytes, and how many it
+// keeps.
+func TestFrameBuf(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name      string
+		free      int // the free buffer's capacity; 0: none
+		n         int
+		budget    bool
+		oversized int // frames in a row that already took a much larger buffer
+		reused    bool
+	}{
+		{"none free", 0, 100, false, 0, false},
+		{"fits", 1000, 1000, false, 0, true},
+		{"too small", 999, 1000, false, 0, false},
+		{"up to 1 MiB is never too large", mib, 10, false, 0, true},
+		{"up to 4n is never too large", 4 * 2 * mib, 2 * mib, false, 0, true},
+		{"much larger, for a while", 8 * mib, 100, false, oversizedFrames - 1, true},
+		{"much larger, for too long", 8 * mib, 100, false, oversizedFrames, false},
+		{"much larger, under a budget", 8 * mib, 100, true, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Producer{cfg: defaultProducerConfig()}
+			if tt.budget {
+				p.budget = &memBudget{max: 64 * mib}
+			}
+			s := &sink{p: p, bufs: make(chan []byte, reqBufsKept(p)), oversized: tt.oversized}
+			var free []byte
+			if tt.free > 0 {
+				free = make([]byte, 0, tt.free)
+				s.bufs <- free
+			}
+			b := s.frameBuf(tt.n)
+			if cap(b) < tt.n || len(b) != 0 {
+				t.Fatalf("len %d cap %d for %d bytes", len(b), cap(b), tt.n)
+			}
+			if reused := free != nil && &b[:1][0] == &free[:1][0]; reused != tt.reused {
+				t.Errorf("reused the free buffer: %v, want %v", reused, tt.reused)
+			}
+		})
+	}
+	p := &Producer{cfg: defaultProducerConfig()}
+	if got, want := reqBufsKept(p), p.cfg.maxInFlight+1; got != want {
+		t.Errorf("a sink keeps %d buffers, want one per request in flight and one more: %d", got, want)
+	}
+}
