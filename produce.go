@@ -578,11 +578,13 @@ func (p *Producer) failBatch(b *batch, err error) {
 // with idempotence the broker keeps their order (up to 5); without it a
 // retry can reorder them, so one at a time unless the user allowed more
 // (WithMaxInFlight). An idempotent partition sends one at a time until its
-// first batch under the producer ID is acknowledged: a leader with no state
-// for the ID takes any first sequence, so a batch pipelined behind a first
-// one it refused (NOT_LEADER_OR_FOLLOWER from a just-created partition, say)
-// would be appended first, and the first would never fit again. Nil ps
-// gives the limit of an acknowledged partition. p.mu is held.
+// first batch under the producer ID and epoch is acknowledged: a leader with
+// no state for the ID takes any first sequence, so a batch pipelined behind a
+// first one it refused (NOT_LEADER_OR_FOLLOWER from a just-created partition,
+// say) would be appended first, and the first would never fit again; one
+// with no state for a bumped epoch takes sequence 0 only and refuses the
+// batches behind a refused first (see txnManager.setPID). Nil ps gives the
+// limit of an acknowledged partition. p.mu is held.
 func (p *Producer) partitionLimit(ps *partState) int {
 	if p.cfg.idempotent && ps != nil && ps.settled == 0 {
 		return 1

@@ -87,19 +87,18 @@ func (tm *txnManager) initPIDFrom(ctx context.Context, pid producerID) error {
 }
 
 // setPID adopts a producer ID and epoch: every partition's sequence numbers
-// start over. A new ID (not only a bumped epoch) has no state in any
-// partition's leader, which then takes any first sequence: like a fresh
-// partition, each has one batch in flight until its first is acknowledged
-// (partitionLimit). p.mu is held.
+// start over. No partition's leader has state for them yet: under a new ID it
+// takes any first sequence, under a bumped epoch (TV2 bumps it at every
+// commit) only sequence 0, and refuses the batches pipelined behind a first
+// one that failed (a retriable CONCURRENT_TRANSACTIONS, say) as out of
+// order, which would abort the transaction. So, like a fresh partition, each
+// has one batch in flight until its first is acknowledged (partitionLimit).
+// p.mu is held.
 func (tm *txnManager) setPID(pid producerID) {
 	p := tm.p
-	newID := pid.id != p.pid.id
 	p.pid = pid
 	for _, ps := range p.parts {
-		ps.seq, ps.ackedNext = 0, 0
-		if newID {
-			ps.settled = 0
-		}
+		ps.seq, ps.ackedNext, ps.settled = 0, 0, 0
 		for _, b := range ps.retry {
 			b.seq = -1
 		}

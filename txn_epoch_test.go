@@ -23,6 +23,9 @@ type epochFake struct {
 	init func(expect producerID) (producerID, int16)
 	// produce answers the n-th Produce (from 0) with an error code.
 	produce func(n int) int16
+	// batch, if set, answers a batch instead: its producer ID and epoch, base sequence and
+	// record count (called without f.mu).
+	batch func(pid producerID, seq, count int32) int16
 	// endTxn answers EndTxn: the next producer ID and epoch (TV2).
 	endTxn func(pid producerID) (producerID, int16)
 	// describe is the coordinator's state of the transactional ID.
@@ -82,9 +85,16 @@ func (f *epochFake) handle(addr func() string) func(Request, int16) Response {
 					b := pd.Records
 					code := int16(0)
 					if len(b) >= 61 {
-						f.batches = append(f.batches, producerID{int64(binary.BigEndian.Uint64(b[43:])), int16(binary.BigEndian.Uint16(b[51:]))})
-						f.seqs = append(f.seqs, int32(binary.BigEndian.Uint32(b[53:])))
-						code = f.produce(f.produced)
+						pid := producerID{int64(binary.BigEndian.Uint64(b[43:])), int16(binary.BigEndian.Uint16(b[51:]))}
+						seq := int32(binary.BigEndian.Uint32(b[53:]))
+						f.batches, f.seqs = append(f.batches, pid), append(f.seqs, seq)
+						if f.batch != nil {
+							f.mu.Unlock()
+							code = f.batch(pid, seq, int32(binary.BigEndian.Uint32(b[57:])))
+							f.mu.Lock()
+						} else {
+							code = f.produce(f.produced)
+						}
 						f.produced++
 					}
 					rt.PartitionResponses = append(rt.PartitionResponses, ProduceResponseItemPartitionResponse{
@@ -276,4 +286,71 @@ func equalPIDs(a, b []producerID) bool {
 		}
 	}
 	return true
+}
+
+// TestTxnEpochBumpOneInFlight: after TV2's commit bumps the epoch, the leaders have no state for
+// the new epoch and take only sequence 0 first. When that first batch fails (retriably: here
+// CONCURRENT_TRANSACTIONS, as while the last transaction's markers are written), batches
+// pipelined behind it would be refused as out of order and the transaction aborted; so a
+// partition has one batch in flight under a new epoch until the first is acknowledged. The
+// fake leader keeps sequences per producer ID and epoch and answers the new epoch's first
+// batch late and with the error, so that the producer could pipeline meanwhile.
+func TestTxnEpochBumpOneInFlight(t *testing.T) {
+	var mu sync.Mutex
+	next := map[producerID]int32{} // the leader's next sequence per ID and epoch
+	failed := false
+	f := &epochFake{tv2: true,
+		init:   func(producerID) (producerID, int16) { return producerID{7, 0}, 0 },
+		endTxn: func(pid producerID) (producerID, int16) { return producerID{pid.id, pid.epoch + 1}, 0 },
+		batch: func(pid producerID, seq, count int32) int16 {
+			mu.Lock()
+			defer mu.Unlock()
+			if pid.epoch == 1 && !failed {
+				failed = true
+				mu.Unlock()
+				time.Sleep(100 * time.Millisecond)
+				mu.Lock()
+				return ErrConcurrentTransactions.code
+			}
+			if seq != next[pid] {
+				return ErrOutOfOrderSequenceNumber.code
+			}
+			next[pid] = seq + count
+			return 0
+		},
+	}
+	var fc *fakeCluster
+	fc = newFakeCluster(t, 1, f.handle(func() string { return fc.addr() }))
+	cl, err := New(WithSeedBrokers(fc.addr()), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p := newTxnProducer(t, cl, "bumped", WithMaxBatchBytes(1000))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	val := make([]byte, 100)
+	for i := 0; i < 2; i++ {
+		if err := p.BeginTransaction(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*Record
+		for range 200 {
+			recs = append(recs, &Record{Topic: "t", Value: val})
+		}
+		if err := p.ProduceSync(ctx, recs...); err != nil {
+			t.Fatalf("transaction %d: produce: %v", i, err)
+		}
+		if err := p.CommitTransaction(ctx); err != nil {
+			t.Fatalf("transaction %d: commit: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !failed {
+		t.Fatal("the new epoch's first batch never came")
+	}
+	if got := next[producerID{7, 1}]; got != 200 {
+		t.Errorf("the leader took %d records under the new epoch, want 200", got)
+	}
 }
