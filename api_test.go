@@ -431,8 +431,10 @@ func TestIntegrationProduceTimestamps(t *testing.T) {
 }
 
 // TestSetPIDFreshPartitions: a transactional producer given a new producer
-// ID treats every partition as fresh (one batch in flight until the first
-// ack); a bumped epoch of the same ID keeps the pipelining.
+// ID or a bumped epoch of its ID (TV2 bumps it at every commit) treats every
+// partition as fresh: sequences from 0, one batch in flight until the first
+// ack, since the leaders have no state for the new ID or epoch
+// (TestTxnEpochBumpOneInFlight has what pipelining would do).
 func TestSetPIDFreshPartitions(t *testing.T) {
 	cl := newTestClient(t, "127.0.0.1:1")
 	p, err := cl.NewProducer(WithTransactionalID("t"))
@@ -440,18 +442,22 @@ func TestSetPIDFreshPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	ps := &partState{seq: 9, ackedNext: 9, settled: 3}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.pid = producerID{7, 1}
-	p.parts = map[topicPartition]*partState{{"t", 0}: ps}
-	p.txn.setPID(producerID{7, 2})
-	if ps.seq != 0 || ps.ackedNext != 0 || p.partitionLimit(ps) != 5 {
-		t.Errorf("epoch bump: seq %d acked next %d limit %d, want 0 0 5", ps.seq, ps.ackedNext, p.partitionLimit(ps))
-	}
-	ps.settled = 3
-	p.txn.setPID(producerID{8, 0})
-	if ps.settled != 0 || p.partitionLimit(ps) != 1 {
-		t.Errorf("new ID: settled %d limit %d, want 0 1", ps.settled, p.partitionLimit(ps))
+	for _, tt := range []struct {
+		name string
+		next producerID
+	}{{"epoch bump", producerID{7, 2}}, {"new ID", producerID{8, 0}}} {
+		ps := &partState{seq: 9, ackedNext: 9, settled: 3}
+		p.mu.Lock()
+		p.pid = producerID{7, 1}
+		p.parts = map[topicPartition]*partState{{"t", 0}: ps}
+		p.txn.setPID(tt.next)
+		if ps.seq != 0 || ps.ackedNext != 0 || ps.settled != 0 || p.partitionLimit(ps) != 1 {
+			t.Errorf("%s: seq %d acked next %d settled %d limit %d, want 0 0 0 1", tt.name, ps.seq, ps.ackedNext, ps.settled, p.partitionLimit(ps))
+		}
+		ps.settled = 1 // the first batch under it acknowledged: pipelining again
+		if got := p.partitionLimit(ps); got != 5 {
+			t.Errorf("%s, then an ack: limit %d, want 5", tt.name, got)
+		}
+		p.mu.Unlock()
 	}
 }
