@@ -36,7 +36,8 @@ import (
 // called from a callback does not wait for the budget, since its records
 // are what frees it. Produce requests are counted from their encoding to
 // their response, beyond the budget if need be (their records are in
-// already). A Fetch response's frame is allocated whole, within what its
+// already): one encoded into the kept request buffer by its bytes, one in a
+// new buffer by the buffer's size. A Fetch response's frame is allocated whole, within what its
 // Fetch reserved, and its decoded Records are counted with it.
 //
 // Outside the budget are fixed costs: codec state (a zstd encoder keeps a

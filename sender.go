@@ -71,6 +71,7 @@ type flight struct {
 	call    *call
 	buf     []byte // the request's frame until it is queued (sender_frame.go)
 	charged int    // the frame's size, taken from the client's memory budget until releaseBuf
+	kept    bool   // buf is the sink's kept request buffer (frameBuf), outside the budget
 }
 
 // releaseBuf keeps the buffer of a flight whose request was never queued
@@ -465,8 +466,13 @@ func (s *sink) send(f *flight) error {
 	if b := p.budget; b != nil {
 		// Counted while the request lives (until its response,
 		// releaseBuf), beyond the budget if need be: its records are
-		// already in, and only its outcome frees them.
+		// already in, and only its outcome frees them. A new buffer
+		// counts whole; the kept one is a fixed cost outside the budget
+		// (WithMemoryBudget), so only the frame's bytes in it count.
 		f.charged = cap(f.buf)
+		if f.kept {
+			f.charged = len(f.buf)
+		}
 		b.take(f.charged)
 	}
 	call, err := c.sendFrame(ctx, req, v, expectsNoResponse(req), f.buf, s.bufs)

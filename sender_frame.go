@@ -53,8 +53,9 @@ func (s *sink) noteRatio(frame, data int) {
 // enough, else a new one. Request sizes vary with how many partitions have a batch ready, so a
 // free buffer much larger than n (over 4n and 1 MiB) is used too, for up to oversizedFrames
 // frames in a row; after that, and always under a memory budget (kept buffers are outside it),
-// it is dropped, so that a burst of large requests pins nothing for long.
-func (s *sink) frameBuf(n int) []byte {
+// it is dropped, so that a burst of large requests pins nothing for long. kept says that buf is
+// the free one.
+func (s *sink) frameBuf(n int) (buf []byte, kept bool) {
 	select {
 	case b := <-s.bufs:
 		if cap(b) < n {
@@ -62,16 +63,16 @@ func (s *sink) frameBuf(n int) []byte {
 		}
 		if cap(b) <= max(4*n, 1<<20) {
 			s.oversized = 0
-			return b[:0]
+			return b[:0], true
 		}
 		if s.p.budget == nil && s.oversized < oversizedFrames {
 			s.oversized++
-			return b[:0]
+			return b[:0], true
 		}
 		s.oversized = 0
 	default:
 	}
-	return make([]byte, 0, n+n/4) // room for the next, if a little larger
+	return make([]byte, 0, n+n/4), false // room for the next, if a little larger
 }
 
 // oversizedFrames is how many frames in a row may use a free buffer much larger than they need.
@@ -101,7 +102,8 @@ type frameEncoding struct {
 func (s *sink) encodeProduce(f *flight, req *ProduceRequest, e frameEncoding) error {
 	p := s.p
 	size, data := s.frameSize(f.batches)
-	buf := s.frameBuf(size)
+	buf, kept := s.frameBuf(size)
+	start := buf[:cap(buf)]
 	buf = appendRequestHeader(buf, req, e.version, 0, p.cl.cfg.clientID)
 	v, flex := e.version, e.flex
 	if v >= 3 {
@@ -142,6 +144,8 @@ func (s *sink) encodeProduce(f *flight, req *ProduceRequest, e frameEncoding) er
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	s.noteRatio(len(buf), data)
 	f.buf = buf
+	// Still the free buffer if it did not grow: see sink.send's budget charge.
+	f.kept = kept && cap(buf) == cap(start) && cap(buf) > 0 && &buf[:1][0] == &start[0]
 	k = 0
 	for i := range req.TopicData {
 		for j := range req.TopicData[i].PartitionData {

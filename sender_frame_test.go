@@ -123,12 +123,12 @@ func TestFrameBuf(t *testing.T) {
 				free = make([]byte, 0, tt.free)
 				s.bufs <- free
 			}
-			b := s.frameBuf(tt.n)
+			b, kept := s.frameBuf(tt.n)
 			if cap(b) < tt.n || len(b) != 0 {
 				t.Fatalf("len %d cap %d for %d bytes", len(b), cap(b), tt.n)
 			}
-			if reused := free != nil && &b[:1][0] == &free[:1][0]; reused != tt.reused {
-				t.Errorf("reused the free buffer: %v, want %v", reused, tt.reused)
+			if reused := free != nil && &b[:1][0] == &free[:1][0]; reused != tt.reused || kept != tt.reused {
+				t.Errorf("reused the free buffer: %v (kept %v), want %v", reused, kept, tt.reused)
 			}
 		})
 	}
