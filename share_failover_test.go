@@ -462,8 +462,11 @@ func TestIntegrationShareFailover(t *testing.T) {
 	if now := leaders(t, cl, topic)[0]; now != leader {
 		t.Fatalf("control: the leader is %d, not %d, before the kill", now, leader)
 	}
-	killA := time.Now()
+	// The clock starts once the broker is dead (kafka.sh waits for it): records produced while
+	// the script ran were still accepted by the leader, and one of them would pass for a
+	// recovery a few ms in, before anything noticed the kill.
 	c.Node(leader).Signal(t, "KILL")
+	killA := time.Now()
 	waitUntil(t, 90*time.Second, "a record produced after the leader's kill accepted", func() bool { return l.acceptedAfter(killA) })
 	recA := l.firstAcceptAfter(killA).Sub(killA)
 	newLeader := leaders(t, cl, topic)[0]
@@ -483,8 +486,8 @@ func TestIntegrationShareFailover(t *testing.T) {
 	defer cancel()
 	coord = stableShareCoordinator(ctx, t, cl, topic, group, coord)
 	leaderB := leaders(t, cl, topic)[0]
-	killB := time.Now()
 	c.Node(coord).Signal(t, "KILL")
+	killB := time.Now()
 	waitUntil(t, 90*time.Second, "a record produced after the coordinator's kill accepted", func() bool { return l.acceptedAfter(killB) })
 	recB := l.firstAcceptAfter(killB).Sub(killB)
 	newCoord, err := groupCoordinator(ctx, cl, group)
