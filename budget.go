@@ -37,8 +37,9 @@ import (
 // are what frees it. Produce requests are counted from their encoding to
 // their response, beyond the budget if need be (their records are in
 // already): one encoded into the kept request buffer by its bytes, one in a
-// new buffer by the buffer's size. A Fetch response's frame is allocated whole, within what its
-// Fetch reserved, and its decoded Records are counted with it.
+// new buffer by the buffer's size. A Fetch response's frame is allocated
+// whole, within what its Fetch reserved, and its decoded Records are counted
+// with it.
 //
 // Outside the budget are fixed costs: codec state (a zstd encoder keeps a
 // 1 MiB window, about 3.5 MiB in all, at most two kept per level), kept
