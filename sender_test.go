@@ -2,7 +2,9 @@ package kpax
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestSeqAfter: sequence numbers wrap after MaxInt32 to 0, as Kafka's
@@ -25,5 +27,24 @@ func TestSeqAfter(t *testing.T) {
 		if got := seqAfter(b); got != tt.want {
 			t.Errorf("seqAfter(seq %d, %d records) = %d, want %d", tt.seq, tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestAddPendingWakes: the sender is woken for a partition run's first record and when the run
+// first holds a full batch, not for each record after that.
+func TestAddPendingWakes(t *testing.T) {
+	p := &Producer{cl: &Client{cfg: defaultConfig()}, cfg: defaultProducerConfig(), wake: make(chan struct{}, 1), parts: map[topicPartition]*partState{}, epoch: time.Now()}
+	p.cfg.maxBatchBytes = 1000
+	var woke []int
+	for i := range 50 { // 100 bytes each: the run holds a batch at the 10th
+		p.addPending(topicPartition{"t", 0}, pending{size: 100})
+		select {
+		case <-p.wake:
+			woke = append(woke, i)
+		default:
+		}
+	}
+	if want := []int{0, 9}; !slices.Equal(woke, want) {
+		t.Errorf("woken at records %v, want %v", woke, want)
 	}
 }

@@ -117,6 +117,19 @@ func (f *epochFake) handle(addr func() string) func(Request, int16) Response {
 	}
 }
 
+// client is a client of a one-broker fake cluster that f answers, closed when the test ends.
+func (f *epochFake) client(t *testing.T) *Client {
+	t.Helper()
+	var fc *fakeCluster
+	fc = newFakeCluster(t, 1, f.handle(func() string { return fc.addr() }))
+	cl, err := New(WithSeedBrokers(fc.addr()), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 // TestTxnEpochExhaustion checks transactions at the end of the producer
 // epoch's range (int16): where the coordinator rotates to a new producer
 // ID (TV2's EndTxn past 32766, the bump after a failed transaction, the
@@ -216,14 +229,7 @@ func TestTxnEpochExhaustion(t *testing.T) {
 			if !tt.tv2 {
 				f.endTxn = func(producerID) (producerID, int16) { return none, 0 }
 			}
-			var fc *fakeCluster
-			fc = newFakeCluster(t, 1, f.handle(func() string { return fc.addr() }))
-			cl, err := New(WithSeedBrokers(fc.addr()), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			p := newTxnProducer(t, cl, "exhausted")
+			p := newTxnProducer(t, f.client(t), "exhausted")
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			var lastErr error
@@ -319,14 +325,7 @@ func TestTxnEpochBumpOneInFlight(t *testing.T) {
 			return 0
 		},
 	}
-	var fc *fakeCluster
-	fc = newFakeCluster(t, 1, f.handle(func() string { return fc.addr() }))
-	cl, err := New(WithSeedBrokers(fc.addr()), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	p := newTxnProducer(t, cl, "bumped", WithMaxBatchBytes(1000))
+	p := newTxnProducer(t, f.client(t), "bumped", WithMaxBatchBytes(1000))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	val := make([]byte, 100)
