@@ -248,12 +248,18 @@ type topicState struct {
 // count and the partitions available now (nil: all). It never changes: a
 // change publishes a new one (setAvail).
 type topicView struct {
+	name  string
 	n     int
 	avail []int32
 }
 
-// viewOf returns the topic's view, nil while the topic is not known.
+// viewOf returns the topic's view, nil while the topic is not known. The
+// first topic's view is at hand without a map lookup (most producers write
+// one topic).
 func (p *Producer) viewOf(topic string) *topicView {
+	if v := p.firstView.Load(); v != nil && v.name == topic {
+		return v
+	}
 	v, _ := p.views.Load(topic)
 	view, _ := v.(*topicView)
 	return view
@@ -263,7 +269,11 @@ func (p *Producer) viewOf(topic string) *topicView {
 // avail is not changed afterwards. p.mu is held.
 func (p *Producer) setAvail(ts *topicState, avail []int32) {
 	ts.avail = avail
-	p.views.Store(ts.name, &topicView{n: ts.n, avail: avail})
+	v := &topicView{name: ts.name, n: ts.n, avail: avail}
+	p.views.Store(ts.name, v)
+	if f := p.firstView.Load(); f == nil || f.name == ts.name {
+		p.firstView.Store(v)
+	}
 }
 
 // place queues a record on the partition the Partitioner chose for it, of a

@@ -62,10 +62,12 @@ type Producer struct {
 
 	// views holds each known topic's *topicView, which Produce gives the
 	// Partitioner before taking mu: user code never runs under the lock.
-	views    sync.Map
-	unrouted []pending // records to partition again, by the sender (routeQueued)
-	routing  bool      // routeQueued is partitioning records taken from unrouted
-	drained  bool      // Close failed what was left: records routed later fail too
+	// firstView is the first topic's, kept current by setAvail (under mu).
+	views     sync.Map
+	firstView atomic.Pointer[topicView]
+	unrouted  []pending // records to partition again, by the sender (routeQueued)
+	routing   bool      // routeQueued is partitioning records taken from unrouted
+	drained   bool      // Close failed what was left: records routed later fail too
 
 	nextReload time.Time // the earliest topicState.reloadAt (see reloadTopics)
 
@@ -211,7 +213,8 @@ func recordSize(r *Record) int {
 // for another record's callback (ProduceSync does), which runs after it.
 //
 // A record with a zero Timestamp gets the current time (its create time, as
-// in the Java client): Produce sets r.Timestamp, so a Record reused for
+// in the Java client; the wall clock without a monotonic reading, to the
+// microsecond or finer): Produce sets r.Timestamp, so a Record reused for
 // another Produce keeps it unless reset. An explicit Timestamp is sent as
 // it is. (A topic with message.timestamp.type=LogAppendTime replaces both
 // with the broker's time.)
@@ -226,7 +229,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 		return badProduce(ctx, r)
 	}
 	if r.Timestamp.IsZero() {
-		r.Timestamp = time.Now() // one clock read per record, outside the lock
+		r.Timestamp = recordNow() // one clock read per record, outside the lock
 	}
 	size := recordSize(r)
 	if size > p.cfg.maxBatchBytes {

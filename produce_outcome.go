@@ -19,6 +19,8 @@ type outcome struct {
 	rec     *Record
 	err     error
 	recs    []pending // an acknowledged batch's records, in order (queueBatch)
+	part    int32     // recs' partition
+	base    int64     // recs' first offset, -1 if not known
 	size    int
 	counted bool // a record's or batch's, in bufRecords (not an event's, see applyTopic)
 	charge  int  // its share of the client's memory budget, released after the callbacks
@@ -53,11 +55,7 @@ func (p *Producer) deliver() {
 		for i := range run {
 			o := &run[i]
 			if o.recs != nil {
-				for j := range o.recs {
-					if cb := o.recs[j].cb; cb != nil {
-						cb(o.recs[j].rec, nil)
-					}
-				}
+				o.runBatch()
 				n, size, ran = n+len(o.recs), size+o.size, append(ran, o.recs)
 				charge += o.charge
 			} else {
@@ -82,6 +80,21 @@ func (p *Producer) deliver() {
 	}
 }
 
+// runBatch gives an acknowledged batch's records their partition and
+// offset and runs their callbacks.
+func (o *outcome) runBatch() {
+	for j := range o.recs {
+		pr := &o.recs[j]
+		pr.rec.Partition, pr.rec.Offset = o.part, -1
+		if o.base >= 0 {
+			pr.rec.Offset = o.base + int64(j)
+		}
+		if pr.cb != nil {
+			pr.cb(pr.rec, nil)
+		}
+	}
+}
+
 // ranCallbacks releases the buffer space of n records of size bytes whose
 // callbacks ran, and their charge of the budget (the records are the
 // application's again), and keeps their batches' slices for reuse.
@@ -102,9 +115,9 @@ func (p *Producer) ranCallbacks(n, size, charge int, ran [][]pending) {
 }
 
 // queueBatch queues the callbacks of an acknowledged batch's records for
-// deliver, as one outcome, and gives recs to it (putRecs once they ran).
-// p.mu is held.
-func (p *Producer) queueBatch(recs []pending) {
+// deliver, as one outcome, and gives recs to it (putRecs once they ran);
+// base is the first record's offset (-1: not known). p.mu is held.
+func (p *Producer) queueBatch(recs []pending, part int32, base int64) {
 	if len(recs) == 0 {
 		return
 	}
@@ -116,7 +129,7 @@ func (p *Producer) queueBatch(recs []pending) {
 	if p.budget != nil {
 		charge = size + len(recs)*recordOverhead // budgetCharge of each
 	}
-	p.cbq = append(p.cbq, outcome{recs: recs, size: size, counted: true, charge: charge})
+	p.cbq = append(p.cbq, outcome{recs: recs, part: part, base: base, size: size, counted: true, charge: charge})
 	p.cbRecords += len(recs)
 	p.cbBytes += size
 	p.wakeDeliver()

@@ -675,15 +675,9 @@ func (p *Producer) succeed(b *batch, base int64) {
 		}
 	}
 	ps.backoff = p.cl.cfg.retryBackoff
-	for i, pr := range b.recs {
-		pr.rec.Partition = ps.tp.partition
-		if base >= 0 {
-			pr.rec.Offset = base + int64(i)
-		} else {
-			pr.rec.Offset = -1
-		}
-	}
-	p.queueBatch(b.recs) // produce_outcome.go: their callbacks, and the slice back
+	// produce_outcome.go: deliver sets the records' partition and offset,
+	// outside the lock, runs their callbacks and gives the slice back.
+	p.queueBatch(b.recs, ps.tp.partition, base)
 	b.recs = nil
 }
 
