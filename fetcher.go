@@ -401,6 +401,12 @@ func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse, reserved int) {
 		// its frame, and the first partition at least its floor.
 		budget, first = max(reserved-len(ch.frame), 0), firstDecompressMax(mb)
 	}
+	if f.c.cl.cfg.budget == nil {
+		// Once, not doubling batch by batch. (Under a budget the records
+		// grow as decoded: a partition may stop at its decompression
+		// bound, and the hint counts its compressed batches too.)
+		ch.recs = slices.Grow(ch.recs, responseRecordsHint(resp))
+	}
 	nr := 0
 	for ti := range resp.Responses {
 		t := &resp.Responses[ti]
@@ -443,6 +449,17 @@ func (f *fetcher) decodeAll(ch *fetchChunk, resp *FetchResponse, reserved int) {
 	if f.c.cl.cfg.budget != nil {
 		ch.bytes += cap(ch.recs) * int(unsafe.Sizeof(Record{})) // the records themselves
 	}
+}
+
+// responseRecordsHint is recordsHint over a response's partitions.
+func responseRecordsHint(resp *FetchResponse) int {
+	n := 0
+	for ti := range resp.Responses {
+		for pi := range resp.Responses[ti].Partitions {
+			n += recordsHint(resp.Responses[ti].Partitions[pi].Records)
+		}
+	}
+	return n
 }
 
 // fetchDecompressBudget is how many bytes one Fetch response may decompress,

@@ -163,6 +163,9 @@ func TestRecordsTruncatedEverywhere(t *testing.T) {
 // fuzzDecode decodes data and checks that what it returns is bounded by the
 // bytes it had: the input and the decompressed data.
 func fuzzDecode(t *testing.T, data []byte) {
+	if n := recordsHint(data); n < 0 || n > len(data)/minRecordLenV2 {
+		t.Fatalf("recordsHint %d for %d bytes", n, len(data))
+	}
 	fuzzDecodeOnce(t, data)
 	// Again with correct CRCs, so that mutations reach the record parsing.
 	fuzzDecodeOnce(t, fixCRCs(data))
@@ -278,4 +281,33 @@ func FuzzDecodeMessageSet(f *testing.F) {
 	}
 	f.Add(joinBytes(mustMessageSet(f, 1, 0, recs, CompressionGzip), mustBatch(f, NewBatchHeader(), recs, CompressionNone)))
 	f.Fuzz(fuzzDecode)
+}
+
+func TestRecordsHint(t *testing.T) {
+	recs := testRecords(true)[:4]
+	one := mustBatch(t, NewBatchHeader(), recs, CompressionNone)
+	many := make([]Record, 2000)
+	for i := range many {
+		many[i].Value = []byte("same value, compressed well")
+	}
+	packed := mustBatch(t, NewBatchHeader(), many, CompressionZstd)
+	huge := bytes.Clone(one)
+	binary.BigEndian.PutUint32(huge[57:], 1<<31-1) // a NumRecords its bytes cannot hold
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"empty", nil, 0},
+		{"one batch", one, 4},
+		{"two batches and a control batch", joinBytes(one, one, controlBatch(t, 9, 5, ControlCommit)), 9},
+		{"a truncated second batch", joinBytes(one, one[:len(one)-1]), 4},
+		{"compressed: at most a record per 7 bytes", packed, (len(packed) - 61) / minRecordLenV2},
+		{"hostile NumRecords", huge, (len(huge) - 61) / minRecordLenV2},
+		{"a v1 message set", mustMessageSet(t, 1, 0, testRecords(false)[:2], CompressionNone), 0},
+	} {
+		if got := recordsHint(tc.data); got != tc.want {
+			t.Errorf("%s: recordsHint = %d, want %d", tc.name, got, tc.want)
+		}
+	}
 }

@@ -559,3 +559,22 @@ func (r *RecordReader) readMessage(dst []Record, b []byte) (BatchHeader, []Recor
 	h.NumRecords = int32(len(dst) - base)
 	return h, dst, nil
 }
+
+// recordsHint is how many records the v2 batches in data hold, as far as
+// their headers say and their bytes could hold uncompressed: a hint to size
+// a records slice once (so bounded by the bytes received), not a count.
+// It stops at the first batch that is not a whole v2 batch.
+func recordsHint(data []byte) int {
+	const hdr = 61 // a v2 batch header, up to and including NumRecords
+	n := 0
+	for len(data) >= hdr && data[16] == 2 {
+		size := int64(binary.BigEndian.Uint32(data[8:12])) + 12 // BatchLength counts from after itself
+		if size < hdr || size > int64(len(data)) {
+			break
+		}
+		nr := int64(int32(binary.BigEndian.Uint32(data[57:61])))
+		n += int(max(0, min(nr, (size-hdr)/minRecordLenV2)))
+		data = data[size:]
+	}
+	return n
+}
