@@ -247,6 +247,9 @@ func TestProduceTimestamps(t *testing.T) {
 	if zero.Timestamp.Before(before) || zero.Timestamp.After(after) {
 		t.Errorf("zero timestamp became %v, want within [%v, %v]", zero.Timestamp, before, after)
 	}
+	if zero.Timestamp != zero.Timestamp.Round(0) {
+		t.Errorf("zero timestamp became %v, with a monotonic reading (Produce's doc says without)", zero.Timestamp)
+	}
 	if !given.Timestamp.Equal(explicit) {
 		t.Errorf("explicit timestamp changed to %v", given.Timestamp)
 	}
