@@ -3,6 +3,8 @@ package kpax
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/pierrec/lz4/v4"
 )
 
 // compressScattered is data like kbench's values: records of 100 bytes of text with 30 random
@@ -26,7 +28,7 @@ func compressScattered(n int, seed uint64) []byte {
 }
 
 // BenchmarkCompress compresses 1 MiB of JSON lines and 1 MiB of kbench's values (text with
-// scattered random bytes, compress_lz4_block_test.go) with each codec.
+// scattered random bytes, compressScattered) with each codec.
 func BenchmarkCompress(b *testing.B) {
 	for _, c := range compressCodecs {
 		for _, in := range []struct {
@@ -66,5 +68,42 @@ func BenchmarkDecompress(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkLZ4Block compares kpax's LZ4 block encoder with pierrec/lz4's fast one, block by
+// block (64 KiB, as in Kafka's frames), on the inputs of BenchmarkCompress.
+func BenchmarkLZ4Block(b *testing.B) {
+	for _, in := range []struct {
+		name string
+		data []byte
+	}{{"json", compressRecords(1<<20, 12)}, {"scattered", compressScattered(1<<20, 12)}} {
+		dst := make([]byte, lz4.CompressBlockBound(lz4BlockSize))
+		var e lz4Encoder
+		var c lz4.Compressor
+		for _, enc := range []struct {
+			name     string
+			compress func(src []byte) int
+		}{
+			{"kpax", func(src []byte) int { return e.compress(src, dst) }},
+			{"pierrec", func(src []byte) int { n, _ := c.CompressBlock(src, dst); return n }},
+		} {
+			b.Run(enc.name+"/"+in.name, func(b *testing.B) {
+				b.SetBytes(int64(len(in.data)))
+				out := 0
+				for b.Loop() {
+					out = 0
+					for d := in.data; len(d) > 0; d = d[min(len(d), lz4BlockSize):] {
+						blk := d[:min(len(d), lz4BlockSize)]
+						if n := enc.compress(blk); n > 0 {
+							out += n
+						} else {
+							out += len(blk)
+						}
+					}
+				}
+				b.ReportMetric(float64(len(in.data))/float64(out), "ratio")
+			})
+		}
 	}
 }

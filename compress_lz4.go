@@ -30,12 +30,13 @@ const (
 )
 
 var (
-	lz4Fast sync.Pool // *lz4.Compressor
+	lz4Fast sync.Pool // *lz4Encoder
 	lz4HC   sync.Pool // *lz4.CompressorHC
 )
 
 // lz4Compress writes one frame the way Kafka's Java client does: independent 64 KiB blocks,
-// without block or content checksums or content size.
+// without block or content checksums or content size. Level 0 and 1 use kpax's block encoder
+// (below), higher levels pierrec/lz4's high-compression one.
 func lz4Compress(dst []byte, level int, src []byte, legacy bool) ([]byte, error) {
 	hdr := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, lz4Magic)
@@ -46,12 +47,12 @@ func lz4Compress(dst []byte, level int, src []byte, legacy bool) ([]byte, error)
 	}
 	dst = append(dst, byte(xxhash32(sum, 0)>>8))
 
-	var fast *lz4.Compressor
+	var fast *lz4Encoder
 	var hc *lz4.CompressorHC
 	if level <= 1 {
-		fast, _ = lz4Fast.Get().(*lz4.Compressor)
+		fast, _ = lz4Fast.Get().(*lz4Encoder)
 		if fast == nil {
-			fast = new(lz4.Compressor)
+			fast = new(lz4Encoder)
 		}
 		defer lz4Fast.Put(fast)
 	} else {
@@ -74,7 +75,7 @@ func lz4Compress(dst []byte, level int, src []byte, legacy bool) ([]byte, error)
 		var n int
 		var err error
 		if fast != nil {
-			n, err = fast.CompressBlock(block, out)
+			n = fast.compress(block, out)
 		} else {
 			n, err = hc.CompressBlock(block, out)
 		}
@@ -345,4 +346,133 @@ func xxhash32(b []byte, seed uint32) uint32 {
 	h *= p3
 	h ^= h >> 16
 	return h
+}
+
+// The fast LZ4 block encoder. Kafka's frames hold independent blocks of at most 64 KiB, so a
+// position in a block fits in 16 bits and the hash table of 4-byte sequences takes 16 KiB, which
+// stays in the L1 cache; it is cleared for each block. The search is the LZ4 format's usual
+// greedy one: a match of 4 bytes or more at the last position with the same hash, extended both
+// ways, and a step that grows after every 64 failed positions, so that input without repeats is
+// crossed quickly.
+const (
+	lz4HashLog     = 13
+	lz4MinMatch    = 4
+	lz4MFLimit     = 12 // a match starts at least this far before the block's end
+	lz4LastLits    = 5  // and ends at least this far before it (the format's rules)
+	lz4SkipTrigger = 6
+)
+
+type lz4Encoder struct {
+	table [1 << lz4HashLog]uint16
+}
+
+func lz4Hash(v uint64) uint32 { return uint32((v << 16) * 227718039650203 >> (64 - lz4HashLog)) }
+
+// compress writes src, at most 64 KiB, as one LZ4 block into dst and returns the block's length,
+// or 0 when the block would not be smaller than src (which is then stored as it is).
+func (e *lz4Encoder) compress(src, dst []byte) int {
+	n := len(src)
+	if n <= lz4MFLimit || n > 1<<16 {
+		return 0
+	}
+	clear(e.table[:])
+	sLimit, mLimit := n-lz4MFLimit, n-lz4LastLits
+	anchor, si, di := 0, 1, 0
+outer:
+	for si < sLimit {
+		var ref int
+		for tries := 1 << lz4SkipTrigger; ; tries++ {
+			v := binary.LittleEndian.Uint64(src[si:])
+			h := lz4Hash(v)
+			ref = int(e.table[h])
+			e.table[h] = uint16(si)
+			if binary.LittleEndian.Uint32(src[ref:]) == uint32(v) && ref < si {
+				break
+			}
+			if si += tries >> lz4SkipTrigger; si >= sLimit {
+				break outer
+			}
+		}
+		for si > anchor && ref > 0 && src[si-1] == src[ref-1] {
+			si, ref = si-1, ref-1
+		}
+		mlen := lz4MatchLen(src[:mLimit], si, ref)
+		if lits, ml := si-anchor, mlen-lz4MinMatch; lits < 15 && ml < 15 && di+19 <= len(dst) && anchor+16 <= n {
+			// The usual short sequence: its token, and its literals copied 16 bytes at
+			// once (the bytes past them are overwritten next).
+			dst[di] = byte(lits<<4 | ml)
+			binary.LittleEndian.PutUint64(dst[di+1:], binary.LittleEndian.Uint64(src[anchor:]))
+			binary.LittleEndian.PutUint64(dst[di+9:], binary.LittleEndian.Uint64(src[anchor+8:]))
+			di += 1 + lits
+			dst[di], dst[di+1] = byte(si-ref), byte((si-ref)>>8)
+			di += 2
+		} else {
+			var ok bool
+			if di, ok = lz4Sequence(dst, di, src[anchor:si], si-ref, mlen); !ok {
+				return 0
+			}
+		}
+		if di >= n {
+			return 0
+		}
+		si += mlen
+		anchor = si
+		if si < sLimit {
+			e.table[lz4Hash(binary.LittleEndian.Uint64(src[si-2:]))] = uint16(si - 2)
+		}
+	}
+	lits := src[anchor:]
+	if di+1+len(lits)/255+1+len(lits) >= min(n, len(dst)+1) {
+		return 0
+	}
+	tok := di
+	dst[tok] = 0
+	di = lz4Length(dst, di+1, len(lits), 4, &dst[tok])
+	return di + copy(dst[di:], lits)
+}
+
+// lz4MatchLen is how many bytes from si equal those from ref (ref < si), at least lz4MinMatch,
+// up to the end of src.
+func lz4MatchLen(src []byte, si, ref int) int {
+	m := lz4MinMatch
+	for si+m+8 <= len(src) {
+		if x := binary.LittleEndian.Uint64(src[si+m:]) ^ binary.LittleEndian.Uint64(src[ref+m:]); x != 0 {
+			return m + bits.TrailingZeros64(x)>>3
+		}
+		m += 8
+	}
+	for si+m < len(src) && src[si+m] == src[ref+m] {
+		m++
+	}
+	return m
+}
+
+// lz4Sequence writes one sequence at dst[di:]: its literals, then a match of mlen bytes at the
+// offset back. It reports false when dst has no room for it.
+func lz4Sequence(dst []byte, di int, lits []byte, offset, mlen int) (int, bool) {
+	if di+len(lits)+len(lits)/255+mlen/255+6 > len(dst) {
+		return di, false
+	}
+	tok := di
+	dst[tok] = 0
+	di = lz4Length(dst, di+1, len(lits), 4, &dst[tok])
+	di += copy(dst[di:], lits)
+	dst[di], dst[di+1] = byte(offset), byte(offset>>8)
+	return lz4Length(dst, di+2, mlen-lz4MinMatch, 0, &dst[tok]), true
+}
+
+// lz4Length puts a length in the token's nibble at shift (15 for more) and writes what is
+// beyond 15 at dst[di:] in bytes of 255 and a last one below it. The caller has checked the room.
+func lz4Length(dst []byte, di, n, shift int, tok *byte) int {
+	if n < 15 {
+		*tok |= byte(n << shift)
+		return di
+	}
+	*tok |= 15 << shift
+	for n -= 15; n >= 255; n -= 255 {
+		dst[di] = 255
+		di++
+	}
+	dst[di] = byte(n)
+	return di + 1
 }
