@@ -448,7 +448,9 @@ func (p *Producer) ProduceSync(ctx context.Context, rs ...*Record) error {
 // Flush sends every buffered record without waiting for the linger and
 // returns when all of them have their outcome and their callbacks have run,
 // or ctx's error when it ends first. Called from a callback, it waits for
-// the outcomes only: the callbacks run after the caller's.
+// the outcomes only: the callbacks run after the caller's, and an
+// acknowledged record gets its Partition and Offset just before its own
+// callback would run (a record without one too).
 func (p *Producer) Flush(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
