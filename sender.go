@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // The producer's sending side. One sender goroutine cuts batches (full, or
@@ -60,6 +61,9 @@ type sink struct {
 	ends  []int        // run's scratch: where each batch's bytes start and end in buf
 	ratio float64      // run's: the last compressed frame's size estimate ratio (sender_frame.go)
 	bufs  chan []byte  // request buffers free for reuse
+	// out is run's: the frames handed to a connection whose buffers have not come back
+	// (sender_frame.go, freeBuf).
+	out []outFrame
 	// oversized counts the frames in a row that took a free buffer much larger than they
 	// needed (frameBuf).
 	oversized int
@@ -101,7 +105,7 @@ func reqBufsKept(p *Producer) int {
 	if p.budget != nil {
 		return 1
 	}
-	return p.cfg.maxInFlight + 1
+	return min(p.cfg.maxInFlight, maxUnwritten) + 1
 }
 
 func (p *Producer) sinkFor(node int32) *sink {
@@ -478,6 +482,9 @@ func (s *sink) send(f *flight) error {
 	call, err := c.sendFrame(ctx, req, v, expectsNoResponse(req), f.buf, s.bufs)
 	if err != nil {
 		return err
+	}
+	if cap(f.buf) > 0 {
+		s.out = append(s.out, outFrame{call: call, data: unsafe.SliceData(f.buf)})
 	}
 	f.buf = nil // the connection's writer gives it back once written
 	p.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"slices"
+	"unsafe"
 )
 
 // A sink encodes each Produce request frame itself, straight into one
@@ -56,11 +57,7 @@ func (s *sink) noteRatio(frame, data int) {
 // it is dropped, so that a burst of large requests pins nothing for long. kept says that buf is
 // the free one.
 func (s *sink) frameBuf(n int) (buf []byte, kept bool) {
-	select {
-	case b := <-s.bufs:
-		if cap(b) < n {
-			break
-		}
+	if b, ok := s.freeBuf(); ok && cap(b) >= n {
 		if cap(b) <= max(4*n, 1<<20) {
 			s.oversized = 0
 			return b[:0], true
@@ -70,9 +67,65 @@ func (s *sink) frameBuf(n int) (buf []byte, kept bool) {
 			return b[:0], true
 		}
 		s.oversized = 0
-	default:
 	}
 	return make([]byte, 0, n+n/4), false // room for the next, if a little larger
+}
+
+// maxUnwritten is how many of a sink's frames may wait for their connection's writer while it
+// encodes the next one. A frame encoded further ahead would only wait in memory (the writer
+// takes the queued ones together, and the broker's socket is what they wait for), while its
+// records wait just as well unencoded: with requests of 1 MB or more, encoding ahead up to
+// the requests in flight held that many more frames.
+const maxUnwritten = 2
+
+// outFrame is a frame handed to a connection: its call, and where its buffer starts (the
+// writer gives the buffer back once written).
+type outFrame struct {
+	call *call
+	data *byte
+}
+
+// freeBuf takes a free request buffer, if there is one. While maxUnwritten frames are still
+// unwritten (and no memory budget counts them) it waits for one to come back, or for the call of the oldest to end (a closed
+// connection drops the frames it did not write), or for the producer to stop. It runs on
+// the sink's run goroutine, with no lock held.
+func (s *sink) freeBuf() ([]byte, bool) {
+	for {
+		for len(s.out) > 0 && s.out[0].call.isDone() {
+			s.out = slices.Delete(s.out, 0, 1)
+		}
+		select {
+		case b := <-s.bufs:
+			s.returned(b)
+			return b, true
+		default:
+		}
+		if len(s.out) < maxUnwritten || s.p.budget != nil { // a budget bounds frames by itself
+			return nil, false
+		}
+		select {
+		case b := <-s.bufs:
+			s.returned(b)
+			return b, true
+		case <-s.out[0].call.done:
+		case <-s.stopc:
+			return nil, false
+		case <-s.p.ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// returned forgets the unwritten frame whose buffer b is (none when b is the buffer of a
+// request that was never queued, see releaseBuf).
+func (s *sink) returned(b []byte) {
+	d := unsafe.SliceData(b)
+	for i, o := range s.out {
+		if o.data == d {
+			s.out = slices.Delete(s.out, i, i+1)
+			return
+		}
+	}
 }
 
 // oversizedFrames is how many frames in a row may use a free buffer much larger than they need.

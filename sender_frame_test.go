@@ -2,8 +2,12 @@ package kpax
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 // TestProduceFrame: the frame a sink encodes in place is, byte for byte,
@@ -133,7 +137,60 @@ func TestFrameBuf(t *testing.T) {
 		})
 	}
 	p := &Producer{cfg: defaultProducerConfig()}
-	if got, want := reqBufsKept(p), p.cfg.maxInFlight+1; got != want {
-		t.Errorf("a sink keeps %d buffers, want one per request in flight and one more: %d", got, want)
+	if got, want := reqBufsKept(p), min(p.cfg.maxInFlight, maxUnwritten)+1; got != want {
+		t.Errorf("a sink keeps %d buffers, want one per frame that may be unwritten and one more: %d", got, want)
+	}
+}
+
+// TestFreeBufWaits checks that a sink encodes no frame while maxUnwritten of its frames wait
+// for the connection's writer, and what ends the wait.
+func TestFreeBufWaits(t *testing.T) {
+	tests := []struct {
+		name   string
+		out    int  // unwritten frames
+		budget bool // under a memory budget (no wait)
+		end    func(s *sink, bufs [][]byte, calls []*call)
+		reused int // the buffer freeBuf returns: its index in bufs, -1 for none
+		left   int // unwritten frames after
+	}{
+		{"room for one more", maxUnwritten - 1, false, nil, -1, maxUnwritten - 1},
+		{"under a budget", maxUnwritten, true, nil, -1, maxUnwritten},
+		{"the oldest written", maxUnwritten, false, func(s *sink, bufs [][]byte, _ []*call) { s.bufs <- bufs[0][:0] }, 0, maxUnwritten - 1},
+		{"a later one written", maxUnwritten, false, func(s *sink, bufs [][]byte, _ []*call) { s.bufs <- bufs[1][:0] }, 1, maxUnwritten - 1},
+		{"the oldest's call ended unwritten", maxUnwritten, false, func(_ *sink, _ [][]byte, calls []*call) { calls[0].finish(io.EOF) }, -1, maxUnwritten - 1},
+		{"stopped", maxUnwritten, false, func(s *sink, _ [][]byte, _ []*call) { close(s.stopc) }, -1, maxUnwritten},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Producer{cfg: defaultProducerConfig(), ctx: context.Background()}
+			if tt.budget {
+				p.budget = &memBudget{max: 64 << 20}
+			}
+			s := &sink{p: p, bufs: make(chan []byte, reqBufsKept(p)), stopc: make(chan struct{})}
+			var bufs [][]byte
+			var calls []*call
+			for range tt.out {
+				b, c := make([]byte, 10, 100), &call{done: make(chan struct{})}
+				bufs, calls = append(bufs, b), append(calls, c)
+				s.out = append(s.out, outFrame{call: c, data: unsafe.SliceData(b)})
+			}
+			if tt.end != nil {
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					tt.end(s, bufs, calls)
+				}()
+			}
+			b, ok := s.freeBuf()
+			if tt.reused >= 0 {
+				if !ok || unsafe.SliceData(b) != unsafe.SliceData(bufs[tt.reused]) {
+					t.Fatalf("freeBuf gave %v (cap %d), want the buffer of frame %d back", ok, cap(b), tt.reused)
+				}
+			} else if ok {
+				t.Fatalf("freeBuf gave a buffer of cap %d, want none", cap(b))
+			}
+			if len(s.out) != tt.left {
+				t.Errorf("%d frames unwritten after, want %d", len(s.out), tt.left)
+			}
+		})
 	}
 }
