@@ -77,8 +77,10 @@ type Producer struct {
 	// clock is a recent time.Now for record deadlines (reading the clock
 	// costs a fair share of a record's budget): it is read when a
 	// partition's pending run starts and by collect, so it is at most one
-	// sender pass (≤100ms) old.
-	clock time.Time
+	// sender pass (≤100ms) old. Set it with setClock, which keeps
+	// clockDeadline, a record's delivery deadline from it (as p.since).
+	clock         time.Time
+	clockDeadline int64
 	// epoch is when the producer was made: record deadlines are kept as
 	// nanoseconds since (since), which holds no pointer for the garbage
 	// collector to follow, unlike a time.Time.
@@ -180,6 +182,7 @@ func (cl *Client) NewProducer(opts ...Option) (*Producer, error) {
 		cbWake: make(chan struct{}, 1), cbDone: make(chan struct{}),
 	}
 	p.epoch = p.clock
+	p.setClock(p.clock)
 	if p.part == nil {
 		p.part = StickyPartitioner()
 	}
@@ -319,12 +322,12 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 	}
 	if len(ps.pending) == 0 {
 		ps.firstAt = time.Now()
-		p.clock = ps.firstAt
+		p.setClock(ps.firstAt)
 	}
 	if pr.deadline == 0 { // from Produce
 		// A new run above reads the clock; in a run, p.clock may be one
 		// sender pass old, so a record may expire that much early.
-		pr.deadline = p.since(p.clock.Add(p.cfg.deliveryTimeout))
+		pr.deadline = p.clockDeadline
 	}
 	if len(ps.pending) == cap(ps.pending) {
 		p.roomPending(ps)
@@ -419,6 +422,12 @@ func (p *Producer) putRecs(s []pending) {
 	clear(s)
 	p.freeRecs = append(p.freeRecs, s[:0])
 	p.freeRecsCap += cap(s)
+}
+
+// setClock sets p.clock and the deadline of a record produced at it. p.mu
+// is held.
+func (p *Producer) setClock(now time.Time) {
+	p.clock, p.clockDeadline = now, p.since(now.Add(p.cfg.deliveryTimeout))
 }
 
 // since is t as a record deadline: nanoseconds since the producer's epoch

@@ -148,7 +148,7 @@ func (p *Producer) collect() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	p.clock = now
+	p.setClock(now)
 	wait := 100 * time.Millisecond
 	for _, ps := range p.parts {
 		p.expire(ps, now) // whatever else waits: outcomes come at the delivery timeout
