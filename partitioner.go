@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -413,9 +414,7 @@ func (p *Producer) applyTopic(topic string, tm *TopicMetadata, err error) {
 	}
 	p.setAvail(ts, avail)
 	if parked := p.parts[topicPartition{topic, -1}]; parked != nil && ts.n > 0 {
-		recs := parked.pending
-		parked.pending, parked.pendBytes = nil, 0
-		p.routeLater(recs...)
+		p.routeLater(slices.Concat(parked.takePending()...)...)
 	}
 }
 

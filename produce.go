@@ -115,10 +115,14 @@ type producerID struct {
 // partState is one partition's records: not yet batched, waiting for a
 // retry, and in flight.
 type partState struct {
-	tp        topicPartition
-	pending   []pending // not yet in a batch, in Produce order
-	pendArr   []pending // the whole array under pending, for reuse of its front
-	pendBytes int
+	tp topicPartition
+	// Records not yet in a batch, in Produce order, as runs of at most a batch each: full
+	// holds the full runs (oldest first), pending the one that fills (never empty while full
+	// is not). A batch takes a run whole (cutBatch), so no record is copied into it.
+	pending   []pending
+	full      [][]pending
+	pendBytes int       // of every run
+	runBytes  int       // of pending
 	firstAt   time.Time // when the oldest pending record arrived
 	retry     []*batch  // failed batches, in cut (and sequence) order
 	inflight  int
@@ -146,6 +150,14 @@ type pending struct {
 	cb       func(*Record, error)
 	size     int
 	deadline int64 // delivery deadline, from p.clock (see addPending), as p.since; 0: not set
+}
+
+// takePending returns a partition's records not yet in a batch, as runs in
+// Produce order, and leaves it none.
+func (ps *partState) takePending() [][]pending {
+	runs := append(ps.full, ps.pending)
+	ps.pending, ps.full, ps.pendBytes, ps.runBytes = nil, nil, 0, 0
+	return runs
 }
 
 // batch is records sent together to one partition.
@@ -329,11 +341,19 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 		// sender pass old, so a record may expire that much early.
 		pr.deadline = p.clockDeadline
 	}
+	if len(ps.pending) > 0 && ps.runBytes+pr.size > p.cfg.maxBatchBytes {
+		// The run is a full batch: a new one starts, as long as it.
+		ps.full = append(ps.full, ps.pending)
+		ps.pending, ps.runBytes = p.takeRecs(len(ps.pending)), 0
+	}
 	if len(ps.pending) == cap(ps.pending) {
-		p.roomPending(ps)
+		grown := append(p.takeRecs(2*len(ps.pending)), ps.pending...)
+		p.putRecs(ps.pending)
+		ps.pending = grown
 	}
 	ps.pending = append(ps.pending, pr)
 	ps.pendBytes += pr.size
+	ps.runBytes += pr.size
 	// The sender wakes for a run's first record (its linger starts), and when the run first
 	// holds a full batch; not for every record after that (the sender cuts again while a full
 	// batch is left, and a finished request wakes it).
@@ -343,30 +363,11 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 	}
 }
 
-// roomPending makes room to append to a full pending slice: cutBatch takes
-// records from its front, so when at least half of the array under it is
-// free the records move back to the start; otherwise they move to a larger
-// (reused if possible) array. p.mu is held.
-func (p *Producer) roomPending(ps *partState) {
-	n, arr := len(ps.pending), ps.pendArr
-	ours := n > 0 && len(arr) > 0 && &arr[len(arr)-1] == &ps.pending[:cap(ps.pending)][cap(ps.pending)-1]
-	if ours && len(arr) >= 2*n {
-		copy(arr, ps.pending)
-		clear(arr[n:])
-		ps.pending = arr[:n]
-		return
-	}
-	grown := append(p.takeRecs(2*n), ps.pending...)
-	if ours {
-		p.putRecs(arr)
-	}
-	ps.pending, ps.pendArr = grown, grown[:cap(grown)]
-}
-
 // takeRecs returns an empty pending slice with room for at least n records:
-// the smallest such free one (from a completed batch), or a new one. For
-// n == 0 (a partition's new pending run) it returns the largest free one,
-// since that one will grow. p.mu is held.
+// the smallest such free one (from a completed batch), or a new one. A run
+// that follows a full one asks for as many as that one holds; for n == 0
+// (a partition's first run, when none was pending) it returns the largest
+// free one, since that one will grow. p.mu is held.
 func (p *Producer) takeRecs(n int) []pending {
 	best := -1
 	for i, s := range p.freeRecs {
@@ -397,7 +398,7 @@ func (p *Producer) dropFreeRecs(i int) []pending {
 // putRecs keeps the pending slice of a completed batch for reuse, cleared so
 // that it holds no record. What it keeps is bounded: at most 64 slices of
 // maxBufferedRecords records in all (under a memory budget, a sixteenth
-// of it), the larger ones first (they are the partitions' pending arrays).
+// of it), the larger ones first (a run that follows a full one needs as many).
 // p.mu is held.
 func (p *Producer) putRecs(s []pending) {
 	limit := p.cfg.maxBufferedRecords
@@ -517,10 +518,11 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	// Fail what is left, in flight included: its responses are ignored.
 	for _, ps := range p.parts {
-		for _, pr := range ps.pending {
-			p.finish(pr, ErrProducerClosed)
+		for _, run := range ps.takePending() {
+			for _, pr := range run {
+				p.finish(pr, ErrProducerClosed)
+			}
 		}
-		ps.pending = nil
 		for _, b := range ps.retry {
 			p.failBatch(b, ErrProducerClosed)
 		}

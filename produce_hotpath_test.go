@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,4 +283,67 @@ func TestProduceDeliveryTimeoutClock(t *testing.T) {
 		t.Errorf("late record expired after %v, want about %v (its own Produce, not the run's start)", b.took, timeout)
 	}
 	p.Close(ctx)
+}
+
+// TestPendingRuns checks that a partition's pending records form runs of at
+// most a batch each, in Produce order, and that cutBatch takes them whole:
+// each batch is the longest run of the oldest records within maxBatchBytes.
+func TestPendingRuns(t *testing.T) {
+	tests := []struct {
+		name  string
+		sizes []int
+		want  [][]int // each batch's record sizes, in cut order
+	}{
+		{"one record", []int{40}, [][]int{{40}}},
+		{"exactly a batch", []int{50, 50}, [][]int{{50, 50}}},
+		{"one byte over", []int{50, 50, 1}, [][]int{{50, 50}, {1}}},
+		{"runs", []int{40, 40, 40, 40, 40, 100, 10}, [][]int{{40, 40}, {40, 40}, {40}, {100}, {10}}},
+		{"growing runs", slices.Repeat([]int{1}, 250), [][]int{slices.Repeat([]int{1}, 100), slices.Repeat([]int{1}, 100), slices.Repeat([]int{1}, 50)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := defaultProducerConfig()
+			cfg.maxBatchBytes = 100
+			p := &Producer{cfg: cfg, wake: make(chan struct{}, 1), parts: map[topicPartition]*partState{}, epoch: time.Now()}
+			tp := topicPartition{"t", 0}
+			ps := &partState{tp: tp, leader: -1}
+			p.parts[tp] = ps
+			var recs []*Record
+			for i, size := range tt.sizes {
+				r := &Record{Topic: "t", Offset: int64(i)}
+				recs = append(recs, r)
+				p.addPending(tp, pending{rec: r, size: size})
+			}
+			total := 0
+			for _, s := range tt.sizes {
+				total += s
+			}
+			if ps.pendBytes != total {
+				t.Fatalf("pendBytes %d, want %d", ps.pendBytes, total)
+			}
+			next := 0
+			for i, want := range tt.want {
+				if len(ps.pending) == 0 {
+					t.Fatalf("batch %d: no records pending", i)
+				}
+				b := p.cutBatch(ps)
+				var got []int
+				for _, pr := range b.recs {
+					if pr.rec != recs[next] {
+						t.Fatalf("batch %d: record %d out of Produce order", i, pr.rec.Offset)
+					}
+					got, next = append(got, pr.size), next+1
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("batch %d: sizes %v, want %v", i, got, want)
+				}
+				if sum := b.bytes; sum > cfg.maxBatchBytes && len(got) > 1 {
+					t.Errorf("batch %d: %d bytes, over the max %d", i, sum, cfg.maxBatchBytes)
+				}
+			}
+			if len(ps.pending) != 0 || len(ps.full) != 0 || ps.pendBytes != 0 || ps.runBytes != 0 {
+				t.Errorf("left: %d pending, %d full runs, %d bytes, %d in the run", len(ps.pending), len(ps.full), ps.pendBytes, ps.runBytes)
+			}
+		})
+	}
 }

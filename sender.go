@@ -277,32 +277,21 @@ func seqAfter(b *batch) int32 {
 
 // cutBatch takes a batch's worth of pending records. p.mu is held.
 func (p *Producer) cutBatch(ps *partState) *batch {
-	n, bytes := 0, 0
-	for n < len(ps.pending) && (n == 0 || bytes+ps.pending[n].size <= p.cfg.maxBatchBytes) {
-		bytes += ps.pending[n].size
-		n++
-	}
-	// The batch takes the pending slice when it takes every record, a copy
-	// otherwise (in a slice reused by putRecs when a batch completes; the
-	// front of the pending array is reused by roomPending).
-	b := &batch{ps: ps, bytes: bytes, seq: -1, order: ps.cuts}
-	ps.cuts++
-	if rest := ps.pending[n:]; len(rest) > 0 {
-		b.recs = append(p.takeRecs(n), ps.pending[:n]...)
-		clear(ps.pending[:n])
-		ps.pending = rest
+	// The oldest run, whole: a full one, or the one that fills.
+	var recs []pending
+	if len(ps.full) > 0 {
+		recs = ps.full[0]
+		ps.full = slices.Delete(ps.full, 0, 1)
 		ps.firstAt = time.Now()
-	} else if arr := ps.pendArr; cap(ps.pending) > 2*n+256 && len(arr) > 0 &&
-		&arr[len(arr)-1] == &ps.pending[:cap(ps.pending)][cap(ps.pending)-1] {
-		// A large pending array goes back to the free list for the next
-		// run (of any partition) rather than with a small batch.
-		b.recs = append(p.takeRecs(n), ps.pending...)
-		p.putRecs(arr)
-		ps.pending, ps.pendArr = nil, nil
 	} else {
-		b.recs = ps.pending
-		ps.pending, ps.pendArr = nil, nil
+		recs, ps.pending, ps.runBytes = ps.pending, nil, 0
 	}
+	bytes := 0
+	for i := range recs {
+		bytes += recs[i].size
+	}
+	b := &batch{ps: ps, recs: recs, bytes: bytes, seq: -1, order: ps.cuts}
+	ps.cuts++
 	ps.pendBytes -= bytes
 	if sp, ok := p.part.(interface{ batchSent(string, int32) }); ok { // sticky ones
 		sp.batchSent(ps.tp.topic, ps.tp.partition)
@@ -360,9 +349,23 @@ func (p *Producer) unavail(ps *partState) {
 
 // expire fails records past their delivery timeout. p.mu is held.
 func (p *Producer) expire(ps *partState, now time.Time) {
-	for len(ps.pending) > 0 && p.since(now) > ps.pending[0].deadline {
-		pr := ps.pending[0]
-		ps.pending = ps.pending[1:]
+	for len(ps.pending) > 0 {
+		run := &ps.pending // the oldest run
+		if len(ps.full) > 0 {
+			run = &ps.full[0]
+		}
+		pr := (*run)[0]
+		if p.since(now) <= pr.deadline {
+			break
+		}
+		(*run)[0] = pending{}
+		*run = (*run)[1:]
+		switch {
+		case len(ps.full) == 0:
+			ps.runBytes -= pr.size
+		case len(ps.full[0]) == 0:
+			ps.full = slices.Delete(ps.full, 0, 1)
+		}
 		ps.pendBytes -= pr.size
 		p.finish(pr, fmt.Errorf("%w: no leader or no room to send %s/%d within the delivery timeout", ErrRequestTimedOut, ps.tp.topic, ps.tp.partition))
 	}

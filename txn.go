@@ -207,10 +207,11 @@ func (tm *txnManager) stopErr() error {
 // dropQueued fails a partition's records that were not sent, and its
 // batches waiting for a retry. p.mu is held.
 func (p *Producer) dropQueued(ps *partState, err error) {
-	for _, pr := range ps.pending {
-		p.finish(pr, err)
+	for _, run := range ps.takePending() {
+		for _, pr := range run {
+			p.finish(pr, err)
+		}
 	}
-	ps.pending, ps.pendArr, ps.pendBytes = nil, nil, 0
 	for _, b := range ps.retry {
 		if p.txn != nil && b.seq >= 0 {
 			p.txn.needBump = true // its sequence numbers are lost
