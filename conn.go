@@ -689,16 +689,6 @@ func (cl *call) finish(err error) {
 	close(cl.done)
 }
 
-// isDone reports whether the call has ended.
-func (cl *call) isDone() bool {
-	select {
-	case <-cl.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // close closes the connection for the reason err, once, and fails every
 // request in flight.
 func (c *conn) close(err error) {

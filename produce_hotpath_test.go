@@ -58,9 +58,9 @@ func (lb *logBroker) handle(req Request, _ int16) Response {
 }
 
 // TestProduceHotPathOrderAndOffsets produces from several goroutines with
-// batches and a buffer small enough that every reuse path runs (batches cut
-// from the front of a longer pending run, pending arrays compacted and
-// grown, backpressure), then checks against what the broker decoded: every
+// batches and a buffer small enough that every reuse path runs (full runs
+// cut while a later one fills, runs grown and taken from the free slices,
+// backpressure), then checks against what the broker decoded: every
 // record acknowledged once, at the offset where the broker has its value,
 // and each goroutine's records in order within their partition.
 func TestProduceHotPathOrderAndOffsets(t *testing.T) {

@@ -61,7 +61,7 @@ func (p *Producer) addPending(tp topicPartition, pr pending) {
 	// The sender wakes for a run's first record (its linger starts), and when the run first
 	// holds a full batch; not for every record after that (the sender cuts again while a full
 	// batch is left, and a finished request wakes it).
-	if len(ps.pending) == 1 || p.cfg.linger == 0 ||
+	if len(ps.pending) == 1 && len(ps.full) == 0 || p.cfg.linger == 0 ||
 		(ps.pendBytes >= p.cfg.maxBatchBytes && ps.pendBytes-pr.size < p.cfg.maxBatchBytes) {
 		p.poke()
 	}

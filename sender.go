@@ -97,10 +97,11 @@ func (s *sink) releaseBuf(f *flight) {
 }
 
 // reqBufsKept is how many request buffers a sink keeps for reuse (the
-// writer gives a frame back once written): one per request it may have in
-// flight and one being encoded, since the connection writes several queued
-// frames together and gives them back together; one under a memory budget
-// (kept buffers are outside it).
+// writer gives a frame back once written): one per frame that may wait for
+// the writer (maxUnwritten, or the requests in flight if fewer) and one
+// being encoded, since the connection writes several queued frames together
+// and gives them back together; one under a memory budget (kept buffers are
+// outside it).
 func reqBufsKept(p *Producer) int {
 	if p.budget != nil {
 		return 1
@@ -487,7 +488,7 @@ func (s *sink) send(f *flight) error {
 		return err
 	}
 	if cap(f.buf) > 0 {
-		s.out = append(s.out, outFrame{call: call, data: unsafe.SliceData(f.buf)})
+		s.out = append(s.out, outFrame{call: call, conn: c, data: unsafe.SliceData(f.buf)})
 	}
 	f.buf = nil // the connection's writer gives it back once written
 	p.mu.Lock()

@@ -82,16 +82,31 @@ const maxUnwritten = 2
 // writer gives the buffer back once written).
 type outFrame struct {
 	call *call
+	conn *conn
 	data *byte
 }
 
+// ended reports whether the frame's call ended, or its connection closed: a call still in the
+// connection's queue when it closed never ends, and its frame is not written.
+func (o outFrame) ended() bool {
+	select {
+	case <-o.call.done:
+		return true
+	case <-o.conn.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // freeBuf takes a free request buffer, if there is one. While maxUnwritten frames are still
-// unwritten (and no memory budget counts them) it waits for one to come back, or for the call of the oldest to end (a closed
-// connection drops the frames it did not write), or for the producer to stop. It runs on
-// the sink's run goroutine, with no lock held.
+// unwritten (and no memory budget counts them) it waits for one to come back, for the oldest
+// one's call to end or its connection to close (a closed connection drops the frames it did
+// not write), or for the producer to stop. It runs on the sink's run goroutine, with no lock
+// held.
 func (s *sink) freeBuf() ([]byte, bool) {
 	for {
-		for len(s.out) > 0 && s.out[0].call.isDone() {
+		for len(s.out) > 0 && s.out[0].ended() {
 			s.out = slices.Delete(s.out, 0, 1)
 		}
 		select {
@@ -108,6 +123,7 @@ func (s *sink) freeBuf() ([]byte, bool) {
 			s.returned(b)
 			return b, true
 		case <-s.out[0].call.done:
+		case <-s.out[0].conn.done:
 		case <-s.stopc:
 			return nil, false
 		case <-s.p.ctx.Done():

@@ -158,6 +158,7 @@ func TestFreeBufWaits(t *testing.T) {
 		{"the oldest written", maxUnwritten, false, func(s *sink, bufs [][]byte, _ []*call) { s.bufs <- bufs[0][:0] }, 0, maxUnwritten - 1},
 		{"a later one written", maxUnwritten, false, func(s *sink, bufs [][]byte, _ []*call) { s.bufs <- bufs[1][:0] }, 1, maxUnwritten - 1},
 		{"the oldest's call ended unwritten", maxUnwritten, false, func(_ *sink, _ [][]byte, calls []*call) { calls[0].finish(io.EOF) }, -1, maxUnwritten - 1},
+		{"the oldest's connection closed with it queued", maxUnwritten, false, func(s *sink, _ [][]byte, _ []*call) { close(s.out[0].conn.done) }, -1, maxUnwritten - 1},
 		{"stopped", maxUnwritten, false, func(s *sink, _ [][]byte, _ []*call) { close(s.stopc) }, -1, maxUnwritten},
 	}
 	for _, tt := range tests {
@@ -172,7 +173,7 @@ func TestFreeBufWaits(t *testing.T) {
 			for range tt.out {
 				b, c := make([]byte, 10, 100), &call{done: make(chan struct{})}
 				bufs, calls = append(bufs, b), append(calls, c)
-				s.out = append(s.out, outFrame{call: c, data: unsafe.SliceData(b)})
+				s.out = append(s.out, outFrame{call: c, conn: &conn{done: make(chan struct{})}, data: unsafe.SliceData(b)})
 			}
 			if tt.end != nil {
 				go func() {
